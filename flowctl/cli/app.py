@@ -1,0 +1,34 @@
+"""Entry point: builds the typer app from the command modules and runs it at the boundary."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from flowctl import __version__
+from flowctl.cli._app import app
+from flowctl.cli._boundary import run_app
+
+# Each import registers its command(s) on ``app``; these modules import only typer at the top.
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"flowctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Validate, plan, diff and run YAML-defined pipelines."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run flowctl and exit with a code from the shared table."""
+    sys.exit(run_app(app, argv))

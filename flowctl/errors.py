@@ -1,0 +1,133 @@
+"""The ``FlowctlError`` tree, source spans, diagnostics and the exit-code table.
+
+Every user-facing failure is a ``FlowctlError`` carrying an exit code; errors about a file carry
+``Diagnostic``s with a ``Span``. Nothing here renders: ``cli/_boundary.py`` turns errors into
+text, JSON, SARIF or GitHub annotations.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """One table for every command (documented in ``flowctl --help`` and the README)."""
+
+    OK = 0
+    FAILED = 1  # what was checked failed: a step, an invalid file, changes under --exit-code
+    USAGE = 2  # usage error, or an invalid pipeline given to a command that needs a valid one
+    INTERNAL = 70  # a bug in flowctl: a crash report is written
+    LOCKED = 75  # another run of the same pipeline holds the lock
+    INTERRUPTED = 130  # SIGINT / SIGTERM
+
+
+EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
+    (ExitCode.OK, "success"),
+    (ExitCode.FAILED, "what was checked failed (a step, an invalid file, changes with --exit-code)"),
+    (ExitCode.USAGE, "usage error, or an invalid pipeline where a valid one is needed"),
+    (ExitCode.INTERNAL, "internal error (a crash report path is printed)"),
+    (ExitCode.LOCKED, "another run of the same pipeline holds the lock"),
+    (ExitCode.INTERRUPTED, "interrupted (Ctrl-C / SIGTERM)"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, ``end_*`` exclusive-ish."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in a file: where, what, and what to do about it."""
+
+    span: Span | None
+    message: str
+    hint: str | None = None
+    code: str = "invalid"
+    path: str = ""  # dotted path inside the document, e.g. ``steps.load.retries``
+    severity: Severity = Severity.ERROR
+
+
+class FlowctlError(Exception):
+    """Base of every error flowctl reports to a user."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(FlowctlError):
+    """Wrong options or arguments: exit 2."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PipelineError(FlowctlError):
+    """A pipeline file is unusable; holds every diagnostic found (collect all, raise once)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, file: str, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.file = file
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        first = self.diagnostics[0] if self.diagnostics else None
+        summary = first.message if first else "invalid pipeline"
+        super().__init__(f"{file}: {summary}")
+
+
+class GitError(FlowctlError):
+    """Not a git repository, unknown ref, no release tags, dirty tree where a clean one is needed."""
+
+    exit_code = ExitCode.USAGE
+
+
+class StateError(FlowctlError):
+    """The state database is corrupt, unreadable or from a newer flowctl."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockedError(FlowctlError):
+    """Another run of the same pipeline and state folder holds the lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class InterruptedRun(FlowctlError):
+    """The run was interrupted by SIGINT/SIGTERM."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+__all__ = [
+    "EXIT_CODE_TABLE",
+    "Diagnostic",
+    "ExitCode",
+    "FlowctlError",
+    "GitError",
+    "InterruptedRun",
+    "LockedError",
+    "PipelineError",
+    "Severity",
+    "Span",
+    "StateError",
+    "UsageError",
+]

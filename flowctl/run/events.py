@@ -1,0 +1,186 @@
+"""Events the scheduler emits: frozen values with the run id and a wall-clock time.
+
+The scheduler never prints. It hands each event first to the ``RunStore`` (a checkpoint) and
+then to the event sinks (``observe/``: rich live view, plain lines, JSON log, metrics). Times are
+seconds since the epoch (``time.time()``); durations are seconds (from ``time.monotonic()``).
+Add fields only with defaults, so every sink and store keeps working.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NewType, Union
+
+RunId = NewType("RunId", str)
+
+
+class StepStatus(enum.Enum):
+    """Where a step is, or how it ended, within one run."""
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    FAILED_ALLOWED = "failed (allowed)"  # failed under continue_on_error
+    SKIPPED = "skipped"  # an upstream step failed for good
+    CANCELLED = "cancelled"  # Ctrl-C, SIGTERM or --fail-fast stopped it
+    INTERRUPTED = "interrupted"  # the runner died while it ran (recorded by resume)
+    REUSED = "reused"  # resume: succeeded before with the same fingerprint
+    UP_TO_DATE = "up to date"  # outputs exist and match the last success
+
+    @property
+    def done_ok(self) -> bool:
+        """Steps that need this one may run."""
+        return self in _OK
+
+
+_OK = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED_ALLOWED, StepStatus.REUSED, StepStatus.UP_TO_DATE})
+
+
+class RunStatus(enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+class AttemptKind(enum.Enum):
+    ATTEMPT = "attempt"  # a regular attempt (first or retry)
+    REMEDIATE = "remediate"  # the step's remediate command
+    FINAL = "final"  # the one last attempt after remediation
+
+
+class AttemptOutcome(enum.Enum):
+    OK = "ok"
+    FAILED = "failed"  # non-zero exit
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    ERROR = "error"  # could not start (command not found, bad cwd)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: RunId
+    pipeline: str
+    at: float
+    steps: tuple[str, ...]  # the selected steps, in plan order
+    params: Mapping[str, object] = field(default_factory=dict)
+    selection: Mapping[str, object] = field(default_factory=dict)  # only/from/force as given
+    concurrency: int = 1
+    pipeline_path: str = ""
+    resumed_from: RunId | None = None
+    provenance: Mapping[str, object] = field(default_factory=dict)  # file hash, commit, dirty
+
+
+@dataclass(frozen=True, slots=True)
+class StepReady:
+    run_id: RunId
+    step: str
+    at: float
+    queue_depth: int = 0  # ready-but-not-started steps, this one included
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    run_id: RunId
+    step: str
+    attempt: int  # 1-based, counting every attempt of the step (remediation included)
+    at: float
+    max_attempts: int = 1
+    kind: AttemptKind = AttemptKind.ATTEMPT
+    command: str = ""  # for display: values filled in, secrets masked
+    fingerprint: str = ""
+    host: str = ""
+    log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    run_id: RunId
+    step: str
+    attempt: int
+    at: float
+    outcome: AttemptOutcome
+    exit_code: int | None = None
+    duration: float = 0.0
+    kind: AttemptKind = AttemptKind.ATTEMPT
+    log_path: str = ""
+    error: str | None = None  # why it could not start, when outcome is ERROR
+    tail: tuple[str, ...] = ()  # last lines of the log, for failures
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    run_id: RunId
+    step: str
+    next_attempt: int
+    delay: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    run_id: RunId
+    step: str
+    status: StepStatus
+    at: float
+    attempts: int = 0
+    duration: float = 0.0  # from the first attempt's start to the last one's end
+    reason: str = ""  # e.g. "upstream extract failed", "fingerprint unchanged"
+    fingerprint: str = ""
+    exit_code: int | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict)  # output path -> content hash
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine:
+    """A line a step printed (only emitted with ``--stream``)."""
+
+    run_id: RunId
+    step: str
+    attempt: int
+    line: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: RunId
+    at: float
+    status: RunStatus
+    duration: float = 0.0
+    counts: Mapping[str, int] = field(default_factory=dict)  # StepStatus.value -> count
+    root_failure: str | None = None  # the first step that failed for good
+
+
+Event = Union[
+    RunStarted,
+    StepReady,
+    AttemptStarted,
+    AttemptFinished,
+    RetryScheduled,
+    StepFinished,
+    OutputLine,
+    RunFinished,
+]
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptKind",
+    "AttemptOutcome",
+    "AttemptStarted",
+    "Event",
+    "OutputLine",
+    "RetryScheduled",
+    "RunFinished",
+    "RunId",
+    "RunStarted",
+    "RunStatus",
+    "StepFinished",
+    "StepReady",
+    "StepStatus",
+]

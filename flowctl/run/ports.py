@@ -1,0 +1,95 @@
+"""The seams of the runner: ``Executor``, ``RunStore`` and ``EventSink`` protocols.
+
+The scheduler depends only on these. ``run/executors/local.py`` runs attempts as local process
+groups; a Dask executor plugs in behind the same ``Executor`` later, so the scheduler never
+assumes an attempt runs on this machine. ``state/`` implements ``RunStore`` with SQLite;
+``run/memory.py`` has the in-memory one. ``observe/`` holds the sinks. ``run`` never imports
+``state`` or ``observe``: ``cli`` wires them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flowctl.run.events import AttemptKind, AttemptOutcome, Event, RunId
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptKey:
+    run_id: RunId
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSpec:
+    """Everything needed to run one attempt somewhere: no reference to the pipeline model."""
+
+    key: AttemptKey
+    argv: tuple[str, ...]  # already resolved: ("/bin/sh", "-c", cmd) for shell commands
+    env: Mapping[str, str]  # the complete environment of the process
+    cwd: str  # absolute
+    log_path: str  # absolute; created with its parent folders by the executor
+    timeout: float | None = None
+    kind: AttemptKind = AttemptKind.ATTEMPT
+    secrets: tuple[str, ...] = ()  # values masked as *** in everything the attempt prints
+    stream: bool = False  # also report each output line (OutputLine events)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    key: AttemptKey
+    outcome: AttemptOutcome
+    exit_code: int | None
+    started_at: float  # epoch seconds
+    duration: float  # seconds
+    host: str = ""
+    error: str | None = None
+    tail: tuple[str, ...] = field(default_factory=tuple)  # last lines of the log
+
+
+class Executor(Protocol):
+    """Runs attempts; ``wait`` returns the ones that ended (the scheduler is single-threaded)."""
+
+    def submit(self, spec: AttemptSpec) -> None:
+        """Start ``spec``; a failure to start comes back from ``wait`` as outcome ERROR."""
+
+    def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
+        """Block until at least one attempt ended or ``timeout`` seconds passed."""
+
+    def cancel(self, key: AttemptKey) -> None:
+        """Stop one attempt (terminate, grace period, kill); it ends with outcome CANCELLED."""
+
+    def cancel_all(self, *, force: bool = False) -> None:
+        """Stop every running attempt; ``force`` kills at once (second Ctrl-C)."""
+
+    def running(self) -> int:
+        """How many attempts are running."""
+
+    def close(self) -> None:
+        """Release resources; kill anything still running and what it left behind."""
+
+
+class RunStore(Protocol):
+    """Where a run is checkpointed. ``record`` is called before any sink sees the event."""
+
+    def record(self, event: Event) -> None: ...
+
+    def flush(self) -> None:
+        """Make everything recorded so far durable."""
+
+
+EventSink = Callable[[Event], None]
+OutputCallback = Callable[[AttemptKey, str], None]
+
+__all__ = [
+    "AttemptKey",
+    "AttemptResult",
+    "AttemptSpec",
+    "EventSink",
+    "Executor",
+    "OutputCallback",
+    "RunStore",
+]

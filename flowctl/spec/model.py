@@ -1,0 +1,156 @@
+"""The typed pipeline model: what a valid pipeline file means, with source spans.
+
+``spec.build`` produces these from a schema-checked document; every later stage (graph, run,
+state, diff, schedule) reads only these frozen types, never the raw YAML. Values are resolved:
+step fields already carry the pipeline ``defaults`` where the step did not set them, and
+``Step.explicit`` says which fields the step set itself (``diff`` reports which steps a changed
+default affects from it). Expressions (``${{ params.X }}``) stay unsubstituted here;
+``spec.resolve`` fills them in for a given set of parameter values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Union
+
+from flowctl.errors import Span
+
+#: A shell command (run with ``/bin/sh -c``) or an argv list (no shell).
+Command = Union[str, tuple[str, ...]]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class ParamType(enum.Enum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+ParamValue = Union[str, int, float, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A pipeline parameter, overridable with ``-p name=value``."""
+
+    name: str
+    type: ParamType
+    default: ParamValue | None  # None: required, must be given with -p
+    description: str | None = None
+    choices: tuple[ParamValue, ...] = ()
+    span: Span | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True, slots=True)
+class Remediation:
+    """``remediate:`` runs after the last failed attempt; then the step gets one final attempt."""
+
+    run: Command
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    span: Span | None = None
+
+
+#: Fields a step may inherit from ``defaults``.
+DEFAULTABLE = (
+    "retries",
+    "retry_delay",
+    "retry_max_delay",
+    "retry_on_exit_codes",
+    "timeout",
+    "continue_on_error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Pipeline-wide defaults for step fields; durations are in seconds."""
+
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_max_delay: float = 300.0
+    retry_on_exit_codes: tuple[int, ...] = ()  # empty: retry on any failure
+    timeout: float | None = None
+    continue_on_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a pipeline, with defaults applied; durations are in seconds."""
+
+    id: str
+    run: Command
+    needs: tuple[str, ...] = ()
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    secret_env: frozenset[str] = frozenset()  # the step's own; see Pipeline.secrets_for
+    cwd: str | None = None  # relative to the pipeline file's folder
+    inputs: tuple[str, ...] = ()  # paths or globs, relative to the step's cwd
+    outputs: tuple[str, ...] = ()
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_max_delay: float = 300.0
+    retry_on_exit_codes: tuple[int, ...] = ()
+    timeout: float | None = None
+    continue_on_error: bool = False
+    remediate: Remediation | None = None
+    explicit: frozenset[str] = frozenset()  # DEFAULTABLE fields the step set itself
+    span: Span | None = None  # the step's key in the file
+
+    @property
+    def shell(self) -> bool:
+        return isinstance(self.run, str)
+
+    @property
+    def max_attempts(self) -> int:
+        """Regular attempts (first + retries); a remediation adds one more."""
+        return 1 + self.retries
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A validated pipeline file."""
+
+    path: str  # the file as given on the command line (or ``REF:path`` for a git revision)
+    name: str
+    steps: Mapping[str, Step]  # in file order
+    version: int = 1
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    schedule: str | None = None
+    timezone: str | None = None
+    concurrency: int | None = None  # None: the CPU count
+    params: Mapping[str, Param] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    secret_env: frozenset[str] = frozenset()
+    defaults: Defaults = field(default_factory=Defaults)
+    base_dir: str = "."  # absolute folder of the pipeline file: step cwd is relative to it
+    source_sha256: str = ""  # hash of the file's bytes, recorded as run provenance
+    span: Span | None = None
+
+    def secrets_for(self, step: Step) -> frozenset[str]:
+        """Names of the env entries of ``step`` whose values are secret."""
+        return self.secret_env | step.secret_env
+
+
+__all__ = [
+    "DEFAULTABLE",
+    "Command",
+    "Defaults",
+    "Param",
+    "ParamType",
+    "ParamValue",
+    "Pipeline",
+    "Remediation",
+    "Step",
+]
