@@ -41,7 +41,7 @@ def generate_pipeline(steps: int, deps: int, *, seed: int = 20240101) -> str:
     construction (a step only needs steps written before it), with the format's other
     features sprinkled in so validation has params, durations, env and expressions to check."""
     rng = random.Random(seed)
-    per_step = deps / max(steps - 1, 1)
+    per_step = deps / max(steps, 1)
     lines = [
         "# yaml-language-server: $schema=../schemas/pipeline.schema.json",
         "version: 1",

@@ -115,3 +115,13 @@ def mermaid_parse(require_tool: Callable[[str], str], tmp_path: Path) -> Callabl
 def sarif_schema() -> dict[str, Any]:
     """The official SARIF 2.1.0 schema (see SARIF_SCHEMA_SOURCE.md)."""
     return json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under CI=true no conformance test may skip, whichever way it tried (belt and braces)."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"conformance test skipped under CI=true (not allowed): {report.longrepr}"
