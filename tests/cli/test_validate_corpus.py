@@ -68,27 +68,3 @@ def test_valid_pipeline_passes(path: Path, flowctl: Flowctl) -> None:
     assert proc.returncode == 0, f"{path.name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
 
-
-#: Files whose first diagnostic points at the wrong place today: where it should point, and why.
-#: Strict xfail, so a fix shows up as a failure here: then delete the entry and refresh the golden.
-LOCATION_BUGS = {
-    "unicode_step_id": ("unicode_step_id.yaml:6:3: ", "a bad step id (propertyNames) is reported at the first step"),
-    "bad_step_id_after_good_ones": (
-        "bad_step_id_after_good_ones.yaml:9:3: ",
-        "a bad step id (propertyNames) is reported at the first step",
-    ),
-    "unterminated_quote": (
-        "unterminated_quote.yaml:5:10: ",
-        "reported at the end of the file (past the last line) instead of the opening quote",
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=why, strict=True)) for n, (_, why) in LOCATION_BUGS.items()],
-)
-def test_first_diagnostic_points_at_the_culprit(name: str, flowctl: Flowctl) -> None:
-    proc = flowctl("validate", f"{name}.yaml", cwd=CORPUS / "invalid")
-    located = _located_lines(f"{name}.yaml", proc.stdout + proc.stderr)
-    assert located and located[0].startswith(LOCATION_BUGS[name][0]), located
