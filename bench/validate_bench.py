@@ -80,7 +80,7 @@ def generate_pipeline(steps: int, deps: int, *, seed: int = 20240101) -> str:
             lines.append(f"    run: ./scripts/check.sh {i}")
             lines.append("    retries: 3")
             lines.append("    timeout: 1h30m")
-            lines.append(f"    env: {{PART: \"{i}\", MODE: fast}}")
+            lines.append(f'    env: {{PART: "{i}", MODE: fast}}')
         else:
             lines.append(f"    run: echo step {i}")
     return "\n".join(lines) + "\n"
@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             args.keep.write_text(text, encoding="utf-8")
         size_mb = path.stat().st_size / 1e6
-        print(f"pipeline: {args.steps} steps, {edges} dependencies, {size_mb:.1f} MB; median of {args.runs} runs\n")
+        print(
+            f"pipeline: {args.steps} steps, {edges} dependencies, {size_mb:.1f} MB; median of {args.runs} runs\n"
+        )
 
         load = f"import yaml; yaml.load(open({str(path)!r}, 'rb'), Loader=yaml.CSafeLoader)"
         rows = [
@@ -165,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if ok is None else ("ok" if ok else "MISSED")
         print(f"{name:<26} {seconds:>9.3f} {peak:>8.1f} {ratio_text:>7}  {target:<10} {verdict}")
     memory_ok = validate_mb < PEAK_MB
-    print(f"{'validate peak memory':<26} {'':>9} {validate_mb:>8.1f} {'':>7}  {'< ' + str(int(PEAK_MB)) + ' MB':<10} "
-          f"{'ok' if memory_ok else 'MISSED'}")
+    print(
+        f"{'validate peak memory':<26} {'':>9} {validate_mb:>8.1f} {'':>7}  {'< ' + str(int(PEAK_MB)) + ' MB':<10} "
+        f"{'ok' if memory_ok else 'MISSED'}"
+    )
     print(f"\n(bare load itself peaks at {floor_mb:.1f} MB)")
 
     if validate_rc != 0 or help_rc != 0:

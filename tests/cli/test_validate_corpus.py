@@ -51,7 +51,7 @@ def test_invalid_pipeline_is_reported_with_its_line(path: Path, flowctl: Flowctl
     for marker in CRASH_MARKERS:
         assert marker not in output, f"{path.name} crashed flowctl:\n{output}"
     assert proc.returncode == 1, f"{path.name}: exit {proc.returncode}, expected 1\n{output}"
-    assert re.search(rf"^{re.escape(path.name)}:\d+:\d+: ", output, re.M), (
+    assert re.search(rf"^{re.escape(path.name)}:\d+:\d+: ", output, re.MULTILINE), (
         f"{path.name}: no FILE:LINE:COL location in the message:\n{output}"
     )
     located = _located_lines(path.name, output)
@@ -67,4 +67,3 @@ def test_valid_pipeline_passes(path: Path, flowctl: Flowctl) -> None:
     proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
     assert proc.returncode == 0, f"{path.name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
-

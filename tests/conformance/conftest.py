@@ -84,6 +84,7 @@ def _run_node_script(
         [node, str(NODE_DIR / script), *args],
         cwd=cwd,
         capture_output=True,
+        check=False,
         text=True,
         timeout=timeout,
     )
@@ -96,7 +97,9 @@ def node_script() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture
-def mermaid_parse(require_tool: Callable[[str], str], tmp_path: Path) -> Callable[[str], list[dict[str, Any]]]:
+def mermaid_parse(
+    require_tool: Callable[[str], str], tmp_path: Path
+) -> Callable[[str], list[dict[str, Any]]]:
     """Parse mermaid text (a bare diagram or markdown with ```mermaid blocks) with the real
     mermaid parser under jsdom; returns one record per diagram: ok, type, error."""
     require_tool("mermaid")
@@ -105,7 +108,9 @@ def mermaid_parse(require_tool: Callable[[str], str], tmp_path: Path) -> Callabl
         source = tmp_path / f"diagram-{len(list(tmp_path.glob('diagram-*')))}.md"
         source.write_text(text, encoding="utf-8")
         proc = _run_node_script("mermaid_parse.mjs", [str(source)])
-        assert proc.returncode in (0, 1), f"mermaid harness failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        assert proc.returncode in (0, 1), (
+            f"mermaid harness failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
         return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
     return parse

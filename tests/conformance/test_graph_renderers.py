@@ -43,7 +43,9 @@ def test_dot_output_renders_with_graphviz(
     dot = require_tool("dot")
     proc = flowctl("graph", str(path), "--format", "dot")
     assert proc.returncode == 0, proc.stderr
-    render = subprocess.run([dot, "-Tsvg"], input=proc.stdout, capture_output=True, text=True, timeout=60)
+    render = subprocess.run(
+        [dot, "-Tsvg"], input=proc.stdout, capture_output=True, check=False, text=True, timeout=60
+    )
     assert render.returncode == 0, f"dot rejected:\n{proc.stdout}\n{render.stderr}"
     assert "warning" not in render.stderr.lower(), render.stderr
     # Every step is a node of the rendered graph, under its own id.
@@ -68,7 +70,9 @@ def test_mermaid_output_parses(
 
 def test_the_mermaid_harness_rejects_bad_diagrams(mermaid_parse: Callable[..., list[dict[str, Any]]]) -> None:
     """Guard the guard: mermaid's own edge-marker pitfall is caught (`x-->y` is not a node x)."""
-    records = mermaid_parse("```mermaid\nflowchart TD\n  x-->y\n```\n\n```mermaid\nflowchart TD\n  a --> b\n```\n")
+    records = mermaid_parse(
+        "```mermaid\nflowchart TD\n  x-->y\n```\n\n```mermaid\nflowchart TD\n  a --> b\n```\n"
+    )
     assert [r["ok"] for r in records] == [False, True]
 
 
@@ -93,7 +97,9 @@ def test_json_output_is_node_link_networkx_reads(path: Path, flowctl: Callable[.
     assert set(graph.edges()) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="node-link JSON has no `multigraph: false`, so readers default to a multigraph")
+@pytest.mark.xfail(
+    strict=True, reason="node-link JSON has no `multigraph: false`, so readers default to a multigraph"
+)
 def test_json_output_declares_a_simple_graph(flowctl: Callable[..., Any]) -> None:
     import json
 

@@ -39,10 +39,18 @@ def test_the_check_rejects_a_bad_log(sarif_schema: dict[str, Any]) -> None:
     """Guard the guard: a wrong version, a bad level and a URI with a space are all caught."""
     bad = {
         "version": "2.0.0",
-        "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{
-            "message": {"text": "m"}, "level": "fatal",
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a b.yaml"}}}],
-        }]}],
+        "runs": [
+            {
+                "tool": {"driver": {"name": "x"}},
+                "results": [
+                    {
+                        "message": {"text": "m"},
+                        "level": "fatal",
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a b.yaml"}}}],
+                    }
+                ],
+            }
+        ],
     }
     errors = sarif_errors(bad, sarif_schema)
     assert any(e.startswith("version") for e in errors)
@@ -50,7 +58,9 @@ def test_the_check_rejects_a_bad_log(sarif_schema: dict[str, Any]) -> None:
     assert any("uri" in e for e in errors), errors
 
 
-def test_sarif_for_every_invalid_corpus_file_validates(flowctl: Callable[..., Any], sarif_schema: dict[str, Any], tmp_path: Path) -> None:
+def test_sarif_for_every_invalid_corpus_file_validates(
+    flowctl: Callable[..., Any], sarif_schema: dict[str, Any], tmp_path: Path
+) -> None:
     # Copy the corpus under a folder with a space and non-ASCII letters: URIs must be encoded.
     folder = tmp_path / "my pipelines é"
     folder.mkdir()
@@ -72,10 +82,14 @@ def test_sarif_for_every_invalid_corpus_file_validates(flowctl: Callable[..., An
     assert {r["ruleId"] for r in results} <= rule_ids
 
 
-def test_sarif_with_a_subfolder_path_and_no_findings(flowctl: Callable[..., Any], sarif_schema: dict[str, Any], tmp_path: Path) -> None:
+def test_sarif_with_a_subfolder_path_and_no_findings(
+    flowctl: Callable[..., Any], sarif_schema: dict[str, Any], tmp_path: Path
+) -> None:
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "ok.yaml").write_bytes((CORPUS / "valid" / "minimal.yaml").read_bytes())
-    (tmp_path / "pipelines" / "bad pipe.yaml").write_bytes((CORPUS / "invalid" / "self_need.yaml").read_bytes())
+    (tmp_path / "pipelines" / "bad pipe.yaml").write_bytes(
+        (CORPUS / "invalid" / "self_need.yaml").read_bytes()
+    )
 
     proc = flowctl("validate", "--format", "sarif", "pipelines/ok.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -83,9 +97,13 @@ def test_sarif_with_a_subfolder_path_and_no_findings(flowctl: Callable[..., Any]
     assert sarif_errors(clean, sarif_schema) == []
     assert clean["runs"][0]["results"] == []
 
-    proc = flowctl("validate", "--format", "sarif", "pipelines/ok.yaml", "pipelines/bad pipe.yaml", cwd=tmp_path)
+    proc = flowctl(
+        "validate", "--format", "sarif", "pipelines/ok.yaml", "pipelines/bad pipe.yaml", cwd=tmp_path
+    )
     assert proc.returncode == 1, proc.stderr
     log = json.loads(proc.stdout)
     assert sarif_errors(log, sarif_schema) == []
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]
+    }
     assert uris == {"pipelines/bad%20pipe.yaml"}

@@ -19,7 +19,17 @@ pytestmark = pytest.mark.conformance
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "schemas" / "pipeline.schema.json"
-STEP_KEYS = {"run", "needs", "env", "retries", "timeout", "retry_delay", "cwd", "continue_on_error", "remediate"}
+STEP_KEYS = {
+    "run",
+    "needs",
+    "env",
+    "retries",
+    "timeout",
+    "retry_delay",
+    "cwd",
+    "continue_on_error",
+    "remediate",
+}
 
 BAD_PIPELINE = """\
 # yaml-language-server: $schema={schema}
@@ -46,7 +56,9 @@ def lsp(require_tool: Callable[[str], str], node_script: Callable[..., Any]) -> 
     require_tool("yaml-language-server")
 
     def check(path: Path, *positions: tuple[int, int]) -> dict[str, Any]:
-        proc = node_script("lsp_check.mjs", [str(path), *(f"{line}:{col}" for line, col in positions)], cwd=path.parent)
+        proc = node_script(
+            "lsp_check.mjs", [str(path), *(f"{line}:{col}" for line, col in positions)], cwd=path.parent
+        )
         assert proc.returncode == 0, f"LSP exchange failed:\n{proc.stdout}\n{proc.stderr}"
         return json.loads(proc.stdout)
 
@@ -62,7 +74,9 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("modeline", ["relative", "file-uri"])
-def test_misspelt_step_key_is_flagged_on_its_line(lsp: Callable[..., dict[str, Any]], tmp_path: Path, modeline: str) -> None:
+def test_misspelt_step_key_is_flagged_on_its_line(
+    lsp: Callable[..., dict[str, Any]], tmp_path: Path, modeline: str
+) -> None:
     root = project(tmp_path)
     schema = root / "schemas" / "pipeline.schema.json"
     ref = "../schemas/pipeline.schema.json" if modeline == "relative" else schema.as_uri()
@@ -78,7 +92,9 @@ def test_misspelt_step_key_is_flagged_on_its_line(lsp: Callable[..., dict[str, A
     assert not any("Unable to load schema" in d["message"] for d in result["diagnostics"])
 
 
-def test_completion_inside_a_step_offers_the_step_keys(lsp: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+def test_completion_inside_a_step_offers_the_step_keys(
+    lsp: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
     root = project(tmp_path)
     path = root / "pipelines" / "demo.yaml"
     path.write_text(BAD_PIPELINE.format(schema="../schemas/pipeline.schema.json"), encoding="utf-8")

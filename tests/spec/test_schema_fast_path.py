@@ -25,9 +25,40 @@ FILES = sorted((CORPUS / "invalid").glob("*.yaml")) + sorted((CORPUS / "valid").
 
 #: Values that probe types, ranges, formats and the edges of number handling.
 HOSTILE: tuple[Any, ...] = (
-    None, True, 0, -1, 1, 101, 1025, 2**63, -(2**63) - 1, 10**30, 1.5, float("inf"), float("nan"),
-    "", " ", "x", "5m", "1h30m", "5x", "-5m", "@daily", "0 2 * * *", "Europe/Berlin",
-    "${{ params.date }}", "ok-id", "Bad Id!", "ü", "a" * 300, [], ["x"], [1], [[]], {}, {"run": "echo"},
+    None,
+    True,
+    0,
+    -1,
+    1,
+    101,
+    1025,
+    2**63,
+    -(2**63) - 1,
+    10**30,
+    1.5,
+    float("inf"),
+    float("nan"),
+    "",
+    " ",
+    "x",
+    "5m",
+    "1h30m",
+    "5x",
+    "-5m",
+    "@daily",
+    "0 2 * * *",
+    "Europe/Berlin",
+    "${{ params.date }}",
+    "ok-id",
+    "Bad Id!",
+    "ü",
+    "a" * 300,
+    [],
+    ["x"],
+    [1],
+    [[]],
+    {},
+    {"run": "echo"},
 )
 
 
@@ -80,7 +111,9 @@ def test_fast_path_agrees_with_reference_on_corpus(path: Path) -> None:
         assert doc.data is None or doc.diagnostics
         return
     fast, reference = agree(doc.data)
-    assert fast is None or fast == reference, f"{path.name}: jsonschema-rs says {fast}, jsonschema says {reference}"
+    assert fast is None or fast == reference, (
+        f"{path.name}: jsonschema-rs says {fast}, jsonschema says {reference}"
+    )
     if path.parent.name == "valid":
         assert reference, f"{path.name} is in valid/ but the schema rejects it"
 
