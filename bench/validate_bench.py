@@ -108,15 +108,26 @@ def run_once(argv: list[str], env: dict[str, str]) -> Sample:
     return Sample(elapsed, usage.ru_maxrss / 1024.0, proc.returncode)
 
 
-def measure(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float, int]:
-    """Median wall seconds, median peak MB and the worst exit code over ``runs`` runs."""
-    run_once(argv, env)  # warm the page cache and .pyc files; not counted
-    samples = [run_once(argv, env) for _ in range(runs)]
-    return (
-        statistics.median(s.seconds for s in samples),
-        statistics.median(s.peak_mb for s in samples),
-        max((s.returncode for s in samples), key=abs),
-    )
+def measure(commands: list[list[str]], env: dict[str, str], runs: int) -> list[tuple[float, float, int]]:
+    """Median wall seconds, highest peak MB and the worst exit code of each command.
+
+    Runs are interleaved (A B C D, A B C D, ...) so a load spike on a shared machine hits every
+    command alike instead of skewing one ratio; one warm-up round (page cache, .pyc) is not counted.
+    """
+    for argv in commands:
+        run_once(argv, env)
+    samples: list[list[Sample]] = [[] for _ in commands]
+    for _ in range(runs):
+        for i, argv in enumerate(commands):
+            samples[i].append(run_once(argv, env))
+    return [
+        (
+            statistics.median(s.seconds for s in runs_of),
+            max(s.peak_mb for s in runs_of),
+            max((s.returncode for s in runs_of), key=abs),
+        )
+        for runs_of in samples
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,12 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         load = f"import yaml; yaml.load(open({str(path)!r}, 'rb'), Loader=yaml.CSafeLoader)"
-        rows = [
-            ("yaml.load (CSafeLoader)", measure([py, "-c", load], env, args.runs)),
-            ("flowctl validate", measure([py, "-m", "flowctl", "validate", str(path)], env, args.runs)),
-            ("typer app --help", measure([py, str(BASELINE_APP), "--help"], env, args.runs)),
-            ("flowctl --help", measure([py, "-m", "flowctl", "--help"], env, args.runs)),
+        names = ["yaml.load (CSafeLoader)", "flowctl validate", "typer app --help", "flowctl --help"]
+        commands = [
+            [py, "-c", load],
+            [py, "-m", "flowctl", "validate", str(path)],
+            [py, str(BASELINE_APP), "--help"],
+            [py, "-m", "flowctl", "--help"],
         ]
+        rows = list(zip(names, measure(commands, env, args.runs)))
 
     (floor, floor_mb, _), (validate, validate_mb, validate_rc) = rows[0][1], rows[1][1]
     (help_floor, _, _), (help_time, _, help_rc) = rows[2][1], rows[3][1]
