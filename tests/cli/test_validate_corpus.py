@@ -67,3 +67,31 @@ def test_valid_pipeline_passes(path: Path, flowctl: Flowctl) -> None:
     proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
     assert proc.returncode == 0, f"{path.name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+#: Files whose first diagnostic points somewhere other than the culprit today: where it should
+#: point, and why. Strict xfail, so a fix shows up as XPASS: then delete the entry and refresh
+#: the golden (the golden above pins today's output so other regressions still show).
+LOCATION_BUGS = {
+    "undefined_param_in_block_scalar": (
+        "undefined_param_in_block_scalar.yaml:8:12: ",
+        "an expression inside a `|` block is reported at the block indicator, not on its own line",
+    ),
+    "expression_in_single_quotes_block": (
+        "expression_in_single_quotes_block.yaml:9:21: ",
+        "an expression inside a `|` block is reported at the block indicator, not on its own line",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=why, strict=True))
+        for n, (_, why) in LOCATION_BUGS.items()
+    ],
+)
+def test_first_diagnostic_points_at_the_culprit(name: str, flowctl: Flowctl) -> None:
+    proc = flowctl("validate", f"{name}.yaml", cwd=CORPUS / "invalid")
+    located = _located_lines(f"{name}.yaml", proc.stdout + proc.stderr)
+    assert located and located[0].startswith(LOCATION_BUGS[name][0]), located
