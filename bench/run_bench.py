@@ -7,7 +7,8 @@ the run store; no TTY) must take at most 1.5x the reference runner's wall time; 
 0.05`` x200 at concurrency 8) at most 1.15x. Prints one table: every tool's median wall time
 and its ratio to the reference runner.
 
-Usage: python bench/run_bench.py [--reps 5] [--only W1,W4]
+W0 (one step) shows the fixed start-up cost alone. Tools take turns within each repetition so
+a busy machine slows them alike. Usage: python bench/run_bench.py [--reps 5] [--only W1,W4]
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def workloads() -> dict[str, Workload]:
         prev = [f"l{layer - 1}_{j}" for j in range(50)] if layer else []
         w3 += [(f"l{layer}_{j}", "true", prev) for j in range(50)]
     w4 = [(f"s{i}", "sleep 0.05", []) for i in range(200)]
-    return {"W1": (w1, 2, 1.5), "W2": (w2, 2, 1.5), "W3": (w3, 2, 1.5), "W4": (w4, 8, 1.15)}
+    w0 = [("only", "true", [])]  # start-up cost alone (no limit: informational)
+    return {"W0": (w0, 1, 0.0), "W1": (w1, 2, 1.5), "W2": (w2, 2, 1.5), "W3": (w3, 2, 1.5), "W4": (w4, 8, 1.15)}
 
 
 def write_yaml(path: Path, steps: list[tuple[str, str, list[str]]]) -> None:
@@ -77,7 +79,7 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--only", default="W1,W2,W3,W4")
+    ap.add_argument("--only", default="W0,W1,W2,W3,W4")
     args = ap.parse_args()
     chosen = args.only.split(",")
     env = dict(os.environ)
@@ -104,15 +106,16 @@ def main() -> int:
             write_yaml(folder / "p.yaml", steps)
             write_make(folder / "Makefile", steps)
             write_ninja(folder / "build.ninja", steps)
-            for tool, argv in tools.items():
-                times = []
-                for _ in range(args.reps):
+            times: dict[str, list[float]] = {t: [] for t in tools}
+            for _ in range(args.reps):  # tools take turns, so they share the machine's mood
+                for tool, argv in tools.items():
                     shutil.rmtree(folder / "state", ignore_errors=True)
                     if tool.startswith("ninja"):
                         for f in (".ninja_log", ".ninja_deps"):
                             (folder / f).unlink(missing_ok=True)
-                    times.append(timed(argv(folder, conc), folder, env))
-                results[tool][name] = statistics.median(times)
+                    times[tool].append(timed(argv(folder, conc), folder, env))
+            for tool in tools:
+                results[tool][name] = statistics.median(times[tool])
                 print(f"  {name} {tool}: {results[tool][name]:.3f}s", file=sys.stderr)
     names = list(limits)
     ref = results["reference (os.wait)"]
@@ -123,8 +126,8 @@ def main() -> int:
     for tool, row in results.items():
         cells = "".join(f"{row[n]:>8.3f} ({row[n] / ref[n]:.2f}x)" for n in names)
         print(f"{tool:<22}{cells}")
-    print(f"{'limit for flowctl':<22}" + "".join(f"{limits[n]:>15.2f}x" for n in names))
-    over = [n for n in names if results["flowctl run"][n] / ref[n] > limits[n]]
+    print(f"{'limit for flowctl':<22}" + "".join(f"{limits[n]:>15.2f}x" if limits[n] else f"{'-':>16}" for n in names))
+    over = [n for n in names if limits[n] and results["flowctl run"][n] / ref[n] > limits[n]]
     print("flowctl within limits" if not over else f"flowctl OVER the limit on: {', '.join(over)}")
     return 0
 

@@ -25,6 +25,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; children must not
 _which_cache: dict[tuple[str, str], str | None] = {}
+_cwd: str | None = None  # the folder spawn last moved us to
 _CHILDREN_FILE = f"/proc/self/task/{os.getpid()}/children"
 
 
@@ -75,26 +76,40 @@ def spawn(
         program = found
     elif not os.path.isabs(program):
         program = os.path.join(cwd, program)
-    # posix_spawn has no chdir action in Python: switch our own cwd around the call. The
-    # runner is single-threaded where it spawns, and every path it keeps is absolute.
-    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    # posix_spawn has no chdir action in Python: the runner moves itself into the step's folder
+    # and stays there while it spawns (most steps share one folder, so this is usually no
+    # syscall at all). ``restore_cwd`` moves it back; everything the runner keeps is absolute.
+    global _cwd
+    if cwd != _cwd:
         os.chdir(cwd)
-        return os.posix_spawn(
-            program,
-            list(argv),
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
-                (os.POSIX_SPAWN_DUP2, out_fd, 1),
-                (os.POSIX_SPAWN_DUP2, out_fd, 2),
-            ],
-            setpgroup=0,  # its own process group (see the module docstring: not a session)
-            setsigdef=_DEFAULT_SIGNALS,
-        )
+        _cwd = cwd
+    return os.posix_spawn(
+        program,
+        list(argv),
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
+            (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, out_fd, 2),
+        ],
+        setpgroup=0,  # its own process group (see the module docstring: not a session)
+        setsigdef=_DEFAULT_SIGNALS,
+    )
+
+
+def remember_cwd() -> int:
+    """A descriptor of the current folder, for ``restore_cwd`` once spawning is over."""
+    return os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def restore_cwd(fd: int) -> None:
+    """Go back to the folder ``remember_cwd`` saw, and close ``fd``."""
+    global _cwd
+    try:
+        os.fchdir(fd)
     finally:
-        os.fchdir(here)
-        os.close(here)
+        os.close(fd)
+        _cwd = None
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -227,6 +242,8 @@ __all__ = [
     "pidfd",
     "process_token",
     "reap",
+    "remember_cwd",
+    "restore_cwd",
     "set_subreaper",
     "signal_group",
     "signal_pid",

@@ -10,6 +10,8 @@ attempt that ended is killed with its group. ``close`` kills whatever is left.
 
 Output goes straight to the log file unless the attempt streams (``--stream``) or has secrets;
 then it goes through a pipe, is masked (``masking.Masker``) and only then written.
+While an executor is open the process's working folder is that of the last attempt started
+(``procs.spawn``); ``close`` restores it. Keep paths absolute.
 Leaves to the scheduler: retries, ordering, what a failure means.
 """
 
@@ -102,6 +104,7 @@ class LocalExecutor:
         self._subreaper = subreaper
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
+        self._home = procs.remember_cwd()
         self._last_scan = 0.0
         self._scan_due: float | None = None  # when to look for orphans of attempts that ended
 
@@ -189,6 +192,7 @@ class LocalExecutor:
             os.close(fd)
         if self._subreaper and not self._was_subreaper:
             procs.set_subreaper(False)
+        procs.restore_cwd(self._home)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -202,7 +206,12 @@ class LocalExecutor:
         spec = att.spec
         folder = os.path.dirname(spec.log_path)
         if folder not in self._made_dirs:
-            os.makedirs(folder, exist_ok=True)
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         att.log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         out_fd = att.log_fd
