@@ -102,19 +102,20 @@ def execute(
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.observe.fanout import FanOut, sink_name
-    from flowctl.observe.summary import RunSummary, render_summary
+    from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
     from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
 
     run_id = new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
-    out = console()
     summary = RunSummary()
     view: Any = None
+    out: Any = None
     if live:
         from flowctl.observe.live import LiveView
 
+        out = console()
         view = LiveView(out)
     else:
         from flowctl.observe.plain import PlainSink
@@ -143,7 +144,11 @@ def execute(
         executor.close()
         if live and view is not None:
             view.stop()
-    render_summary(summary, out, hint=resume_hint(pipeline_arg, prepared, result, logs_dir))
+    hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
+    if live:
+        render_summary(summary, out, hint=hint)
+    else:
+        write_summary(summary, sys.stdout, hint=hint)
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
