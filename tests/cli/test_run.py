@@ -36,7 +36,7 @@ def test_plain_lines_when_not_a_tty(flowctl, write_pipeline, tmp_path):
     assert events[0].split(" ", 2)[2].startswith(f"RUN hello: 2 steps, concurrency ")
     assert events[0].endswith(f"logs: {logs}")
     assert events[1].split(" ", 2)[2] == "START load (attempt 1/1)"
-    assert re.search(r" OK load \d+\.\ds$", res.stdout, re.M)
+    assert re.search(r" OK load \d+(ms|\.\ds)$", res.stdout, re.M)
     assert re.search(r" END succeeded in ", res.stdout)
     assert all(e.split()[1] == run_id for e in events)
     assert "\x1b[" not in res.stdout  # no colour, nothing that redraws
