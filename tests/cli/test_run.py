@@ -211,3 +211,34 @@ def test_second_ctrl_c_kills_at_once(write_pipeline, tmp_path):
     proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert time.monotonic() - t0 < 2.0  # well under the 3 s grace period
+
+
+def test_live_view_on_a_terminal(write_pipeline, tmp_path):
+    import os
+    import pty
+
+    path = write_pipeline(
+        "version: 1\nname: tty\nsteps:\n  a: {run: 'sleep 0.3'}\n  b: {run: 'echo oops; exit 2', continue_on_error: true}\n"
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path)],
+        stdin=slave, stdout=slave, stderr=slave, env=flowctl_env({"COLUMNS": "100"}), close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"Run \d{8}T\d{6}-[0-9a-f]{4} of tty", text)
+    assert "✗ b attempt 1: exit 2" in text and "oops" in text
+    assert "failed (allowed)" in text and "succeeded" in text
+    assert not re.search(LINE.pattern, text, re.M)  # no plain timestamped lines on a terminal
