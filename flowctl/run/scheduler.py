@@ -410,7 +410,7 @@ class Scheduler:
         """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
         cap = max(0.0, step.retry_max_delay)
         delay = min(cap, step.retry_delay * (2 ** (failures - 1)))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
+        return float(delay / 2 + self._rng.uniform(0, delay / 2))
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
