@@ -110,18 +110,8 @@ def execute(
     run_id = new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
     summary = RunSummary()
-    view: Any = None
-    out: Any = None
-    if live:
-        from flowctl.observe.live import LiveView
-
-        out = console()
-        view = LiveView(out)
-    else:
-        from flowctl.observe.plain import PlainSink
-
-        view = PlainSink(sys.stdout, logs_dir=logs_dir)
-    fanout = FanOut([summary, view])
+    view, out = build_view(live=live, logs_dir=logs_dir)
+    fanout = FanOut([summary, view])  # the JSON log and metrics sinks of issue 7 join here
     store = build_store(state_dir, prepared)
 
     def on_output(key: Any, line: str) -> None:
@@ -136,6 +126,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
+                provenance={"pipeline_sha256": prepared.pipeline.source_sha256},
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
@@ -145,13 +136,29 @@ def execute(
         if live and view is not None:
             view.stop()
     hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
-    if live:
-        render_summary(summary, out, hint=hint)
-    else:
-        write_summary(summary, sys.stdout, hint=hint)
+    try:
+        if live:
+            render_summary(summary, out, hint=hint)
+        else:
+            write_summary(summary, sys.stdout, hint=hint)
+    except BrokenPipeError:  # `flowctl run … | head`: the exit code must still say how the run went
+        pass
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
+
+
+def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
+    """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
+    rich console it draws on (None for plain lines)."""
+    if live:
+        from flowctl.observe.live import LiveView
+
+        out = console()
+        return LiveView(out), out
+    from flowctl.observe.plain import PlainSink
+
+    return PlainSink(sys.stdout, logs_dir=logs_dir), None
 
 
 def exit_code(result: RunResult) -> int:
@@ -211,4 +218,4 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
             out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
 
 
-__all__ = ["build_store", "execute", "exit_code", "resume_hint", "state_folder"]
+__all__ = ["build_store", "build_view", "execute", "exit_code", "resume_hint", "state_folder"]
