@@ -209,6 +209,20 @@ def test_a_daemonized_grandchild_does_not_outlive_its_step(run_pipeline, tmp_pat
     assert not procs.is_alive(pid)
 
 
+def test_an_orphan_that_ignores_sigterm_is_killed_during_the_run(run_pipeline, tmp_path):
+    ran = run_pipeline(
+        f"""
+        version: 1
+        name: deaf
+        steps:
+          leave: {{run: '{S} deaf-orphan {tmp_path}/pid'}}
+          check: {{run: 'sleep 1; test ! -e /proc/$(cat {tmp_path}/pid)', needs: [leave]}}
+        """,
+        grace=0.2,
+    )
+    assert ran.status("check") is StepStatus.SUCCEEDED, ran.log("check")
+
+
 def test_failure_skips_downstream_and_keeps_going(run_pipeline):
     ran = run_pipeline(
         """

@@ -92,7 +92,7 @@ class LocalExecutor:
         self._running: dict[AttemptKey, _Attempt] = {}
         self._by_pid: dict[int, _Attempt] = {}
         self._by_token: dict[str, _Attempt] = {}
-        self._ended_tokens: set[str] = set()
+        self._ended_tokens: dict[str, int] = {}  # token of an ended attempt -> its group
         self._orphans: dict[int, str | None] = {}  # reparented pid -> token
         self._leftovers: list[_Leftover] = []
         self._timers: list[tuple[float, int, _Attempt]] = []
@@ -296,10 +296,10 @@ class LocalExecutor:
         else:
             outcome = AttemptOutcome.FAILED
         self._forget(att)
-        self._ended_tokens.add(att.token)
+        self._ended_tokens[att.token] = att.pid
         # The child is gone; whatever is left in its group or among the orphans it made goes too.
         force = att.override is not None and time.monotonic() >= att.kill_at
-        if procs.group_alive(att.pid) or self._orphans:
+        if procs.group_alive(att.pid) or att.token in self._orphans.values():
             sig = signal.SIGKILL if force else signal.SIGTERM
             left = _Leftover(att.pid, att.token, time.monotonic() + (0 if force else self.grace))
             self._kill_leftover(left, sig)
@@ -429,8 +429,13 @@ class LocalExecutor:
             if kill_all and not mine and (token is not None or _pgid(pid) not in self._groups):
                 continue  # a child of the host program (e.g. a test runner), not one of ours
             seen = True
-            if token is None or token in self._ended_tokens or kill_all:
-                procs.kill_process_and_group(pid, signal.SIGKILL if kill_all else signal.SIGTERM)
+            if kill_all:
+                procs.kill_process_and_group(pid, signal.SIGKILL)
+            elif token is not None and token in self._ended_tokens:
+                procs.kill_process_and_group(pid, signal.SIGTERM)
+                if not any(x.token == token for x in self._leftovers):  # so SIGKILL follows
+                    grace = time.monotonic() + self.grace
+                    self._leftovers.append(_Leftover(self._ended_tokens[token], token, grace))
         return seen
 
     def _kill_leftover(self, left: _Leftover, sig: int) -> None:
