@@ -123,7 +123,10 @@ class LocalExecutor:
         grace: float = 3.0,
         on_output: OutputCallback | None = None,
         subreaper: bool = True,
+        own_all_children: bool = False,
     ) -> None:
+        """``own_all_children``: every child of this process is ours to kill at ``close`` (true
+        in ``flowctl run``; not in a test runner, which has children of its own)."""
         self.grace = grace
         self.host = os.uname().nodename
         self._on_output = on_output
@@ -144,6 +147,7 @@ class LocalExecutor:
         self._groups: set[int] = set()  # every process group we started (one per attempt)
         self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
         self._subreaper = subreaper
+        self._own_all = own_all_children
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
@@ -466,7 +470,8 @@ class LocalExecutor:
                 continue
             if not mine and not kill_all:
                 continue
-            if kill_all and not mine and (token is not None or _pgid(pid) not in self._groups):
+            foreign = token is not None or _pgid(pid) not in self._groups
+            if kill_all and not mine and not self._own_all and foreign:
                 continue  # a child of the host program (e.g. a test runner), not one of ours
             seen = True
             if kill_all:
