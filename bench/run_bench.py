@@ -95,7 +95,7 @@ def main() -> int:
                                      "--no-progress", "--state-dir", str(d / f"state-{next(_seq)}")],
     }
     if shutil.which("make"):
-        tools[f"make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
+        tools["make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
     if shutil.which("ninja"):
         tools["ninja -jN"] = lambda d, n: ["ninja", "-f", "build.ninja", f"-j{n}", "--quiet"]
     results: dict[str, dict[str, float]] = {t: {} for t in tools}

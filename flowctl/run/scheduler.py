@@ -24,8 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from flowctl.run.events import (
     AttemptFinished,
@@ -43,75 +42,9 @@ from flowctl.run.events import (
     StepStatus,
 )
 from flowctl.run.masking import mask_text
+from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
-from flowctl.spec.model import Pipeline, Step
-
-
-class InvocationLike(Protocol):
-    """What the scheduler reads of ``spec.resolve.Invocation``."""
-
-    @property
-    def argv(self) -> tuple[str, ...]: ...
-    @property
-    def env(self) -> Mapping[str, str]: ...
-    @property
-    def cwd(self) -> str: ...
-    @property
-    def display(self) -> str: ...
-    @property
-    def secrets(self) -> tuple[str, ...]: ...
-
-
-class PlanLike(Protocol):
-    """What the scheduler reads of ``graph.Plan``."""
-
-    @property
-    def pipeline(self) -> Pipeline: ...
-    @property
-    def selected(self) -> tuple[str, ...]: ...
-    @property
-    def priority(self) -> Mapping[str, int]: ...
-
-
-def new_run_id(now: float | None = None) -> RunId:
-    """A sortable run id: UTC start time to the second plus 4 random hex digits."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
-    return RunId(f"{stamp}-{os.urandom(2).hex()}")
-
-
-@dataclass(frozen=True, slots=True)
-class Reuse:
-    """A step that does not run: its earlier result stands (resume or up to date)."""
-
-    status: StepStatus  # StepStatus.REUSED or StepStatus.UP_TO_DATE
-    reason: str
-    fingerprint: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    logs_dir: str  # <state>/runs/<run-id>: attempt logs go to <logs_dir>/<step>/<n>.log
-    concurrency: int = 1
-    fail_fast: bool = False
-    stream: bool = False  # executors report output lines
-    environ: Mapping[str, str] | None = None  # the caller's environment (None: os.environ)
-    reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
-    fingerprints: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted
-    selection: Mapping[str, object] = field(default_factory=dict)
-    resumed_from: RunId | None = None
-    provenance: Mapping[str, object] = field(default_factory=dict)
-    handle_signals: bool = True  # install SIGINT/SIGTERM handlers (main thread only)
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    run_id: RunId
-    status: RunStatus
-    steps: Mapping[str, StepStatus]
-    counts: Mapping[str, int]
-    duration: float
-    root_failure: str | None = None
+from flowctl.spec.model import Step
 
 
 class _State:

@@ -33,7 +33,7 @@ def test_plain_lines_when_not_a_tty(flowctl, write_pipeline, tmp_path):
     events = [line for line in lines if LINE.match(line)]
     run_id = events[0].split()[1]
     logs = tmp_path / ".flowctl" / "runs" / run_id
-    assert events[0].split(" ", 2)[2].startswith(f"RUN hello: 2 steps, concurrency ")
+    assert events[0].split(" ", 2)[2].startswith("RUN hello: 2 steps, concurrency ")
     assert events[0].endswith(f"logs: {logs}")
     assert events[1].split(" ", 2)[2] == "START load (attempt 1/1)"
     assert re.search(r" OK load \d+(ms|\.\ds)$", res.stdout, re.M)

@@ -135,11 +135,11 @@ def test_retry_on_exit_codes_limits_retries(run_pipeline, tmp_path):
 
 def test_backoff_is_exponential_with_jitter_and_capped(run_pipeline, tmp_path):
     ran = run_pipeline(
-        f"""
+        """
         version: 1
         name: backoff
         steps:
-          bad: {{run: 'exit 1', retries: 4, retry_delay: 0.02, retry_max_delay: 0.05}}
+          bad: {run: 'exit 1', retries: 4, retry_delay: 0.02, retry_max_delay: 0.05}
         """
     )
     delays = [ev.delay for ev in ran.events if isinstance(ev, RetryScheduled)]
@@ -180,11 +180,11 @@ def test_timeout_kills_child_and_setsid_grandchild(run_pipeline, tmp_path):
 def test_timeout_escalates_to_sigkill(run_pipeline):
     started = time.monotonic()
     ran = run_pipeline(
-        f"""
+        """
         version: 1
         name: stubborn
         steps:
-          deaf: {{run: ['${{{{ env.PY }}}}', '${{{{ env.SLEEPIT }}}}', ignore-term, '30'], timeout: 1.5}}
+          deaf: {run: ['${{ env.PY }}', '${{ env.SLEEPIT }}', ignore-term, '30'], timeout: 1.5}
         """,
         grace=0.2,
     )
