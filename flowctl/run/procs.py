@@ -13,11 +13,13 @@ each carries in its environment. It leaves policy (when to kill, grace periods) 
 from __future__ import annotations
 
 import os
+import select
+import selectors
 import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     import ctypes
@@ -28,6 +30,7 @@ TOKEN_VAR = "FLOWCTL_PROC_TOKEN"
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; children must not
+T = TypeVar("T")
 _which_cache: dict[tuple[str, str], str | None] = {}
 _cwd: str | None = None  # the folder spawn last moved us to
 _CHILDREN_FILE = f"/proc/self/task/{os.getpid()}/children"
@@ -114,6 +117,48 @@ def restore_cwd(fd: int) -> None:
     finally:
         os.close(fd)
         _cwd = None
+
+
+class Poller(Generic[T]):
+    """Wait for readable descriptors (pidfds, pipes) and get their owners back: epoll where
+    there is one (one syscall per change, none of ``selectors``' per-call objects), else
+    ``selectors``."""
+
+    def __init__(self) -> None:
+        self._owners: dict[int, T] = {}
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._fallback = None if self._epoll is not None else selectors.DefaultSelector()
+
+    def register(self, fd: int, owner: T) -> None:
+        self._owners[fd] = owner
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            assert self._fallback is not None
+            self._fallback.register(fd, selectors.EVENT_READ)
+
+    def unregister(self, fd: int) -> None:
+        if self._owners.pop(fd, 0) == 0:
+            return
+        if self._epoll is not None:
+            self._epoll.unregister(fd)
+        else:
+            assert self._fallback is not None
+            self._fallback.unregister(fd)
+
+    def poll(self, timeout: float | None) -> list[tuple[int, T]]:
+        owners = self._owners
+        if self._epoll is not None:
+            ready = self._epoll.poll(-1 if timeout is None else timeout)
+            return [(fd, owners[fd]) for fd, _ in ready if fd in owners]
+        assert self._fallback is not None
+        return [(k.fd, owners[k.fd]) for k, _ in self._fallback.select(timeout) if k.fd in owners]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._fallback is not None:
+            self._fallback.close()
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -237,6 +282,7 @@ def is_alive(pid: int) -> bool:
 
 __all__ = [
     "TOKEN_VAR",
+    "Poller",
     "child_pids",
     "exit_code",
     "find_executable",

@@ -5,8 +5,8 @@ attempts at once (a ``pidfd`` per child in one epoll set, plus a self-pipe so a 
 handler can wake the scheduler), timeouts and cancellation (SIGTERM to the group, a grace period,
 then SIGKILL), and sweeping what a step leaves behind. On Linux the runner is a child subreaper,
 so a grandchild that called ``setsid`` is reparented to us when its parent dies; every attempt's
-environment carries a unique token (``procs.TOKEN_VAR``), and an orphan whose token belongs to an
-attempt that ended is killed with its group. ``close`` kills whatever is left.
+environment carries a unique token (``procs.TOKEN_VAR``), and ``sweep.Sweeper`` kills an orphan
+whose token belongs to an attempt that ended, with its group. ``close`` kills whatever is left.
 
 Output goes straight to the log file unless the attempt streams (``--stream``) or has secrets;
 then it goes through a pipe, is masked (``masking.Masker``) and only then written.
@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import heapq
 import os
-import select
-import selectors
 import signal
 import time
 from collections.abc import Sequence
 from itertools import count
 
 from flowctl.run import procs
+from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
 from flowctl.run.events import AttemptOutcome
 from flowctl.run.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
 
 _TAIL_BYTES = 8192
 TAIL_LINES = 12
-_SWEEP_INTERVAL = 0.02  # seconds between looks for leftovers of an ended attempt
-_FORGET_AFTER = 2.0  # seconds after SIGKILL after which we stop chasing an unkillable process
-_SCAN_EVERY = 0.05  # at most this often we list our children for orphans after attempts end
 
 
 class _Attempt:
@@ -60,60 +56,6 @@ class _Attempt:
         self.done = False
 
 
-class _Leftover:
-    """What is left of an ended attempt: its process group and orphans carrying its token."""
-
-    __slots__ = ("pgid", "token", "kill_at", "give_up_at", "killed")
-
-    def __init__(self, pgid: int, token: str, kill_at: float) -> None:
-        self.pgid = pgid
-        self.token = token
-        self.kill_at = kill_at
-        self.give_up_at = kill_at + _FORGET_AFTER
-        self.killed = False
-
-
-class _Poller:
-    """Readable descriptors → their owners: epoll where there is one (one syscall per change,
-    none of ``selectors``' per-call objects), ``selectors`` elsewhere."""
-
-    def __init__(self) -> None:
-        self._owners: dict[int, _Attempt | None] = {}
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
-        self._fallback = None if self._epoll is not None else selectors.DefaultSelector()
-
-    def register(self, fd: int, owner: _Attempt | None) -> None:
-        self._owners[fd] = owner
-        if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN)
-        else:
-            assert self._fallback is not None
-            self._fallback.register(fd, selectors.EVENT_READ)
-
-    def unregister(self, fd: int) -> None:
-        if self._owners.pop(fd, 0) == 0:
-            return
-        if self._epoll is not None:
-            self._epoll.unregister(fd)
-        else:
-            assert self._fallback is not None
-            self._fallback.unregister(fd)
-
-    def poll(self, timeout: float | None) -> list[tuple[int, _Attempt | None]]:
-        owners = self._owners
-        if self._epoll is not None:
-            ready = self._epoll.poll(-1 if timeout is None else timeout)
-            return [(fd, owners[fd]) for fd, _ in ready if fd in owners]
-        assert self._fallback is not None
-        return [(k.fd, owners[k.fd]) for k, _ in self._fallback.select(timeout) if k.fd in owners]
-
-    def close(self) -> None:
-        if self._epoll is not None:
-            self._epoll.close()
-        if self._fallback is not None:
-            self._fallback.close()
-
-
 class LocalExecutor:
     """Run attempts as local process groups (see the module docstring)."""
 
@@ -130,29 +72,25 @@ class LocalExecutor:
         self.grace = grace
         self.host = os.uname().nodename
         self._on_output = on_output
-        self._selector = _Poller()
+        self._selector: procs.Poller[_Attempt | None] = procs.Poller()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_r, None)
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._running: dict[AttemptKey, _Attempt] = {}
         self._by_pid: dict[int, _Attempt] = {}
         self._by_token: dict[str, _Attempt] = {}
-        self._ended_tokens: dict[str, int] = {}  # token of an ended attempt -> its group
-        self._orphans: dict[int, str | None] = {}  # reparented pid -> token
-        self._leftovers: list[_Leftover] = []
         self._timers: list[tuple[float, int, _Attempt]] = []
         self._seq = count()
         self._results: list[AttemptResult] = []
         self._made_dirs: set[str] = set()
-        self._groups: set[int] = set()  # every process group we started (one per attempt)
         self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
+        self._sweeper = Sweeper(
+            prefix=self._prefix, grace=grace, own_all=own_all_children, is_direct=self._by_pid.__contains__
+        )
         self._subreaper = subreaper
-        self._own_all = own_all_children
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
-        self._last_scan = 0.0
-        self._scan_due: float | None = None  # when to look for orphans of attempts that ended
 
     # -- the Executor protocol ---------------------------------------------------------------
 
@@ -177,7 +115,7 @@ class LocalExecutor:
         self._running[spec.key] = att
         self._by_pid[att.pid] = att
         self._by_token[token] = att
-        self._groups.add(att.pid)
+        self._sweeper.started(att.pid)
         if spec.timeout is not None:
             heapq.heappush(self._timers, (att.started + spec.timeout, next(self._seq), att))
 
@@ -202,8 +140,7 @@ class LocalExecutor:
         for att in list(self._running.values()):
             self._stop(att, AttemptOutcome.CANCELLED, force=force)
         if force:
-            for left in self._leftovers:
-                self._kill_leftover(left, signal.SIGKILL)
+            self._sweeper.kill_leftovers()
 
     def running(self) -> int:
         return len(self._running)
@@ -215,24 +152,20 @@ class LocalExecutor:
         self._closed = True
         for att in list(self._running.values()):
             procs.signal_group(att.pid, signal.SIGKILL)
-        deadline = time.monotonic() + _FORGET_AFTER
+        deadline = time.monotonic() + FORGET_AFTER
         while True:
             for att in list(self._running.values()):
                 if procs.reap(att.pid) is not None:
                     self._forget(att)
-            for left in self._leftovers:
-                self._kill_leftover(left, signal.SIGKILL)
-            found = self._adopt_orphans(kill_all=True)
-            if not self._running and not found and not any(
-                procs.group_alive(x.pgid) for x in self._leftovers
-            ):
+            left = self._sweeper.final_pass()
+            if not self._running and not left:
                 break
             if time.monotonic() > deadline:
                 break
             time.sleep(0.005)
         for att in list(self._running.values()):
             self._forget(att)
-        self._leftovers.clear()
+        self._sweeper.forget_all()
         self._selector.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             os.close(fd)
@@ -299,13 +232,12 @@ class LocalExecutor:
         limit = timeout
         if self._timers:
             limit = _min(limit, max(0.0, self._timers[0][0] - now))
-        if self._leftovers:
-            limit = _min(limit, _SWEEP_INTERVAL)
-        if self._scan_due is not None:
-            limit = _min(limit, max(0.0, self._scan_due - now))
+        look = self._sweeper.next_look(now)
+        if look is not None:
+            limit = _min(limit, look)
         if self._running and any(a.pidfd is None for a in self._running.values()):
             limit = _min(limit, 0.01)  # no pidfd (old kernel): poll
-        if not self._running and not self._leftovers and timeout is None and not self._timers:
+        if not self._running and look is None and timeout is None and not self._timers:
             limit = 0.0
         for fd, att in self._selector.poll(limit):
             if att is None:
@@ -321,10 +253,7 @@ class LocalExecutor:
                 if att.pidfd is None:
                     self._check_exit(att)
         self._fire_timers()
-        if self._leftovers:
-            self._sweep_leftovers()
-        elif self._scan_due is not None and time.monotonic() >= self._scan_due:
-            self._adopt_orphans()
+        self._sweeper.tick()
 
     def _check_exit(self, att: _Attempt) -> None:
         code = procs.reap(att.pid)
@@ -343,21 +272,10 @@ class LocalExecutor:
         else:
             outcome = AttemptOutcome.FAILED
         self._forget(att)
-        self._ended_tokens[att.token] = att.pid
-        # The child is gone; whatever is left in its group or among the orphans it made goes too.
+        # The child is gone; whatever is left in its group or among the orphans it made goes too
+        # (at once if we were already killing it).
         force = att.override is not None and time.monotonic() >= att.kill_at
-        if procs.group_alive(att.pid) or att.token in self._orphans.values():
-            sig = signal.SIGKILL if force else signal.SIGTERM
-            left = _Leftover(att.pid, att.token, time.monotonic() + (0 if force else self.grace))
-            self._kill_leftover(left, sig)
-            self._leftovers.append(left)
-        # Listing our children costs a /proc read: do it at most every _SCAN_EVERY seconds
-        # (a burst of tiny steps shares one look), and surely within that time.
-        now = time.monotonic()
-        if now - self._last_scan >= _SCAN_EVERY:
-            self._adopt_orphans()
-        elif self._scan_due is None:
-            self._scan_due = self._last_scan + _SCAN_EVERY
+        self._sweeper.ended(att.pid, att.token, force=force)
         tail = read_tail(spec.log_path) if outcome is not AttemptOutcome.OK else ()
         self._results.append(
             AttemptResult(
@@ -446,63 +364,7 @@ class LocalExecutor:
             self._signal_attempt(att, signal.SIGTERM)
 
     def _signal_attempt(self, att: _Attempt, sig: int) -> None:
-        procs.signal_group(att.pid, sig)
-        self._adopt_orphans()
-        for pid, token in self._orphans.items():
-            if token == att.token:
-                procs.kill_process_and_group(pid, sig)
-
-    def _adopt_orphans(self, kill_all: bool = False) -> bool:
-        """Take note of children we did not start (reparented to us); kill those whose attempt
-        ended. Reap the ones that died. Returns whether any unknown child of ours was seen."""
-        seen = False
-        self._last_scan = time.monotonic()
-        self._scan_due = None
-        for pid in procs.child_pids():
-            if pid in self._by_pid:
-                continue
-            if pid not in self._orphans:
-                self._orphans[pid] = procs.process_token(pid)
-            token = self._orphans[pid]
-            mine = token is not None and token.startswith(self._prefix)
-            if procs.reap(pid) is not None:
-                self._orphans.pop(pid, None)
-                continue
-            if not mine and not kill_all:
-                continue
-            foreign = token is not None or _pgid(pid) not in self._groups
-            if kill_all and not mine and not self._own_all and foreign:
-                continue  # a child of the host program (e.g. a test runner), not one of ours
-            seen = True
-            if kill_all:
-                procs.kill_process_and_group(pid, signal.SIGKILL)
-            elif token is not None and token in self._ended_tokens:
-                procs.kill_process_and_group(pid, signal.SIGTERM)
-                if not any(x.token == token for x in self._leftovers):  # so SIGKILL follows
-                    grace = time.monotonic() + self.grace
-                    self._leftovers.append(_Leftover(self._ended_tokens[token], token, grace))
-        return seen
-
-    def _kill_leftover(self, left: _Leftover, sig: int) -> None:
-        procs.signal_group(left.pgid, sig)
-        for pid, token in self._orphans.items():
-            if token == left.token:
-                procs.kill_process_and_group(pid, sig)
-
-    def _sweep_leftovers(self) -> None:
-        now = time.monotonic()
-        self._adopt_orphans()
-        keep: list[_Leftover] = []
-        for left in self._leftovers:
-            theirs = [p for p, t in self._orphans.items() if t == left.token]
-            if not procs.group_alive(left.pgid) and not theirs:
-                continue
-            if now >= left.kill_at and not left.killed:
-                left.killed = True
-                self._kill_leftover(left, signal.SIGKILL)
-            if now < left.give_up_at:
-                keep.append(left)
-        self._leftovers = keep
+        self._sweeper.signal_attempt(att.pid, att.token, sig)
 
 
 def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
@@ -517,13 +379,6 @@ def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
         return ()
     text = data.decode(errors="replace").splitlines()
     return tuple(text[-lines:])
-
-
-def _pgid(pid: int) -> int:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return -1
 
 
 def _drain(fd: int) -> None:
