@@ -57,7 +57,8 @@ class Executor(Protocol):
         """Start ``spec``; a failure to start comes back from ``wait`` as outcome ERROR."""
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
-        """Block until at least one attempt ended or ``timeout`` seconds passed."""
+        """Block until at least one attempt ended or ``timeout`` seconds passed; may return
+        early with nothing (after ``wakeup``, or for the executor's own timers)."""
 
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return now; safe to call from a signal handler."""
