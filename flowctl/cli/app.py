@@ -21,6 +21,7 @@ from flowctl.cli import show as _show  # noqa: F401,E402
 from flowctl.cli import logs as _logs  # noqa: F401,E402
 from flowctl.cli import gc as _gc  # noqa: F401,E402
 from flowctl.cli import doctor as _doctor  # noqa: F401,E402
+from flowctl.cli import run as _run  # noqa: F401,E402
 
 
 def _version(value: bool) -> None:
