@@ -206,7 +206,8 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+    count: int = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    return count > 0
 
 
 def _newer(path: str | os.PathLike[str], found: int) -> StateError:
