@@ -78,7 +78,8 @@ def run(
     if dry_run:
         print_dry_run(prepared, concurrency)
         return 0
-    selection: dict[str, object] = {"only": list(only), "from": list(from_)}
+    selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
+                                    "force_steps": list(force_step)}
     live = stdout_is_tty() and not no_progress
     with open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live) as session:
         if session is None:

@@ -20,6 +20,7 @@ from flowctl.fingerprint import Fingerprint, fingerprint_steps, hash_paths
 from flowctl.state import db, history
 from flowctl.state.decide import Decision, decide
 from flowctl.state.records import LastSuccess, RunDetail, RunRecord
+from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
     from flowctl.graph import Plan
@@ -34,12 +35,6 @@ class Assessment:
     resumed: RunDetail | None = None
     history_found: bool = True  # False when the state folder has no database yet
     parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # digest -> parts, to save
-
-
-def pipeline_key(path: str | os.PathLike[str]) -> str:
-    """How a pipeline file is recorded (``runs.pipeline_path``): its real absolute path."""
-    text = os.fspath(path)
-    return os.path.realpath(text) if os.path.exists(text) else text
 
 
 def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord:
@@ -199,6 +194,5 @@ __all__ = [
     "find_resumable",
     "fingerprint_plan",
     "outputs_of",
-    "pipeline_key",
     "resume_arguments",
 ]
