@@ -327,3 +327,28 @@ def test_every_attempt_is_recorded_with_times_host_and_fingerprint(tmp_path, wri
     assert first["log_path"].endswith("/flaky/1.log") and first["retry_delay"] is not None
     logs = run_flowctl("logs", run_id, "flaky", "--attempt", "1", cwd=tmp_path)
     assert logs.returncode == 0
+
+
+def test_plan_explain_resume_names_the_changed_parts(tmp_path, write_pipeline):
+    path = write_pipeline(
+        """
+        version: 1
+        name: ex
+        steps:
+          a: {run: 'echo a'}
+          b: {run: 'echo b', needs: [a], env: {MODE: fast}}
+          c: {run: 'exit 5', needs: [a]}
+        """
+    )
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 1
+    got = json.loads(run_flowctl("plan", str(path), "--explain", "--resume", "--json", cwd=tmp_path).stdout)
+    verdicts = {s["step"]: (s["verdict"], s["reason"]) for s in got["steps"]}
+    assert verdicts["a"][0] == verdicts["b"][0] == "reused"
+    assert verdicts["c"] == ("run", f"failed in run {got['resumes']}")
+    path.write_text(path.read_text().replace("MODE: fast", "MODE: slow").replace("echo b", "echo bb"))
+    got = json.loads(run_flowctl("plan", str(path), "--explain", "--resume", "--json", cwd=tmp_path).stdout)
+    b = next(s for s in got["steps"] if s["step"] == "b")
+    assert [c["part"] for c in b["changes"]] == ["command", "env:MODE"]
+    assert b["reason"].startswith("the command changed; env MODE changed since run")
+    check = run_flowctl("plan", str(path), "--explain", "--resume", "--check", cwd=tmp_path)
+    assert check.returncode == 1 and "2 of 3 steps would run (resuming run" in check.stdout
