@@ -127,25 +127,16 @@ def execute(
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._run_state import run_options
     from flowctl.observe.fanout import FanOut, sink_name
-    from flowctl.observe.summary import RunSummary, render_summary
+    from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
     from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
 
     run_id = session.run_id if session is not None else new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
-    out = console()
     summary = RunSummary()
-    view: Any = None
-    if live:
-        from flowctl.observe.live import LiveView
-
-        view = LiveView(out)
-    else:
-        from flowctl.observe.plain import PlainSink
-
-        view = PlainSink(sys.stdout, logs_dir=logs_dir)
-    fanout = FanOut([summary, view])
+    view, out = build_view(live=live, logs_dir=logs_dir)
+    fanout = FanOut([summary, view])  # the JSON log and metrics sinks of issue 7 join here
     store = session.store if session is not None else build_store(state_dir, prepared)
 
     def on_output(key: Any, line: str) -> None:
@@ -160,7 +151,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
-                **run_options(session),
+                **{"provenance": {"pipeline_sha256": prepared.pipeline.source_sha256}, **run_options(session)},
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
@@ -169,10 +160,30 @@ def execute(
         executor.close()
         if live and view is not None:
             view.stop()
-    render_summary(summary, out, hint=resume_hint(pipeline_arg, prepared, result, logs_dir))
+    hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
+    try:
+        if live:
+            render_summary(summary, out, hint=hint)
+        else:
+            write_summary(summary, sys.stdout, hint=hint)
+    except BrokenPipeError:  # `flowctl run … | head`: the exit code must still say how the run went
+        pass
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
+
+
+def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
+    """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
+    rich console it draws on (None for plain lines)."""
+    if live:
+        from flowctl.observe.live import LiveView
+
+        out = console()
+        return LiveView(out), out
+    from flowctl.observe.plain import PlainSink
+
+    return PlainSink(sys.stdout, logs_dir=logs_dir), None
 
 
 def exit_code(result: RunResult) -> int:
@@ -193,12 +204,9 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
     unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
     if not unfinished:
         return lines
-    front = [
-        s for s in unfinished
-        if all(n not in status or status[n].done_ok for n in prepared.pipeline.steps[s].needs)
-    ]
-    args = " ".join(f"--from {s}" for s in front)
-    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
+    # --resume reruns exactly what did not finish (and what changed since), with this run's
+    # params and selection; finished steps are reused (state issue).
+    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} --resume")
     return lines
 
 
@@ -232,4 +240,4 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
             out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
 
 
-__all__ = ["build_store", "execute", "exit_code", "resume_hint", "state_folder"]
+__all__ = ["build_store", "build_view", "execute", "exit_code", "resume_hint", "state_folder"]

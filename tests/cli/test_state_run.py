@@ -317,7 +317,7 @@ def test_every_attempt_is_recorded_with_times_host_and_fingerprint(tmp_path, wri
     assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
     run_id = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
     detail = json.loads(run_flowctl("show", run_id, "--json", cwd=tmp_path).stdout)
-    assert detail["run"]["provenance"]["file_sha256"]
+    assert detail["run"]["provenance"]["pipeline_sha256"]
     flaky = detail["steps"][0]
     assert flaky["step"] == "flaky" and flaky["attempts"] == 2 and flaky["fingerprint"]
     assert flaky["ready_at"] <= flaky["started_at"] <= flaky["finished_at"]
