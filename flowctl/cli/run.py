@@ -204,9 +204,15 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
     unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
     if not unfinished:
         return lines
+    front = [
+        s for s in unfinished
+        if all(n not in status or status[n].done_ok for n in prepared.pipeline.steps[s].needs)
+    ]
     # --resume reruns exactly what did not finish (and what changed since), with this run's
     # params and selection; finished steps are reused (state issue).
-    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} --resume")
+    lines.append(f"To resume (what finished is reused): flowctl run {pipeline_arg} --resume")
+    args = " ".join(f"--from {s}" for s in front)
+    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
     return lines
 
 
