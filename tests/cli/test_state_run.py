@@ -198,6 +198,9 @@ def test_resume_a_chosen_run_id(tmp_path, write_pipeline):
     again = run_flowctl("run", str(path), "--run-id", first, cwd=tmp_path)
     assert again.returncode == 1  # n=2 again, from the chosen run
     assert (tmp_path / "ledger.txt").read_text() == "2\n3\n2\n"
+    other = write_pipeline("version: 1\nname: q\nsteps:\n  a: {run: 'true'}\n", name="other.yaml")
+    wrong = run_flowctl("run", str(other), "--run-id", first, cwd=tmp_path)
+    assert wrong.returncode == 2 and f"run {first} is a run of " in wrong.stderr
 
 
 UP_TO_DATE = """
@@ -352,3 +355,27 @@ def test_plan_explain_resume_names_the_changed_parts(tmp_path, write_pipeline):
     assert b["reason"].startswith("the command changed; env MODE changed since run")
     check = run_flowctl("plan", str(path), "--explain", "--resume", "--check", cwd=tmp_path)
     assert check.returncode == 1 and "2 of 3 steps would run (resuming run" in check.stdout
+
+
+def test_a_secret_value_never_reaches_the_state_database(tmp_path, write_pipeline):
+    secret = "s3cr3t-value-4242"
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: sec
+        steps:
+          push:
+            run: 'echo "token is $TOKEN"; test -n "$TOKEN"'
+            env: {{TOKEN: {secret}}}
+            secret_env: [TOKEN]
+        """
+    )
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    state = tmp_path / ".flowctl"
+    conn = sqlite3.connect(state / "state.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for f in state.glob("state.db*"):
+        assert secret.encode() not in f.read_bytes(), f
+    parts = sqlite3.connect(state / "state.db").execute("SELECT parts FROM fingerprints").fetchone()[0]
+    assert "env:TOKEN" in parts
