@@ -71,9 +71,10 @@ def run(
     from flowctl.spec.resolve import parse_param_args
 
     folder = state_folder(pipeline, state_dir)
-    previous, overrides, only, from_ = resume_target(
+    previous, overrides, chosen_only, chosen_from = resume_target(
         folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
     )
+    only, from_ = list(chosen_only), list(chosen_from)
     prepared = prepare_run(pipeline, overrides=overrides, only=only, from_=from_)
     if dry_run:
         print_dry_run(prepared, concurrency)
