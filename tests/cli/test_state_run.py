@@ -379,3 +379,20 @@ def test_a_secret_value_never_reaches_the_state_database(tmp_path, write_pipelin
         assert secret.encode() not in f.read_bytes(), f
     parts = sqlite3.connect(state / "state.db").execute("SELECT parts FROM fingerprints").fetchone()[0]
     assert "env:TOKEN" in parts
+
+
+def test_provenance_records_the_commit_and_a_dirty_tree(tmp_path, write_pipeline):
+    path = write_pipeline("version: 1\nname: prov\nsteps:\n  a: {run: 'true'}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "add", "pipeline.yaml"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "init"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    path.write_text(path.read_text() + "# edited\n")
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    runs = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)
+    edited, clean = (r["provenance"] for r in runs)
+    assert clean["git_commit"] == edited["git_commit"] == head
+    assert (clean["git_dirty"], edited["git_dirty"]) == (False, True)
+    assert clean["pipeline_sha256"] != edited["pipeline_sha256"]
