@@ -145,7 +145,7 @@ def execute(
 
         fanout(OutputLine(run_id=key.run_id, step=key.step, attempt=key.attempt, line=line, at=time.time()))
 
-    executor = LocalExecutor(on_output=on_output if stream else None)
+    executor = LocalExecutor(on_output=on_output if stream else None, own_all_children=True)
     try:
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, executor, store, fanout,

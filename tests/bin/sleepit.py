@@ -46,9 +46,9 @@ def family(pidfile: str) -> int:
     return 0
 
 
-def _setsid_sleeper(pidfile: str, *pids: int) -> None:
+def _setsid_sleeper(pidfile: str, *pids: int, mode: str = "sleep") -> None:
     """Start a 60 s sleeper in its own session; write ``pids`` and its pid to PIDFILE."""
-    sleeper = subprocess.Popen([sys.executable, HERE, "sleep", "60"], start_new_session=True)
+    sleeper = subprocess.Popen([sys.executable, HERE, mode, "60"], start_new_session=True)
     with open(pidfile + ".tmp", "w") as fh:
         fh.write(" ".join(str(p) for p in (*pids, sleeper.pid)) + "\n")
     os.replace(pidfile + ".tmp", pidfile)
@@ -63,6 +63,13 @@ def child(pidfile: str) -> int:
 def orphan(pidfile: str) -> int:
     """Leave a setsid'd grandchild behind and exit at once (a step that 'daemonizes')."""
     _setsid_sleeper(pidfile)
+    return 0
+
+
+def deaf_orphan(pidfile: str) -> int:
+    """Like ``orphan``, but the grandchild ignores SIGTERM (only SIGKILL ends it)."""
+    _setsid_sleeper(pidfile, mode="ignore-term")
+    time.sleep(0.3)  # let it install its handler
     return 0
 
 
