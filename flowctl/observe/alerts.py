@@ -246,7 +246,7 @@ def deliver(
     log: Callable[[Delivery], None] | None = None,
 ) -> tuple[Delivery, ...]:
     """Send every alert in ``fired`` to every notifier, in parallel; never raises for a notifier."""
-    jobs = [(alert, notifier) for alert in fired for notifier in notifiers]
+    jobs = [(alert, notifier) for alert in fired if alert.fired for notifier in notifiers]
     if not jobs:
         return ()
     env = dict(os.environ if environ is None else environ)
