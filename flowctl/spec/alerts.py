@@ -25,6 +25,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from flowctl.spec.durations import parse_duration
+
 
 class AlertSyntaxError(ValueError):
     """An invalid ``when:`` expression; ``column`` is 1-based within the expression."""
@@ -104,23 +106,9 @@ class AlertRule:
         return self.subject.value
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_DURATION_PART = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _OP = re.compile(r">=|<=|>|<|==|!=|=")
-
-
-def parse_duration(text: str) -> float | None:
-    """``10m`` / ``1h30m`` / ``1.5s`` / ``250ms`` → seconds; None when it is not a duration."""
-    pos, total, parts = 0, 0.0, 0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if m is None:
-            return None
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos, parts = m.end(), parts + 1
-    return total if parts else None
 
 
 def _subject(text: str, steps: Collection[str] | None) -> tuple[Subject, str | None]:
@@ -149,6 +137,13 @@ def _subject(text: str, steps: Collection[str] | None) -> tuple[Subject, str | N
     )
 
 
+def _duration(text: str) -> float | None:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
+
+
 def _value(text: str, subject: Subject, column: int) -> tuple[float | None, float | None]:
     """Return (threshold, baseline_factor) for the VALUE part."""
     kind = subject.kind
@@ -170,7 +165,7 @@ def _value(text: str, subject: Subject, column: int) -> tuple[float | None, floa
         if kind == "count" and value != int(value):
             raise AlertSyntaxError(f"'{text}' is not a whole number of attempts", column)
         return value, None
-    seconds = parse_duration(text)
+    seconds = _duration(text)
     if seconds is not None:
         if kind != "time":
             raise AlertSyntaxError(f"a duration does not fit {subject.value}", column, _VALUE_HINT[kind])
@@ -239,5 +234,4 @@ __all__ = [
     "Op",
     "Subject",
     "parse_alert",
-    "parse_duration",
 ]

@@ -207,9 +207,9 @@ class _Checker:
         for i, alert in enumerate(alerts):
             if isinstance(alert, dict) and isinstance(alert.get("when"), str):
                 try:
-                    parse_alert(alert["when"])
+                    parse_alert(alert["when"], steps=tuple(steps))
                 except ValueError as exc:
-                    self.error(["alerts", i, "when"], str(exc), code="alert")
+                    self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert")
 
 
 def _article(word: str) -> str:

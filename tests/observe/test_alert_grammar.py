@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowctl.spec.alerts import AlertSyntaxError, Op, Subject, parse_alert, parse_duration
+from flowctl.spec.alerts import AlertSyntaxError, Op, Subject, parse_alert
 
 
 @pytest.mark.parametrize(
@@ -69,12 +69,3 @@ def test_subject_typos_get_a_suggestion() -> None:
     with pytest.raises(AlertSyntaxError) as info:
         parse_alert("eror_rate > 1%")
     assert info.value.hint is not None and info.value.hint.startswith("did you mean 'error_rate'?")
-
-
-def test_durations() -> None:
-    assert parse_duration("1h30m") == 5400.0
-    assert parse_duration("1d") == 86400.0
-    assert parse_duration("1.5s") == 1.5
-    assert parse_duration("10") is None
-    assert parse_duration("10 m") is None
-    assert parse_duration("") is None
