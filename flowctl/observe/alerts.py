@@ -22,8 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass
 
 from flowctl.observe.history import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
@@ -156,7 +155,7 @@ class WebhookNotifier:
         return f"webhook: {self.url}"
 
 
-Notifier = Union[CommandNotifier, WebhookNotifier]
+Notifier = CommandNotifier | WebhookNotifier
 
 
 @dataclass(frozen=True, slots=True)

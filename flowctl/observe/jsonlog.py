@@ -61,7 +61,7 @@ def log_format(option: str | None, environ: Mapping[str, str] | None = None) -> 
 
 def iso_time(at: float) -> str:
     """Epoch seconds as ``2026-11-25T02:00:01.123Z``."""
-    moment = _dt.datetime.fromtimestamp(at, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(at, tz=_dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -88,7 +88,7 @@ def event_record(event: Event, pipeline: str = "") -> dict[str, object]:
         "step": getattr(event, "step", None),
         "attempt": getattr(event, "attempt", getattr(event, "next_attempt", None)),
     }
-    for f in fields(event):  # type: ignore[arg-type]
+    for f in fields(event):
         if f.name in _HEADER or f.name in record:
             continue
         record[f.name] = _plain(getattr(event, f.name))

@@ -129,7 +129,7 @@ def push(metrics: RunMetrics, gateway: str, *, timeout: float = 10.0) -> None:
             grouping_key={"pipeline": metrics.pipeline},
             timeout=timeout,
         )
-    except Exception as exc:  # noqa: BLE001 - urllib, HTTP and socket errors all mean "not pushed"
+    except Exception as exc:
         raise PushError(f"--pushgateway: could not push to {gateway}: {exc}") from exc
 
 

@@ -8,12 +8,24 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
 from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
-from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptKind,
+    AttemptOutcome,
+    AttemptStarted,
+    Event,
+    RunFinished,
+    RunId,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepReady,
+    StepStatus,
+)
 
 OK, FAILED, TIMEOUT = AttemptOutcome.OK, AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT
 
@@ -59,6 +71,29 @@ def recorded_run(run_id: str = "20261125T100000-aaaa", scheduled_for: float | No
             StepRecord("publish", StepStatus.SKIPPED, None, 1030.0, ()),
         ),
     )
+
+
+def events_of(record: RunRecord) -> list[Event]:
+    """The events a scheduler would have emitted for ``record``, in time order."""
+    rid = RunId(record.run_id)
+    timed: list[tuple[float, int, Event]] = [
+        (record.started_at, 0, RunStarted(rid, record.pipeline, record.started_at, tuple(s.step for s in record.steps)))
+    ]
+    for step in record.steps:
+        if step.ready_at is not None:
+            timed.append((step.ready_at, 1, StepReady(rid, step.step, step.ready_at)))
+        for a in step.attempts:
+            timed.append((a.started_at, 2, AttemptStarted(rid, step.step, a.attempt, a.started_at, kind=a.kind)))
+            assert a.finished_at is not None and a.outcome is not None
+            timed.append(
+                (a.finished_at, 1, AttemptFinished(rid, step.step, a.attempt, a.finished_at, a.outcome, a.exit_code,
+                                                   a.finished_at - a.started_at, a.kind))
+            )
+        assert step.finished_at is not None
+        timed.append((step.finished_at, 3, StepFinished(rid, step.step, step.status, step.finished_at)))
+    assert record.finished_at is not None
+    timed.append((record.finished_at, 9, RunFinished(rid, record.finished_at, record.status)))
+    return [e for _, _, e in sorted(timed, key=lambda t: (t[0], t[1]))]
 
 
 def need_binary(name: str) -> str:

@@ -100,7 +100,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
     delay: float = 0.0
     fail_first: int = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         server = self.server
         server.calls += 1  # type: ignore[attr-defined]

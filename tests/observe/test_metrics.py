@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from flowctl.observe.metrics import compute_run_metrics, critical_path, max_queue_depth, percentile
+from flowctl.observe.metrics import (
+    compute_run_metrics,
+    critical_path,
+    max_queue_depth,
+    percentile,
+)
+from flowctl.observe.recorded import history_metrics, run_metrics
 from flowctl.observe.records import AttemptRecord, RunRecord, RunRecorder, StepRecord
 from flowctl.run.events import (
-    AttemptFinished,
     AttemptKind,
     AttemptOutcome,
     AttemptStarted,
-    RunFinished,
     RunId,
     RunStarted,
     RunStatus,
-    StepFinished,
     StepReady,
     StepStatus,
 )
-from tests.observe.helpers import NEEDS, recorded_run
+from flowctl.state.store import SqliteRunStore
+from tests.observe.helpers import NEEDS, events_of, recorded_run
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -100,33 +106,10 @@ def test_a_run_without_attempts_has_no_rates() -> None:
     assert m.latency.p99 is None and m.max_queue_depth == 0
 
 
-def _events_of(record: RunRecord) -> list[object]:
-    """The events a scheduler would have emitted for ``record``, in time order."""
-    rid = RunId(record.run_id)
-    timed: list[tuple[float, int, object]] = [
-        (record.started_at, 0, RunStarted(rid, record.pipeline, record.started_at, tuple(s.step for s in record.steps)))
-    ]
-    for step in record.steps:
-        if step.ready_at is not None:
-            timed.append((step.ready_at, 1, StepReady(rid, step.step, step.ready_at)))
-        for a in step.attempts:
-            timed.append((a.started_at, 2, AttemptStarted(rid, step.step, a.attempt, a.started_at, kind=a.kind)))
-            assert a.finished_at is not None and a.outcome is not None
-            timed.append(
-                (a.finished_at, 1, AttemptFinished(rid, step.step, a.attempt, a.finished_at, a.outcome, a.exit_code,
-                                                   a.finished_at - a.started_at, a.kind))
-            )
-        assert step.finished_at is not None
-        timed.append((step.finished_at, 3, StepFinished(rid, step.step, step.status, step.finished_at)))
-    assert record.finished_at is not None
-    timed.append((record.finished_at, 9, RunFinished(rid, record.finished_at, record.status)))
-    return [e for _, _, e in sorted(timed, key=lambda t: (t[0], t[1]))]
-
-
 def test_recorder_rebuilds_the_run_from_its_events() -> None:
     original = recorded_run(scheduled_for=None)
     recorder = RunRecorder(needs=NEEDS)
-    for event in _events_of(original):
+    for event in events_of(original):
         recorder(event)  # type: ignore[arg-type]
     rebuilt = recorder.record()
     assert {s.step: s for s in rebuilt.steps} == {s.step: s for s in original.steps}
@@ -142,3 +125,16 @@ def test_recorder_closes_a_running_run_at_now() -> None:
     m = compute_run_metrics(recorder.record(now=160.0), now=160.0)
     assert m.status is RunStatus.RUNNING and m.wall_seconds == 60.0 and m.queue_wait.p50 == 1.0
     assert m.step_duration == {} and m.attempts == 1 and m.failed_attempts == 0
+
+
+def test_figures_from_a_real_state_store_match(tmp_path: Path) -> None:
+    """Record the run's events in a real SQLite store, read them back, get the same figures."""
+    original = recorded_run(scheduled_for=None)
+    with SqliteRunStore(tmp_path) as store:
+        for event in events_of(original):
+            store.record(event)
+    (m,) = history_metrics(tmp_path, "etl", needs=NEEDS)
+    assert m == compute_run_metrics(original)
+    assert run_metrics(tmp_path, original.run_id[:12], NEEDS) == m
+    assert history_metrics(tmp_path, "etl", since=2000.0) == ()
+    assert history_metrics(tmp_path, "other") == ()
