@@ -23,11 +23,15 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flowctl.observe.history import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
 from flowctl.run.events import RunStatus
-from flowctl.spec.alerts import AlertRule, Subject
+from flowctl.spec.alerts import AlertRule, Subject, parse_alert
+
+if TYPE_CHECKING:
+    from flowctl.spec.model import Pipeline
 
 
 def subject_value(rule: AlertRule, metrics: RunMetrics) -> float | None:
@@ -268,6 +272,50 @@ def deliver(
     return results
 
 
+
+
+# -- from the pipeline model ------------------------------------------------------------------
+
+
+def pipeline_rules(pipeline: Pipeline) -> tuple[tuple[AlertRule, str | None], ...]:
+    """The pipeline's ``alerts:`` parsed (the validator has already rejected bad ones)."""
+    return tuple((parse_alert(a.when, steps=tuple(pipeline.steps)), a.description) for a in pipeline.alerts)
+
+
+def pipeline_notifiers(pipeline: Pipeline) -> tuple[Notifier, ...]:
+    """The pipeline's ``notify:`` entries; commands run in the pipeline file's folder."""
+    out: list[Notifier] = []
+    for spec in pipeline.notify:
+        if spec.webhook:
+            out.append(
+                WebhookNotifier(
+                    spec.webhook,
+                    timeout=spec.timeout if spec.timeout is not None else 5.0,
+                    retries=spec.retries,
+                )
+            )
+        elif spec.run is not None:
+            run = spec.run if isinstance(spec.run, str) else tuple(spec.run)
+            timeout = spec.timeout if spec.timeout is not None else 30.0
+            out.append(CommandNotifier(run, cwd=pipeline.base_dir, timeout=timeout))
+    return tuple(out)
+
+
+def check_pipeline_alerts(
+    pipeline: Pipeline,
+    metrics: RunMetrics,
+    history: Sequence[RunMetrics] = (),
+    *,
+    notify: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[tuple[AlertResult, ...], tuple[Delivery, ...]]:
+    """Evaluate the pipeline's alerts on a run and, with ``notify``, send the firing ones."""
+    results = evaluate_alerts(pipeline_rules(pipeline), metrics, history)
+    fired = [r for r in results if r.fired]
+    deliveries = deliver(fired, pipeline_notifiers(pipeline), metrics, environ=environ) if notify else ()
+    return results, deliveries
+
+
 __all__ = [
     "BASELINE_RUNS",
     "AlertResult",
@@ -276,8 +324,11 @@ __all__ = [
     "Notifier",
     "WebhookNotifier",
     "baseline",
+    "check_pipeline_alerts",
     "deliver",
     "evaluate_alert",
     "evaluate_alerts",
+    "pipeline_notifiers",
+    "pipeline_rules",
     "subject_value",
 ]

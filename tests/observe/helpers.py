@@ -144,3 +144,34 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def simple_run(
+    run_id: str,
+    start: float,
+    durations: dict[str, float],
+    *,
+    failed: frozenset[str] = frozenset(),
+    pipeline: str = "etl",
+) -> RunRecord:
+    """A run executing ``durations``' steps one after another (each ready when the last ends)."""
+    steps = []
+    t = start
+    for step, seconds in durations.items():
+        ok = step not in failed
+        attempt = AttemptRecord(1, t, t + seconds, OK if ok else FAILED, 0 if ok else 1)
+        status = StepStatus.SUCCEEDED if ok else StepStatus.FAILED
+        steps.append(StepRecord(step, status, t, t + seconds, (attempt,)))
+        t += seconds
+    status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+    return RunRecord(run_id, pipeline, status, start, t, tuple(steps))
+
+
+def store_runs(state_dir: str | os.PathLike[str], *runs: RunRecord) -> None:
+    """Record ``runs`` in a real SQLite state store through its event interface."""
+    from flowctl.state.store import SqliteRunStore
+
+    with SqliteRunStore(state_dir) as store:
+        for run in runs:
+            for event in events_of(run):
+                store.record(event)
