@@ -152,6 +152,9 @@ class _Checker:
             places += _env_places(step.get("env"), [*base, "env"])
             if isinstance(step.get("cwd"), str):
                 places.append(([*base, "cwd"], step["cwd"], False))
+            for field in ("inputs", "outputs"):
+                if isinstance(step.get(field), list):
+                    places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
             rem = step.get("remediate")
             if isinstance(rem, dict):
                 places += _command_places(rem.get("run"), [*base, "remediate", "run"])
