@@ -79,6 +79,30 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
     )
 
 
+def needs_of(pipeline_path: str) -> Needs:
+    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or invalid
+    (the figures then leave the critical path out rather than fail)."""
+    from flowctl.errors import FlowctlError
+
+    if not pipeline_path or not os.path.isfile(pipeline_path):
+        return {}
+    try:
+        from flowctl.spec import load_pipeline
+
+        pipe = load_pipeline(pipeline_path)
+    except (FlowctlError, OSError):
+        return {}
+    return {sid: step.needs for sid, step in pipe.steps.items()}
+
+
+def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
+    """The metrics of a run read with ``state.views.run_details``; ``needs`` defaults to the
+    recorded pipeline file's."""
+    if needs is None:
+        needs = needs_of(detail.run.pipeline_path)
+    return compute_run_metrics(from_detail(detail, needs), now=time.time())
+
+
 def run_metrics(state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None) -> RunMetrics:
     """The metrics of one recorded run (``run_id`` may be a unique prefix)."""
     from flowctl.state.views import run_details
@@ -109,4 +133,4 @@ def history_metrics(
     )
 
 
-__all__ = ["from_detail", "history_metrics", "run_metrics"]
+__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "run_metrics"]

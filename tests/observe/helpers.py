@@ -90,9 +90,15 @@ def events_of(record: RunRecord) -> list[Event]:
                                                    a.finished_at - a.started_at, a.kind))
             )
         assert step.finished_at is not None
-        timed.append((step.finished_at, 3, StepFinished(rid, step.step, step.status, step.finished_at)))
+        start = step.started_at
+        took = step.finished_at - start if start is not None else 0.0
+        timed.append(
+            (step.finished_at, 3, StepFinished(rid, step.step, step.status, step.finished_at, len(step.attempts), took))
+        )
     assert record.finished_at is not None
-    timed.append((record.finished_at, 9, RunFinished(rid, record.finished_at, record.status)))
+    timed.append(
+        (record.finished_at, 9, RunFinished(rid, record.finished_at, record.status, record.finished_at - record.started_at))
+    )
     return [e for _, _, e in sorted(timed, key=lambda t: (t[0], t[1]))]
 
 

@@ -136,3 +136,15 @@ def test_invalid_alert_is_a_validation_error_with_its_line(write_pipeline: Calla
     assert "unknown step 'lod' in alert" in result.stdout + result.stderr
     assert "did you mean 'load'?" in result.stdout + result.stderr
     assert f"{path}:7:" in result.stdout + result.stderr
+
+
+def test_show_includes_the_run_metrics(project: Path, tmp_path: Path) -> None:
+    _history(tmp_path)
+    text = run_flowctl("show", "20261129", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "throughput     2.3 steps/min (5 completed in 2m10s)" in text.stdout
+    assert "error rate     4/7 attempts failed (57.1%), 2/5 steps failed (40.0%)" in text.stdout
+    assert "queue wait     p50 1.0s  p99 4.9s  highest queue depth 2" in text.stdout
+    data = json.loads(run_flowctl("show", "20261129", "--json", cwd=tmp_path).stdout)
+    assert data["metrics"]["max_queue_depth"] == 2 and data["metrics"]["error_rate"] == pytest.approx(4 / 7)
+    assert data["run"]["run_id"] == "20261129T000000-zzzz"
