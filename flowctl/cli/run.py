@@ -18,6 +18,7 @@ from flowctl.cli._app import app
 from flowctl.cli._common import console, param_option, stdout_is_tty
 
 if TYPE_CHECKING:
+    from flowctl.observe.observer import RunObserver
     from flowctl.run.ports import RunStore
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import RunResult
@@ -45,6 +46,17 @@ def run(
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", metavar="FORMAT",
+        help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
+    ),
+    log_file: str | None = typer.Option(None, "--log-file", metavar="PATH", help="Append the JSON log to PATH."),
+    metrics_file: str | None = typer.Option(
+        None, "--metrics-file", metavar="PATH", help="Write the run's Prometheus metrics to PATH (for node_exporter)."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", metavar="URL", help="Push the run's Prometheus metrics to this Pushgateway."
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -63,6 +75,12 @@ def run(
         return 0
     folder = state_folder(pipeline, state_dir)
     selection: dict[str, object] = {"only": list(only), "from": list(from_)}
+    from flowctl.observe.observer import RunObserver
+
+    observer = RunObserver(
+        prepared.pipeline, log_format_option=log_format, log_file=log_file,
+        metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
+    )
     return execute(
         prepared,
         pipeline_arg=pipeline,
@@ -72,6 +90,7 @@ def run(
         stream=stream,
         live=stdout_is_tty() and not no_progress,
         selection=selection,
+        observer=observer,
     )
 
 
@@ -99,6 +118,7 @@ def execute(
     stream: bool,
     live: bool,
     selection: dict[str, object],
+    observer: RunObserver | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.observe.fanout import FanOut, sink_name
@@ -120,7 +140,7 @@ def execute(
         from flowctl.observe.plain import PlainSink
 
         view = PlainSink(sys.stdout, logs_dir=logs_dir)
-    fanout = FanOut([summary, view])
+    fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = build_store(state_dir, prepared)
 
     def on_output(key: Any, line: str) -> None:
@@ -143,10 +163,31 @@ def execute(
         executor.close()
         if live and view is not None:
             view.stop()
+    if observer is not None:
+        observed(observer, out)
     render_summary(summary, out, hint=resume_hint(pipeline_arg, prepared, result, logs_dir))
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
+
+
+def observed(observer: RunObserver, out: Any) -> None:
+    """Metrics, exports and alerts after the run (never changing its exit code), printed above
+    the summary so the root failure stays last."""
+    from rich.text import Text
+
+    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines
+
+    try:
+        report = observer.finish()
+    finally:
+        observer.close()
+    for line in metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired]):
+        out.print(Text(line), soft_wrap=True)
+    for line in delivery_lines([d for d in report.deliveries if d.ok]):
+        out.print(Text(line), soft_wrap=True)
+    for warning in report.warnings:
+        print(f"flowctl: warning: {warning}", file=sys.stderr)
 
 
 def exit_code(result: RunResult) -> int:

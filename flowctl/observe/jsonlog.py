@@ -110,6 +110,24 @@ class JsonLogSink:
         self._stream.write(line + "\n")
         self._stream.flush()
 
+    def note(self, name: str, run_id: str, fields: Mapping[str, object], *, at: float | None = None) -> None:
+        """A record that is not a scheduler event (``alert_fired``, ``notify_failed``...)."""
+        import time
+
+        when = time.time() if at is None else at
+        record: dict[str, object] = {
+            "ts": iso_time(when),
+            "time": when,
+            "event": name,
+            "run_id": run_id,
+            "pipeline": self._pipeline,
+            "step": None,
+            "attempt": None,
+        }
+        record.update({k: _plain(v) for k, v in fields.items() if k not in record})
+        self._stream.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        self._stream.flush()
+
     def close(self) -> None:
         if self._close:
             self._stream.close()
