@@ -18,10 +18,7 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -213,6 +210,9 @@ def _run_command(notifier: CommandNotifier, payload: Mapping[str, object], envir
 
 
 def _post(notifier: WebhookNotifier, payload: Mapping[str, object]) -> Delivery:
+    import urllib.error
+    import urllib.request
+
     body = json.dumps(payload, sort_keys=True).encode()
     alert = str(payload.get("alert", ""))
     detail = ""
@@ -252,6 +252,8 @@ def deliver(
     jobs = [(alert, notifier) for alert in fired if alert.fired for notifier in notifiers]
     if not jobs:
         return ()
+    from concurrent.futures import ThreadPoolExecutor
+
     env = dict(os.environ if environ is None else environ)
 
     def send(job: tuple[AlertResult, Notifier]) -> Delivery:

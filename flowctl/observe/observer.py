@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flowctl.errors import FlowctlError
-from flowctl.observe.alerts import AlertResult, Delivery, check_pipeline_alerts
 from flowctl.observe.jsonlog import JsonLogSink, log_format, open_log
 from flowctl.observe.metrics import RunMetrics, compute_run_metrics
 from flowctl.observe.records import RunRecorder
 from flowctl.run.ports import EventSink
 
 if TYPE_CHECKING:
+    from flowctl.observe.alerts import AlertResult, Delivery
     from flowctl.spec.model import Pipeline
 
 #: Runs read from the store for baselines: 10 successful ones are needed among them.
@@ -91,6 +91,8 @@ class RunObserver:
         results: tuple[AlertResult, ...] = ()
         deliveries: tuple[Delivery, ...] = ()
         if self.pipeline.alerts:
+            from flowctl.observe.alerts import check_pipeline_alerts
+
             try:
                 results, deliveries = check_pipeline_alerts(
                     self.pipeline, metrics, self._history(warnings), environ=self._environ
