@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -43,3 +47,42 @@ def node_exporter(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, str]]:
         yield url, folder
     finally:
         stop(proc)
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, object]]
+    delay: float = 0.0
+    fail_first: int = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        server = self.server
+        server.calls += 1  # type: ignore[attr-defined]
+        if server.calls <= server.fail_first:  # type: ignore[attr-defined]
+            self.send_response(503)
+            self.end_headers()
+            return
+        time.sleep(server.delay)  # type: ignore[attr-defined]
+        server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[http.server.ThreadingHTTPServer]:
+    """A real HTTP server on 127.0.0.1 recording POSTed JSON (``received``, ``calls``); set
+    ``delay`` to answer slowly and ``fail_first`` to answer 503 to the first N requests."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server.daemon_threads = True
+    server.received = []  # type: ignore[attr-defined]
+    server.calls = 0  # type: ignore[attr-defined]
+    server.delay = 0.0  # type: ignore[attr-defined]
+    server.fail_first = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

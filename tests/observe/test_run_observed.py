@@ -8,10 +8,9 @@ import http.server
 import json
 import re
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,33 +117,11 @@ def test_unreachable_pushgateway_is_a_warning_not_a_failure(project: Path) -> No
     assert "warning: --pushgateway: could not push" in result.stderr
 
 
-class _Slow(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.hits += 1  # type: ignore[attr-defined]
-        time.sleep(1.0)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def slow_hook() -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    server.daemon_threads = True
-    server.hits = 0  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_alerts_fire_and_a_timing_out_webhook_never_changes_the_result(
-    write_pipeline: Callable[..., Path], tmp_path: Path, slow_hook: http.server.ThreadingHTTPServer
+    write_pipeline: Callable[..., Path], tmp_path: Path, hook: http.server.ThreadingHTTPServer
 ) -> None:
-    host, port = slow_hook.server_address[:2]
+    hook.delay = 1.0  # type: ignore[attr-defined]
+    host, port = hook.server_address[:2]
     path = write_pipeline(
         f"""
         version: 1
@@ -172,7 +149,7 @@ def test_alerts_fire_and_a_timing_out_webhook_never_changes_the_result(
     assert "FIRING  error_rate >= 50% - half the attempts failed (value 100.0%" in result.stdout
     assert "duration > 1h" not in result.stdout
     assert re.search(r"warning: notifier webhook: http://127\.0\.0\.1:\d+/hook failed for 'error_rate >= 50%': timed out", result.stderr)
-    assert slow_hook.hits == 2  # type: ignore[attr-defined]
+    assert hook.calls == 2  # type: ignore[attr-defined]
     (alert,) = [json.loads(line) for line in (tmp_path / "alert.json").read_text().splitlines()]
     assert alert["alert"] == "error_rate >= 50%" and alert["value"] == 1.0 and alert["pipeline"] == "alerting"
     # the root failure still comes after the metrics and alerts, at the end of the output
