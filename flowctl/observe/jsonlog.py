@@ -7,6 +7,11 @@ is written with one ``write`` and flushed, so a reader can ``tail -f`` the file 
 leaves only whole lines. Values that could hold a secret (commands, errors, output lines) arrive
 already masked by the runner. Selecting the format (``--log-format json`` /
 ``FLOWCTL_LOG_FORMAT=json``) is done by ``log_format``; opening the file by ``open_log``.
+
+Events: ``run_started``, ``step_ready``, ``attempt_started``, ``attempt_finished``,
+``retry_scheduled``, ``remediation_started``, ``remediation_finished``, ``step_finished``,
+``output`` (with ``--stream``), ``run_finished``; after the run ``run_metrics``,
+``alert_fired``, ``notify_sent``, ``notify_failed`` and ``warning`` records.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import IO
 from flowctl.errors import UsageError
 from flowctl.run.events import (
     AttemptFinished,
+    AttemptKind,
     AttemptStarted,
     Event,
     OutputLine,
@@ -78,6 +84,8 @@ def _plain(value: object) -> object:
 def event_record(event: Event, pipeline: str = "") -> dict[str, object]:
     """The JSON object for one event (correlation fields first)."""
     name = _NAMES.get(type(event), type(event).__name__)
+    if getattr(event, "kind", None) is AttemptKind.REMEDIATE:
+        name = name.replace("attempt_", "remediation_")
     at = float(getattr(event, "at", 0.0))
     record: dict[str, object] = {
         "ts": iso_time(at),

@@ -12,6 +12,7 @@ from flowctl.errors import UsageError
 from flowctl.observe.jsonlog import JsonLogSink, iso_time, log_format, open_log
 from flowctl.run.events import (
     AttemptFinished,
+    AttemptKind,
     AttemptOutcome,
     AttemptStarted,
     OutputLine,
@@ -99,3 +100,12 @@ def test_unwritable_log_file_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_iso_time() -> None:
     assert iso_time(0.0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_remediation_is_named_as_such() -> None:
+    stream = io.StringIO()
+    sink = JsonLogSink(stream, pipeline="etl")
+    sink(AttemptStarted(RID, "load", 3, 1.0, kind=AttemptKind.REMEDIATE))
+    sink(AttemptFinished(RID, "load", 3, 2.0, AttemptOutcome.OK, 0, 1.0, kind=AttemptKind.REMEDIATE))
+    names = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert names == ["remediation_started", "remediation_finished"]
