@@ -153,7 +153,13 @@ class WebhookNotifier:
     retry_delay: float = 0.5
 
     def describe(self) -> str:
-        return f"webhook: {self.url}"
+        """The URL without its path, query or credentials: hook URLs often embed a token."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        hidden = "/…" if parts.path.strip("/") or parts.query else ""
+        return f"webhook: {parts.scheme}://{host}{hidden}"
 
 
 Notifier = CommandNotifier | WebhookNotifier

@@ -158,6 +158,12 @@ def test_failing_notifiers_are_reported_not_raised(metrics: RunMetrics, tmp_path
     assert results[3].detail
 
 
+def test_webhook_descriptions_hide_tokens() -> None:
+    hook = WebhookNotifier("https://user:pw@hooks.example.com:8443/services/T000/B000/XXXX?token=1")
+    assert hook.describe() == "webhook: https://hooks.example.com:8443/…"
+    assert WebhookNotifier("http://127.0.0.1/").describe() == "webhook: http://127.0.0.1"
+
+
 def test_nothing_fired_sends_nothing(metrics: RunMetrics, hook: http.server.ThreadingHTTPServer) -> None:
     assert deliver([], [WebhookNotifier(_url(hook))], metrics) == ()
     assert hook.received == []  # type: ignore[attr-defined]

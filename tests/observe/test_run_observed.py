@@ -148,7 +148,7 @@ def test_alerts_fire_and_a_timing_out_webhook_never_changes_the_result(
     assert time.monotonic() - started < 10
     assert "FIRING  error_rate >= 50% - half the attempts failed (value 100.0%" in result.stdout
     assert "duration > 1h" not in result.stdout
-    assert re.search(r"warning: notifier webhook: http://127\.0\.0\.1:\d+/hook failed for 'error_rate >= 50%': timed out", result.stderr)
+    assert re.search(r"warning: notifier webhook: http://127\.0\.0\.1:\d+/… failed for 'error_rate >= 50%': timed out", result.stderr)
     assert hook.calls == 2  # type: ignore[attr-defined]
     (alert,) = [json.loads(line) for line in (tmp_path / "alert.json").read_text().splitlines()]
     assert alert["alert"] == "error_rate >= 50%" and alert["value"] == 1.0 and alert["pipeline"] == "alerting"
