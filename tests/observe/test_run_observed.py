@@ -154,3 +154,33 @@ def test_alerts_fire_and_a_timing_out_webhook_never_changes_the_result(
     assert alert["alert"] == "error_rate >= 50%" and alert["value"] == 1.0 and alert["pipeline"] == "alerting"
     # the root failure still comes after the metrics and alerts, at the end of the output
     assert result.stdout.index("FIRING") < result.stdout.index("Root failure: one")
+
+
+def test_baseline_alert_needs_history_then_fires(write_pipeline: Callable[..., Path], tmp_path: Path) -> None:
+    """The baseline comes from earlier successful runs in the state store."""
+    path = write_pipeline(
+        """
+        version: 1
+        name: base
+        steps:
+          s:
+            run: 'if [ -f fail-once ]; then rm fail-once; exit 1; fi'
+            retries: 1
+            retry_delay: 10ms
+        alerts:
+          - when: step.s.attempts > 1.5x baseline
+        notify:
+          - run: 'cat >> alerts.jsonl; echo >> alerts.jsonl'
+        """
+    )
+    first = run_flowctl("run", str(path))
+    assert first.returncode == 0, first.stderr
+    assert "FIRING" not in first.stdout  # no successful run before: no baseline, cannot fire
+    (tmp_path / "fail-once").write_text("")
+    second = run_flowctl("run", str(path))
+    assert second.returncode == 0, second.stderr
+    assert "FIRING  step.s.attempts > 1.5x baseline (value 2, threshold 1.5, baseline 1)" in second.stdout
+    (alert,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines() if line]
+    assert alert["baseline"] == 1.0 and alert["value"] == 2.0 and alert["run_id"] == _run_id(second.stdout)
+    check = run_flowctl("alerts", "check", str(path))
+    assert check.returncode == 1 and "FIRING  step.s.attempts" in check.stdout
