@@ -14,7 +14,8 @@ time subjects take a duration or a number of seconds; ``attempts`` takes a whole
 subject takes ``Nx baseline``: N times the median of that subject over the last 10 successful
 runs (no baseline yet: the alert cannot fire). This module only parses; ``observe.alerts``
 evaluates. ``parse_alert`` raises ``AlertSyntaxError`` (a ``ValueError``) whose ``column`` is
-the 1-based position of the problem inside the expression, so the validator can point at it.
+the 1-based position of the problem inside the expression (and ``length`` its width), so the
+validator can point at it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from flowctl.spec.durations import parse_duration
 class AlertSyntaxError(ValueError):
     """An invalid ``when:`` expression; ``column`` is 1-based within the expression."""
 
-    def __init__(self, message: str, column: int = 1, hint: str | None = None) -> None:
+    def __init__(self, message: str, column: int = 1, hint: str | None = None, length: int = 0) -> None:
         super().__init__(message)
         self.message = message
         self.column = column
         self.hint = hint
+        self.length = length  # characters the problem spans (0: to the end)
 
 
 class Subject(enum.Enum):
@@ -127,6 +129,7 @@ def _subject(text: str, steps: Collection[str] | None) -> tuple[Subject, str | N
             raise AlertSyntaxError(
                 f"unknown step '{step}' in alert",
                 column=len("step.") + 1,
+                length=len(step),
                 hint=f"did you mean '{close[0]}'?" if close else "use the id of a step of this pipeline",
             )
         return _STEP_FIELDS[field_name], step

@@ -127,15 +127,18 @@ def test_invalid_alert_is_a_validation_error_with_its_line(write_pipeline: Calla
           load: {run: "true"}
         alerts:
           - when: step.lod.duration > 10m
-          - when: error_rate > 10m
+          - when: "error_rate > 10m"
         """
     )
-    result = run_flowctl("validate", str(path))
+    result = run_flowctl("validate", str(path), "--format", "json")
     assert result.returncode == 1
-    assert f"{path}:6:" in result.stdout + result.stderr
-    assert "unknown step 'lod' in alert" in result.stdout + result.stderr
-    assert "did you mean 'load'?" in result.stdout + result.stderr
-    assert f"{path}:7:" in result.stdout + result.stderr
+    diags = [(d["line"], d["column"], d["end_column"], d["message"], d["hint"]) for d in json.loads(result.stdout)["files"][0]["diagnostics"]]
+    assert diags == [
+        (6, 16, 19, "unknown step 'lod' in alert", "did you mean 'load'?"),
+        (7, 25, 28, "a duration does not fit error_rate", "write a fraction (0.05), a percentage (5%) or Nx baseline"),
+    ]
+    text = run_flowctl("validate", str(path)).stdout
+    assert f"{path}:6:16: error: unknown step 'lod' in alert" in text
 
 
 def test_show_includes_the_run_metrics(project: Path, tmp_path: Path) -> None:
