@@ -146,19 +146,20 @@ def execute(
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._run_state import run_options
     from flowctl.observe.fanout import FanOut, sink_name
-    from flowctl.observe.summary import RunSummary, render_summary
+    from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
     from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
 
     run_id = session.run_id if session is not None else new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
-    out = console()
     summary = RunSummary()
     view: Any = None
+    out: Any = None
     if live:
         from flowctl.observe.live import LiveView
 
+        out = console()
         view = LiveView(out)
     else:
         from flowctl.observe.plain import PlainSink
@@ -189,8 +190,12 @@ def execute(
         if live and view is not None:
             view.stop()
     if observer is not None:
-        observed(observer, out)
-    render_summary(summary, out, hint=resume_hint(pipeline_arg, prepared, result, logs_dir))
+        observed(observer, out if live else None)
+    hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
+    if live:
+        render_summary(summary, out, hint=hint)
+    else:
+        write_summary(summary, sys.stdout, hint=hint)
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
@@ -198,19 +203,22 @@ def execute(
 
 def observed(observer: RunObserver, out: Any) -> None:
     """Metrics, exports and alerts after the run (never changing its exit code), printed above
-    the summary so the root failure stays last."""
-    from rich.text import Text
-
+    the summary so the root failure stays last; ``out`` is the rich console, None for plain."""
     from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines
 
     try:
         report = observer.finish()
     finally:
         observer.close()
-    for line in metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired]):
-        out.print(Text(line), soft_wrap=True)
-    for line in delivery_lines([d for d in report.deliveries if d.ok]):
-        out.print(Text(line), soft_wrap=True)
+    lines = metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired])
+    lines += delivery_lines([d for d in report.deliveries if d.ok])
+    if out is None:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    else:
+        from rich.text import Text
+
+        for line in lines:
+            out.print(Text(line), soft_wrap=True)
     for warning in report.warnings:
         print(f"flowctl: warning: {warning}", file=sys.stderr)
 

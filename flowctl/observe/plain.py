@@ -31,7 +31,9 @@ from flowctl.run.events import (
 
 
 def fmt_duration(seconds: float) -> str:
-    """``0.4s``, ``12.3s``, ``4m05s``, ``1h02m``."""
+    """``35ms``, ``4.2s``, ``4m05s``, ``1h02m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds + 0.5), 60)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 MASK = "***"
+_MASK_BYTES = MASK.encode()
 
 
 def _usable(secrets: Iterable[str]) -> list[str]:
@@ -44,17 +45,31 @@ class Masker:
         """Masked bytes that are safe to release now."""
         if self._pattern is None:
             return data
-        data = self._pattern.sub(MASK.encode(), self._held + data)
-        keep = 0
-        for size in range(min(self._longest - 1, len(data)), 0, -1):
-            if data[-size:] in self._prefixes:
-                keep = size
+        buf = self._held + data
+        out: list[bytes] = []
+        pos = 0
+        hold = -1
+        for m in self._pattern.finditer(buf):
+            start = m.start()
+            # "s3cr" may be a secret and also the start of "s3cr3t-long": wait for more data.
+            if len(buf) - start < self._longest and buf[start:] in self._prefixes:
+                hold = start
                 break
-        if keep:
-            self._held = data[-keep:]
-            return data[:-keep]
-        self._held = b""
-        return data
+            out.append(buf[pos:start])
+            out.append(_MASK_BYTES)
+            pos = m.end()
+        if hold < 0:
+            hold = len(buf) - self._unfinished(buf, pos)
+        out.append(buf[pos:hold])
+        self._held = buf[hold:]
+        return b"".join(out)
+
+    def _unfinished(self, buf: bytes, start: int) -> int:
+        """Length of the longest tail of ``buf[start:]`` that could still become a secret."""
+        for size in range(min(self._longest - 1, len(buf) - start), 0, -1):
+            if buf[-size:] in self._prefixes:
+                return size
+        return 0
 
     def finish(self) -> bytes:
         """Release what was held back (it cannot become a secret any more)."""

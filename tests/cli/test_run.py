@@ -36,7 +36,7 @@ def test_plain_lines_when_not_a_tty(flowctl, write_pipeline, tmp_path):
     assert events[0].split(" ", 2)[2].startswith(f"RUN hello: 2 steps, concurrency ")
     assert events[0].endswith(f"logs: {logs}")
     assert events[1].split(" ", 2)[2] == "START load (attempt 1/1)"
-    assert re.search(r" OK load \d+\.\ds$", res.stdout, re.M)
+    assert re.search(r" OK load \d+(ms|\.\ds)$", res.stdout, re.M)
     assert re.search(r" END succeeded in ", res.stdout)
     assert all(e.split()[1] == run_id for e in events)
     assert "\x1b[" not in res.stdout  # no colour, nothing that redraws
@@ -211,3 +211,34 @@ def test_second_ctrl_c_kills_at_once(write_pipeline, tmp_path):
     proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert time.monotonic() - t0 < 2.0  # well under the 3 s grace period
+
+
+def test_live_view_on_a_terminal(write_pipeline, tmp_path):
+    import os
+    import pty
+
+    path = write_pipeline(
+        "version: 1\nname: tty\nsteps:\n  a: {run: 'sleep 0.3'}\n  b: {run: 'echo oops; exit 2', continue_on_error: true}\n"
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path)],
+        stdin=slave, stdout=slave, stderr=slave, env=flowctl_env({"COLUMNS": "100"}), close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"Run \d{8}T\d{6}-[0-9a-f]{4} of tty", text)
+    assert "✗ b attempt 1: exit 2" in text and "oops" in text
+    assert "failed (allowed)" in text and "succeeded" in text
+    assert not re.search(LINE.pattern, text, re.M)  # no plain timestamped lines on a terminal
