@@ -90,7 +90,8 @@ def run(
     if dry_run:
         print_dry_run(prepared, concurrency)
         return 0
-    selection: dict[str, object] = {"only": list(only), "from": list(from_)}
+    selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
+                                    "force_steps": list(force_step)}
     from flowctl.observe.observer import RunObserver
 
     observer = RunObserver(

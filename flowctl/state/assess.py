@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
 from flowctl.fingerprint import Fingerprint, fingerprint_steps, hash_paths
 from flowctl.state import db, history
 from flowctl.state.decide import Decision, decide
-from flowctl.state.records import RunDetail, RunRecord
+from flowctl.state.records import LastSuccess, RunDetail, RunRecord
+from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
     from flowctl.graph import Plan
@@ -35,12 +35,6 @@ class Assessment:
     resumed: RunDetail | None = None
     history_found: bool = True  # False when the state folder has no database yet
     parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # digest -> parts, to save
-
-
-def pipeline_key(path: str | os.PathLike[str]) -> str:
-    """How a pipeline file is recorded (``runs.pipeline_path``): its real absolute path."""
-    text = os.fspath(path)
-    return os.path.realpath(text) if os.path.exists(text) else text
 
 
 def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord:
@@ -85,9 +79,9 @@ def resume_arguments(
             )
     rec_only = tuple(record.selection.get("only") or ())
     rec_from = tuple(record.selection.get("from") or ())
-    for option, given, was in (("--only", tuple(only), rec_only), ("--from", tuple(from_), rec_from)):
-        if given and set(given) != set(was):
-            shown = " ".join(was) if was else "(none)"
+    for option, given, before in (("--only", tuple(only), rec_only), ("--from", tuple(from_), rec_from)):
+        if given and set(given) != set(before):
+            shown = " ".join(str(b) for b in before) if before else "(none)"
             raise UsageError(
                 f"--resume continues run {record.run_id}, which ran with {option} {shown}, not {' '.join(given)}",
                 hint="drop the selection options to resume it, or start a new run without --resume",
@@ -158,7 +152,7 @@ def assess(
                              hint=f"did you mean {close[0]!r}?" if close else None)
     fingerprints = fingerprint_plan(plan, params, invocations, environ)
     resumed: RunDetail | None = None
-    successes: dict[str, history.LastSuccess] = {}
+    successes: dict[str, LastSuccess] = {}
     parts: dict[str, dict[str, str]] = {}
     found = db.db_path(state_dir).exists()
     if found:
@@ -194,16 +188,11 @@ def outputs_of(invocation: Invocation) -> dict[str, str]:
     return hash_paths(getattr(invocation, "outputs", ()), invocation.cwd)
 
 
-def default_state_dir(pipeline_path: str) -> Path:
-    return Path(os.path.dirname(os.path.abspath(pipeline_path))) / ".flowctl"
-
-
 __all__ = [
     "Assessment",
     "assess",
     "find_resumable",
     "fingerprint_plan",
     "outputs_of",
-    "pipeline_key",
     "resume_arguments",
 ]

@@ -68,7 +68,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outputs TEXT NOT NULL DEFAULT '{}',
             PRIMARY KEY (run_id, step)
         ) WITHOUT ROWID""",
-        "CREATE INDEX steps_by_status ON steps (step, status)",
         """CREATE TABLE attempts (
             run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
             step TEXT NOT NULL,
@@ -207,7 +206,8 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+    count: int = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    return count > 0
 
 
 def _newer(path: str | os.PathLike[str], found: int) -> StateError:

@@ -76,7 +76,7 @@ def decide(
         if running:
             decided[step] = Decision(step, Verdict.RUN, f"upstream {', '.join(running)} will run")
             continue
-        resume_reason, resume_changes = "", ()
+        resume_reason, resume_changes = "", tuple[PartChange, ...]()
         if resume is not None:
             record = resume.step(step)
             if record is not None and record.succeeded and record.fingerprint == fp.digest:

@@ -62,7 +62,11 @@ def _run(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> RunReco
 
 
 def _step(row: Sequence[Any], attempts: tuple[AttemptRecord, ...] = ()) -> StepRecord:
-    return StepRecord(*row[:13], outputs=loads(row[13], {}), attempt_records=attempts)
+    return StepRecord(
+        run_id=row[0], step=row[1], position=row[2], status=row[3], ready_at=row[4], queue_depth=row[5],
+        started_at=row[6], finished_at=row[7], attempts=row[8], duration=row[9], exit_code=row[10],
+        reason=row[11], fingerprint=row[12], outputs=loads(row[13], {}), attempt_records=attempts,
+    )
 
 
 def _attempt(row: Sequence[Any]) -> AttemptRecord:
@@ -86,7 +90,8 @@ def list_runs(
     conn: sqlite3.Connection, pipeline: str | None = None, *, limit: int | None = 20, since: float | None = None
 ) -> tuple[RunRecord, ...]:
     """The most recent runs first (of one pipeline when given), with step counts by status."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if pipeline is not None:
         where.append("(pipeline = ? OR pipeline_path = ?)")
         args += [pipeline, pipeline]

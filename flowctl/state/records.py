@@ -59,7 +59,11 @@ class StepRecord:
 
     @property
     def step_status(self) -> StepStatus | None:
-        return _enum(StepStatus, self.status)
+        """The status as an enum (None for a status a newer flowctl wrote)."""
+        try:
+            return StepStatus(self.status)
+        except ValueError:
+            return None
 
     @property
     def succeeded(self) -> bool:
@@ -89,19 +93,24 @@ class RunRecord:
 
     @property
     def run_status(self) -> RunStatus | None:
-        return _enum(RunStatus, self.status)
+        """The status as an enum (None for a status a newer flowctl wrote)."""
+        try:
+            return RunStatus(self.status)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
     run: RunRecord
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
+    _by_id: Mapping[str, StepRecord] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {s.step: s for s in self.steps})
 
     def step(self, step_id: str) -> StepRecord | None:
-        for record in self.steps:
-            if record.step == step_id:
-                return record
-        return None
+        return self._by_id.get(step_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +122,6 @@ class LastSuccess:
     fingerprint: str
     outputs: Mapping[str, str]  # path -> content hash at the time
     finished_at: float | None
-
-
-def _enum(kind: Any, value: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        return None
 
 
 def loads(text: str | None, default: Any) -> Any:

@@ -60,10 +60,16 @@ def _alive(state_dir: Path, run: RunRecord) -> RunRecord:
     return dataclasses.replace(run, status=RunStatus.INTERRUPTED.value)
 
 
+def pipeline_key(path: str | os.PathLike[str]) -> str:
+    """How a pipeline file is recorded (``runs.pipeline_path``): its real absolute path."""
+    text = os.fspath(path)
+    return os.path.realpath(text) if os.path.exists(text) else text
+
+
 def _pipeline_key(pipeline: str | None) -> str | None:
-    """A pipeline is named by its name, or by its file (recorded as an absolute path)."""
+    """A pipeline is named by its name, or by its file (recorded by its real path)."""
     if pipeline and os.path.isfile(pipeline):
-        return os.path.abspath(pipeline)
+        return pipeline_key(pipeline)
     return pipeline
 
 
@@ -174,6 +180,7 @@ __all__ = [
     "STATE_DIR_ENV",
     "GcResult",
     "collect_garbage",
+    "pipeline_key",
     "recent_runs",
     "run_details",
     "run_log_dir",
