@@ -7,12 +7,15 @@ bars for step times; without it the lines stay plain and stable for logs and pip
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from flowctl.observe.alerts import AlertResult, Delivery
-from flowctl.observe.history import PipelineStats, sparkline
-from flowctl.observe.metrics import Distribution, RunMetrics
 from flowctl.run.events import RunStatus
 from flowctl.spec.durations import format_duration
+
+if TYPE_CHECKING:
+    from flowctl.observe.alerts import AlertResult, Delivery
+    from flowctl.observe.history import PipelineStats
+    from flowctl.observe.metrics import Distribution, RunMetrics
 
 
 def _d(seconds: float | None) -> str:
@@ -61,6 +64,8 @@ _MARK = {RunStatus.SUCCEEDED: "+", RunStatus.FAILED: "x", RunStatus.CANCELLED: "
 
 def stats_lines(stats: PipelineStats, *, charts: bool = False) -> list[str]:
     """``flowctl stats``: run durations, success, lateness, and per-step figures."""
+    from flowctl.observe.history import sparkline
+
     if not stats.runs:
         return [f"{stats.pipeline}: no recorded runs"]
     lines = [
