@@ -79,25 +79,25 @@ def build_registry(metrics: RunMetrics) -> CollectorRegistry:
     for step, count in sorted(metrics.step_attempts.items()):
         attempts.labels(pipeline=pipeline, step=step).set(count)
 
-    quantiles = Gauge(
+    latencies = Gauge(
         "flowctl_last_run_step_latency_seconds",
-        "Step latency (ready to finished) quantiles of the last run.",
-        ["pipeline", "quantile"],
+        "Step latency (ready to finished) percentiles of the last run.",
+        ["pipeline", "percentile"],
         registry=registry,
     )
     waits = Gauge(
         "flowctl_last_run_queue_wait_seconds",
-        "Queue wait (ready to started) quantiles of the last run.",
-        ["pipeline", "quantile"],
+        "Queue wait (ready to started) percentiles of the last run.",
+        ["pipeline", "percentile"],
         registry=registry,
     )
-    for q, attr in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
+    for q, attr in (("50", "p50"), ("95", "p95"), ("99", "p99")):
         latency = getattr(metrics.latency, attr)
         wait = getattr(metrics.queue_wait, attr)
         if latency is not None:
-            quantiles.labels(pipeline=pipeline, quantile=q).set(latency)
+            latencies.labels(pipeline=pipeline, percentile=q).set(latency)
         if wait is not None:
-            waits.labels(pipeline=pipeline, quantile=q).set(wait)
+            waits.labels(pipeline=pipeline, percentile=q).set(wait)
     return registry
 
 

@@ -4,6 +4,8 @@ collector, and pushed to a real Pushgateway (both started here on 127.0.0.1)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -42,7 +44,7 @@ def _expected(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> 
     assert samples[("flowctl_last_run_status", (("pipeline", "etl"), ("status", "failed")))] == 1.0
     assert samples[("flowctl_last_run_step_duration_seconds", (("pipeline", "etl"), ("step", "load")))] == 90.0
     assert samples[("flowctl_last_run_step_attempts", (("pipeline", "etl"), ("step", "transform")))] == 2.0
-    assert samples[("flowctl_last_run_queue_wait_seconds", (("pipeline", "etl"), ("quantile", "0.5")))] == 1.0
+    assert samples[("flowctl_last_run_queue_wait_seconds", (("percentile", "50"), ("pipeline", "etl")))] == 1.0
 
 
 def test_textfile_parses_back(metrics: RunMetrics, tmp_path: Path) -> None:
@@ -62,6 +64,20 @@ def test_textfile_is_served_by_node_exporter_without_scrape_errors(
     samples = _samples(text)
     assert samples[("node_textfile_scrape_error", ())] == 0.0
     _expected(samples)
+
+
+def test_promtool_accepts_the_file(metrics: RunMetrics, tmp_path: Path) -> None:
+    """``promtool check metrics`` (Debian ``prometheus``) lints names, types and labels."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install -y --no-install-recommends prometheus)")
+    path = tmp_path / "etl.prom"
+    write_textfile(metrics, path)
+    with path.open("rb") as fh:
+        result = subprocess.run(
+            [promtool, "check", "metrics"], stdin=fh, capture_output=True, text=True, timeout=30, check=False
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_push_reaches_a_real_pushgateway(metrics: RunMetrics, pushgateway: str) -> None:
