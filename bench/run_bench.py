@@ -14,6 +14,7 @@ a busy machine slows them alike. Usage: python bench/run_bench.py [--reps 5] [--
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -26,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
+_seq = itertools.count()
 
 # name -> (steps as (id, command, needs), concurrency, limit on the ratio)
 Workload = tuple[list[tuple[str, str, list[str]]], int, float]
@@ -87,8 +89,10 @@ def main() -> int:
     env.pop("FLOWCTL_STATE_DIR", None)
     tools: dict[str, Callable[[Path, int], list[str]]] = {
         "reference (os.wait)": lambda d, n: [PY, str(REPO / "bench" / "refrunner.py"), "p.yaml", str(n)],
+        # A fresh state folder per run (state-<k>), deleted only at the end: deleting 1,000 log
+        # folders between runs makes the disk busy (discards) just when the next run starts.
         "flowctl run": lambda d, n: [PY, "-m", "flowctl", "run", "p.yaml", "--concurrency", str(n),
-                                     "--no-progress", "--state-dir", str(d / "state")],
+                                     "--no-progress", "--state-dir", str(d / f"state-{next(_seq)}")],
     }
     if shutil.which("make"):
         tools[f"make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
@@ -109,7 +113,6 @@ def main() -> int:
             times: dict[str, list[float]] = {t: [] for t in tools}
             for _ in range(args.reps):  # tools take turns, so they share the machine's mood
                 for tool, argv in tools.items():
-                    shutil.rmtree(folder / "state", ignore_errors=True)
                     if tool.startswith("ninja"):
                         for f in (".ninja_log", ".ninja_deps"):
                             (folder / f).unlink(missing_ok=True)

@@ -155,17 +155,7 @@ def execute(
     run_id = session.run_id if session is not None else new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
     summary = RunSummary()
-    view: Any = None
-    out: Any = None
-    if live:
-        from flowctl.observe.live import LiveView
-
-        out = console()
-        view = LiveView(out)
-    else:
-        from flowctl.observe.plain import PlainSink
-
-        view = PlainSink(sys.stdout, logs_dir=logs_dir)
+    view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = session.store if session is not None else build_store(state_dir, prepared)
 
@@ -174,14 +164,14 @@ def execute(
 
         fanout(OutputLine(run_id=key.run_id, step=key.step, attempt=key.attempt, line=line, at=time.time()))
 
-    executor = LocalExecutor(on_output=on_output if stream else None)
+    executor = LocalExecutor(on_output=on_output if stream else None, own_all_children=True)
     try:
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, executor, store, fanout,
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
-                **run_options(session),
+                **{"provenance": {"pipeline_sha256": prepared.pipeline.source_sha256}, **run_options(session)},
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
@@ -193,13 +183,29 @@ def execute(
     if observer is not None:
         observed(observer, out if live else None)
     hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
-    if live:
-        render_summary(summary, out, hint=hint)
-    else:
-        write_summary(summary, sys.stdout, hint=hint)
+    try:
+        if live:
+            render_summary(summary, out, hint=hint)
+        else:
+            write_summary(summary, sys.stdout, hint=hint)
+    except BrokenPipeError:  # `flowctl run … | head`: the exit code must still say how the run went
+        pass
     for sink, exc in fanout.errors:
         print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
     return exit_code(result)
+
+
+def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
+    """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
+    rich console it draws on (None for plain lines)."""
+    if live:
+        from flowctl.observe.live import LiveView
+
+        out = console()
+        return LiveView(out), out
+    from flowctl.observe.plain import PlainSink
+
+    return PlainSink(sys.stdout, logs_dir=logs_dir), None
 
 
 def observed(observer: RunObserver, out: Any) -> None:
@@ -213,13 +219,16 @@ def observed(observer: RunObserver, out: Any) -> None:
         observer.close()
     lines = metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired])
     lines += delivery_lines([d for d in report.deliveries if d.ok])
-    if out is None:
-        sys.stdout.write("".join(line + "\n" for line in lines))
-    else:
-        from rich.text import Text
+    try:
+        if out is None:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+        else:
+            from rich.text import Text
 
-        for line in lines:
-            out.print(Text(line), soft_wrap=True)
+            for line in lines:
+                out.print(Text(line), soft_wrap=True)
+    except BrokenPipeError:  # the reader went away; the exports and alerts are done anyway
+        pass
     for warning in report.warnings:
         print(f"flowctl: warning: {warning}", file=sys.stderr)
 
@@ -281,4 +290,4 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
             out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
 
 
-__all__ = ["build_store", "execute", "exit_code", "resume_hint", "state_folder"]
+__all__ = ["build_store", "build_view", "execute", "exit_code", "resume_hint", "state_folder"]

@@ -30,6 +30,7 @@ from flowctl.run.events import (
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.live import Live
 
 _MAX_ROWS = 12  # running steps shown; more are summarised in one line
 
@@ -41,7 +42,7 @@ class LiveView:
         self._console = console
         self._rate = refresh_per_second
         self._lock = threading.Lock()
-        self._live = None  # rich.live.Live once the run started
+        self._live: Live | None = None  # once the run started
         self._run_id = ""
         self._pipeline = ""
         self._total = 0

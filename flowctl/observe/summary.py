@@ -113,7 +113,7 @@ def table_rows(summary: RunSummary) -> tuple[list[tuple[str, ...]], list[StepSta
         shown = [x for x in lines if x.status is not StepStatus.SUCCEEDED or id(x) in keep]
         hidden = len(lines) - len(shown)
         lines = shown
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for line in lines:
         note = line.reason
         if line.status is StepStatus.FAILED_ALLOWED and line.reason:

@@ -17,6 +17,10 @@ import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 #: Environment variable tagging every process of one attempt; sweeping matches on it.
 TOKEN_VAR = "FLOWCTL_PROC_TOKEN"
@@ -29,7 +33,7 @@ _cwd: str | None = None  # the folder spawn last moved us to
 _CHILDREN_FILE = f"/proc/self/task/{os.getpid()}/children"
 
 
-def _libc():  # type: ignore[no-untyped-def]
+def _libc() -> ctypes.CDLL:
     import ctypes
 
     return ctypes.CDLL(None, use_errno=True)

@@ -5,8 +5,8 @@ has ended well; ready steps start in a stable order, highest ``Plan.priority`` f
 critical path, then plan order), the concurrency limit, retries (exponential backoff from
 ``retry_delay`` with "equal jitter", capped by ``retry_max_delay``, limited to
 ``retry_on_exit_codes`` when given), remediation and the final attempt, ``continue_on_error``,
-skipping what depends on a failure, ``--fail-fast``, and cancellation on SIGINT/SIGTERM (a
-second signal kills at once). It reports everything as events (``run.events``): each turn of
+skipping what depends on a failure, ``--fail-fast``, and cancellation on SIGINT/SIGTERM/SIGHUP
+(a second signal kills at once). It reports everything as events (``run.events``): each turn of
 the loop records its events in the ``RunStore``, flushes it, then hands them to ``emit``, so
 a checkpoint always precedes what the user sees.
 
@@ -94,7 +94,7 @@ class RunOptions:
     concurrency: int = 1
     fail_fast: bool = False
     stream: bool = False  # executors report output lines
-    environ: Mapping[str, str] = field(default_factory=dict)  # the caller's environment
+    environ: Mapping[str, str] | None = None  # the caller's environment (None: os.environ)
     reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted
@@ -174,7 +174,7 @@ class Scheduler:
         self._signals = 0
         self._signals_handled = 0
         self._root_failure: str | None = None
-        self._base_env = dict(options.environ)
+        self._base_env = dict(os.environ if options.environ is None else options.environ)
         steps = plan.pipeline.steps
         selected = plan.selected
         self._states: dict[str, _State] = {
@@ -410,7 +410,7 @@ class Scheduler:
         """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
         cap = max(0.0, step.retry_max_delay)
         delay = min(cap, step.retry_delay * (2 ** (failures - 1)))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
+        return float(delay / 2 + self._rng.uniform(0, delay / 2))
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -479,7 +479,8 @@ class Scheduler:
         if not self._opt.handle_signals or threading.current_thread() is not threading.main_thread():
             return {}
         previous: dict[int, Any] = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal must not leave steps running without their runner.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[signum] = signal.signal(signum, self._handle_signal)
         return previous
 

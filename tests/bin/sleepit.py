@@ -46,21 +46,30 @@ def family(pidfile: str) -> int:
     return 0
 
 
-def child(pidfile: str) -> int:
-    grandchild = subprocess.Popen([sys.executable, HERE, "sleep", "60"], start_new_session=True)
+def _setsid_sleeper(pidfile: str, *pids: int, mode: str = "sleep") -> None:
+    """Start a 60 s sleeper in its own session; write ``pids`` and its pid to PIDFILE."""
+    sleeper = subprocess.Popen([sys.executable, HERE, mode, "60"], start_new_session=True)
     with open(pidfile + ".tmp", "w") as fh:
-        fh.write(f"{os.getpid()} {grandchild.pid}\n")
+        fh.write(" ".join(str(p) for p in (*pids, sleeper.pid)) + "\n")
     os.replace(pidfile + ".tmp", pidfile)
+
+
+def child(pidfile: str) -> int:
+    _setsid_sleeper(pidfile, os.getpid())
     time.sleep(60)
     return 0
 
 
 def orphan(pidfile: str) -> int:
     """Leave a setsid'd grandchild behind and exit at once (a step that 'daemonizes')."""
-    grandchild = subprocess.Popen([sys.executable, HERE, "sleep", "60"], start_new_session=True)
-    with open(pidfile + ".tmp", "w") as fh:
-        fh.write(f"{grandchild.pid}\n")
-    os.replace(pidfile + ".tmp", pidfile)
+    _setsid_sleeper(pidfile)
+    return 0
+
+
+def deaf_orphan(pidfile: str) -> int:
+    """Like ``orphan``, but the grandchild ignores SIGTERM (only SIGKILL ends it)."""
+    _setsid_sleeper(pidfile, mode="ignore-term")
+    time.sleep(0.3)  # let it install its handler
     return 0
 
 

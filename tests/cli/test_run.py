@@ -149,6 +149,22 @@ def test_param_with_shell_syntax_is_passed_literally(flowctl, write_pipeline, tm
     assert re.search(r" argv \| hello; rm -rf x$", res.stdout, re.M)
 
 
+def test_a_process_that_clears_its_environment_and_detaches_is_killed_at_the_end(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: sneaky
+        steps:
+          hide: {{run: 'env -i setsid sleep 60 & sleep 0.3; echo $! > {tmp_path}/pid'}}
+          wait: {{run: 'sleep 0.3', needs: [hide]}}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 0, res.stdout
+    pid = int((tmp_path / "pid").read_text())
+    assert not procs.is_alive(pid)
+
+
 def _start(path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "flowctl", "run", str(path), *extra],

@@ -1,7 +1,7 @@
 """The local executor: each attempt is a process group on this machine.
 
 Owns: starting an attempt in its own process group with its output in a log file, waiting for many
-attempts at once (a ``pidfd`` per child in one ``selectors`` poll, plus a self-pipe so a signal
+attempts at once (a ``pidfd`` per child in one epoll set, plus a self-pipe so a signal
 handler can wake the scheduler), timeouts and cancellation (SIGTERM to the group, a grace period,
 then SIGKILL), and sweeping what a step leaves behind. On Linux the runner is a child subreaper,
 so a grandchild that called ``setsid`` is reparented to us when its parent dies; every attempt's
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import select
 import selectors
 import signal
 import time
@@ -72,6 +73,47 @@ class _Leftover:
         self.killed = False
 
 
+class _Poller:
+    """Readable descriptors → their owners: epoll where there is one (one syscall per change,
+    none of ``selectors``' per-call objects), ``selectors`` elsewhere."""
+
+    def __init__(self) -> None:
+        self._owners: dict[int, _Attempt | None] = {}
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._fallback = None if self._epoll is not None else selectors.DefaultSelector()
+
+    def register(self, fd: int, owner: _Attempt | None) -> None:
+        self._owners[fd] = owner
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            assert self._fallback is not None
+            self._fallback.register(fd, selectors.EVENT_READ)
+
+    def unregister(self, fd: int) -> None:
+        if self._owners.pop(fd, 0) == 0:
+            return
+        if self._epoll is not None:
+            self._epoll.unregister(fd)
+        else:
+            assert self._fallback is not None
+            self._fallback.unregister(fd)
+
+    def poll(self, timeout: float | None) -> list[tuple[int, _Attempt | None]]:
+        owners = self._owners
+        if self._epoll is not None:
+            ready = self._epoll.poll(-1 if timeout is None else timeout)
+            return [(fd, owners[fd]) for fd, _ in ready if fd in owners]
+        assert self._fallback is not None
+        return [(k.fd, owners[k.fd]) for k, _ in self._fallback.select(timeout) if k.fd in owners]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._fallback is not None:
+            self._fallback.close()
+
+
 class LocalExecutor:
     """Run attempts as local process groups (see the module docstring)."""
 
@@ -81,18 +123,21 @@ class LocalExecutor:
         grace: float = 3.0,
         on_output: OutputCallback | None = None,
         subreaper: bool = True,
+        own_all_children: bool = False,
     ) -> None:
+        """``own_all_children``: every child of this process is ours to kill at ``close`` (true
+        in ``flowctl run``; not in a test runner, which has children of its own)."""
         self.grace = grace
         self.host = os.uname().nodename
         self._on_output = on_output
-        self._selector = selectors.DefaultSelector()
+        self._selector = _Poller()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, None)
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._running: dict[AttemptKey, _Attempt] = {}
         self._by_pid: dict[int, _Attempt] = {}
         self._by_token: dict[str, _Attempt] = {}
-        self._ended_tokens: set[str] = set()
+        self._ended_tokens: dict[str, int] = {}  # token of an ended attempt -> its group
         self._orphans: dict[int, str | None] = {}  # reparented pid -> token
         self._leftovers: list[_Leftover] = []
         self._timers: list[tuple[float, int, _Attempt]] = []
@@ -102,6 +147,7 @@ class LocalExecutor:
         self._groups: set[int] = set()  # every process group we started (one per attempt)
         self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
         self._subreaper = subreaper
+        self._own_all = own_all_children
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
@@ -232,10 +278,10 @@ class LocalExecutor:
             os.close(att.log_fd)  # the child has it; we only read the log back on failure
             att.log_fd = -1
         else:
-            self._selector.register(att.pipe, selectors.EVENT_READ, att)
+            self._selector.register(att.pipe, att)
         att.pidfd = procs.pidfd(att.pid)
         if att.pidfd is not None:
-            self._selector.register(att.pidfd, selectors.EVENT_READ, att)
+            self._selector.register(att.pidfd, att)
 
     @staticmethod
     def _write_error(log_path: str, exc: OSError) -> None:
@@ -261,11 +307,12 @@ class LocalExecutor:
             limit = _min(limit, 0.01)  # no pidfd (old kernel): poll
         if not self._running and not self._leftovers and timeout is None and not self._timers:
             limit = 0.0
-        for selkey, _ in self._selector.select(limit):
-            att = selkey.data
+        for fd, att in self._selector.poll(limit):
             if att is None:
                 _drain(self._wake_r)
-            elif selkey.fd == att.pipe:
+            elif att.done:  # ended earlier in this batch (its pipe and pidfd were both ready)
+                continue
+            elif fd == att.pipe:
                 self._read_output(att)
             else:
                 self._check_exit(att)
@@ -296,10 +343,10 @@ class LocalExecutor:
         else:
             outcome = AttemptOutcome.FAILED
         self._forget(att)
-        self._ended_tokens.add(att.token)
+        self._ended_tokens[att.token] = att.pid
         # The child is gone; whatever is left in its group or among the orphans it made goes too.
         force = att.override is not None and time.monotonic() >= att.kill_at
-        if procs.group_alive(att.pid) or self._orphans:
+        if procs.group_alive(att.pid) or att.token in self._orphans.values():
             sig = signal.SIGKILL if force else signal.SIGTERM
             left = _Leftover(att.pid, att.token, time.monotonic() + (0 if force else self.grace))
             self._kill_leftover(left, sig)
@@ -329,10 +376,7 @@ class LocalExecutor:
     def _close_fds(self, att: _Attempt) -> None:
         for fd in (att.pidfd, att.pipe):
             if fd is not None:
-                try:
-                    self._selector.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
+                self._selector.unregister(fd)
                 os.close(fd)
         att.pidfd = att.pipe = None
         if att.log_fd >= 0:
@@ -426,11 +470,17 @@ class LocalExecutor:
                 continue
             if not mine and not kill_all:
                 continue
-            if kill_all and not mine and (token is not None or _pgid(pid) not in self._groups):
+            foreign = token is not None or _pgid(pid) not in self._groups
+            if kill_all and not mine and not self._own_all and foreign:
                 continue  # a child of the host program (e.g. a test runner), not one of ours
             seen = True
-            if token is None or token in self._ended_tokens or kill_all:
-                procs.kill_process_and_group(pid, signal.SIGKILL if kill_all else signal.SIGTERM)
+            if kill_all:
+                procs.kill_process_and_group(pid, signal.SIGKILL)
+            elif token is not None and token in self._ended_tokens:
+                procs.kill_process_and_group(pid, signal.SIGTERM)
+                if not any(x.token == token for x in self._leftovers):  # so SIGKILL follows
+                    grace = time.monotonic() + self.grace
+                    self._leftovers.append(_Leftover(self._ended_tokens[token], token, grace))
         return seen
 
     def _kill_leftover(self, left: _Leftover, sig: int) -> None:
