@@ -9,7 +9,9 @@ value is hashed and never kept):
   only as a ``FLOWCTL_PARAM_<NAME>`` variable;
 * ``env:<KEY>`` — every ``env`` entry the pipeline and the step declare, after substitution
   (secret entries included, hashed like the others). The inherited environment and the
-  ``FLOWCTL_*`` variables flowctl adds are not part of it;
+  ``FLOWCTL_*`` variables flowctl adds are not part of it, except:
+* ``envref:<NAME>`` — the value of each ``${{ env.NAME }}`` a shell command uses (it reaches the
+  command as a variable, so the command text alone would not show a change);
 * ``cwd`` — the folder the step runs in;
 * ``needs:<step>`` — the fingerprint of every step it needs (so a change flows downstream);
 * ``input:<path>`` — the content hash of each file its ``inputs`` name, globs expanded and sorted,
@@ -30,6 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flowctl.spec.expr import ENV_VAR_PREFIX
+
 MISSING = "missing"
 _CHUNK = 1 << 20
 
@@ -47,6 +51,8 @@ class InvocationLike(Protocol):
     def params_used(self) -> tuple[str, ...]: ...
     @property
     def inputs(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class PartChange:
             "cwd": "the working directory",
             "param": f"param {name}",
             "env": f"env {name}",
+            "envref": f"the value of ${{{{ env.{name} }}}}",
             "input": f"input {name}",
             "needs": f"upstream step {name}",
         }.get(kind, self.part)
@@ -152,6 +159,9 @@ def fingerprint_step(
         parts[f"param:{name}"] = _hash(json.dumps(value, sort_keys=True, default=str))
     for key in sorted(invocation.declared_env):
         parts[f"env:{key}"] = _hash(key, invocation.declared_env[key])
+    for key in sorted(invocation.env):
+        if key.startswith(ENV_VAR_PREFIX):  # the value of a ${{ env.NAME }} in a shell command
+            parts[f"envref:{key[len(ENV_VAR_PREFIX):]}"] = _hash(key, invocation.env[key])
     for need, digest in sorted((upstream or {}).items()):
         parts[f"needs:{need}"] = digest
     for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
@@ -186,7 +196,7 @@ def fingerprint_steps(
 
 def diff_parts(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PartChange, ...]:
     """The parts that differ, commands first, then params, env, cwd, inputs, upstream."""
-    rank = {"command": 0, "param": 1, "env": 2, "cwd": 3, "input": 4, "needs": 5}
+    rank = {"command": 0, "param": 1, "env": 2, "envref": 2, "cwd": 3, "input": 4, "needs": 5}
     changes = [
         PartChange(k, "changed" if k in old and k in new else ("added" if k in new else "removed"))
         for k in set(old) | set(new)

@@ -1,7 +1,8 @@
 """Rendering shared by the history commands (runs, show, gc, doctor): times, durations, tables,
-JSON. A rich table on a terminal, aligned plain text otherwise (cron, CI, pipes).
+JSON. Tables are aligned plain columns everywhere (readable at 80 columns, greppable), with a
+bold header on a terminal.
 
-Import-light: typer and the standard library at the top; rich inside functions.
+Import-light: typer and the standard library only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import typer
 
-from flowctl.cli._common import console, stdout_is_tty
+from flowctl.cli._common import no_color, stdout_is_tty
 
 STATE_DIR_HELP = "The state folder (default: $FLOWCTL_STATE_DIR, else .flowctl/ beside the pipeline or here)."
 
@@ -49,23 +50,18 @@ def counts_text(counts: Mapping[str, int]) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None) -> None:
-    """Print rows: a rich table on a terminal, aligned columns otherwise."""
-    if stdout_is_tty():
-        from rich.table import Table
-
-        grid = Table(title=title, title_justify="left")
-        for header in headers:
-            grid.add_column(header)
-        for row in rows:
-            grid.add_row(*row)
-        console().print(grid)
-        return
+    """Print rows as aligned columns (one line per row, so it greps and pipes well); on a
+    terminal the header is bold unless NO_COLOR is set."""
     out = sys.stdout
     if title:
         out.write(title + "\n")
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    for line in [list(headers), *rows]:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() + "\n")
+    head = "  ".join(cell.ljust(w) for cell, w in zip(headers, widths)).rstrip()
+    if stdout_is_tty() and not no_color():
+        head = f"\x1b[1m{head}\x1b[0m"
+    out.write(head + "\n")
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
 
 
 def emit_json(value: Any) -> None:

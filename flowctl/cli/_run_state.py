@@ -108,11 +108,12 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
     """What the session adds to the scheduler's ``RunOptions``."""
     if session is None:
         return {}
+    session.start_recording()
     return {
         "reuse": session.reuse(),
         "fingerprints": session.fingerprints(),
         "resumed_from": session.resumed.run_id if session.resumed is not None else None,
-        "provenance": dict(session.provenance),
+        "provenance": dict(session.provenance()),
     }
 
 

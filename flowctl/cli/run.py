@@ -83,9 +83,10 @@ def run(
     from flowctl.spec.resolve import parse_param_args
 
     folder = state_folder(pipeline, state_dir)
-    previous, overrides, only, from_ = resume_target(
+    previous, overrides, chosen_only, chosen_from = resume_target(
         folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
     )
+    only, from_ = list(chosen_only), list(chosen_from)
     prepared = prepare_run(pipeline, overrides=overrides, only=only, from_=from_)
     if dry_run:
         print_dry_run(prepared, concurrency)
@@ -255,6 +256,9 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
         s for s in unfinished
         if all(n not in status or status[n].done_ok for n in prepared.pipeline.steps[s].needs)
     ]
+    # --resume reruns exactly what did not finish (and what changed since), with this run's
+    # params and selection; finished steps are reused (state issue).
+    lines.append(f"To resume (what finished is reused): flowctl run {pipeline_arg} --resume")
     args = " ".join(f"--from {s}" for s in front)
     lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
     return lines

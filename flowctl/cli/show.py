@@ -41,7 +41,7 @@ def show(
     commit = run.provenance.get("git_commit")
     if run.provenance:
         dirty = " (dirty tree)" if run.provenance.get("git_dirty") else ""
-        sha = str(run.provenance.get("file_sha256", ""))[:12]
+        sha = str(run.provenance.get("pipeline_sha256", ""))[:12]
         print(f"  provenance: file sha256 {sha or '-'}, commit {str(commit)[:12] if commit else '-'}{dirty}")
     if run.root_failure:
         print(f"  root failure: {run.root_failure}")

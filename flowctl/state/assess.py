@@ -48,7 +48,13 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
     try:
         with db.translated(db.db_path(state_dir)):
             if run_id:
-                return history.find_run(conn, run_id)
+                chosen = history.find_run(conn, run_id)
+                if chosen.pipeline_path and chosen.pipeline_path != pipeline_key(pipeline_path):
+                    raise UsageError(
+                        f"run {chosen.run_id} is a run of {chosen.pipeline_path}, not of {pipeline_path}",
+                        hint=f"resume it with `flowctl run {chosen.pipeline_path} --run-id {chosen.run_id}`",
+                    )
+                return chosen
             found = history.latest_run(conn, pipeline_key(pipeline_path))
     finally:
         conn.close()

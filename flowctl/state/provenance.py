@@ -23,14 +23,14 @@ def _git(folder: str, *args: str) -> str | None:
 
 
 def provenance(pipeline_path: str, file_sha256: str) -> Mapping[str, object]:
-    """``file_sha256``, ``git_commit`` (None outside git) and ``git_dirty`` (tracked changes)."""
+    """``pipeline_sha256``, ``git_commit`` (None outside git) and ``git_dirty`` (tracked changes)."""
     folder = os.path.dirname(os.path.abspath(pipeline_path))
     commit = _git(folder, "rev-parse", "--verify", "-q", "HEAD")
     dirty = None
     if commit is not None:
         status = _git(folder, "status", "--porcelain", "--untracked-files=no")
         dirty = bool(status.strip()) if status is not None else None
-    return {"file_sha256": file_sha256, "git_commit": commit.strip() if commit else None, "git_dirty": dirty}
+    return {"pipeline_sha256": file_sha256, "git_commit": commit.strip() if commit else None, "git_dirty": dirty}
 
 
 __all__ = ["provenance"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.run.events import RunId, StepStatus
@@ -37,8 +37,18 @@ class RunSession:
     store: SqliteRunStore
     assessment: Assessment
     resumed: RunRecord | None
-    provenance: Mapping[str, object] = field(default_factory=dict)
+    pipeline_path: str = ""
+    file_sha256: str = ""
     interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
+
+    def provenance(self) -> Mapping[str, object]:
+        """The pipeline file's hash, the git commit and whether the tree was dirty."""
+        return provenance(self.pipeline_path, self.file_sha256)
+
+    def start_recording(self) -> None:
+        """Before the run starts: keep what its fingerprints are made of (for --explain).
+        Left out when nothing runs, so a resume with nothing to do stays quick."""
+        self.store.save_fingerprint_parts(self.assessment.parts)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -103,14 +113,12 @@ def open_session(
         )
         store.set_fingerprints({sid: fp.digest for sid, fp in found.fingerprints.items()})
         store.set_carried_outputs({sid: d.outputs for sid, d in found.decisions.items() if d.outputs})
-        store.save_fingerprint_parts(found.parts)
-        origin = provenance(pipeline.path, pipeline.source_sha256)
     except BaseException:
         if store is not None:
             store.close()
         held.release()
         raise
-    return RunSession(run_id, held, store, found, resume, origin, interrupted)
+    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted)
 
 
 __all__ = ["RunSession", "open_session"]

@@ -198,6 +198,9 @@ def test_resume_a_chosen_run_id(tmp_path, write_pipeline):
     again = run_flowctl("run", str(path), "--run-id", first, cwd=tmp_path)
     assert again.returncode == 1  # n=2 again, from the chosen run
     assert (tmp_path / "ledger.txt").read_text() == "2\n3\n2\n"
+    other = write_pipeline("version: 1\nname: q\nsteps:\n  a: {run: 'true'}\n", name="other.yaml")
+    wrong = run_flowctl("run", str(other), "--run-id", first, cwd=tmp_path)
+    assert wrong.returncode == 2 and f"run {first} is a run of " in wrong.stderr
 
 
 UP_TO_DATE = """
@@ -317,7 +320,7 @@ def test_every_attempt_is_recorded_with_times_host_and_fingerprint(tmp_path, wri
     assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
     run_id = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
     detail = json.loads(run_flowctl("show", run_id, "--json", cwd=tmp_path).stdout)
-    assert detail["run"]["provenance"]["file_sha256"]
+    assert detail["run"]["provenance"]["pipeline_sha256"]
     flaky = detail["steps"][0]
     assert flaky["step"] == "flaky" and flaky["attempts"] == 2 and flaky["fingerprint"]
     assert flaky["ready_at"] <= flaky["started_at"] <= flaky["finished_at"]
@@ -327,3 +330,69 @@ def test_every_attempt_is_recorded_with_times_host_and_fingerprint(tmp_path, wri
     assert first["log_path"].endswith("/flaky/1.log") and first["retry_delay"] is not None
     logs = run_flowctl("logs", run_id, "flaky", "--attempt", "1", cwd=tmp_path)
     assert logs.returncode == 0
+
+
+def test_plan_explain_resume_names_the_changed_parts(tmp_path, write_pipeline):
+    path = write_pipeline(
+        """
+        version: 1
+        name: ex
+        steps:
+          a: {run: 'echo a'}
+          b: {run: 'echo b', needs: [a], env: {MODE: fast}}
+          c: {run: 'exit 5', needs: [a]}
+        """
+    )
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 1
+    got = json.loads(run_flowctl("plan", str(path), "--explain", "--resume", "--json", cwd=tmp_path).stdout)
+    verdicts = {s["step"]: (s["verdict"], s["reason"]) for s in got["steps"]}
+    assert verdicts["a"][0] == verdicts["b"][0] == "reused"
+    assert verdicts["c"] == ("run", f"failed in run {got['resumes']}")
+    path.write_text(path.read_text().replace("MODE: fast", "MODE: slow").replace("echo b", "echo bb"))
+    got = json.loads(run_flowctl("plan", str(path), "--explain", "--resume", "--json", cwd=tmp_path).stdout)
+    b = next(s for s in got["steps"] if s["step"] == "b")
+    assert [c["part"] for c in b["changes"]] == ["command", "env:MODE"]
+    assert b["reason"].startswith("the command changed; env MODE changed since run")
+    check = run_flowctl("plan", str(path), "--explain", "--resume", "--check", cwd=tmp_path)
+    assert check.returncode == 1 and "2 of 3 steps would run (resuming run" in check.stdout
+
+
+def test_a_secret_value_never_reaches_the_state_database(tmp_path, write_pipeline):
+    secret = "s3cr3t-value-4242"
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: sec
+        steps:
+          push:
+            run: 'echo "token is $TOKEN"; test -n "$TOKEN"'
+            env: {{TOKEN: {secret}}}
+            secret_env: [TOKEN]
+        """
+    )
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    state = tmp_path / ".flowctl"
+    conn = sqlite3.connect(state / "state.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for f in state.glob("state.db*"):
+        assert secret.encode() not in f.read_bytes(), f
+    parts = sqlite3.connect(state / "state.db").execute("SELECT parts FROM fingerprints").fetchone()[0]
+    assert "env:TOKEN" in parts
+
+
+def test_provenance_records_the_commit_and_a_dirty_tree(tmp_path, write_pipeline):
+    path = write_pipeline("version: 1\nname: prov\nsteps:\n  a: {run: 'true'}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "add", "pipeline.yaml"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "init"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    path.write_text(path.read_text() + "# edited\n")
+    assert run_flowctl("run", str(path), cwd=tmp_path).returncode == 0
+    runs = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)
+    edited, clean = (r["provenance"] for r in runs)
+    assert clean["git_commit"] == edited["git_commit"] == head
+    assert (clean["git_dirty"], edited["git_dirty"]) == (False, True)
+    assert clean["pipeline_sha256"] != edited["pipeline_sha256"]

@@ -22,6 +22,7 @@ class Inv:
     declared_env: Mapping[str, str] = field(default_factory=dict)
     params_used: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def fp(inv, tmp_path=None, **kw):
@@ -45,6 +46,8 @@ def test_each_part_changes_the_digest(tmp_path):
         "env:A": fp(replace(base, declared_env={"A": "2"}), params={"day": "mon"}),
         "param:day": fp(base, params={"day": "tue"}),
         "needs:up": fp(base, params={"day": "mon"}, upstream={"up": "x"}),
+        "envref:HOME": fp(replace(base, env={"FLOWCTL_ENV_HOME": "/root", "FLOWCTL_PARAM_DAY": "x"}),
+                          params={"day": "mon"}),
     }
     for part, other in variants.items():
         assert other.digest != ref.digest, part
@@ -93,3 +96,13 @@ def test_hash_paths_reports_missing_outputs(tmp_path):
     (tmp_path / "out.txt").write_text("x")
     hashes = hash_paths(["out.txt", "gone.txt"], str(tmp_path))
     assert hashes["gone.txt"] == MISSING and len(hashes["out.txt"]) == 64
+
+
+def test_only_env_expressions_count_among_the_added_variables(tmp_path):
+    base = Inv(("/bin/sh", "-c", 'echo "$FLOWCTL_ENV_HOME"'), str(tmp_path), {},
+               env={"FLOWCTL_ENV_HOME": "/a", "FLOWCTL_PARAM_X": "1", "FLOWCTL_RUN_ID": "r"})
+    one = fp(base)
+    assert [k for k in one.parts if k.startswith("env")] == ["envref:HOME"]
+    two = fp(replace(base, env={**base.env, "FLOWCTL_ENV_HOME": "/b", "FLOWCTL_RUN_ID": "other"}))
+    changes = diff_parts(one.parts, two.parts)
+    assert [c.describe() for c in changes] == ["the value of ${{ env.HOME }} changed"]
