@@ -227,7 +227,7 @@ def observed(observer: RunObserver, out: Any) -> None:
             from rich.text import Text
 
             for line in lines:
-                out.print(Text(line), soft_wrap=True)
+                out.print(Text(line, style="bold red" if line.startswith("FIRING") else ""), soft_wrap=True)
     except BrokenPipeError:  # the reader went away; the exports and alerts are done anyway
         pass
     for warning in report.warnings:
