@@ -19,6 +19,7 @@ from flowctl.cli._common import console, param_option, stdout_is_tty
 from flowctl.cli._wait import OptionalWaitCommand
 
 if TYPE_CHECKING:
+    from flowctl.observe.observer import RunObserver
     from flowctl.run.ports import RunStore
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import RunResult
@@ -57,6 +58,17 @@ def run(
     force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
     wait: str | None = _WAIT_OPTION,
+    log_format: str | None = typer.Option(
+        None, "--log-format", metavar="FORMAT",
+        help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
+    ),
+    log_file: str | None = typer.Option(None, "--log-file", metavar="PATH", help="Append the JSON log to PATH."),
+    metrics_file: str | None = typer.Option(
+        None, "--metrics-file", metavar="PATH", help="Write the run's Prometheus metrics to PATH (for node_exporter)."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", metavar="URL", help="Push the run's Prometheus metrics to this Pushgateway."
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -81,6 +93,12 @@ def run(
         return 0
     selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
                                     "force_steps": list(force_step)}
+    from flowctl.observe.observer import RunObserver
+
+    observer = RunObserver(
+        prepared.pipeline, log_format_option=log_format, log_file=log_file,
+        metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
+    )
     live = stdout_is_tty() and not no_progress
     with open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live) as session:
         if session is None:
@@ -95,6 +113,7 @@ def run(
             live=live,
             selection=selection,
             session=session,
+            observer=observer,
         )
 
 
@@ -124,6 +143,7 @@ def execute(
     live: bool,
     selection: dict[str, object],
     session: Any = None,
+    observer: RunObserver | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._run_state import run_options
@@ -137,7 +157,7 @@ def execute(
     logs_dir = os.path.join(state_dir, "runs", run_id)
     summary = RunSummary()
     view, out = build_view(live=live, logs_dir=logs_dir)
-    fanout = FanOut([summary, view])  # the JSON log and metrics sinks of issue 7 join here
+    fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = session.store if session is not None else build_store(state_dir, prepared)
 
     def on_output(key: Any, line: str) -> None:
@@ -161,6 +181,8 @@ def execute(
         executor.close()
         if live and view is not None:
             view.stop()
+    if observer is not None:
+        observed(observer, out if live else None)
     hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
     try:
         if live:
@@ -185,6 +207,31 @@ def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
     from flowctl.observe.plain import PlainSink
 
     return PlainSink(sys.stdout, logs_dir=logs_dir), None
+
+
+def observed(observer: RunObserver, out: Any) -> None:
+    """Metrics, exports and alerts after the run (never changing its exit code), printed above
+    the summary so the root failure stays last; ``out`` is the rich console, None for plain."""
+    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines
+
+    try:
+        report = observer.finish()
+    finally:
+        observer.close()
+    lines = metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired])
+    lines += delivery_lines([d for d in report.deliveries if d.ok])
+    try:
+        if out is None:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+        else:
+            from rich.text import Text
+
+            for line in lines:
+                out.print(Text(line, style="bold red" if line.startswith("FIRING") else ""), soft_wrap=True)
+    except BrokenPipeError:  # the reader went away; the exports and alerts are done anyway
+        pass
+    for warning in report.warnings:
+        print(f"flowctl: warning: {warning}", file=sys.stderr)
 
 
 def exit_code(result: RunResult) -> int:

@@ -20,13 +20,16 @@ def show(
 
     Example: flowctl show 20261125T020000-3fa1 --json
     """
-    from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
+    from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table, to_jsonable
+    from flowctl.observe.recorded import detail_metrics
+    from flowctl.observe.report import metrics_lines
     from flowctl.state.views import run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     detail = run_details(state_dir_for(state_dir), run_id)
+    metrics = detail_metrics(detail)
     if chosen == "json":
-        emit_json(detail)
+        emit_json({**to_jsonable(detail), "metrics": metrics.to_dict()})
         return 0
     run = detail.run
     print(f"Run {run.run_id} of {run.pipeline} ({run.pipeline_path or '-'}): {run.status}")
@@ -51,4 +54,7 @@ def show(
                      step.reason or "", logs or "-"])
     print()
     table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "REASON", "LOG"], rows)
+    print()
+    for line in metrics_lines(metrics):
+        print("  " + line)
     return 0

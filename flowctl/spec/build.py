@@ -226,9 +226,23 @@ class _Checker:
         for i, alert in enumerate(alerts):
             if isinstance(alert, dict) and isinstance(alert.get("when"), str):
                 try:
-                    parse_alert(alert["when"])
+                    parse_alert(alert["when"], steps=tuple(steps))
                 except ValueError as exc:
-                    self.error(["alerts", i, "when"], str(exc), code="alert")
+                    span = _inside(self.doc, ["alerts", i, "when"], getattr(exc, "column", 1), getattr(exc, "length", 0))
+                    self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert", span=span)
+
+
+def _inside(doc: Document, path: list[Any], column: int, length: int = 0) -> Span:
+    """The span of a one-line string value narrowed to ``column`` (1-based) inside the string
+    and ``length`` characters (0: to the end of the string)."""
+    span = doc.span(path)
+    lines = doc.text.splitlines()
+    if span.end_line not in (0, span.line) or not 0 < span.line <= len(lines):
+        return span
+    quoted = lines[span.line - 1][span.col - 1 : span.col] in ("'", '"')
+    col = span.col + int(quoted) + column - 1
+    end = col + length if length else span.end_col - int(quoted)
+    return Span(span.file, span.line, col, span.line, max(col + 1, end))
 
 
 def _article(word: str) -> str:
