@@ -143,7 +143,7 @@ def render_diagnostics(errors: Sequence[PipelineError], fmt: str, out: IO[str]) 
     """Print every diagnostic of ``errors`` in ``fmt`` (text, json, github or sarif)."""
     pairs = _all_diagnostics(errors)
     if fmt == "json":
-        json.dump([_diag_json(err, d) for err, d in pairs], out, indent=2)
+        json.dump([diagnostic_json(err, d) for err, d in pairs], out, indent=2)
         out.write("\n")
     elif fmt == "github":
         for err, d in pairs:
@@ -175,7 +175,7 @@ def _text(errors: Sequence[PipelineError], out: IO[str]) -> None:
                 out.write(f"  hint: {d.hint}\n")
 
 
-def _diag_json(err: PipelineError, d: Diagnostic) -> dict[str, Any]:
+def diagnostic_json(err: PipelineError, d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.span.file if d.span else err.file,
         "line": d.span.line if d.span else None,
@@ -266,4 +266,4 @@ def _uri(file: str) -> str:
     return quote(file.replace(os.sep, "/"))
 
 
-__all__ = ["FORMATS", "render_diagnostics", "report_error", "run_app", "sarif_log"]
+__all__ = ["FORMATS", "diagnostic_json", "render_diagnostics", "report_error", "run_app", "sarif_log"]
