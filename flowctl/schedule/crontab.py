@@ -52,6 +52,7 @@ class Entry:
     ref: str | None = None
     guarded: bool = False
     log_file: str = ""
+    state_dir: str = ""
 
     def meta(self) -> dict[str, object]:
         return {
@@ -63,6 +64,7 @@ class Entry:
             "ref": self.ref,
             "guarded": self.guarded,
             "log": self.log_file,
+            "state_dir": self.state_dir,
             "user": self.user,
         }
 
@@ -127,6 +129,7 @@ def read_entries(text: str, where: str = "the crontab") -> tuple[Entry, ...]:
                 ref=meta.get("ref"),
                 guarded=bool(meta.get("guarded", False)),
                 log_file=str(meta.get("log") or ""),
+                state_dir=str(meta.get("state_dir") or ""),
             )
         )
     return tuple(out)

@@ -77,11 +77,10 @@ def flowctl_invocation() -> tuple[tuple[str, ...], dict[str, str]]:
 
 
 def default_state_dir(pipeline_path: str) -> str:
-    """The state folder a plain ``flowctl run PIPELINE`` would use."""
-    configured = os.environ.get("FLOWCTL_STATE_DIR")
-    if configured:
-        return os.path.abspath(configured)
-    return os.path.join(os.path.dirname(os.path.abspath(pipeline_path)), ".flowctl")
+    """The state folder a plain ``flowctl run PIPELINE`` would use, made absolute."""
+    from flowctl.state.views import state_dir_for
+
+    return os.path.abspath(state_dir_for(None, pipeline_path))
 
 
 def cron_escape(command: str) -> str:
@@ -146,6 +145,7 @@ def build_entry(
         ref=options.ref,
         guarded=fields.guarded,
         log_file=log_file,
+        state_dir=state_dir,
     )
     # Re-installing an unchanged line keeps its install time: the block stays byte-identical
     # and missed-run detection keeps its history.
