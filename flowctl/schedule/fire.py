@@ -172,11 +172,13 @@ def grace(schedule: Schedule, fire: datetime) -> timedelta:
 def due_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
     """The fire time ``now`` belongs to (``fire <= now < fire + grace``), or None: not due."""
     due: datetime | None = None
-    for fire in fire_times(schedule, now - MAX_GRACE - timedelta(seconds=1)):
-        if fire > now:
-            break
-        if now - fire < grace(schedule, fire):
+    times = fire_times(schedule, now - MAX_GRACE - timedelta(seconds=1))
+    fire = next(times)
+    while fire <= now:
+        following = next(times)
+        if now - fire < min((following - fire) / 2, MAX_GRACE):
             due = fire
+        fire = following
     return due
 
 
