@@ -53,15 +53,16 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
 
 
 def _click_exit(exc: BaseException) -> int | None:
-    """Map typer/click's own exceptions (usage errors, ``Exit``, ``Abort``) to exit codes."""
-    from typer import _click as click  # typer vendors click
+    """Map typer's own exceptions (usage errors, ``Exit``, ``Abort``) to exit codes."""
+    import typer
+    from typer._click import exceptions as click_exc  # typer vendors click
 
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Exit):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, typer.Abort):
         print("\ninterrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    if isinstance(exc, click.exceptions.ClickException):
+    if isinstance(exc, click_exc.ClickException):
         exc.show()
         return int(ExitCode.USAGE)
     return None

@@ -49,9 +49,10 @@ class _Checker:
     # -- the checks ------------------------------------------------------------------------
 
     def run(self, data: dict[str, Any]) -> None:
-        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        raw_params, raw_steps = data.get("params"), data.get("steps")
+        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
         self.params(params)
-        steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+        steps: dict[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
         self.durations(data.get("defaults"), ["defaults"])
         for sid, step in steps.items():
             if isinstance(step, dict):
@@ -113,24 +114,37 @@ class _Checker:
 
     def needs(self, steps: Mapping[str, Any]) -> None:
         ids = list(steps)
+        index = {sid: i for i, sid in enumerate(ids)}
         graph: dict[str, list[str]] = {}
-        for sid, step in steps.items():
+        backward = False  # does any step need one defined after it? Only then can there be a cycle
+        for i, (sid, step) in enumerate(steps.items()):
             needs = needs_of(step)
-            graph[sid] = []
-            for i, need in enumerate(needs):
-                at = ["steps", sid, "needs"] + ([i] if isinstance(step.get("needs"), list) else [])
-                if not isinstance(need, str):
+            graph[sid] = needs
+            if not needs:
+                continue
+            try:
+                # C-level checks for the common case: every need names an earlier step.
+                if max(map(index.__getitem__, needs)) < i:
                     continue
+            except (KeyError, TypeError):
+                pass
+            good = [n for n in needs if isinstance(n, str) and n in index and n != sid]
+            graph[sid] = good
+            backward = backward or any(index[n] > i for n in good)
+            if len(good) == len(needs):
+                continue
+            for j, need in enumerate(needs):
+                if not isinstance(need, str) or (need in index and need != sid):
+                    continue
+                at = ["steps", sid, "needs"] + ([j] if isinstance(step.get("needs"), list) else [])
                 if need == sid:
                     self.error(at, f"step {sid!r} needs itself", "remove it from its own `needs`", code="self-need")
-                elif need not in steps:
+                else:
                     guess = suggest(need, ids)
                     hint = f"did you mean {guess!r}?" if guess else f"steps are: {', '.join(ids[:10])}"
                     self.error(at, f"step {sid!r} needs {need!r}, which is not a step in this pipeline", hint,
                                code="missing-need")
-                else:
-                    graph[sid].append(need)
-        cycle = find_cycle(graph)
+        cycle = find_cycle(graph) if backward else None
         if cycle:
             first, second = cycle[0], cycle[1]
             step = steps[first]
@@ -142,6 +156,8 @@ class _Checker:
                        "a step cannot (even indirectly) need itself: remove one of these needs", code="cycle")
 
     def expressions(self, data: dict[str, Any], steps: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+        if "${{" not in self.doc.text:
+            return  # nothing to check: the fast path for files without expressions
         places: list[tuple[list[Any], Any, bool]] = []
         places += _env_places(data.get("env"), ["env"])
         for sid, step in steps.items():
@@ -152,6 +168,9 @@ class _Checker:
             places += _env_places(step.get("env"), [*base, "env"])
             if isinstance(step.get("cwd"), str):
                 places.append(([*base, "cwd"], step["cwd"], False))
+            for field in ("inputs", "outputs"):
+                if isinstance(step.get(field), list):
+                    places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
             rem = step.get("remediate")
             if isinstance(rem, dict):
                 places += _command_places(rem.get("run"), [*base, "remediate", "run"])
@@ -398,8 +417,8 @@ def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -
         inputs=tuple(raw.get("inputs", ())),
         outputs=tuple(raw.get("outputs", ())),
         retries=pick("retries"),
-        retry_delay=float(_seconds(raw["retry_delay"]) if "retry_delay" in raw else defaults.retry_delay),
-        retry_max_delay=float(_seconds(raw["retry_max_delay"]) if "retry_max_delay" in raw else defaults.retry_max_delay),
+        retry_delay=parse_duration(raw["retry_delay"]) if "retry_delay" in raw else defaults.retry_delay,
+        retry_max_delay=parse_duration(raw["retry_max_delay"]) if "retry_max_delay" in raw else defaults.retry_max_delay,
         retry_on_exit_codes=tuple(pick("retry_on_exit_codes")),
         timeout=_seconds(timeout) if timeout is not None else defaults.timeout,
         continue_on_error=bool(pick("continue_on_error")),
