@@ -45,6 +45,11 @@ def run(
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
+    scheduled: bool = typer.Option(
+        False, "--scheduled",
+        help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "
+        "schedule in its timezone (else exit 0), and record that fire time.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -61,6 +66,15 @@ def run(
     if dry_run:
         print_dry_run(prepared, concurrency)
         return 0
+    fire_time: float | None = None
+    if scheduled:
+        from flowctl.schedule.service import due_firing
+
+        firing = due_firing(prepared.pipeline)
+        if not firing.due:
+            print(firing.message, flush=True)
+            return 0
+        fire_time = firing.fire_time
     folder = state_folder(pipeline, state_dir)
     selection: dict[str, object] = {"only": list(only), "from": list(from_)}
     return execute(
@@ -72,6 +86,7 @@ def run(
         stream=stream,
         live=stdout_is_tty() and not no_progress,
         selection=selection,
+        fire_time=fire_time,
     )
 
 
@@ -99,6 +114,7 @@ def execute(
     stream: bool,
     live: bool,
     selection: dict[str, object],
+    fire_time: float | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.observe.fanout import FanOut, sink_name
@@ -135,6 +151,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
+                fire_time=fire_time,
             ),
             remediations=prepared.remediations, run_id=run_id,
         )

@@ -101,6 +101,7 @@ class RunOptions:
     selection: Mapping[str, object] = field(default_factory=dict)
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
+    fire_time: float | None = None  # the cron fire time of a `run --scheduled`, for RunStarted
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (main thread only)
 
 
@@ -216,7 +217,7 @@ class Scheduler:
                 run_id=self.run_id, pipeline=self.plan.pipeline.name, at=time.time(),
                 steps=tuple(self._states), params=opt.params, selection=opt.selection,
                 concurrency=self._concurrency, pipeline_path=self.plan.pipeline.path,
-                resumed_from=opt.resumed_from, provenance=opt.provenance,
+                resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
             )
         )
         for sid, reuse in opt.reuse.items():

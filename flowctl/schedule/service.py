@@ -58,7 +58,8 @@ class StateHistory:
     def _records(self, pipeline: Pipeline) -> tuple[RunRecord, ...]:
         from flowctl.state.views import recent_runs
 
-        runs = recent_runs(self._dir(pipeline), os.path.abspath(pipeline.path), limit=None)
+        # By name: runs started with a relative path record it as given.
+        runs = recent_runs(self._dir(pipeline), pipeline.name, limit=None)
         return tuple(
             RunRecord(
                 run_id=r.run_id,
@@ -148,6 +149,42 @@ def uninstall_schedules(*, file: str | None, cron_d: str | None, dry_run: bool) 
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """Whether a ``run --scheduled`` started now is due, and the fire time it belongs to."""
+
+    due: bool
+    fire_time: float | None  # epoch seconds
+    message: str  # one plain line for the cron log
+
+
+def due_firing(pipeline: Pipeline, now: datetime | None = None) -> Firing:
+    """The guard of ``flowctl run --scheduled``: is ``now`` inside a fire time's window?
+
+    Raises UsageError when the pipeline has no schedule (a line installed for it is stale).
+    """
+    from flowctl.schedule.fire import due_fire_time
+
+    if not pipeline.schedule:
+        raise UsageError(
+            f"{pipeline.path}: --scheduled, but pipeline {pipeline.name!r} has no schedule",
+            hint="run `flowctl schedule install` again (or `schedule uninstall`) to update cron",
+        )
+    moment = now or datetime.now(timezone.utc)
+    schedule = make_schedule(pipeline.schedule, pipeline.timezone)
+    fire = due_fire_time(schedule, moment)
+    stamp = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if fire is None:
+        local = moment.astimezone(schedule.tz).strftime("%Y-%m-%d %H:%M %Z")
+        return Firing(
+            False,
+            None,
+            f"{stamp} {pipeline.name}: not due at {local} ({schedule.cron.text} in "
+            f"{schedule.tz_name}); nothing to run",
+        )
+    return Firing(True, fire.timestamp(), f"{stamp} {pipeline.name}: fire time {fire.isoformat()}")
+
+
 def upcoming(pipeline_path: str, *, count: int, after: datetime) -> tuple[Schedule, tuple[datetime, ...]]:
     """The schedule of one pipeline and its next ``count`` fire times after ``after``."""
     if count < 1:
@@ -165,7 +202,9 @@ def upcoming(pipeline_path: str, *, count: int, after: datetime) -> tuple[Schedu
 
 
 __all__ = [
+    "Firing",
     "ScheduleList",
+    "due_firing",
     "StateHistory",
     "install_schedules",
     "list_schedules",
