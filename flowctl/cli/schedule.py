@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -42,13 +42,13 @@ def _cron_d_option() -> Any:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _when(moment: datetime) -> str:
     """A time in its own zone with the zone's abbreviation, plus UTC when that differs."""
     local = moment.strftime("%Y-%m-%d %H:%M %Z")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     if moment.utcoffset() == utc.utcoffset():
         return local
     return f"{local} ({utc.strftime('%H:%M')} UTC)"
@@ -312,7 +312,7 @@ def next_command(
 
 def _parse_after(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z
     except ValueError:
         raise UsageError(
             f"--after {text!r} is not an ISO 8601 time", hint="e.g. 2026-03-07T00:00:00+00:00"

@@ -18,13 +18,12 @@ import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowctl.errors import UsageError
 from flowctl.schedule.cron import CronExpr, CronSyntaxError, parse_cron
 
-UTC = timezone.utc
 #: The longest a firing may start after its fire time and still count as that firing.
 MAX_GRACE = timedelta(minutes=15)
 # Offsets of a zone never move by more than this at one transition (DST is 30 min to 2 h).
@@ -87,7 +86,7 @@ def make_schedule(expression: str, tz_name: str | None) -> Schedule:
 
 
 def _check_fires(schedule: Schedule) -> None:
-    from croniter import CroniterBadDateError
+    from croniter import CroniterBadDateError  # type: ignore[import-untyped]
 
     try:
         next(fire_times(schedule, datetime(2000, 1, 1, tzinfo=UTC)))

@@ -116,8 +116,9 @@ def build_entry(
     path = os.path.abspath(pipeline.path)
     state_dir = os.path.abspath(options.state_dir) if options.state_dir else default_state_dir(path)
     log_file = os.path.join(state_dir, "cron", f"{pipeline.name}.log")
+    start_env: dict[str, str] = {}
     if options.flowctl:
-        start, start_env = options.flowctl, {}
+        start = options.flowctl
     else:
         start, start_env = flowctl_invocation()
     env = {**start_env, **(options.extra_env or {}), "PATH": _run_path(options)}

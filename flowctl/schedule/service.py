@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flowctl.errors import FlowctlError, UsageError
@@ -63,10 +63,10 @@ class StateHistory:
         return tuple(
             RunRecord(
                 run_id=r.run_id,
-                started_at=datetime.fromtimestamp(r.started_at, timezone.utc),
+                started_at=datetime.fromtimestamp(r.started_at, UTC),
                 status=r.status,
                 scheduled_at=(
-                    datetime.fromtimestamp(r.fire_time, timezone.utc) if r.fire_time else None
+                    datetime.fromtimestamp(r.fire_time, UTC) if r.fire_time else None
                 ),
             )
             for r in reversed(runs)
@@ -170,10 +170,10 @@ def due_firing(pipeline: Pipeline, now: datetime | None = None) -> Firing:
             f"{pipeline.path}: --scheduled, but pipeline {pipeline.name!r} has no schedule",
             hint="run `flowctl schedule install` again (or `schedule uninstall`) to update cron",
         )
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     schedule = make_schedule(pipeline.schedule, pipeline.timezone)
     fire = due_fire_time(schedule, moment)
-    stamp = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if fire is None:
         local = moment.astimezone(schedule.tz).strftime("%Y-%m-%d %H:%M %Z")
         return Firing(
@@ -204,8 +204,8 @@ def upcoming(pipeline_path: str, *, count: int, after: datetime) -> tuple[Schedu
 __all__ = [
     "Firing",
     "ScheduleList",
-    "due_firing",
     "StateHistory",
+    "due_firing",
     "install_schedules",
     "list_schedules",
     "load_pipelines",

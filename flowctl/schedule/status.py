@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from flowctl.schedule.crontab import Entry
-from flowctl.schedule.fire import MAX_GRACE, UTC, Schedule, fire_times, make_schedule, next_fire_times
+from flowctl.schedule.fire import (
+    MAX_GRACE,
+    UTC,
+    Schedule,
+    fire_times,
+    make_schedule,
+    next_fire_times,
+)
 from flowctl.schedule.words import describe
 from flowctl.spec.model import Pipeline
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def entry(name: str, fields: str = "0 2 * * *", **kw: object) -> Entry:
         "name": name,
         "schedule": fields,
         "timezone": None,
-        "installed_at": datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc),
+        "installed_at": datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
         "fields": fields,
         "command": f"cd /srv && /opt/flowctl run /srv/pipelines/{name}.yaml",
         "log_file": f"/srv/.flowctl/cron/{name}.log",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from flowctl.errors import UsageError
 from flowctl.schedule.cron import CronSyntaxError
 from flowctl.schedule.fire import due_fire_time, grace, make_schedule, next_fire_times
-
-UTC = timezone.utc
 
 
 def utc(*args: int) -> datetime:

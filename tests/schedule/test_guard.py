@@ -3,7 +3,7 @@ exactly at the pipeline's fire times, across DST changes of either zone."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,6 @@ from flowctl.schedule.cron import parse_cron
 from flowctl.schedule.fire import due_fire_time, fire_times, make_schedule
 from flowctl.schedule.guard import machine_fields, same_clock
 
-UTC = timezone.utc
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 
 

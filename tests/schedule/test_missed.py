@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flowctl.run.events import RunFinished, RunId, RunStarted, RunStatus
@@ -12,8 +12,6 @@ from flowctl.schedule.fire import make_schedule
 from flowctl.schedule.status import missed_runs
 from flowctl.state.store import SqliteRunStore
 from tests.conftest import run_flowctl
-
-UTC = timezone.utc
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:
