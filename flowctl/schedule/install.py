@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,8 @@ from flowctl.schedule.guard import machine_fields
 from flowctl.spec.model import Pipeline
 
 _FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: ``--ref latest-release``: each run resolves the pipeline's newest release tag itself.
+LATEST_RELEASE = "latest-release"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,41 @@ def cron_escape(command: str) -> str:
     if "\n" in command or "\r" in command:
         raise UsageError("a scheduled command cannot contain a newline (check the paths given)")
     return command.replace("%", "\\%")
+
+
+def check_ref(pipeline: Pipeline, ref: str) -> None:
+    """Refuse a ``--ref`` the pipeline's repository cannot resolve now (a typo would otherwise
+    fail at every firing). ``latest-release`` needs at least one release tag.
+
+    Raises UsageError.
+    """
+    folder = os.path.dirname(os.path.abspath(pipeline.path))
+    if ref == LATEST_RELEASE:
+        args = ["tag", "--list", f"{pipeline.name}/v*", "v*"]
+    else:
+        args = ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"]
+    try:
+        done = subprocess.run(
+            ["git", "-C", folder, *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"--ref needs git, which could not run: {exc}") from None
+    if "not a git repository" in done.stderr:
+        raise UsageError(
+            f"--ref {ref}: {pipeline.path} is not in a git repository",
+            hint="schedules can be pinned to releases only in a git repository",
+        )
+    if ref == LATEST_RELEASE and not done.stdout.strip():
+        raise UsageError(
+            f"--ref latest-release: no release tags for {pipeline.name} "
+            f"({pipeline.name}/vX.Y.Z or vX.Y.Z)",
+            hint=f"create one with `flowctl release {pipeline.path} --bump patch`",
+        )
+    if ref != LATEST_RELEASE and done.returncode != 0:
+        raise UsageError(
+            f"--ref {ref}: no such tag, branch or commit in the repository of {pipeline.path}",
+            hint="`git tag --list` shows the releases",
+        )
 
 
 def _run_path(options: InstallOptions) -> str:
@@ -188,6 +226,9 @@ def install(
             "several pipelines would write the same --metrics-file",
             hint="put {name} in the path, e.g. --metrics-file /var/lib/node_exporter/{name}.prom",
         )
+    if options.ref:
+        for pipeline in scheduled:
+            check_ref(pipeline, options.ref)
     if target.user_column and not options.user:
         options = _with_user(options)
     text = target.read()
@@ -242,7 +283,9 @@ def installed_entries(target: Target) -> tuple[Entry, ...]:
 __all__ = [
     "InstallOptions",
     "InstallResult",
+    "LATEST_RELEASE",
     "build_entry",
+    "check_ref",
     "cron_escape",
     "default_state_dir",
     "flowctl_invocation",

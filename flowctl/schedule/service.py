@@ -11,7 +11,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from flowctl.errors import FlowctlError, UsageError
 from flowctl.schedule.crontab import Entry, Target, open_target, read_entries
@@ -26,18 +25,10 @@ def load_pipelines(paths: Sequence[str | os.PathLike[str]]) -> list[Pipeline]:
 
     Raises PipelineError for an invalid file, UsageError when nothing is found.
     """
-    from flowctl.spec import discover_pipelines, load_pipeline
+    from flowctl.spec import load_pipeline
+    from flowctl.spec.validation import expand_paths
 
-    files: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-        else:
-            files.append(path)
-    if not paths:
-        files = discover_pipelines()
-    return [load_pipeline(str(f)) for f in files]
+    return [load_pipeline(str(f)) for f in expand_paths(paths)]
 
 
 class StateHistory:

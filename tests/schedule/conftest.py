@@ -71,3 +71,22 @@ def fake_crontab(tmp_path: Path) -> dict[str, str]:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "FAKE_CRONTAB_STORE": str(store),
     }
+
+
+def _git(folder: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True, capture_output=True,
+    )
+
+
+@pytest.fixture
+def git_project(project: Path) -> Path:
+    """``project`` as a git repository with one commit tagged ``etl/v1.2.0``."""
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "add", ".")
+    _git(project, "commit", "-q", "-m", "pipelines")
+    _git(project, "tag", "-a", "etl/v1.2.0", "-m", "etl 1.2.0")
+    return project

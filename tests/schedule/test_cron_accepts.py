@@ -59,7 +59,7 @@ def test_installed_user_crontab_passes_crontab_n(project: Path, tmp_path: Path) 
     odd.mkdir()
     (odd / "p.yaml").write_text("version: 1\nname: odd\nschedule: '*/5 9-17 * * mon-fri'\nsteps:\n  a:\n    run: 'true'\n")
     done = run_flowctl(
-        "schedule", "install", "--file", str(crontab), "--ref", "latest-release",
+        "schedule", "install", "--file", str(crontab),
         "--metrics-file", str(tmp_path / "{name}.prom"), str(project / "pipelines"),
     )
     assert done.returncode == 0, done.stderr

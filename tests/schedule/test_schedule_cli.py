@@ -98,11 +98,14 @@ def test_uninstall_removes_the_block_and_nothing_else(project: Path) -> None:
     assert crontab.read_text() == FOREIGN
 
 
-def test_ref_pins_the_line_to_a_release(project: Path) -> None:
+def test_ref_pins_the_line_to_a_release(git_project: Path) -> None:
+    project = git_project
     crontab = project / "crontab"
-    run_flowctl("schedule", "install", "--file", str(crontab), "--ref", "latest-release", cwd=project)
-    for line in block_lines(crontab.read_text()):
-        assert " --ref latest-release " in line
+    etl = str(project / "pipelines" / "etl.yaml")
+    done = run_flowctl("schedule", "install", "--file", str(crontab), "--ref", "latest-release", etl)
+    assert done.returncode == 0, done.stderr
+    (line,) = block_lines(crontab.read_text())
+    assert " --ref latest-release " in line  # resolved by each run, not now
     run_flowctl("schedule", "install", "--file", str(crontab), "--ref", "etl/v1.2.0", cwd=project)
     text = crontab.read_text()
     for line in block_lines(text):
@@ -110,6 +113,24 @@ def test_ref_pins_the_line_to_a_release(project: Path) -> None:
     assert '"ref": "etl/v1.2.0"' in text
     listed = json.loads(run_flowctl("schedule", "list", "--file", str(crontab), "--json", cwd=project).stdout)
     assert {s["installed"]["ref"] for s in listed["schedules"]} == {"etl/v1.2.0"}
+
+
+def test_a_ref_that_does_not_resolve_is_refused(git_project: Path) -> None:
+    crontab = git_project / "crontab"
+    typo = run_flowctl("schedule", "install", "--file", str(crontab), "--ref", "etl/v9.9.9", cwd=git_project)
+    assert typo.returncode == 2
+    assert "no such tag, branch or commit" in typo.stderr
+    hourly = str(git_project / "pipelines" / "hourly.yaml")  # no hourly/v* or v* tag
+    none = run_flowctl("schedule", "install", "--file", str(crontab), "--ref", "latest-release", hourly)
+    assert none.returncode == 2
+    assert "no release tags for hourly" in none.stderr
+    assert not crontab.exists()
+
+
+def test_ref_outside_a_git_repository_is_refused(project: Path) -> None:
+    done = run_flowctl("schedule", "install", "--file", str(project / "c"), "--ref", "v1.0.0", cwd=project)
+    assert done.returncode == 2
+    assert "not in a git repository" in done.stderr
 
 
 def test_metrics_file_per_pipeline(project: Path) -> None:
