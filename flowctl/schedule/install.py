@@ -281,9 +281,9 @@ def installed_entries(target: Target) -> tuple[Entry, ...]:
 
 
 __all__ = [
+    "LATEST_RELEASE",
     "InstallOptions",
     "InstallResult",
-    "LATEST_RELEASE",
     "build_entry",
     "check_ref",
     "cron_escape",
