@@ -45,6 +45,8 @@ class InvocationLike(Protocol):
     def cwd(self) -> str: ...
     @property
     def params_used(self) -> tuple[str, ...]: ...
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +142,10 @@ def fingerprint_step(
     invocation: InvocationLike,
     *,
     params: Mapping[str, object],
-    inputs: Sequence[str] = (),
     upstream: Mapping[str, str] | None = None,
 ) -> Fingerprint:
     """The fingerprint of one step: ``params`` are the run's values (only those the step uses
-    count), ``inputs`` the step's declared patterns, ``upstream`` need id → its digest."""
+    count), ``upstream`` need id → its digest; inputs are the invocation's (values filled in)."""
     parts: dict[str, str] = {"command": _hash(*invocation.argv), "cwd": _hash(invocation.cwd)}
     for name in sorted(set(invocation.params_used)):
         value = params.get(name)
@@ -153,7 +154,7 @@ def fingerprint_step(
         parts[f"env:{key}"] = _hash(key, invocation.declared_env[key])
     for need, digest in sorted((upstream or {}).items()):
         parts[f"needs:{need}"] = digest
-    for rel, digest in sorted(hash_paths(inputs, invocation.cwd).items()):
+    for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
         parts[f"input:{rel}"] = digest[:32]
     return Fingerprint(step=step, digest=digest_of(parts), parts=parts)
 
@@ -167,7 +168,6 @@ def fingerprint_steps(
     order: Sequence[str],
     needs: Mapping[str, Sequence[str]],
     invocations: Mapping[str, InvocationLike],
-    inputs: Mapping[str, Sequence[str]],
     params: Mapping[str, object],
     *,
     known: Mapping[str, str] | None = None,
@@ -180,9 +180,7 @@ def fingerprint_steps(
             need: result[need].digest if need in result else (known or {}).get(need, "")
             for need in needs.get(step, ())
         }
-        result[step] = fingerprint_step(
-            step, invocations[step], params=params, inputs=inputs.get(step, ()), upstream=upstream
-        )
+        result[step] = fingerprint_step(step, invocations[step], params=params, upstream=upstream)
     return result
 
 

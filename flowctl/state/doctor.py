@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -135,41 +136,82 @@ def move_aside(state_dir: str | os.PathLike[str]) -> DoctorReport:
     return DoctorReport(str(folder), check(folder).findings, (f"moved {path} to {target}",))
 
 
+def _readable_copy(bad: Path, work: Path) -> Path:
+    """Copy the damaged file (and its WAL, which may hold the latest commits) into ``work``,
+    leaving out the shared-memory index (it would describe the original) and correcting a page
+    count in the header that promises more pages than a truncated file holds."""
+    copy = work / "damaged.db"
+    shutil.copyfile(bad, copy)
+    wal = Path(str(bad) + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        shutil.copyfile(wal, str(copy) + "-wal")
+    with open(copy, "r+b") as fh:
+        header = fh.read(100)
+        if len(header) == 100 and header.startswith(_HEADER):
+            page_size = int.from_bytes(header[16:18], "big")
+            page_size = 65536 if page_size == 1 else page_size
+            pages = copy.stat().st_size // page_size if page_size else 0
+            if page_size and int.from_bytes(header[28:32], "big") > pages:
+                fh.seek(28)
+                fh.write(pages.to_bytes(4, "big"))
+    return copy
+
+
+_KEYS = {"runs": ("run_id",), "steps": ("run_id", "step"), "attempts": ("run_id", "step", "attempt"),
+         "fingerprints": ("digest",)}
+
+
+def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: str, columns: list[str]) -> int:
+    """Copy rows in key order, reading the tables themselves (NOT INDEXED: an index may be what
+    is damaged); after a damaged page, go on from the next key that can be read."""
+    keys = _KEYS[table]
+    names = ", ".join(columns)
+    order = ", ".join(keys)
+    insert = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    key_at = [columns.index(k) for k in keys]
+    count, last = 0, None
+    for _ in range(1000):  # each round skips at least one damaged region
+        where, args = "", ()
+        if last is not None:
+            where = f"WHERE ({order}) > ({', '.join('?' * len(keys))})"
+            args = last
+        progressed = False
+        try:
+            for row in source.execute(f"SELECT {names} FROM {table} NOT INDEXED {where} ORDER BY {order}", args):
+                progressed = True
+                last = tuple(row[i] for i in key_at)
+                with contextlib.suppress(sqlite3.Error):
+                    target.execute(insert, row)
+                    count += 1
+            break
+        except sqlite3.Error:
+            if not progressed:
+                break
+    return count
+
+
 def _salvage(bad: Path, fresh: Path) -> dict[str, int]:
     """Copy every row that can still be read from ``bad`` into a new database at ``fresh``."""
     copied: dict[str, int] = {}
-    target = db.connect(fresh.parent)  # fresh is <tmp dir>/state.db with the current schema
+    target = db.connect(fresh.parent)  # fresh is <work dir>/state.db with the current schema
     try:
         try:
-            source = _raw(bad)
-            tables = [r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        except sqlite3.Error:
+            source = _raw(_readable_copy(bad, fresh.parent))
+        except (sqlite3.Error, OSError):
             return copied
         with contextlib.closing(source):
-            for table in ("runs", "steps", "attempts", "fingerprints"):
-                if table not in tables:
-                    continue
+            for table in _KEYS:
                 wanted = [r[1] for r in target.execute(f"PRAGMA table_info({table})")]
                 try:
-                    have = [r[1] for r in source.execute(f"PRAGMA table_info({table})")]
+                    have = {r[1] for r in source.execute(f"PRAGMA table_info({table})")}
                 except sqlite3.Error:
-                    continue
+                    have = set(wanted)  # the schema page is damaged: try the columns we know
                 columns = [c for c in wanted if c in have]
-                names = ", ".join(columns)
-                insert = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
-                count = 0
                 with db.transaction(target):
-                    try:
-                        for row in source.execute(f"SELECT {names} FROM {table}"):
-                            with contextlib.suppress(sqlite3.Error):
-                                target.execute(insert, row)
-                                count += 1
-                    except sqlite3.Error:
-                        pass  # the rest of this table is unreadable
-                copied[table] = count
+                    copied[table] = _copy_rows(source, target, table, columns)
     finally:
         target.close()
-    return copied
+    return {t: n for t, n in copied.items() if n}
 
 
 def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
@@ -195,15 +237,8 @@ def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
             copied = _salvage(path, fresh)
             target = _aside(path, "bad")
             os.replace(fresh, path)
-            for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    os.unlink(str(fresh) + suffix)
         finally:
-            for leftover in work.iterdir() if work.exists() else ():
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-            with contextlib.suppress(OSError):
-                work.rmdir()
+            shutil.rmtree(work, ignore_errors=True)
         rows = ", ".join(f"{n} {t}" for t, n in copied.items()) or "nothing readable"
         actions.append(f"moved the damaged database to {target}; salvaged {rows} into a new {path}")
     from flowctl.state.store import SqliteRunStore

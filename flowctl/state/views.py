@@ -60,16 +60,20 @@ def _alive(state_dir: Path, run: RunRecord) -> RunRecord:
     return dataclasses.replace(run, status=RunStatus.INTERRUPTED.value)
 
 
+def _pipeline_key(pipeline: str | None) -> str | None:
+    """A pipeline is named by its name, or by its file (recorded as an absolute path)."""
+    if pipeline and os.path.isfile(pipeline):
+        return os.path.abspath(pipeline)
+    return pipeline
+
+
 def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, *, limit: int | None = 20) -> tuple[RunRecord, ...]:
     """The most recent runs, newest first (of ``pipeline``, by name or file path, when given)."""
     path = Path(state_dir)
     if not db.db_path(path).exists():
         return ()
-    key = pipeline
-    if pipeline and os.path.isfile(pipeline):
-        key = os.path.abspath(pipeline)
     with opened(path) as conn:
-        runs = history.list_runs(conn, key, limit=limit)
+        runs = history.list_runs(conn, _pipeline_key(pipeline), limit=limit)
     return tuple(_alive(path, r) for r in runs)
 
 
@@ -149,7 +153,7 @@ def collect_garbage(
     path = Path(state_dir)
     with opened(path) as conn:
         candidates = history.runs_to_prune(
-            conn, keep=keep, older_than=older_than, pipeline=pipeline, now=time.time() if now is None else now
+            conn, keep=keep, older_than=older_than, pipeline=_pipeline_key(pipeline), now=time.time() if now is None else now
         )
         doomed = tuple(r for r in candidates if _alive(path, r).status != RunStatus.RUNNING.value)
         if not dry_run and doomed:

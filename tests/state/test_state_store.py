@@ -213,3 +213,10 @@ def test_run_finished_records_the_outcome(tmp_path):
     record_all(tmp_path, events)
     run = history.find_run(db.connect(tmp_path), "r1")
     assert (run.status, run.duration, run.root_failure, run.finished_at) == ("cancelled", 10.0, "a", 1010.0)
+
+
+def test_a_database_path_that_cannot_be_opened_is_a_state_error(tmp_path):
+    db.db_path(tmp_path).mkdir()  # a folder where the file should be
+    with pytest.raises(StateError) as info:
+        SqliteRunStore(tmp_path)
+    assert str(db.db_path(tmp_path)) in info.value.message
