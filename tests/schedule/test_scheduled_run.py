@@ -70,3 +70,35 @@ def test_the_installed_line_runs_in_crons_bare_environment(tmp_path: Path) -> No
     # the step saw the PATH of the installing shell (absolute entries, once each), not cron's
     wanted = [p for p in os.environ["PATH"].split(os.pathsep) if os.path.isabs(p)]
     assert seen == list(dict.fromkeys(wanted))
+
+
+def test_the_fire_time_reaches_the_state_store(tmp_path: Path) -> None:
+    """Scheduler (RunOptions.fire_time) -> RunStarted.fire_time -> SQLite -> schedule list."""
+    from flowctl.run.executors.local import LocalExecutor
+    from flowctl.run.prepare import prepare_run
+    from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
+    from flowctl.schedule.service import StateHistory, load_pipelines
+    from flowctl.state.store import SqliteRunStore
+
+    path = _pipeline(tmp_path / "p", datetime.now(UTC))
+    prepared = prepare_run(path, overrides={}, only=(), from_=())
+    fire = datetime.now(UTC).replace(second=0, microsecond=0)
+    state_dir = tmp_path / "p" / ".flowctl"
+    store = SqliteRunStore(state_dir)
+    run_id = new_run_id()
+    try:
+        with LocalExecutor() as executor:
+            Scheduler(
+                prepared.plan, prepared.invocations, executor, store, lambda event: None,
+                RunOptions(logs_dir=str(state_dir / "runs" / run_id), environ=dict(os.environ),
+                           handle_signals=False, fire_time=fire.timestamp()),
+                remediations=prepared.remediations, run_id=run_id,
+            ).run()
+    finally:
+        store.close()
+    (pipeline,) = load_pipelines([path])
+    last = StateHistory(None).last_run(pipeline)
+    assert last is not None and last.run_id == run_id
+    assert last.status == "succeeded"
+    assert last.scheduled_at == fire
+    assert timedelta(0) <= last.started_at - fire < timedelta(minutes=15)
