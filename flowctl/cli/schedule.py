@@ -122,6 +122,7 @@ def _list_json(result: ScheduleList) -> dict[str, Any]:
                     "guarded": s.installed.guarded,
                     "log": s.installed.log_file,
                     "line": s.installed.line(),
+                    "stale": s.stale,
                 },
                 "last_run": _run_json(s.last_run),
                 "missed": {
@@ -151,6 +152,11 @@ def _installed_text(status: ScheduleStatus, target: str | None) -> str:
     if entry is None:
         return f"not installed in {target}" if target else "unknown"
     text = f"{_when(entry.installed_at)} in {target}"
+    if status.stale:
+        text += (
+            f", STALE: installed for {entry.schedule!r} ({entry.timezone or 'local'}); "
+            "run `flowctl schedule install` again"
+        )
     if entry.ref:
         text += f", pinned to {entry.ref}"
     if entry.guarded:

@@ -62,6 +62,18 @@ class ScheduleStatus:
     missed: tuple[datetime, ...]  # oldest first
     missed_since: datetime | None  # the start of the window missed runs were looked for in
 
+    @property
+    def stale(self) -> bool:
+        """The installed line was written for another schedule or zone: install again."""
+        entry = self.installed
+        return entry is not None and (
+            entry.schedule != self.expression or (entry.timezone or None) != self.declared_zone
+        )
+
+    @property
+    def declared_zone(self) -> str | None:
+        return None if self.timezone.startswith("local (") else self.timezone
+
 
 def missed_runs(
     schedule: Schedule,

@@ -85,6 +85,18 @@ def test_reinstall_replaces_the_block_and_only_the_block(project: Path) -> None:
     assert "etl.yaml" in line and '"45 3 * * 1-5"' in text
 
 
+def test_list_flags_a_line_installed_for_another_schedule(project: Path) -> None:
+    crontab = project / "crontab"
+    run_flowctl("schedule", "install", "--file", str(crontab), cwd=project)
+    etl = project / "pipelines" / "etl.yaml"
+    etl.write_text(etl.read_text().replace('"30 2 * * *"', '"0 4 * * *"'))
+    listed = json.loads(run_flowctl("schedule", "list", "--file", str(crontab), "--json", cwd=project).stdout)
+    stale = {s["name"]: s["installed"]["stale"] for s in listed["schedules"]}
+    assert stale == {"etl": True, "hourly": False}
+    text = run_flowctl("schedule", "list", "--file", str(crontab), str(etl)).stdout
+    assert "STALE: installed for '30 2 * * *' (America/New_York)" in text
+
+
 def test_uninstall_removes_the_block_and_nothing_else(project: Path) -> None:
     crontab = project / "crontab"
     crontab.write_text(FOREIGN)
