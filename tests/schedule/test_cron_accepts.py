@@ -3,7 +3,8 @@
 ``crontab -n FILE`` (Debian cron 3.0pl1-128 and later) parses a user crontab exactly as
 ``crontab FILE`` would, then stops without installing it. An /etc/cron.d file differs only by
 the user column, so it is checked by taking that column out (and checking the user exists), with
-the file name rule cron.d applies. Without cron these tests skip locally, but never on CI
+the file name rule cron.d applies. As root, the file is also installed for user ``nobody``
+(``crontab -u nobody FILE``) and listed back. Without cron these tests skip locally, but never on CI
 (``CI=true``): there ``.ci/run`` installs it (``apt-get install -y cron``).
 """
 
@@ -88,3 +89,24 @@ def test_installed_cron_d_file_passes_crons_parser(project: Path, tmp_path: Path
     stripped.write_text("\n".join(without_user) + "\n")
     checked = _check(program, stripped)
     assert checked.returncode == 0, checked.stderr + checked.stdout
+
+
+def test_installed_user_crontab_round_trips_through_debian_crontab(project: Path, tmp_path: Path) -> None:
+    """Installed for a real user (``crontab -u nobody FILE``) and listed back byte for byte:
+    Debian keeps its "DO NOT EDIT" header out of ``crontab -l``, so the block is found again."""
+    program = _crontab_n()
+    if os.geteuid() != 0:
+        pytest.skip("installing a crontab for another user needs root")
+    had = subprocess.run([program, "-u", "nobody", "-l"], capture_output=True, text=True, check=False)
+    if had.returncode == 0:
+        pytest.skip("user nobody already has a crontab; not touching it")
+    crontab = tmp_path / "crontab"
+    crontab.write_text(FOREIGN)
+    assert run_flowctl("schedule", "install", "--file", str(crontab), cwd=project).returncode == 0
+    try:
+        put = subprocess.run([program, "-u", "nobody", str(crontab)], capture_output=True, text=True, check=False)
+        assert put.returncode == 0, put.stderr
+        listed = subprocess.run([program, "-u", "nobody", "-l"], capture_output=True, text=True, check=False)
+        assert listed.stdout == crontab.read_text()
+    finally:
+        subprocess.run([program, "-u", "nobody", "-r"], capture_output=True, check=False)
