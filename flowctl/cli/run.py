@@ -16,6 +16,7 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import console, param_option, stdout_is_tty
+from flowctl.cli._wait import OptionalWaitCommand
 
 if TYPE_CHECKING:
     from flowctl.run.ports import RunStore
@@ -24,8 +25,14 @@ if TYPE_CHECKING:
 
 STATE_DIR_NAME = ".flowctl"
 
+_WAIT_OPTION: Any = typer.Option(
+    None, "--wait", metavar="[DURATION]",
+    help="When another run of this pipeline holds the lock, wait for it (for ever, or at most "
+    "DURATION, e.g. 10m) instead of exiting with 75.",
+)
 
-@app.command("run")
+
+@app.command("run", cls=OptionalWaitCommand)
 def run(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
     params: list[str] = param_option(),
@@ -45,6 +52,11 @@ def run(
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest run of this pipeline: steps that succeeded with an unchanged fingerprint are reused."),
+    run_id: str | None = typer.Option(None, "--run-id", metavar="ID", help="With --resume (implied): continue this run instead of the latest."),
+    force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
+    force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
+    wait: str | None = _WAIT_OPTION,
     scheduled: bool = typer.Option(
         False, "--scheduled",
         help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "
@@ -59,15 +71,20 @@ def run(
 
     Example: flowctl run pipelines/etl.yaml -p date=2026-11-24 --concurrency 4
     """
+    from flowctl.cli._run_state import open_run, resume_target
     from flowctl.run.prepare import prepare_run
     from flowctl.spec.resolve import parse_param_args
 
-    prepared = prepare_run(pipeline, overrides=parse_param_args(params), only=only, from_=from_)
+    folder = state_folder(pipeline, state_dir)
+    previous, overrides, only, from_ = resume_target(
+        folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
+    )
+    prepared = prepare_run(pipeline, overrides=overrides, only=only, from_=from_)
     if dry_run:
         print_dry_run(prepared, concurrency)
         return 0
     fire_time: float | None = None
-    if scheduled:
+    if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
         from flowctl.schedule.service import due_firing
 
         firing = due_firing(prepared.pipeline)
@@ -75,19 +92,23 @@ def run(
             print(firing.message, flush=True)
             return 0
         fire_time = firing.fire_time
-    folder = state_folder(pipeline, state_dir)
     selection: dict[str, object] = {"only": list(only), "from": list(from_)}
-    return execute(
-        prepared,
-        pipeline_arg=pipeline,
-        state_dir=folder,
-        concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
-        fail_fast=fail_fast,
-        stream=stream,
-        live=stdout_is_tty() and not no_progress,
-        selection=selection,
-        fire_time=fire_time,
-    )
+    live = stdout_is_tty() and not no_progress
+    with open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live) as session:
+        if session is None:
+            return 0  # a resume with nothing left to do (already said so)
+        return execute(
+            prepared,
+            pipeline_arg=pipeline,
+            state_dir=folder,
+            concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
+            fail_fast=fail_fast,
+            stream=stream,
+            live=live,
+            selection=selection,
+            session=session,
+            fire_time=fire_time,
+        )
 
 
 def state_folder(pipeline_arg: str, given: str | None) -> str:
@@ -98,7 +119,8 @@ def state_folder(pipeline_arg: str, given: str | None) -> str:
 
 
 def build_store(state_dir: str, prepared: PreparedRun) -> RunStore:
-    """The run store every event is checkpointed to (the state issue's SQLite store goes here)."""
+    """The run store when no state session is open (library callers): records nothing durable.
+    ``flowctl run`` itself checkpoints to the SQLite store of its session (``cli/_run_state``)."""
     from flowctl.run.memory import MemoryRunStore
 
     return MemoryRunStore()
@@ -114,16 +136,18 @@ def execute(
     stream: bool,
     live: bool,
     selection: dict[str, object],
+    session: Any = None,
     fire_time: float | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
+    from flowctl.cli._run_state import run_options
     from flowctl.observe.fanout import FanOut, sink_name
     from flowctl.observe.summary import RunSummary, render_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
     from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
 
-    run_id = new_run_id()
+    run_id = session.run_id if session is not None else new_run_id()
     logs_dir = os.path.join(state_dir, "runs", run_id)
     out = console()
     summary = RunSummary()
@@ -137,7 +161,7 @@ def execute(
 
         view = PlainSink(sys.stdout, logs_dir=logs_dir)
     fanout = FanOut([summary, view])
-    store = build_store(state_dir, prepared)
+    store = session.store if session is not None else build_store(state_dir, prepared)
 
     def on_output(key: Any, line: str) -> None:
         import time
@@ -151,7 +175,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
-                fire_time=fire_time,
+                fire_time=fire_time, **run_options(session),
             ),
             remediations=prepared.remediations, run_id=run_id,
         )

@@ -7,14 +7,17 @@ commit policy. Every record carries the run id (the correlation id). Reads live 
 Commit policy (why it is cheap and still safe): rows are buffered in memory and written in one
 short transaction when
 
-* a ``RunStarted``, ``StepFinished`` or ``RunFinished`` arrives — a step's result is durable
-  before any sink shows it, so a ``kill -9`` never loses a finished step;
-* ``flush()`` is called (the CLI calls it before the scheduler blocks waiting for attempts, so
-  every started attempt is on disk while it runs);
-* the oldest buffered row is older than ``max_delay`` seconds.
+* ``flush()`` is called: the scheduler records the events of one turn of its loop, flushes,
+  and only then shows them, so a finished step is on disk before anyone sees it, and every
+  started attempt is on disk while it runs;
+* a ``RunStarted`` or ``RunFinished`` arrives;
+* the oldest buffered row is older than ``max_delay`` seconds (a safety net for callers that
+  flush rarely).
 
 With WAL and ``synchronous=NORMAL`` a commit is a write into the WAL file without fsync: it
-survives the death of the process, and costs tens of microseconds.
+survives the death of the process (``kill -9``), and costs tens of microseconds. A power loss
+may drop the last commits; resume then re-runs those steps, which is safe (steps are the unit
+of idempotency).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +66,9 @@ _STEP_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts
     attempts = max(steps.attempts, excluded.attempts),
     fingerprint = CASE WHEN excluded.fingerprint = '' THEN steps.fingerprint ELSE excluded.fingerprint END"""
 _ATTEMPT_FINISHED = """INSERT INTO attempts (run_id, step, attempt, kind, started_at, finished_at,
-    outcome, exit_code, duration, log_path, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    outcome, exit_code, duration, log_path, error, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, attempt) DO UPDATE SET finished_at = excluded.finished_at,
+    host = CASE WHEN excluded.host = '' THEN attempts.host ELSE excluded.host END,
     outcome = excluded.outcome, exit_code = excluded.exit_code, duration = excluded.duration,
     log_path = CASE WHEN excluded.log_path = '' THEN attempts.log_path ELSE excluded.log_path END,
     error = excluded.error"""
@@ -88,7 +92,11 @@ class SqliteRunStore:
     """Records a run's events in ``<state_dir>/state.db``; see the module docstring for commits.
 
     ``fingerprints`` (step → digest) fills in events whose ``fingerprint`` is empty, so the
-    scheduler need not know about fingerprints. Raises ``StateError`` when the database is bad.
+    scheduler need not know about fingerprints. ``outputs_of(step)`` hashes a step's declared
+    outputs when it succeeds; ``carried_outputs`` are the hashes a reused or up-to-date step
+    keeps from its earlier success (both feed the next up-to-date check). ``pipeline_path``
+    replaces the path in ``RunStarted`` (runs are found by their file's real path).
+    Raises ``StateError`` when the database is bad.
     """
 
     def __init__(
@@ -96,12 +104,18 @@ class SqliteRunStore:
         state_dir: str | os.PathLike[str],
         *,
         fingerprints: Mapping[str, str] | None = None,
+        outputs_of: Callable[[str], Mapping[str, str]] | None = None,
+        carried_outputs: Mapping[str, Mapping[str, str]] | None = None,
+        pipeline_path: str | None = None,
         max_delay: float = 0.2,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.path = db.db_path(state_dir)
         self._conn: sqlite3.Connection | None = db.connect(state_dir)
         self._fingerprints = dict(fingerprints or {})
+        self._outputs_of = outputs_of
+        self._carried = dict(carried_outputs or {})
+        self._pipeline_path = pipeline_path
         self._buffer: list[_Row] = []
         self._oldest = 0.0
         self._max_delay = max_delay
@@ -119,7 +133,7 @@ class SqliteRunStore:
             if not self._buffer:
                 self._oldest = time.monotonic()
             self._buffer.extend(rows)
-            if isinstance(event, (StepFinished, RunStarted, RunFinished)) or (
+            if isinstance(event, (RunStarted, RunFinished)) or (
                 time.monotonic() - self._oldest >= self._max_delay
             ):
                 self._commit()
@@ -152,6 +166,10 @@ class SqliteRunStore:
     def set_fingerprints(self, fingerprints: Mapping[str, str]) -> None:
         """Digests used for events that carry none (step → digest)."""
         self._fingerprints.update(fingerprints)
+
+    def set_carried_outputs(self, outputs: Mapping[str, Mapping[str, str]]) -> None:
+        """Output hashes reused / up-to-date steps keep from their earlier success."""
+        self._carried.update(outputs)
 
     def save_fingerprint_parts(self, parts: Mapping[str, Mapping[str, str]]) -> None:
         """Remember what each fingerprint digest was made of, for ``plan --explain``."""
@@ -238,16 +256,22 @@ class SqliteRunStore:
                     _ATTEMPT_FINISHED,
                     (event.run_id, event.step, event.attempt, event.kind.value, event.at - event.duration,
                      event.at, event.outcome.value, event.exit_code, event.duration, event.log_path,
-                     event.error),
+                     event.error, getattr(event, "host", "")),
                 )
             ]
         if isinstance(event, StepFinished):
+            outputs = event.outputs
+            if not outputs:
+                if event.status is StepStatus.SUCCEEDED and self._outputs_of is not None:
+                    outputs = self._outputs_of(event.step)
+                elif event.status in (StepStatus.REUSED, StepStatus.UP_TO_DATE):
+                    outputs = self._carried.get(event.step, {})
             return [
                 (
                     _STEP_FINISHED,
                     (event.run_id, event.step, event.status.value, event.at, event.attempts, event.duration,
                      event.reason, self._fingerprint(event.step, event.fingerprint), event.exit_code,
-                     _json(dict(event.outputs))),
+                     _json(dict(outputs))),
                 )
             ]
         if isinstance(event, RetryScheduled):
@@ -269,7 +293,7 @@ class SqliteRunStore:
         rows: list[_Row] = [
             (
                 _INSERT_RUN,
-                (event.run_id, event.pipeline, event.pipeline_path, event.at, _json(list(event.steps)),
+                (event.run_id, event.pipeline, self._pipeline_path or event.pipeline_path, event.at, _json(list(event.steps)),
                  _json(dict(event.params)), _json(dict(event.selection)), event.concurrency,
                  event.resumed_from, _json(dict(event.provenance)), self._host, os.getpid(), fire_time),
             )
