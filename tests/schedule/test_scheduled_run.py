@@ -3,8 +3,10 @@ installed command works in cron's bare environment."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +72,37 @@ def test_the_installed_line_runs_in_crons_bare_environment(tmp_path: Path) -> No
     # the step saw the PATH of the installing shell (absolute entries, once each), not cron's
     wanted = [p for p in os.environ["PATH"].split(os.pathsep) if os.path.isabs(p)]
     assert seen == list(dict.fromkeys(wanted))
+    # The run recorded its fire time: schedule list shows it as the last run, on time.
+    listed = json.loads(run_flowctl("schedule", "list", "--file", str(crontab), str(path), "--json").stdout)
+    (row,) = listed["schedules"]
+    last = row["last_run"]
+    assert last["status"] == "succeeded"
+    fire = datetime.fromisoformat(last["scheduled_at"])
+    assert fire.second == 0 and timedelta(0) <= datetime.fromisoformat(last["started_at"]) - fire < timedelta(minutes=15)
+    assert row["missed"]["count"] == 0
+
+
+def test_a_firing_while_the_previous_run_holds_the_lock_exits_75(tmp_path: Path) -> None:
+    path = _pipeline(tmp_path / "p", datetime.now(UTC))
+    path.write_text(path.read_text().replace("run: echo ran > marker.txt", "run: sleep 2; echo ran >> marker.txt"))
+    crontab = tmp_path / "crontab"
+    assert run_flowctl("schedule", "install", "--file", str(crontab), str(path)).returncode == 0
+    (line,) = [x for x in crontab.read_text().splitlines() if x and not x.startswith("#")]
+    command = line.split(" ", 5)[5].replace("\\%", "%")
+    bare = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    first = subprocess.Popen(["/bin/sh", "-c", command], cwd=tmp_path, env=bare)
+    try:
+        log = path.parent / ".flowctl" / "cron" / "daily.log"
+        for _ in range(100):  # until the first run has started its step
+            if log.exists() and "mark" in log.read_text():
+                break
+            time.sleep(0.05)
+        second = subprocess.run(["/bin/sh", "-c", command], cwd=tmp_path, env=bare, check=False, timeout=60)
+        assert second.returncode == 75
+    finally:
+        assert first.wait(timeout=60) == 0
+    assert (path.parent / "marker.txt").read_text() == "ran\n"  # the step ran once
+    assert "lock" in log.read_text().lower()
 
 
 def test_the_fire_time_reaches_the_state_store(tmp_path: Path) -> None:
