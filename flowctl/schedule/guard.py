@@ -4,7 +4,8 @@ Debian's cron (Vixie cron 3.0) has no ``CRON_TZ``: it reads every line in the zo
 runs in. A pipeline whose ``timezone:`` keeps the same clock as the machine's zone is installed
 with its own expression. Any other zone is installed with a wider line, every machine-local
 minute and hour that some fire time of the pipeline can fall on (over the offsets the two zones
-take in the next 13 months, and the ends of DST gaps for fixed-time jobs), and the run it starts
+take in the next 13 months, and the ends of DST gaps for fixed-time jobs; every hour when the
+machine's own zone has DST, so cron follows its wall clock through a repeated hour), and the run it starts
 carries ``--scheduled``, which exits 0 without running when the current minute is not a fire time
 in the pipeline's zone (``fire.due_fire_time``). The same guard works under any cron (cronie,
 busybox, macOS), and the fire times follow the zone's own DST rules, not the machine's.
@@ -46,6 +47,11 @@ def machine_fields(schedule: Schedule, machine_tz: tzinfo, now: datetime) -> Cro
             local = (hour * 60 + minute - shift) % (24 * 60)
             hours.add(local // 60)
             minutes.add(local % 60)
+    if _offsets(machine_tz, now) != 1:
+        # The machine's clock repeats an hour in autumn, and cron runs a fixed-time line only
+        # in the first pass; a line with "*" in its hour field follows the wall clock through
+        # both passes, so every real instant with a listed minute fires and the guard picks.
+        hours = set(range(24))
     fields = f"{_list(minutes, 60)} {_list(hours, 24)} * * *"
     return CronFields(fields=fields, guarded=True)
 
@@ -66,6 +72,15 @@ def _offset_differences(zone: tzinfo, machine: tzinfo, now: datetime) -> set[int
         out.add(int((a - b).total_seconds()) // 60)
         instant += _SAMPLE
     return out
+
+
+def _offsets(zone: tzinfo, now: datetime) -> int:
+    """How many different UTC offsets ``zone`` takes over the horizon (1: no DST)."""
+    seen: set[timedelta | None] = set()
+    instant = now.astimezone(UTC)
+    for day in range(0, _HORIZON.days, 7):
+        seen.add((instant + timedelta(days=day)).astimezone(zone).utcoffset())
+    return len(seen)
 
 
 def _gaps(zone: tzinfo, now: datetime) -> set[tuple[int, int]]:

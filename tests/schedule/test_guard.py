@@ -26,6 +26,12 @@ def test_no_timezone_keeps_the_expression() -> None:
     assert (fields.fields, fields.guarded) == ("30 6 * * 1-5", False)
 
 
+def test_a_machine_without_dst_gets_only_the_hours_needed() -> None:
+    fields = machine_fields(make_schedule("30 2 * * *", "America/New_York"), ZoneInfo("UTC"), NOW)
+    # 02:30 EST/EDT is 07:30/06:30 UTC; 03:00 EDT (the end of the spring gap) is 07:00 UTC.
+    assert fields.fields == "0,30 6,7,8 * * *"
+
+
 def test_same_clock() -> None:
     assert same_clock(ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/Rome"), NOW)
     assert not same_clock(ZoneInfo("Europe/London"), ZoneInfo("Europe/Berlin"), NOW)
@@ -54,6 +60,8 @@ def _machine_firings(fields: str, machine: ZoneInfo, start: datetime, end: datet
         ("0 9 * * 1-5", "Europe/London", "America/New_York", datetime(2026, 10, 22, tzinfo=UTC), 14),
         # a half-hour offset against a zone with DST
         ("*/20 * * * *", "Asia/Kolkata", "America/New_York", datetime(2026, 10, 31, tzinfo=UTC), 2),
+        # the machine's zone repeats 01:00-02:00 on 2026-11-01; 06:30 UTC is then 01:30 EST
+        ("30 6 * * *", "UTC", "America/New_York", datetime(2026, 10, 30, tzinfo=UTC), 4),
         # a 30-minute DST change (Lord Howe Island, 2026-10-04)
         ("15 2 * * *", "Australia/Lord_Howe", "UTC", datetime(2026, 10, 1, tzinfo=UTC), 6),
     ],
@@ -66,6 +74,9 @@ def test_guarded_line_fires_exactly_at_the_fire_times(
     end = start + timedelta(days=days)
     fields = machine_fields(schedule, machine_tz, start)
     assert fields.guarded
+    if machine != "UTC":
+        # cron runs a fixed-time line once in a repeated hour; a "*" hour follows the wall clock.
+        assert not parse_cron(fields.fields).fixed_time
     expected = []
     for fire in fire_times(schedule, start):
         if fire >= end:
