@@ -68,7 +68,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outputs TEXT NOT NULL DEFAULT '{}',
             PRIMARY KEY (run_id, step)
         ) WITHOUT ROWID""",
-        "CREATE INDEX steps_by_status ON steps (step, status)",
         """CREATE TABLE attempts (
             run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
             step TEXT NOT NULL,

@@ -96,12 +96,13 @@ class RunRecord:
 class RunDetail:
     run: RunRecord
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
+    _by_id: Mapping[str, StepRecord] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {s.step: s for s in self.steps})
 
     def step(self, step_id: str) -> StepRecord | None:
-        for record in self.steps:
-            if record.step == step_id:
-                return record
-        return None
+        return self._by_id.get(step_id)
 
 
 @dataclass(frozen=True, slots=True)
