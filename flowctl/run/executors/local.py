@@ -1,6 +1,6 @@
 """The local executor: each attempt is a process group on this machine.
 
-Owns: starting an attempt in its own session with its output in a log file, waiting for many
+Owns: starting an attempt in its own process group with its output in a log file, waiting for many
 attempts at once (a ``pidfd`` per child in one ``selectors`` poll, plus a self-pipe so a signal
 handler can wake the scheduler), timeouts and cancellation (SIGTERM to the group, a grace period,
 then SIGKILL), and sweeping what a step leaves behind. On Linux the runner is a child subreaper,
@@ -10,6 +10,8 @@ attempt that ended is killed with its group. ``close`` kills whatever is left.
 
 Output goes straight to the log file unless the attempt streams (``--stream``) or has secrets;
 then it goes through a pipe, is masked (``masking.Masker``) and only then written.
+While an executor is open the process's working folder is that of the last attempt started
+(``procs.spawn``); ``close`` restores it. Keep paths absolute.
 Leaves to the scheduler: retries, ordering, what a failure means.
 """
 
@@ -19,7 +21,6 @@ import heapq
 import os
 import selectors
 import signal
-import socket
 import time
 from collections.abc import Sequence
 from itertools import count
@@ -33,6 +34,7 @@ _TAIL_BYTES = 8192
 TAIL_LINES = 12
 _SWEEP_INTERVAL = 0.02  # seconds between looks for leftovers of an ended attempt
 _FORGET_AFTER = 2.0  # seconds after SIGKILL after which we stop chasing an unkillable process
+_SCAN_EVERY = 0.05  # at most this often we list our children for orphans after attempts end
 
 
 class _Attempt:
@@ -81,7 +83,7 @@ class LocalExecutor:
         subreaper: bool = True,
     ) -> None:
         self.grace = grace
-        self.host = socket.gethostname()
+        self.host = os.uname().nodename
         self._on_output = on_output
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -97,11 +99,14 @@ class LocalExecutor:
         self._seq = count()
         self._results: list[AttemptResult] = []
         self._made_dirs: set[str] = set()
-        self._sessions: set[int] = set()  # every session we started (one per attempt)
+        self._groups: set[int] = set()  # every process group we started (one per attempt)
         self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
         self._subreaper = subreaper
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
+        self._home = procs.remember_cwd()
+        self._last_scan = 0.0
+        self._scan_due: float | None = None  # when to look for orphans of attempts that ended
 
     # -- the Executor protocol ---------------------------------------------------------------
 
@@ -126,7 +131,7 @@ class LocalExecutor:
         self._running[spec.key] = att
         self._by_pid[att.pid] = att
         self._by_token[token] = att
-        self._sessions.add(att.pid)
+        self._groups.add(att.pid)
         if spec.timeout is not None:
             heapq.heappush(self._timers, (att.started + spec.timeout, next(self._seq), att))
 
@@ -187,6 +192,7 @@ class LocalExecutor:
             os.close(fd)
         if self._subreaper and not self._was_subreaper:
             procs.set_subreaper(False)
+        procs.restore_cwd(self._home)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -200,7 +206,12 @@ class LocalExecutor:
         spec = att.spec
         folder = os.path.dirname(spec.log_path)
         if folder not in self._made_dirs:
-            os.makedirs(folder, exist_ok=True)
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         att.log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         out_fd = att.log_fd
@@ -244,6 +255,8 @@ class LocalExecutor:
             limit = _min(limit, max(0.0, self._timers[0][0] - now))
         if self._leftovers:
             limit = _min(limit, _SWEEP_INTERVAL)
+        if self._scan_due is not None:
+            limit = _min(limit, max(0.0, self._scan_due - now))
         if self._running and any(a.pidfd is None for a in self._running.values()):
             limit = _min(limit, 0.01)  # no pidfd (old kernel): poll
         if not self._running and not self._leftovers and timeout is None and not self._timers:
@@ -263,6 +276,8 @@ class LocalExecutor:
         self._fire_timers()
         if self._leftovers:
             self._sweep_leftovers()
+        elif self._scan_due is not None and time.monotonic() >= self._scan_due:
+            self._adopt_orphans()
 
     def _check_exit(self, att: _Attempt) -> None:
         code = procs.reap(att.pid)
@@ -289,7 +304,13 @@ class LocalExecutor:
             left = _Leftover(att.pid, att.token, time.monotonic() + (0 if force else self.grace))
             self._kill_leftover(left, sig)
             self._leftovers.append(left)
-        self._adopt_orphans()
+        # Listing our children costs a /proc read: do it at most every _SCAN_EVERY seconds
+        # (a burst of tiny steps shares one look), and surely within that time.
+        now = time.monotonic()
+        if now - self._last_scan >= _SCAN_EVERY:
+            self._adopt_orphans()
+        elif self._scan_due is None:
+            self._scan_due = self._last_scan + _SCAN_EVERY
         tail = read_tail(spec.log_path) if outcome is not AttemptOutcome.OK else ()
         self._results.append(
             AttemptResult(
@@ -391,6 +412,8 @@ class LocalExecutor:
         """Take note of children we did not start (reparented to us); kill those whose attempt
         ended. Reap the ones that died. Returns whether any unknown child of ours was seen."""
         seen = False
+        self._last_scan = time.monotonic()
+        self._scan_due = None
         for pid in procs.child_pids():
             if pid in self._by_pid:
                 continue
@@ -403,7 +426,7 @@ class LocalExecutor:
                 continue
             if not mine and not kill_all:
                 continue
-            if kill_all and not mine and (token is not None or _session(pid) not in self._sessions):
+            if kill_all and not mine and (token is not None or _pgid(pid) not in self._groups):
                 continue  # a child of the host program (e.g. a test runner), not one of ours
             seen = True
             if token is None or token in self._ended_tokens or kill_all:
@@ -446,9 +469,9 @@ def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
     return tuple(text[-lines:])
 
 
-def _session(pid: int) -> int:
+def _pgid(pid: int) -> int:
     try:
-        return os.getsid(pid)
+        return os.getpgid(pid)
     except OSError:
         return -1
 
