@@ -24,6 +24,7 @@ from flowctl.cli import doctor as _doctor  # noqa: F401,E402
 from flowctl.cli import run as _run  # noqa: F401,E402
 from flowctl.cli import stats as _stats  # noqa: F401,E402
 from flowctl.cli import alerts as _alerts  # noqa: F401,E402
+from flowctl.cli import schedule as _schedule  # noqa: F401,E402
 
 
 def _version(value: bool) -> None:

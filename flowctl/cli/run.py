@@ -69,6 +69,11 @@ def run(
     pushgateway: str | None = typer.Option(
         None, "--pushgateway", metavar="URL", help="Push the run's Prometheus metrics to this Pushgateway."
     ),
+    scheduled: bool = typer.Option(
+        False, "--scheduled",
+        help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "
+        "schedule in its timezone (else exit 0), and record that fire time.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -91,6 +96,15 @@ def run(
     if dry_run:
         print_dry_run(prepared, concurrency)
         return 0
+    fire_time: float | None = None
+    if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
+        from flowctl.schedule.service import due_firing
+
+        firing = due_firing(prepared.pipeline)
+        if not firing.due:
+            print(firing.message, flush=True)
+            return 0
+        fire_time = firing.fire_time
     selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
                                     "force_steps": list(force_step)}
     from flowctl.observe.observer import RunObserver
@@ -114,6 +128,7 @@ def run(
             selection=selection,
             session=session,
             observer=observer,
+            fire_time=fire_time,
         )
 
 
@@ -144,6 +159,7 @@ def execute(
     selection: dict[str, object],
     session: Any = None,
     observer: RunObserver | None = None,
+    fire_time: float | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._run_state import run_options
@@ -172,6 +188,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
+                fire_time=fire_time,
                 **{"provenance": {"pipeline_sha256": prepared.pipeline.source_sha256}, **run_options(session)},
             ),
             remediations=prepared.remediations, run_id=run_id,

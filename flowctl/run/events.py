@@ -74,6 +74,7 @@ class RunStarted:
     pipeline_path: str = ""
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)  # file hash, commit, dirty
+    fire_time: float | None = None  # the cron fire time of a `run --scheduled` (for lateness)
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,7 @@ class Scheduler:
                 run_id=self.run_id, pipeline=self.plan.pipeline.name, at=time.time(),
                 steps=tuple(self._states), params=opt.params, selection=opt.selection,
                 concurrency=self._concurrency, pipeline_path=self.plan.pipeline.path,
-                resumed_from=opt.resumed_from, provenance=opt.provenance,
+                resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
             )
         )
         for sid, reuse in opt.reuse.items():

@@ -352,18 +352,17 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
 
 
 def cron_problem(expression: str) -> str | None:
-    """Why ``expression`` is not a valid schedule, or None."""
-    from croniter import croniter
+    """Why ``expression`` is not a schedule Debian's cron accepts, or None.
 
-    text = expression.strip()
-    if not text.startswith("@") and len(text.split()) != 5:
-        return f"schedule {expression!r} has {len(text.split())} fields; cron uses 5"
+    One parser serves validation and ``flowctl schedule`` (``schedule/cron.py``, a leaf module):
+    croniter alone would accept fields cron rejects (seconds, L, W, #).
+    """
+    from flowctl.schedule.cron import CronSyntaxError, parse_cron
+
     try:
-        ok = croniter.is_valid(text)
-    except Exception:  # noqa: BLE001 - croniter raises assorted errors for odd input
-        ok = False
-    if not ok or text == "@reboot":
-        return f"schedule {expression!r} is not a valid cron expression"
+        parse_cron(expression)
+    except CronSyntaxError as exc:
+        return exc.message
     return None
 
 
