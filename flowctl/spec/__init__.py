@@ -1,0 +1,101 @@
+"""Pipeline files → typed ``Pipeline`` models, with every problem reported at its line.
+
+``load_pipeline`` is the one entry point: parse (``load``), schema check (``spec.schema``),
+semantic checks and model building (``spec.build``). ``discover_pipelines`` finds the pipeline
+files of a project (shared by ``validate``, ``diff`` and ``schedule``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from flowctl.errors import Diagnostic, PipelineError, UsageError
+from flowctl.load.yamlsource import Document, parse
+from flowctl.spec.model import Pipeline
+
+PIPELINE_DIR = "pipelines"
+PIPELINE_SUFFIXES = (".yaml", ".yml")
+
+
+def read_document(path: str | os.PathLike[str], *, text: bytes | None = None,
+                  display_path: str | None = None) -> tuple[Document, bytes]:
+    """Parse a pipeline file (or ``text`` given for it) into a ``Document``.
+
+    Raises UsageError when the file cannot be read at all.
+    """
+    name = display_path or os.fspath(path)
+    if text is None:
+        try:
+            text = Path(path).read_bytes()
+        except IsADirectoryError:
+            raise UsageError(f"{name} is a folder, not a pipeline file") from None
+        except FileNotFoundError:
+            raise UsageError(f"{name}: no such file", hint="check the path, or run `flowctl init`") from None
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
+    return parse(text, name), text
+
+
+def check_document(doc: Document) -> list[Diagnostic]:
+    """Every problem in a parsed document: YAML, schema, then semantic."""
+    if doc.diagnostics or doc.data is None:
+        return list(doc.diagnostics)
+    from flowctl.spec import build, schema
+
+    diags = schema.check(doc)
+    if isinstance(doc.data, dict):
+        diags.extend(build.semantic_check(doc, doc.data))
+    diags.sort(key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
+    return diags
+
+
+def load_pipeline(path: str | os.PathLike[str], *, text: bytes | None = None,
+                  display_path: str | None = None) -> Pipeline:
+    """Read, check and build the pipeline in ``path`` (or in ``text``, e.g. a file at a git ref).
+
+    ``display_path`` names the file in messages (e.g. ``v1.2.0:pipelines/etl.yaml``).
+    Raises PipelineError with every diagnostic, or UsageError when the file cannot be read.
+    """
+    doc, raw = read_document(path, text=text, display_path=display_path)
+    diags = check_document(doc)
+    if diags:
+        err = PipelineError(doc.file, diags)
+        err.sources = {doc.file: doc.text}  # type: ignore[attr-defined]
+        raise err
+    from flowctl.spec.build import build_pipeline
+
+    return build_pipeline(doc, doc.data, path=doc.file, base_dir=os.path.dirname(os.path.abspath(path)),
+                          sha256=hashlib.sha256(raw).hexdigest())
+
+
+def project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The git top level containing ``start`` (default: the current folder), else ``start``."""
+    here = Path(start or os.getcwd()).resolve()
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return here
+    if out.returncode == 0 and out.stdout.strip():
+        return Path(out.stdout.strip())
+    return here
+
+
+def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted.
+
+    Raises UsageError when there is none (a CI gate must never pass by checking nothing).
+    """
+    base = Path(root) if root is not None else project_root()
+    folder = base / PIPELINE_DIR
+    found = sorted(p for p in folder.rglob("*") if p.suffix in PIPELINE_SUFFIXES and p.is_file()) if folder.is_dir() else []
+    if not found:
+        raise UsageError(f"no pipeline files found under {folder}",
+                         hint="pass pipeline files as arguments, or create one with `flowctl init`")
+    return found
+
+
+__all__ = ["check_document", "discover_pipelines", "load_pipeline", "project_root", "read_document"]

@@ -118,6 +118,26 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """One ``alerts:`` entry; ``when`` is checked by ``spec.alerts`` and evaluated after a run."""
+
+    when: str
+    description: str | None = None
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierSpec:
+    """One ``notify:`` entry: a command (``run``) or a ``webhook`` URL."""
+
+    run: Command | None = None
+    webhook: str | None = None
+    timeout: float | None = None
+    retries: int = 0
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pipeline:
     """A validated pipeline file."""
 
@@ -134,6 +154,8 @@ class Pipeline:
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     secret_env: frozenset[str] = frozenset()
     defaults: Defaults = field(default_factory=Defaults)
+    alerts: tuple[AlertSpec, ...] = ()
+    notify: tuple[NotifierSpec, ...] = ()
     base_dir: str = "."  # absolute folder of the pipeline file: step cwd is relative to it
     source_sha256: str = ""  # hash of the file's bytes, recorded as run provenance
     span: Span | None = None
@@ -145,6 +167,8 @@ class Pipeline:
 
 __all__ = [
     "DEFAULTABLE",
+    "AlertSpec",
+    "NotifierSpec",
     "Command",
     "Defaults",
     "Param",

@@ -1,0 +1,462 @@
+"""Checks beyond the schema, and building the typed ``Pipeline`` from a checked document.
+
+The schema says what shape a pipeline has; this module checks what a schema cannot: ``needs``
+naming a missing step (with the closest id), a step needing itself, cycles (with the cycle's
+path), cron expressions and time zones, durations, parameter defaults against their types,
+and ``${{ … }}`` expressions (defined parameters, never inside single quotes). Every check
+collects diagnostics; nothing stops at the first. Checks are defensive about shapes, because
+they also run on documents the schema rejected, so one pass reports everything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from flowctl.errors import Diagnostic, Span
+from flowctl.load.yamlsource import Document
+from flowctl.spec import expr
+from flowctl.spec.durations import parse_duration
+from flowctl.spec.model import (
+    DEFAULTABLE,
+    AlertSpec,
+    Defaults,
+    NotifierSpec,
+    Param,
+    ParamType,
+    Pipeline,
+    Remediation,
+    Step,
+)
+from flowctl.spec.schema import dotted, suggest
+
+_DURATIONS = ("retry_delay", "retry_max_delay", "timeout")
+_MAX_DURATION = 30 * 86400.0
+
+
+class _Checker:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.diags: list[Diagnostic] = []
+
+    def error(self, path: list[Any], message: str, hint: str | None = None, *, key: bool = False,
+              code: str = "semantic", span: Span | None = None) -> None:
+        self.diags.append(Diagnostic(span or self.doc.span(path, key=key), message, hint=hint,
+                                     code=code, path=dotted(path)))
+
+    # -- the checks ------------------------------------------------------------------------
+
+    def run(self, data: dict[str, Any]) -> None:
+        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        self.params(params)
+        steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+        self.durations(data.get("defaults"), ["defaults"])
+        for sid, step in steps.items():
+            if isinstance(step, dict):
+                self.durations(step, ["steps", sid])
+                if isinstance(step.get("remediate"), dict):
+                    self.durations(step["remediate"], ["steps", sid, "remediate"])
+        for i, notifier in enumerate(data.get("notify") or []):
+            if isinstance(notifier, dict):
+                self.durations(notifier, ["notify", i])
+        self.needs(steps)
+        self.expressions(data, steps, params)
+        self.schedule(data)
+        self.alerts(data, steps)
+
+    def params(self, params: Mapping[str, Any]) -> None:
+        upper: dict[str, str] = {}
+        for name, spec in params.items():
+            other = upper.setdefault(name.upper(), name)
+            if other != name:
+                self.error(["params", name], f"parameters {other!r} and {name!r} differ only in case",
+                           "both would be passed as " + expr.param_var(name), key=True)
+            if not isinstance(spec, dict):
+                continue
+            ptype = spec.get("type", "string")
+            if ptype not in {t.value for t in ParamType}:
+                continue
+            if "default" in spec:
+                ok, _ = coerce_param(ptype, spec["default"])
+                if not ok:
+                    self.error(["params", name, "default"],
+                               f"the default of parameter {name!r} is not {_article(ptype)}: {spec['default']!r}",
+                               f"change the default or the parameter's type ({ptype})", code="param-type")
+            for i, choice in enumerate(spec.get("choices") or []):
+                if not coerce_param(ptype, choice)[0]:
+                    self.error(["params", name, "choices", i], f"choice {choice!r} of parameter {name!r} is not {_article(ptype)}",
+                               code="param-type")
+            if "default" in spec and isinstance(spec.get("choices"), list) and spec["default"] not in spec["choices"]:
+                self.error(["params", name, "default"], f"the default {spec['default']!r} of parameter {name!r} is not one of its choices",
+                           code="param-choice")
+
+    def durations(self, obj: Any, path: list[Any]) -> None:
+        if not isinstance(obj, dict):
+            return
+        for field in _DURATIONS:
+            value = obj.get(field)
+            if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                continue
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                if not isinstance(value, str):  # a malformed string is the schema's to report
+                    self.error([*path, field], str(exc), code="duration")
+                continue
+            if seconds > _MAX_DURATION:
+                self.error([*path, field], f"{field} {value!r} is longer than 30 days", code="duration")
+            elif field == "timeout" and seconds == 0:
+                self.error([*path, field], "a timeout of 0 would stop every attempt at once",
+                           "leave `timeout` out for no limit", code="duration")
+
+    def needs(self, steps: Mapping[str, Any]) -> None:
+        ids = list(steps)
+        graph: dict[str, list[str]] = {}
+        for sid, step in steps.items():
+            needs = needs_of(step)
+            graph[sid] = []
+            for i, need in enumerate(needs):
+                at = ["steps", sid, "needs"] + ([i] if isinstance(step.get("needs"), list) else [])
+                if not isinstance(need, str):
+                    continue
+                if need == sid:
+                    self.error(at, f"step {sid!r} needs itself", "remove it from its own `needs`", code="self-need")
+                elif need not in steps:
+                    guess = suggest(need, ids)
+                    hint = f"did you mean {guess!r}?" if guess else f"steps are: {', '.join(ids[:10])}"
+                    self.error(at, f"step {sid!r} needs {need!r}, which is not a step in this pipeline", hint,
+                               code="missing-need")
+                else:
+                    graph[sid].append(need)
+        cycle = find_cycle(graph)
+        if cycle:
+            first, second = cycle[0], cycle[1]
+            step = steps[first]
+            needs = needs_of(step)
+            at = ["steps", first, "needs"]
+            if isinstance(step.get("needs"), list) and second in needs:
+                at.append(needs.index(second))
+            self.error(at, "steps form a cycle: " + ", ".join(f"{a} needs {b}" for a, b in zip(cycle, cycle[1:])),
+                       "a step cannot (even indirectly) need itself: remove one of these needs", code="cycle")
+
+    def expressions(self, data: dict[str, Any], steps: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+        places: list[tuple[list[Any], Any, bool]] = []
+        places += _env_places(data.get("env"), ["env"])
+        for sid, step in steps.items():
+            if not isinstance(step, dict):
+                continue
+            base = ["steps", sid]
+            places += _command_places(step.get("run"), [*base, "run"])
+            places += _env_places(step.get("env"), [*base, "env"])
+            if isinstance(step.get("cwd"), str):
+                places.append(([*base, "cwd"], step["cwd"], False))
+            rem = step.get("remediate")
+            if isinstance(rem, dict):
+                places += _command_places(rem.get("run"), [*base, "remediate", "run"])
+                places += _env_places(rem.get("env"), [*base, "remediate", "env"])
+        for path, text, shell in places:
+            try:
+                refs = expr.find_refs(text, shell=shell)
+            except expr.ExprError as exc:
+                self.error(path, str(exc), exc.hint, code="expression", span=self._at(path, text, exc.offset))
+                continue
+            for ref in refs:
+                if ref.source == "params" and ref.name not in params:
+                    guess = suggest(ref.name, list(params))
+                    hint = f"did you mean params.{guess}?" if guess else (
+                        "define it under `params:`" if not params else f"parameters are: {', '.join(params)}")
+                    self.error(path, f"${{{{ params.{ref.name} }}}} names an undefined parameter", hint,
+                               code="undefined-param", span=self._at(path, text, ref.start))
+
+    def _at(self, path: list[Any], text: str, offset: int) -> Span:
+        """The span of ``offset`` inside the scalar at ``path`` (exact for one-line scalars)."""
+        span = self.doc.span(path)
+        if span.line == span.end_line and "\n" not in text:
+            width = len(text)
+            inner = span.end_col - span.col
+            quote = 1 if inner >= width + 2 else 0
+            col = span.col + quote + offset
+            return Span(span.file, span.line, col, span.line, col + 3)
+        return span
+
+    def schedule(self, data: dict[str, Any]) -> None:
+        sched = data.get("schedule")
+        if isinstance(sched, str) and sched.strip():
+            message = cron_problem(sched)
+            if message:
+                self.error(["schedule"], message,
+                           "use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or @daily",
+                           code="cron")
+        tz = data.get("timezone")
+        if isinstance(tz, str) and tz.strip():
+            message, guess = timezone_problem(tz)
+            if message:
+                self.error(["timezone"], message, f"did you mean {guess!r}?" if guess else "use an IANA name such as Europe/Berlin",
+                           code="timezone")
+
+    def alerts(self, data: dict[str, Any], steps: Mapping[str, Any]) -> None:
+        alerts = data.get("alerts")
+        if not isinstance(alerts, list) or not alerts:
+            return
+        try:
+            from flowctl.spec.alerts import parse_alert
+        except ImportError:  # the alert grammar ships with the observability module
+            return
+        for i, alert in enumerate(alerts):
+            if isinstance(alert, dict) and isinstance(alert.get("when"), str):
+                try:
+                    parse_alert(alert["when"])
+                except ValueError as exc:
+                    self.error(["alerts", i, "when"], str(exc), code="alert")
+
+
+def _article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _command_places(run: Any, path: list[Any]) -> list[tuple[list[Any], Any, bool]]:
+    if isinstance(run, str):
+        return [(path, run, True)]
+    if isinstance(run, list):
+        return [([*path, i], item, False) for i, item in enumerate(run) if isinstance(item, str)]
+    return []
+
+
+def _env_places(env: Any, path: list[Any]) -> list[tuple[list[Any], Any, bool]]:
+    if not isinstance(env, dict):
+        return []
+    return [([*path, k], v, False) for k, v in env.items() if isinstance(v, str)]
+
+
+def needs_of(step: Any) -> list[Any]:
+    if not isinstance(step, dict):
+        return []
+    needs = step.get("needs")
+    if isinstance(needs, str):
+        return [needs]
+    return needs if isinstance(needs, list) else []
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+    """A cycle in ``graph`` (step → the steps it needs) as [a, b, …, a], or None.
+
+    Kahn's algorithm first (linear; the common case is no cycle), then a walk inside what is
+    left to name one cycle's steps.
+    """
+    indeg = {n: 0 for n in graph}
+    users: dict[str, list[str]] = {n: [] for n in graph}
+    for n, needs in graph.items():
+        for m in needs:
+            indeg[n] += 1
+            users[m].append(n)
+    queue = [n for n, d in indeg.items() if d == 0]
+    done = 0
+    while queue:
+        n = queue.pop()
+        done += 1
+        for u in users[n]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                queue.append(u)
+    if done == len(graph):
+        return None
+    left = {n for n, d in indeg.items() if d > 0}
+    start = next(n for n in graph if n in left)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(m for m in graph[node] if m in left)
+    return path[seen[node]:] + [node]
+
+
+def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
+    """(ok, value) for ``value`` read as a parameter of ``ptype`` (strings from -p are parsed)."""
+    if ptype == "string":
+        if isinstance(value, str):
+            return True, value
+        if isinstance(value, bool):
+            return True, "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return True, str(value)
+        return False, value
+    if ptype == "boolean":
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            return True, value.lower() in ("true", "yes", "1", "on")
+        return False, value
+    if ptype == "integer":
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        if isinstance(value, str):
+            try:
+                return True, int(value.strip().replace("_", ""), 10)
+            except ValueError:
+                return False, value
+        return False, value
+    if ptype == "number":
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                return False, value
+            return (number == number and number not in (float("inf"), float("-inf"))), number
+        return False, value
+    return False, value
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a valid schedule, or None."""
+    from croniter import croniter
+
+    text = expression.strip()
+    if not text.startswith("@") and len(text.split()) != 5:
+        return f"schedule {expression!r} has {len(text.split())} fields; cron uses 5"
+    try:
+        ok = croniter.is_valid(text)
+    except Exception:  # noqa: BLE001 - croniter raises assorted errors for odd input
+        ok = False
+    if not ok or text == "@reboot":
+        return f"schedule {expression!r} is not a valid cron expression"
+    return None
+
+
+def timezone_problem(name: str) -> tuple[str | None, str | None]:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+        return None, None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        guess = suggest(name, zoneinfo.available_timezones())
+        return f"unknown time zone {name!r}", guess
+
+
+# -- building the model ---------------------------------------------------------------------
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def _env(env: Any) -> Mapping[str, str]:
+    if not env:
+        return MappingProxyType({})
+    return MappingProxyType({k: expr.value_text(v) for k, v in env.items()})
+
+
+def _command(run: Any) -> str | tuple[str, ...]:
+    return run if isinstance(run, str) else tuple(str(x) for x in run)
+
+
+def _defaults(raw: Mapping[str, Any]) -> Defaults:
+    base = Defaults()
+    return Defaults(
+        retries=raw.get("retries", base.retries),
+        retry_delay=_seconds(raw.get("retry_delay", base.retry_delay)) or 0.0,
+        retry_max_delay=_seconds(raw.get("retry_max_delay", base.retry_max_delay)) or 0.0,
+        retry_on_exit_codes=tuple(raw.get("retry_on_exit_codes", base.retry_on_exit_codes)),
+        timeout=_seconds(raw.get("timeout")),
+        continue_on_error=bool(raw.get("continue_on_error", base.continue_on_error)),
+    )
+
+
+def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -> Step:
+    explicit = frozenset(f for f in DEFAULTABLE if f in raw)
+
+    def pick(field: str) -> Any:
+        return raw[field] if field in raw else getattr(defaults, field)
+
+    rem = raw.get("remediate")
+    remediation = None
+    if isinstance(rem, dict):
+        remediation = Remediation(run=_command(rem["run"]), timeout=_seconds(rem.get("timeout")),
+                                  env=_env(rem.get("env")), span=doc.span(["steps", sid, "remediate"], key=True))
+    timeout = raw.get("timeout")
+    return Step(
+        id=sid,
+        run=_command(raw["run"]),
+        needs=tuple(needs_of(raw)),
+        description=raw.get("description"),
+        tags=tuple(raw.get("tags", ())),
+        env=_env(raw.get("env")),
+        secret_env=frozenset(raw.get("secret_env", ())),
+        cwd=raw.get("cwd"),
+        inputs=tuple(raw.get("inputs", ())),
+        outputs=tuple(raw.get("outputs", ())),
+        retries=pick("retries"),
+        retry_delay=float(_seconds(raw["retry_delay"]) if "retry_delay" in raw else defaults.retry_delay),
+        retry_max_delay=float(_seconds(raw["retry_max_delay"]) if "retry_max_delay" in raw else defaults.retry_max_delay),
+        retry_on_exit_codes=tuple(pick("retry_on_exit_codes")),
+        timeout=_seconds(timeout) if timeout is not None else defaults.timeout,
+        continue_on_error=bool(pick("continue_on_error")),
+        remediate=remediation,
+        explicit=explicit,
+        span=doc.span(["steps", sid], key=True),
+    )
+
+
+def _params(doc: Document, raw: Mapping[str, Any]) -> Mapping[str, Param]:
+    out: dict[str, Param] = {}
+    for name, spec in raw.items():
+        ptype = spec.get("type", "string")
+        default = spec.get("default")
+        if default is not None:
+            default = coerce_param(ptype, default)[1]
+        out[name] = Param(name=name, type=ParamType(ptype), default=default, description=spec.get("description"),
+                          choices=tuple(coerce_param(ptype, c)[1] for c in spec.get("choices", ())),
+                          span=doc.span(["params", name], key=True))
+    return MappingProxyType(out)
+
+
+def build_pipeline(doc: Document, data: dict[str, Any], *, path: str, base_dir: str, sha256: str) -> Pipeline:
+    """The typed pipeline of a document that passed every check."""
+    defaults = _defaults(data.get("defaults") or {})
+    steps = {sid: _step(doc, sid, raw, defaults) for sid, raw in data["steps"].items()}
+    return Pipeline(
+        path=path,
+        name=data["name"],
+        steps=MappingProxyType(steps),
+        version=data["version"],
+        description=data.get("description"),
+        tags=tuple(data.get("tags", ())),
+        schedule=data.get("schedule"),
+        timezone=data.get("timezone"),
+        concurrency=data.get("concurrency"),
+        params=_params(doc, data.get("params") or {}),
+        env=_env(data.get("env")),
+        secret_env=frozenset(data.get("secret_env", ())),
+        defaults=defaults,
+        alerts=tuple(AlertSpec(a["when"], a.get("description"), doc.span(["alerts", i])) for i, a in enumerate(data.get("alerts") or [])),
+        notify=tuple(
+            NotifierSpec(run=_command(n["run"]) if "run" in n else None, webhook=n.get("webhook"),
+                         timeout=_seconds(n.get("timeout")), retries=n.get("retries", 0), span=doc.span(["notify", i]))
+            for i, n in enumerate(data.get("notify") or [])
+        ),
+        base_dir=os.path.abspath(base_dir),
+        source_sha256=sha256,
+        span=doc.span([]),
+    )
+
+
+def semantic_check(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Every problem the schema cannot see."""
+    checker = _Checker(doc)
+    checker.run(data)
+    return checker.diags
+
+
+__all__ = ["build_pipeline", "coerce_param", "cron_problem", "find_cycle", "needs_of", "semantic_check", "timezone_problem"]

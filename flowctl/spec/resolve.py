@@ -1,0 +1,165 @@
+"""Parameter values and each step's concrete invocation (argv, env, cwd) for one run.
+
+``resolve_params`` merges defaults with ``-p name=value`` overrides, checking types.
+``resolve_step`` turns a step into an ``Invocation``: the argv to execute (expressions become
+quoted variable references, so no value is ever parsed by the shell), the environment flowctl
+adds over the caller's, the absolute working folder, and a display form with values filled in
+and secrets masked. Shared by ``run``, ``plan``, ``--dry-run`` and the fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from flowctl.errors import UsageError
+from flowctl.spec import expr
+from flowctl.spec.build import coerce_param
+from flowctl.spec.model import Command, ParamValue, Pipeline, Step
+from flowctl.spec.schema import suggest
+
+SHELL = "/bin/sh"
+MASK = "***"
+_PARAM_MENTION = re.compile(re.escape(expr.PARAM_VAR_PREFIX) + r"([A-Za-z0-9_]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]  # added over the caller's environment
+    declared_env: Mapping[str, str]  # pipeline + step ``env:`` after substitution
+    cwd: str  # absolute
+    display: str  # values filled in and shell-quoted, secrets masked
+    params_used: tuple[str, ...]
+    secrets: tuple[str, ...]  # secret values to mask, longest first
+
+
+def parse_param_args(items: Sequence[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}``. Raises UsageError for a missing ``=``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-p {item!r}: expected NAME=VALUE", hint="e.g. -p date=2026-11-24")
+        out[name.strip()] = value
+    return out
+
+
+def resolve_params(pipeline: Pipeline, overrides: Mapping[str, str]) -> dict[str, ParamValue]:
+    """Every parameter's value for a run. Raises UsageError (unknown, mistyped or missing)."""
+    for name in overrides:
+        if name not in pipeline.params:
+            guess = suggest(name, pipeline.params)
+            known = ", ".join(pipeline.params) or "none"
+            raise UsageError(f"unknown parameter {name!r} for pipeline {pipeline.name!r}",
+                             hint=f"did you mean {guess!r}?" if guess else f"its parameters: {known}")
+    values: dict[str, ParamValue] = {}
+    for name, param in pipeline.params.items():
+        if name in overrides:
+            ok, value = coerce_param(param.type.value, overrides[name])
+            if not ok:
+                raise UsageError(f"-p {name}={overrides[name]!r}: parameter {name!r} takes {param.type.value} values",
+                                 hint=f"e.g. -p {name}={_example(param.type.value)}")
+            if param.choices and value not in param.choices:
+                raise UsageError(f"-p {name}={overrides[name]!r} is not one of {', '.join(map(str, param.choices))}")
+            values[name] = value
+        elif param.default is None:
+            raise UsageError(f"parameter {name!r} has no default: give it with -p {name}=VALUE")
+        else:
+            values[name] = param.default
+    return values
+
+
+def _example(ptype: str) -> str:
+    return {"integer": "10", "number": "0.5", "boolean": "true"}.get(ptype, "text")
+
+
+def resolve_step(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
+                 environ: Mapping[str, str]) -> Invocation:
+    """The concrete invocation of ``step`` with these parameter values and caller environment."""
+    return _invocation(pipeline, step, step.run, step.env, step.cwd, params, environ)
+
+
+def resolve_remediation(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
+                        environ: Mapping[str, str]) -> Invocation | None:
+    """The invocation of ``step``'s ``remediate`` command, or None when it has none."""
+    if step.remediate is None:
+        return None
+    env = {**step.env, **step.remediate.env}
+    return _invocation(pipeline, step, step.remediate.run, env, step.cwd, params, environ)
+
+
+def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[str, str], cwd: str | None,
+                params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> Invocation:
+    values: dict[tuple[str, str], str] = {("params", k): expr.value_text(v) for k, v in params.items()}
+    used: set[str] = set()
+    helper: dict[str, str] = {}
+
+    def plain(text: str) -> str:
+        refs = expr.find_refs(text)
+        _note(refs)
+        return expr.fill_plain(text, refs, values)
+
+    def _note(refs: list[expr.Ref]) -> None:
+        for r in refs:
+            if r.source == "params":
+                used.add(r.name)
+            else:
+                values[("env", r.name)] = environ.get(r.name, "")
+
+    declared: dict[str, str] = {}
+    for source in (pipeline.env, step_env):
+        for key, value in source.items():
+            declared[key] = plain(value)
+    folder = pipeline.base_dir if cwd is None else os.path.normpath(os.path.join(pipeline.base_dir, plain(cwd)))
+
+    if isinstance(run, str):
+        refs = expr.find_refs(run, shell=True)
+        _note(refs)
+        argv: tuple[str, ...] = (SHELL, "-c", expr.fill_shell(run, refs))
+        display = expr.show_shell(run, refs, values)
+        for r in refs:
+            if r.source == "env":
+                helper[r.var] = values[("env", r.name)]
+        texts = [run]
+    else:
+        argv = tuple(plain(item) for item in run)
+        display = shlex.join(argv)
+        texts = list(run)
+
+    by_upper = {name.upper(): name for name in params}
+    for text in texts + list(declared.values()):
+        if expr.PARAM_VAR_PREFIX in text:
+            for m in _PARAM_MENTION.finditer(text):
+                if m.group(1) in by_upper:
+                    used.add(by_upper[m.group(1)])
+
+    env = dict(declared)
+    env.update({expr.param_var(k): expr.value_text(v) for k, v in params.items()})
+    env.update(helper)
+
+    secret_names = pipeline.secrets_for(step)
+    secrets: set[str] = set()
+    for name in secret_names:
+        value = declared.get(name, environ.get(name))
+        if value:
+            secrets.add(value)
+    ordered = tuple(sorted(secrets, key=len, reverse=True))
+    for value in ordered:
+        display = display.replace(value, MASK)
+    return Invocation(
+        argv=argv,
+        env=MappingProxyType(env),
+        declared_env=MappingProxyType(declared),
+        cwd=folder,
+        display=display,
+        params_used=tuple(sorted(used)),
+        secrets=ordered,
+    )
+
+
+__all__ = ["MASK", "SHELL", "Invocation", "parse_param_args", "resolve_params", "resolve_remediation", "resolve_step"]
