@@ -11,6 +11,7 @@ from flowctl.cli._app import app
 from flowctl.cli._boundary import run_app
 
 # Each import registers its command(s) on ``app``; these modules import only typer at the top.
+from flowctl.cli import diff, release, versions  # noqa: F401,E402
 
 
 

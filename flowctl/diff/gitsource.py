@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.errors import GitError, PipelineError, UsageError
+from flowctl.spec import PIPELINE_DIR, PIPELINE_SUFFIXES
 
 if TYPE_CHECKING:
     import git
 
     from flowctl.spec.model import Pipeline
-
-PIPELINE_DIR = "pipelines"
-PIPELINE_SUFFIXES = (".yml", ".yaml")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -235,7 +233,8 @@ class GitSource:
         return bytes(blob.data_stream.read())
 
     def pipeline_files(self, commit: str) -> tuple[str, ...]:
-        """``pipelines/*.yml|*.yaml`` at ``commit``, relative to the root, sorted."""
+        """Pipeline files under ``pipelines/`` at ``commit`` (as ``discover_pipelines`` finds them
+        in the work tree), relative to the root, sorted."""
         tree = self.repo.commit(commit).tree
         try:
             folder = tree / PIPELINE_DIR
@@ -245,9 +244,9 @@ class GitSource:
             return ()
         return tuple(
             sorted(
-                posixpath.join(PIPELINE_DIR, b.name)
-                for b in folder.blobs
-                if b.name.endswith(PIPELINE_SUFFIXES) and not b.name.startswith(".")
+                str(item.path)
+                for item in folder.traverse()
+                if getattr(item, "type", "") == "blob" and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
             )
         )
 

@@ -30,14 +30,9 @@ class _Loaded:
 
 
 def discover(root: str) -> list[str]:
-    """Pipeline files under ``root``/pipelines (shared discovery from ``flowctl.spec``)."""
-    try:
-        from flowctl.spec import discover_pipelines  # type: ignore[attr-defined]
-    except ImportError:  # until the shared discovery lands on main
-        from pathlib import Path
+    """Pipeline files of the work tree (the discovery ``validate`` and ``schedule`` use)."""
+    from flowctl.spec import discover_pipelines
 
-        folder = Path(root) / "pipelines"
-        return sorted(str(p) for p in folder.glob("*.y*ml") if p.suffix in (".yml", ".yaml"))
     return [str(p) for p in discover_pipelines(root)]
 
 

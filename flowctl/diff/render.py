@@ -1,8 +1,8 @@
 """Render a ``DiffReport``: terminal text, a pull-request comment (markdown), JSON, changelog.
 
 Renderers take data and return strings; they never print or read files. The markdown comment
-has a summary line, a table of changes per pipeline and a mermaid graph (``mermaid.py``) with
-added, changed, renamed and removed steps styled differently. ``changelog`` is the summary
+has a summary line, a table of changes per pipeline and a mermaid graph (drawn by
+``graph.render.to_mermaid``) with added, changed and removed steps styled differently. ``changelog`` is the summary
 written into a release tag's message; ``one_line`` is what ``flowctl versions`` shows.
 """
 
@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterable
 
 from flowctl.diff.changes import ChangeKind, DiffReport, FieldChange, PipelineDiff, SettingChange, StepChange, Value
-from flowctl.diff.mermaid import mermaid_graph
 
 _DURATIONS = frozenset({"timeout", "retry_delay", "retry_max_delay", "remediate.timeout"})
 
@@ -259,6 +258,22 @@ def _md_pipeline(diff: PipelineDiff) -> list[str]:
     return out
 
 
+_CLASS = {ChangeKind.ADDED: "added", ChangeKind.REMOVED: "removed", ChangeKind.CHANGED: "changed", ChangeKind.RENAMED: "changed"}
+
+
+def mermaid_graph(diff: PipelineDiff) -> str:
+    """The new graph (the old one for a removed pipeline) plus removed steps, styled by change."""
+    from flowctl.graph.render import to_mermaid
+
+    graph = diff.old_graph if diff.kind is ChangeKind.REMOVED else diff.new_graph
+    steps = [sid for sid, _ in graph]
+    steps += [c.step for c in diff.steps if c.kind is ChangeKind.REMOVED and c.step not in steps]
+    edges = [(need, sid) for sid, needs in graph for need in needs]
+    classes = {c.step: _CLASS[c.kind] for c in diff.steps if c.kind in _CLASS}
+    # Steps and edges are given explicitly, so to_mermaid needs no Plan (the diff has none).
+    return to_mermaid(None, classes, steps=steps, edges=edges)  # type: ignore[arg-type]
+
+
 def render_markdown(report: DiffReport) -> str:
     """A pull-request comment: summary line, a table per changed pipeline, mermaid graphs."""
     out = ["## flowctl diff", "", f"**{summary_line(report)}**", ""]
@@ -329,6 +344,7 @@ __all__ = [
     "format_duration",
     "format_value",
     "impact_line",
+    "mermaid_graph",
     "one_line",
     "render_json",
     "render_markdown",
