@@ -114,6 +114,7 @@ class GitSource:
         if self.repo.bare or self.repo.working_tree_dir is None:
             raise GitError(f"{self.repo.git_dir} is a bare repository", hint="use a checkout with a work tree")
         self.root = os.path.realpath(self.repo.working_tree_dir)
+        self.cwd = os.path.abspath(path)  # relative paths given by the user start here
         self._tags: list[tuple[str, str]] | None = None
 
     # -- refs ------------------------------------------------------------------------------
@@ -142,8 +143,8 @@ class GitSource:
         return self.repo.is_dirty(untracked_files=False)
 
     def relpath(self, path: str | os.PathLike[str]) -> str:
-        """``path`` (relative to the cwd) as a POSIX path relative to the repository root."""
-        full = os.path.realpath(os.path.abspath(path))
+        """``path`` (relative to ``cwd``) as a POSIX path relative to the repository root."""
+        full = os.path.realpath(os.path.join(self.cwd, path))
         rel = os.path.relpath(full, self.root)
         if rel.startswith(os.pardir):
             raise UsageError(f"{path} is outside the git repository at {self.root}")

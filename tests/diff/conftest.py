@@ -49,3 +49,56 @@ class GitRepo:
 @pytest.fixture
 def git_repo(tmp_path: Path) -> GitRepo:
     return GitRepo(tmp_path / "project")
+
+
+ETL_V1 = """
+# yaml-language-server: $schema=../schemas/pipeline.schema.json
+version: 1
+name: etl
+schedule: "0 2 * * *"
+env: {LOG_LEVEL: info, API_TOKEN: "${{ env.API_TOKEN }}"}
+secret_env: [API_TOKEN]
+defaults:
+  retries: 2
+  timeout: 10m
+steps:
+  extract:
+    run: python scripts/extract.py
+    outputs: [data/raw.json]
+  transform:
+    needs: [extract]
+    run: python scripts/transform.py
+    retries: 3
+  load:
+    needs: [transform]
+    run: python scripts/load.py
+    timeout: 5m
+    env: {TARGET: warehouse}
+  report:
+    needs: [load]
+    run: python scripts/report.py
+"""
+
+CHECKS = """
+version: 1
+name: checks
+steps:
+  lint:
+    run: echo lint
+  test:
+    run: echo test
+"""
+
+
+@pytest.fixture
+def released(git_repo: GitRepo) -> GitRepo:
+    """etl and checks committed and released (etl/v1.0.0, repo-wide v1.0.0), then one more commit."""
+    git_repo.write("pipelines/etl.yaml", ETL_V1)
+    git_repo.write("pipelines/checks.yaml", CHECKS)
+    git_repo.write("scripts/extract.py", "print('extract')\n")
+    git_repo.commit("first pipelines")
+    git_repo.tag("etl/v1.0.0", "etl 1.0.0")
+    git_repo.tag("v1.0.0")
+    git_repo.write("README.md", "docs only\n")
+    git_repo.commit("docs")
+    return git_repo
