@@ -66,6 +66,14 @@ def describe_field(change: FieldChange | SettingChange) -> str:
     return text
 
 
+def own_and_inherited(change: StepChange) -> tuple[tuple[FieldChange, ...], tuple[str, ...]]:
+    """The step's own field changes, and the names of those it only inherits from the pipeline
+    (defaults, pipeline env): those are listed once under the pipeline's settings."""
+    own = tuple(f for f in change.fields if not f.inherited)
+    inherited = tuple(f.field for f in change.fields if f.inherited)
+    return own, inherited
+
+
 # -- counting ------------------------------------------------------------------------------
 
 
@@ -101,15 +109,14 @@ def summary_line(report: DiffReport) -> str:
     changed = [d for d in report.pipelines if d.changed]
     if not changed:
         return f"No pipeline changes ({_plural(len(report.pipelines), 'pipeline')} compared)."
-    bits = [_plural(len(changed), "pipeline") + " changed"]
-    added = [d.name for d in changed if d.kind is ChangeKind.ADDED]
-    removed = [d.name for d in changed if d.kind is ChangeKind.REMOVED]
-    if added:
-        bits.append(f"{len(added)} added")
-    if removed:
-        bits.append(f"{len(removed)} removed")
+    whole = [
+        f"{sum(1 for d in changed if d.kind is k)} {k.value}"
+        for k in (ChangeKind.ADDED, ChangeKind.REMOVED)
+        if any(d.kind is k for d in changed)
+    ]
+    head = _plural(len(changed), "pipeline") + " changed" + (f" ({', '.join(whole)})" if whole else "")
     steps = step_counts(changed)
-    head = ", ".join(bits) + (f"; {steps}" if steps else "")
+    head += f"; {steps}" if steps else ""
     runs = sum(len(d.impact.runs_differently) for d in changed if d.kind is ChangeKind.CHANGED)
     invalid = sum(len(d.impact.invalidated) for d in changed)
     tail = f"{_plural(runs, 'step')} run differently, {_plural(invalid, 'recorded result')} invalidated"
@@ -121,7 +128,7 @@ def one_line(diff: PipelineDiff) -> str:
     if diff.kind is ChangeKind.ADDED:
         return f"new pipeline ({_plural(len(diff.steps), 'step')})"
     if diff.kind is ChangeKind.REMOVED:
-        return "pipeline removed"
+        return f"pipeline removed (it had {_plural(len(diff.steps), 'step')})"
     if not diff.changed:
         return "no changes"
     parts = []
@@ -170,7 +177,10 @@ def render_text(report: DiffReport, *, color: bool = False) -> str:
         lines.append(head)
         for change in diff.steps:
             lines.append("  " + paint(change.kind, f"{_MARK[change.kind]} {_step_title(change)}"))
-            lines.extend(f"      {describe_field(f)}" for f in change.fields)
+            own, inherited = own_and_inherited(change)
+            lines.extend(f"      {describe_field(f)}" for f in own)
+            if inherited:
+                lines.append(f"      inherits changed {', '.join(inherited)}")
         for edge in diff.edges:
             lines.append("  " + paint(edge.kind, f"{_MARK[edge.kind]} dependency {edge.need} → {edge.step}"))
         if diff.settings:
@@ -225,7 +235,10 @@ def _md_step(change: StepChange) -> str:
         detail = f"renamed from {_code(change.old_id or '')}"
     else:
         detail = ""
-    fields = "<br>".join(_md_field(f) for f in change.fields)
+    own, inherited = own_and_inherited(change)
+    fields = "<br>".join(_md_field(f) for f in own)
+    if inherited:
+        fields += ("<br>" if fields else "") + "inherits changed " + ", ".join(_code(i) for i in inherited)
     both = "<br>".join(x for x in (detail, fields) if x)
     return f"| {_ICON[change.kind]} | {_code(change.step)} | {both} |"
 
@@ -239,7 +252,8 @@ def _md_pipeline(diff: PipelineDiff) -> list[str]:
     path = diff.new.path or diff.old.path or ""
     out = [f"### {_ICON.get(diff.kind, '')} `{diff.name}` ({_cell(path)}): {_cell(diff.old.label)} → {_cell(diff.new.label)}", ""]
     if diff.kind in (ChangeKind.ADDED, ChangeKind.REMOVED):
-        out += [f"Pipeline {diff.kind.value}: {_cell(one_line(diff))}.", ""]
+        text = one_line(diff)
+        out += [f"{_cell(text[0].upper() + text[1:])}.", ""]
     else:
         rows = [_md_step(c) for c in diff.steps]
         rows += [f"| {_ICON[e.kind]} | {_code(e.need + ' → ' + e.step)} | dependency {e.kind.value} |" for e in diff.edges]

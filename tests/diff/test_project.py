@@ -7,7 +7,7 @@ import pytest
 from flowctl.diff.changes import ChangeKind
 from flowctl.diff.project import diff_project
 from flowctl.errors import GitError, PipelineError, UsageError
-from tests.diff.conftest import CHECKS, ETL_V1, GitRepo
+from tests.diff.gitrepo import CHECKS, ETL_V1, GitRepo
 
 
 def _by_name(report):
