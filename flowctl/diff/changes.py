@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, TypeAlias
 
 #: A JSON-ready value of a field (``None``: the field is not set on that side).
-Value = Union[str, int, float, bool, list, dict, None]  # type: ignore[type-arg]
+Value: TypeAlias = str | int | float | bool | list[Any] | dict[str, Any] | None
 
 
 class ChangeKind(enum.Enum):

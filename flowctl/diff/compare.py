@@ -83,10 +83,19 @@ def _command(run: str | tuple[str, ...]) -> Value:
     return run if isinstance(run, str) else list(run)
 
 
-def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, Value]:
+class _Secret:
+    """Stands for a secret value: equal only to itself, so a changed secret needs a hash."""
+
+    __slots__ = ()
+
+
+_SECRET = _Secret()
+
+
+def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, Value | _Secret]:
     """The comparable fields of a step; env is the declared env (pipeline merged with step)."""
     secrets = p.secrets_for(s)
-    values: dict[str, Value] = {
+    values: dict[str, Value | _Secret] = {
         "run": _command(s.run),
         "needs": sorted(renames.get(n, n) for n in s.needs),
         "description": s.description,
@@ -112,15 +121,6 @@ def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, 
         for key in sorted(r.env):
             values[f"remediate.env.{key}"] = _SECRET if key in secrets else r.env[key]
     return values
-
-
-class _Secret:
-    """Stands for a secret value: equal only to itself, so a changed secret needs a hash."""
-
-    __slots__ = ()
-
-
-_SECRET = _Secret()
 
 
 def _secret_token(p: Pipeline, s: Step, key: str) -> str:
@@ -149,7 +149,7 @@ def _field_changes(
             if ta != tb or (va is _SECRET) != (vb is _SECRET):
                 changes.append(FieldChange(key, None, None, secret=True, inherited=_inherited(key, old_s, new_s)))
             continue
-        if va != vb:
+        if va != vb and not isinstance(va, _Secret) and not isinstance(vb, _Secret):
             changes.append(FieldChange(key, va, vb, inherited=_inherited(key, old_s, new_s)))
     return tuple(changes)
 

@@ -19,8 +19,6 @@ from flowctl.errors import GitError, PipelineError, UsageError
 from flowctl.spec import PIPELINE_DIR, PIPELINE_SUFFIXES
 
 if TYPE_CHECKING:
-    import git
-
     from flowctl.spec.model import Pipeline
 
 
@@ -236,6 +234,8 @@ class GitSource:
     def pipeline_files(self, commit: str) -> tuple[str, ...]:
         """Pipeline files under ``pipelines/`` at ``commit`` (as ``discover_pipelines`` finds them
         in the work tree), relative to the root, sorted."""
+        from git import Blob
+
         tree = self.repo.commit(commit).tree
         try:
             folder = tree / PIPELINE_DIR
@@ -247,7 +247,7 @@ class GitSource:
             sorted(
                 str(item.path)
                 for item in folder.traverse()
-                if getattr(item, "type", "") == "blob" and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
+                if isinstance(item, Blob) and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
             )
         )
 

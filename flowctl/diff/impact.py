@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from flowctl.diff.changes import RESULT_FIELDS, ChangeKind, Impact, SettingChange, StepChange
+from flowctl.diff.changes import (
+    RESULT_FIELDS,
+    ChangeKind,
+    Impact,
+    SettingChange,
+    StepChange,
+)
 from flowctl.spec.model import Pipeline
 
 

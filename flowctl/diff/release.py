@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from flowctl.diff.changes import PipelineDiff, Side
 from flowctl.diff.compare import diff_pipelines
-from flowctl.diff.gitsource import PER_PIPELINE, ZERO, GitSource, Release, TagFormat, Version, load_text
+from flowctl.diff.gitsource import (
+    PER_PIPELINE,
+    ZERO,
+    GitSource,
+    Release,
+    TagFormat,
+    Version,
+    load_text,
+)
 from flowctl.errors import GitError, PipelineError, UsageError
 from flowctl.spec.model import Pipeline
 
@@ -129,7 +137,7 @@ def release_history(cwd: str | os.PathLike[str], path: str, *, tag_format: str |
     entries: list[VersionEntry] = []
     before: tuple[Side, Pipeline | None] = (Side("(none)", None), None)
     for release in src.release_history(current.name, fmt, reachable_from=None):
-        date = _dt.datetime.fromtimestamp(src.repo.commit(release.commit).committed_date, _dt.timezone.utc)
+        date = _dt.datetime.fromtimestamp(src.repo.commit(release.commit).committed_date, _dt.UTC)
         try:
             found_path, pipeline = _at_release(src, release, rel, current.name)
         except PipelineError as exc:

@@ -14,7 +14,15 @@ import html
 import json
 from collections.abc import Iterable
 
-from flowctl.diff.changes import ChangeKind, DiffReport, FieldChange, PipelineDiff, SettingChange, StepChange, Value
+from flowctl.diff.changes import (
+    ChangeKind,
+    DiffReport,
+    FieldChange,
+    PipelineDiff,
+    SettingChange,
+    StepChange,
+    Value,
+)
 
 _DURATIONS = frozenset({"timeout", "retry_delay", "retry_max_delay", "remediate.timeout"})
 

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_flowctl
-from tests.diff.gitrepo import CHECKS, ETL_V1, GitRepo, git_repo, released  # noqa: F401
+from tests.diff import gitrepo
+from tests.diff.gitrepo import CHECKS, ETL_V1, GitRepo
+
+# The real-repository fixtures of tests/diff, shared here.
+git_repo = gitrepo.git_repo
+released = gitrepo.released
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
