@@ -10,7 +10,8 @@ import typer
 
 from flowctl.errors import EXIT_CODE_TABLE
 
-_EXIT_CODES = "\n\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODE_TABLE)
+# ``\b`` keeps click from re-wrapping the table.
+_EXIT_CODES = "\b\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODE_TABLE)
 
 HELP = f"""Validate, plan, diff and run YAML-defined pipelines.
 

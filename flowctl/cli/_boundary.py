@@ -53,15 +53,16 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
 
 
 def _click_exit(exc: BaseException) -> int | None:
-    """Map typer/click's own exceptions (usage errors, ``Exit``, ``Abort``) to exit codes."""
-    from typer import _click as click  # typer vendors click
+    """Map typer's own exceptions (usage errors, ``Exit``, ``Abort``) to exit codes."""
+    import typer
+    from typer._click import exceptions as click_exc  # typer vendors click
 
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Exit):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, typer.Abort):
         print("\ninterrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    if isinstance(exc, click.exceptions.ClickException):
+    if isinstance(exc, click_exc.ClickException):
         exc.show()
         return int(ExitCode.USAGE)
     return None
@@ -143,7 +144,7 @@ def render_diagnostics(errors: Sequence[PipelineError], fmt: str, out: IO[str]) 
     """Print every diagnostic of ``errors`` in ``fmt`` (text, json, github or sarif)."""
     pairs = _all_diagnostics(errors)
     if fmt == "json":
-        json.dump([_diag_json(err, d) for err, d in pairs], out, indent=2)
+        json.dump([diagnostic_json(err, d) for err, d in pairs], out, indent=2)
         out.write("\n")
     elif fmt == "github":
         for err, d in pairs:
@@ -175,7 +176,7 @@ def _text(errors: Sequence[PipelineError], out: IO[str]) -> None:
                 out.write(f"  hint: {d.hint}\n")
 
 
-def _diag_json(err: PipelineError, d: Diagnostic) -> dict[str, Any]:
+def diagnostic_json(err: PipelineError, d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.span.file if d.span else err.file,
         "line": d.span.line if d.span else None,
@@ -266,4 +267,4 @@ def _uri(file: str) -> str:
     return quote(file.replace(os.sep, "/"))
 
 
-__all__ = ["FORMATS", "render_diagnostics", "report_error", "run_app", "sarif_log"]
+__all__ = ["FORMATS", "diagnostic_json", "render_diagnostics", "report_error", "run_app", "sarif_log"]

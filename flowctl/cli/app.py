@@ -11,8 +11,14 @@ from flowctl.cli._app import app
 from flowctl.cli._boundary import run_app
 
 # Each import registers its command(s) on ``app``; these modules import only typer at the top.
-from flowctl.cli import diff, release, versions  # noqa: F401,E402
-
+from flowctl.cli import validate as _validate  # noqa: F401,E402
+from flowctl.cli import plan as _plan  # noqa: F401,E402
+from flowctl.cli import graph as _graph  # noqa: F401,E402
+from flowctl.cli import schema as _schema  # noqa: F401,E402
+from flowctl.cli import init as _init  # noqa: F401,E402
+from flowctl.cli import diff as _diff  # noqa: F401,E402
+from flowctl.cli import release as _release  # noqa: F401,E402
+from flowctl.cli import versions as _versions  # noqa: F401,E402
 
 
 def _version(value: bool) -> None:

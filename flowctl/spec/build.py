@@ -113,24 +113,37 @@ class _Checker:
 
     def needs(self, steps: Mapping[str, Any]) -> None:
         ids = list(steps)
+        index = {sid: i for i, sid in enumerate(ids)}
         graph: dict[str, list[str]] = {}
-        for sid, step in steps.items():
+        backward = False  # does any step need one defined after it? Only then can there be a cycle
+        for i, (sid, step) in enumerate(steps.items()):
             needs = needs_of(step)
-            graph[sid] = []
-            for i, need in enumerate(needs):
-                at = ["steps", sid, "needs"] + ([i] if isinstance(step.get("needs"), list) else [])
-                if not isinstance(need, str):
+            graph[sid] = needs
+            if not needs:
+                continue
+            try:
+                # C-level checks for the common case: every need names an earlier step.
+                if max(map(index.__getitem__, needs)) < i:
                     continue
+            except (KeyError, TypeError):
+                pass
+            good = [n for n in needs if isinstance(n, str) and n in index and n != sid]
+            graph[sid] = good
+            backward = backward or any(index[n] > i for n in good)
+            if len(good) == len(needs):
+                continue
+            for j, need in enumerate(needs):
+                if not isinstance(need, str) or (need in index and need != sid):
+                    continue
+                at = ["steps", sid, "needs"] + ([j] if isinstance(step.get("needs"), list) else [])
                 if need == sid:
                     self.error(at, f"step {sid!r} needs itself", "remove it from its own `needs`", code="self-need")
-                elif need not in steps:
+                else:
                     guess = suggest(need, ids)
                     hint = f"did you mean {guess!r}?" if guess else f"steps are: {', '.join(ids[:10])}"
                     self.error(at, f"step {sid!r} needs {need!r}, which is not a step in this pipeline", hint,
                                code="missing-need")
-                else:
-                    graph[sid].append(need)
-        cycle = find_cycle(graph)
+        cycle = find_cycle(graph) if backward else None
         if cycle:
             first, second = cycle[0], cycle[1]
             step = steps[first]
@@ -142,6 +155,8 @@ class _Checker:
                        "a step cannot (even indirectly) need itself: remove one of these needs", code="cycle")
 
     def expressions(self, data: dict[str, Any], steps: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+        if "${{" not in self.doc.text:
+            return  # nothing to check: the fast path for files without expressions
         places: list[tuple[list[Any], Any, bool]] = []
         places += _env_places(data.get("env"), ["env"])
         for sid, step in steps.items():
@@ -152,6 +167,9 @@ class _Checker:
             places += _env_places(step.get("env"), [*base, "env"])
             if isinstance(step.get("cwd"), str):
                 places.append(([*base, "cwd"], step["cwd"], False))
+            for field in ("inputs", "outputs"):
+                if isinstance(step.get(field), list):
+                    places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
             rem = step.get("remediate")
             if isinstance(rem, dict):
                 places += _command_places(rem.get("run"), [*base, "remediate", "run"])

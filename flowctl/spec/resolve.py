@@ -36,6 +36,8 @@ class Invocation:
     display: str  # values filled in and shell-quoted, secrets masked
     params_used: tuple[str, ...]
     secrets: tuple[str, ...]  # secret values to mask, longest first
+    inputs: tuple[str, ...] = ()  # declared inputs (paths or globs) with values filled in, relative to cwd
+    outputs: tuple[str, ...] = ()  # declared outputs with values filled in, relative to cwd
 
 
 def parse_param_args(items: Sequence[str]) -> dict[str, str]:
@@ -116,6 +118,8 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
         for key, value in source.items():
             declared[key] = plain(value)
     folder = pipeline.base_dir if cwd is None else os.path.normpath(os.path.join(pipeline.base_dir, plain(cwd)))
+    inputs = tuple(plain(p) for p in step.inputs)
+    outputs = tuple(plain(p) for p in step.outputs)
 
     if isinstance(run, str):
         refs = expr.find_refs(run, shell=True)
@@ -159,6 +163,8 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
         display=display,
         params_used=tuple(sorted(used)),
         secrets=ordered,
+        inputs=inputs,
+        outputs=outputs,
     )
 
 

@@ -128,7 +128,7 @@ def _translate(doc: Document, err: Any) -> list[Diagnostic]:
     if kind == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return [diag(f"{_label(path)} is missing the required key {missing!r}", key=True)]
-    if kind == "propertyNames":
+    if kind == "propertyNames" or "propertyNames" in err.relative_schema_path:
         return [_name_diag(doc, path, inst, sch)]
     if kind == "type":
         want = sch.get("type")

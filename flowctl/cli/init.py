@@ -1,0 +1,33 @@
+"""``flowctl init``: write a commented starter pipeline (and the schema) without overwriting."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from flowctl.cli._app import app
+
+
+@app.command()
+def init(
+    name: str = typer.Argument("hello", help="Pipeline name: lower-case letters, digits, '-' and '_'."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Project folder to write into."),
+) -> int:
+    """Write pipelines/NAME.yaml (a small commented starter) and schemas/pipeline.schema.json.
+
+    Existing files are never overwritten.
+
+    Example: flowctl init nightly-orders
+    """
+    from flowctl.scaffold import write_starter
+
+    written = write_starter(directory, name)
+    out = sys.stdout
+    for path, created in written:
+        out.write(f"{'created' if created else 'kept   '} {path}\n")
+    pipeline = written[0][0]
+    out.write("\nNext:\n")
+    out.write(f"  flowctl validate {pipeline}\n  flowctl plan {pipeline}\n  flowctl run {pipeline}\n")
+    return 0

@@ -1,0 +1,79 @@
+"""``flowctl plan``: what a run would do — levels, the critical path, the selection, commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+
+from flowctl.cli._app import app
+from flowctl.cli._common import json_option, load, param_option, pick_format
+
+FORMATS = ("text", "json")
+
+
+@app.command()
+def plan(
+    pipeline: str = typer.Argument(..., help="The pipeline file."),
+    params: list[str] = param_option(),
+    only: list[str] = typer.Option([], "--only", metavar="STEP", help="Only these steps and what they need."),
+    from_: list[str] = typer.Option([], "--from", metavar="STEP", help="These steps and everything downstream."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    as_json: bool = json_option(),
+) -> int:
+    """Show the execution levels (what can run in parallel), the critical path and the commands.
+
+    Example: flowctl plan pipelines/etl.yaml -p date=2026-11-24 --from transform
+    """
+    from flowctl.graph import compile_plan
+    from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
+
+    chosen = pick_format(fmt, as_json, FORMATS)
+    pipe = load(pipeline)
+    values = resolve_params(pipe, parse_param_args(params))
+    compiled = compile_plan(pipe, only=only, from_=from_)
+    environ = dict(os.environ)
+    commands = {sid: resolve_step(pipe, pipe.steps[sid], values, environ).display for sid in compiled.selected}
+    if chosen == "json":
+        json.dump(_json(compiled, values, commands), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    out = sys.stdout
+    total = len(pipe.steps)
+    conc = pipe.concurrency or os.cpu_count() or 1
+    out.write(f"Pipeline {pipe.name} ({pipeline}): {len(compiled.selected)} of {total} steps, "
+              f"{len(compiled.levels)} levels, concurrency {conc}\n")
+    if values:
+        out.write("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()) + "\n")
+    width = max((len(s) for s in compiled.selected), default=0)
+    for n, level in enumerate(compiled.levels, 1):
+        note = f" ({len(level)} in parallel)" if len(level) > 1 else ""
+        out.write(f"\nLevel {n}{note}\n")
+        for sid in level:
+            mark = "*" if sid in compiled.critical_path else " "
+            out.write(f"  {mark} {sid:<{width}}  {commands[sid]}\n")
+    out.write(f"\n* critical path ({len(compiled.critical_path)} steps): {' → '.join(compiled.critical_path)}\n")
+    skipped = [s for s in pipe.steps if s not in set(compiled.selected)]
+    if skipped:
+        out.write(f"Not selected ({len(skipped)}): {', '.join(skipped)}\n")
+    return 0
+
+
+def _json(compiled: Any, values: dict[str, Any], commands: dict[str, str]) -> dict[str, Any]:
+    pipe = compiled.pipeline
+    return {
+        "pipeline": pipe.name,
+        "file": pipe.path,
+        "params": values,
+        "selected": list(compiled.selected),
+        "levels": [list(level) for level in compiled.levels],
+        "critical_path": list(compiled.critical_path),
+        "steps": [
+            {"id": sid, "needs": list(pipe.steps[sid].needs), "command": commands[sid],
+             "critical": sid in compiled.critical_path}
+            for sid in compiled.selected
+        ],
+    }

@@ -1,0 +1,66 @@
+"""Starter files for ``flowctl init``: a commented pipeline and the JSON Schema beside it.
+
+Never overwrites: an existing pipeline file is an error, an existing schema file is kept.
+Files are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from flowctl.errors import UsageError
+from flowctl.spec import PIPELINE_DIR
+from flowctl.spec.schema import SCHEMA_FILE, schema_text
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def write_atomic(path: Path, text: str, *, exclusive: bool = True) -> bool:
+    """Write ``text`` to ``path`` via a temp file and a rename; with ``exclusive`` never replace.
+
+    Returns False (writing nothing) when ``exclusive`` and the file exists.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if exclusive:
+            try:
+                os.link(tmp, path)  # fails if it exists: no window where a file could be replaced
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+            tmp = ""
+        return True
+    finally:
+        if tmp:
+            os.unlink(tmp)
+
+
+def write_starter(root: Path, name: str) -> list[tuple[Path, bool]]:
+    """Write the starter pipeline and the schema; returns (path, created) pairs.
+
+    Raises UsageError for a bad name or an existing pipeline file.
+    """
+    if not _NAME.match(name):
+        raise UsageError(f"{name!r} is not a pipeline name",
+                         hint="use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+    template = resources.files("flowctl.templates").joinpath("starter.yaml").read_text(encoding="utf-8")
+    pipeline = root / PIPELINE_DIR / f"{name}.yaml"
+    if pipeline.exists():
+        raise UsageError(f"{pipeline} already exists; flowctl init never overwrites a file",
+                         hint="choose another name: flowctl init OTHER-NAME")
+    if not write_atomic(pipeline, template.replace("NAME", name)):
+        raise UsageError(f"{pipeline} already exists; flowctl init never overwrites a file")
+    schema_path = root / "schemas" / SCHEMA_FILE
+    created = write_atomic(schema_path, schema_text())
+    return [(pipeline, True), (schema_path, created)]
+
+
+__all__ = ["write_atomic", "write_starter"]

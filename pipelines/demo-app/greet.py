@@ -1,0 +1,5 @@
+"""A tiny library the build pipeline tests and packages."""
+
+
+def greet(name: str) -> str:
+    return f"hello, {name}!"
