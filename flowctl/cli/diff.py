@@ -8,20 +8,10 @@ import sys
 import typer
 
 from flowctl.cli._app import app
-from flowctl.errors import ExitCode, UsageError
+from flowctl.cli._common import json_option, no_color, pick_format, stdout_is_tty
+from flowctl.errors import ExitCode
 
 FORMATS = ("text", "markdown", "json")
-
-
-def pick_format(fmt: str, as_json: bool, allowed: tuple[str, ...]) -> str:
-    chosen = "json" if as_json else fmt
-    if chosen not in allowed:
-        raise UsageError(f"--format {chosen!r} is not one of: {', '.join(allowed)}")
-    return chosen
-
-
-def use_color() -> bool:
-    return not os.environ.get("NO_COLOR") and sys.stdout.isatty()
 
 
 @app.command()
@@ -32,7 +22,7 @@ def diff(
     ),
     to: str = typer.Option(None, "--to", help="Compare with this ref instead of the work tree."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, markdown (a pull-request comment) or json."),
-    as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
+    as_json: bool = json_option(),
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes (like git diff)."),
     tag_pattern: str = typer.Option(
         None, "--tag-pattern", help="Release tags to look for, with {name} and {version}, e.g. 'release-{version}'."
@@ -58,6 +48,6 @@ def diff(
     elif chosen == "markdown":
         text = render.render_markdown(report)
     else:
-        text = render.render_text(report, color=use_color())
+        text = render.render_text(report, color=stdout_is_tty() and not no_color())
     sys.stdout.write(text)
     return int(ExitCode.FAILED if exit_code and report.changed else ExitCode.OK)

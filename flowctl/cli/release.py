@@ -9,7 +9,7 @@ import sys
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli.diff import pick_format
+from flowctl.cli._common import json_option, pick_format
 
 
 @app.command()
@@ -21,7 +21,7 @@ def release(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the summary without creating the tag."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
+    as_json: bool = json_option(),
 ) -> int:
     """Create the annotated tag <name>/vX.Y.Z for the committed pipeline and print its summary.
 

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli.diff import pick_format
+from flowctl.cli._common import json_option, pick_format
 
 
 @app.command()
@@ -19,7 +19,7 @@ def versions(
         None, "--tag-pattern", help="Release tags to look for, with {name} and {version}."
     ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
+    as_json: bool = json_option(),
 ) -> int:
     """List the releases (tags <name>/vX.Y.Z, else vX.Y.Z) in which the pipeline changed.
 
