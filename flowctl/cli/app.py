@@ -16,6 +16,7 @@ from flowctl.cli import plan as _plan  # noqa: F401,E402
 from flowctl.cli import graph as _graph  # noqa: F401,E402
 from flowctl.cli import schema as _schema  # noqa: F401,E402
 from flowctl.cli import init as _init  # noqa: F401,E402
+from flowctl.cli import run as _run  # noqa: F401,E402
 from flowctl.cli import diff as _diff  # noqa: F401,E402
 from flowctl.cli import release as _release  # noqa: F401,E402
 from flowctl.cli import versions as _versions  # noqa: F401,E402

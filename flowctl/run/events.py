@@ -111,6 +111,7 @@ class AttemptFinished:
     log_path: str = ""
     error: str | None = None  # why it could not start, when outcome is ERROR
     tail: tuple[str, ...] = ()  # last lines of the log, for failures
+    host: str = ""  # where it ran (the executor's answer)
 
 
 @dataclass(frozen=True, slots=True)
