@@ -8,6 +8,7 @@ of the state issue plugs in there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ def run(
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
+    ref: str | None = typer.Option(
+        None, "--ref", metavar="REF",
+        help="Run the pipeline as it was at this tag, branch or commit, from a temporary git worktree.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -57,22 +62,32 @@ def run(
     from flowctl.run.prepare import prepare_run
     from flowctl.spec.resolve import parse_param_args
 
-    prepared = prepare_run(pipeline, overrides=parse_param_args(params), only=only, from_=from_)
-    if dry_run:
-        print_dry_run(prepared, concurrency)
-        return 0
-    folder = state_folder(pipeline, state_dir)
-    selection: dict[str, object] = {"only": list(only), "from": list(from_)}
-    return execute(
-        prepared,
-        pipeline_arg=pipeline,
-        state_dir=folder,
-        concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
-        fail_fast=fail_fast,
-        stream=stream,
-        live=stdout_is_tty() and not no_progress,
-        selection=selection,
-    )
+    with contextlib.ExitStack() as stack:
+        source, shown, provenance = pipeline, pipeline, {}
+        if ref is not None:  # the work tree stays untouched; state stays in the usual folder
+            from flowctl.diff.worktree import checkout_at
+
+            at = stack.enter_context(checkout_at(pipeline, ref))
+            source, shown, provenance = at.pipeline_path, f"{pipeline} --ref {ref}", at.provenance
+            sys.stdout.write(f"Running {pipeline} as of {ref} (commit {at.commit[:12]}) from a temporary worktree\n")
+            sys.stdout.flush()
+        prepared = prepare_run(source, overrides=parse_param_args(params), only=only, from_=from_)
+        if dry_run:
+            print_dry_run(prepared, concurrency)
+            return 0
+        folder = state_folder(pipeline, state_dir)
+        selection: dict[str, object] = {"only": list(only), "from": list(from_)}
+        return execute(
+            prepared,
+            pipeline_arg=shown,
+            state_dir=folder,
+            concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
+            fail_fast=fail_fast,
+            stream=stream,
+            live=stdout_is_tty() and not no_progress,
+            selection=selection,
+            provenance=provenance,
+        )
 
 
 def state_folder(pipeline_arg: str, given: str | None) -> str:
@@ -99,6 +114,7 @@ def execute(
     stream: bool,
     live: bool,
     selection: dict[str, object],
+    provenance: dict[str, object] | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.observe.fanout import FanOut, sink_name
@@ -135,6 +151,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
+                provenance=dict(provenance or {}),
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
