@@ -10,8 +10,10 @@ Reading files and git refs is ``gitsource.py``'s job; rendering is ``render.py``
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from flowctl.diff.changes import (
     ChangeKind,
@@ -34,42 +36,22 @@ def diff_pipelines(old: Pipeline | None, new: Pipeline | None, *, old_side: Side
     """Everything that differs between ``old`` and ``new`` (``None``: the file is absent)."""
     if old is None and new is None:
         raise ValueError("diff_pipelines needs at least one pipeline")
+    graphs = {"old_graph": _graph(old), "new_graph": _graph(new)}
     if old is None or new is None:
         present = new if new is not None else old
         assert present is not None
         kind = ChangeKind.ADDED if old is None else ChangeKind.REMOVED
         steps = tuple(StepChange(kind, sid) for sid in present.steps)
         edges = tuple(EdgeChange(kind, need, sid) for sid, s in present.steps.items() for need in s.needs)
-        impact = compute_impact(new, steps, (), renames={}) if new is not None else compute_impact(None, (), (), renames={})
-        return PipelineDiff(
-            name=present.name,
-            kind=kind,
-            old=old_side,
-            new=new_side,
-            steps=steps,
-            edges=edges,
-            impact=impact,
-            old_graph=_graph(old),
-            new_graph=_graph(new),
-        )
+        impact = compute_impact(new, steps, (), renames={})
+        return PipelineDiff(present.name, kind, old_side, new_side, (), steps, edges, impact, **graphs)
     renames = _match_renames(old, new)
     steps = _step_changes(old, new, renames)
     edges = _edge_changes(old, new, renames)
     settings = _setting_changes(old, new)
     impact = compute_impact(new, steps, settings, renames=renames)
-    changed = bool(steps or edges or settings)
-    return PipelineDiff(
-        name=new.name,
-        kind=ChangeKind.CHANGED if changed else ChangeKind.UNCHANGED,
-        old=old_side,
-        new=new_side,
-        settings=settings,
-        steps=steps,
-        edges=edges,
-        impact=impact,
-        old_graph=_graph(old),
-        new_graph=_graph(new),
-    )
+    kind = ChangeKind.CHANGED if steps or edges or settings else ChangeKind.UNCHANGED
+    return PipelineDiff(new.name, kind, old_side, new_side, settings, steps, edges, impact, **graphs)
 
 
 def _graph(p: Pipeline | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -125,8 +107,6 @@ def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, 
 
 def _secret_token(p: Pipeline, s: Step, key: str) -> str:
     """A hash standing for a secret value, so two of them compare without leaving this module."""
-    import hashlib
-
     if key.startswith("remediate.env."):
         value = s.remediate.env.get(key.removeprefix("remediate.env."), "") if s.remediate else ""
     else:
@@ -284,6 +264,10 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             out.append(SettingChange(name, a, b))
     if sorted(old.tags) != sorted(new.tags):
         out.append(SettingChange("tags", sorted(old.tags), sorted(new.tags)))
+    for name in ("alerts", "notify"):
+        a_list, b_list = _entries(old, name), _entries(new, name)
+        if a_list != b_list:
+            out.append(SettingChange(name, a_list, b_list))
     for pname in _ordered_keys(old.params, new.params):
         a_param, b_param = old.params.get(pname), new.params.get(pname)
         users = steps_using_param(new, pname) if b_param is not None else ()
@@ -318,6 +302,26 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             affected = tuple(sid for sid, s in new.steps.items() if fname not in s.explicit)
             out.append(SettingChange(f"defaults.{fname}", _plain(a_val), _plain(b_val), affects=affected))
     return tuple(out)
+
+
+def _entries(p: Pipeline, name: str) -> list[Any]:
+    """``alerts``/``notify`` entries as plain values; a webhook shows only its host, since
+    its URL often embeds a token (and a short hash, so a changed URL still shows)."""
+    from urllib.parse import urlsplit
+
+    out: list[Any] = []
+    for entry in getattr(p, name, ()):
+        if name == "alerts":
+            out.append(entry.when)
+            continue
+        item: dict[str, Any] = {"run": _command(entry.run) if entry.run is not None else None}
+        if entry.webhook:
+            parts = urlsplit(entry.webhook)
+            digest = hashlib.sha256(entry.webhook.encode()).hexdigest()[:8]
+            item["webhook"] = f"{parts.scheme}://{parts.hostname or ''}/… (#{digest})"
+        item.update(timeout=entry.timeout, retries=entry.retries)
+        out.append(item)
+    return out
 
 
 def _plain(value: object) -> Value:

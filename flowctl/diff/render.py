@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flowctl.diff.changes import (
     ChangeKind,
@@ -59,18 +59,27 @@ def format_value(name: str, value: Value) -> str:
     return str(value)
 
 
-def describe_field(change: FieldChange | SettingChange) -> str:
-    """``timeout: 5m → 10m``; secret entries say only that they changed."""
+def describe_field(
+    change: FieldChange | SettingChange,
+    *,
+    code: Callable[[str], str] = str,
+    secret: str = "changed (secret, value not shown)",
+    inherited: str = " (inherited)",
+) -> str:
+    """``timeout: 5m → 10m``; secret entries say only that they changed. ``code`` wraps names
+    and values (markdown uses ``<code>``)."""
+    name = code(change.field)
     if change.secret:
-        text = f"{change.field}: changed (secret, value not shown)"
+        text = f"{name}: {secret}"
     elif change.old is None:
-        text = f"{change.field}: set to {format_value(change.field, change.new)}"
+        text = f"{name}: set to {code(format_value(change.field, change.new))}"
     elif change.new is None:
-        text = f"{change.field}: removed (was {format_value(change.field, change.old)})"
+        text = f"{name}: removed (was {code(format_value(change.field, change.old))})"
     else:
-        text = f"{change.field}: {format_value(change.field, change.old)} → {format_value(change.field, change.new)}"
+        old, new = format_value(change.field, change.old), format_value(change.field, change.new)
+        text = f"{name}: {code(old)} → {code(new)}"
     if isinstance(change, FieldChange) and change.inherited:
-        text += " (inherited)"
+        text += inherited
     return text
 
 
@@ -220,18 +229,7 @@ def _cell(text: str) -> str:
 
 
 def _md_field(change: FieldChange | SettingChange) -> str:
-    name = _code(change.field)
-    if change.secret:
-        text = f"{name}: changed (secret)"
-    elif change.old is None:
-        text = f"{name}: set to {_code(format_value(change.field, change.new))}"
-    elif change.new is None:
-        text = f"{name}: removed (was {_code(format_value(change.field, change.old))})"
-    else:
-        text = f"{name}: {_code(format_value(change.field, change.old))} → {_code(format_value(change.field, change.new))}"
-    if isinstance(change, FieldChange) and change.inherited:
-        text += " <i>(inherited)</i>"
-    return text
+    return describe_field(change, code=_code, secret="changed (secret)", inherited=" <i>(inherited)</i>")
 
 
 def _md_step(change: StepChange) -> str:

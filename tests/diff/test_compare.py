@@ -176,3 +176,16 @@ defaults:
     new = load_pipeline(path, text=second, display_path="p.yaml")
     diff = _diff(old, new)
     assert not diff.changed, diff
+
+
+def test_alerts_and_notify_changes_hide_webhook_urls() -> None:
+    from flowctl.spec.model import AlertSpec, NotifierSpec
+
+    old = pipeline(step("a"), alerts=(AlertSpec("failed"),), notify=(NotifierSpec(webhook="https://hooks.example.com/T0/SECRET1"),))
+    new = pipeline(step("a"), alerts=(AlertSpec("duration > 10m"),), notify=(NotifierSpec(webhook="https://hooks.example.com/T0/SECRET2"),))
+    diff = _diff(old, new)
+    by_field = {s.field: s for s in diff.settings}
+    assert (by_field["alerts"].old, by_field["alerts"].new) == (["failed"], ["duration > 10m"])
+    assert "SECRET" not in repr(diff)
+    assert by_field["notify"].old != by_field["notify"].new  # a new token still shows as a change
+    assert diff.impact.runs_differently == ()
