@@ -184,6 +184,11 @@ def parse(raw: bytes, file: str) -> Document:
 
 def _yaml_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if exc.context_mark is not None and (mark is None or mark.line >= lines or "quoted scalar" in (exc.context or "")):
+        # An error found only at the end of the file (an unterminated quote or bracket) is
+        # reported where the unfinished construct starts: that is where the fix goes.
+        mark = exc.context_mark
     problem = exc.problem or "invalid YAML"
     message = f"invalid YAML: {problem}"
     if exc.context and exc.context not in problem:

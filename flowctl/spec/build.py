@@ -49,9 +49,10 @@ class _Checker:
     # -- the checks ------------------------------------------------------------------------
 
     def run(self, data: dict[str, Any]) -> None:
-        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        raw_params, raw_steps = data.get("params"), data.get("steps")
+        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
         self.params(params)
-        steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+        steps: dict[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
         self.durations(data.get("defaults"), ["defaults"])
         for sid, step in steps.items():
             if isinstance(step, dict):
@@ -416,8 +417,8 @@ def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -
         inputs=tuple(raw.get("inputs", ())),
         outputs=tuple(raw.get("outputs", ())),
         retries=pick("retries"),
-        retry_delay=float(_seconds(raw["retry_delay"]) if "retry_delay" in raw else defaults.retry_delay),
-        retry_max_delay=float(_seconds(raw["retry_max_delay"]) if "retry_max_delay" in raw else defaults.retry_max_delay),
+        retry_delay=parse_duration(raw["retry_delay"]) if "retry_delay" in raw else defaults.retry_delay,
+        retry_max_delay=parse_duration(raw["retry_max_delay"]) if "retry_max_delay" in raw else defaults.retry_max_delay,
         retry_on_exit_codes=tuple(pick("retry_on_exit_codes")),
         timeout=_seconds(timeout) if timeout is not None else defaults.timeout,
         continue_on_error=bool(pick("continue_on_error")),

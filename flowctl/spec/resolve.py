@@ -149,9 +149,9 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
     secret_names = pipeline.secrets_for(step)
     secrets: set[str] = set()
     for name in secret_names:
-        value = declared.get(name, environ.get(name))
-        if value:
-            secrets.add(value)
+        secret = declared.get(name) or environ.get(name)
+        if secret:
+            secrets.add(secret)
     ordered = tuple(sorted(secrets, key=len, reverse=True))
     for value in ordered:
         display = display.replace(value, MASK)

@@ -73,7 +73,7 @@ def test_recursive_alias() -> None:
         (b"\x00\x01\x02binary", "encoding", 1),
         (b"a: 1\nb: \xff\xfe\n", "encoding", 2),
         (b"a:\n\tb: 1\n", "yaml", 2),
-        (b"a: [1, 2\n", "yaml", 2),
+        (b"a: [1, 2\n", "yaml", 1),  # reported where the unclosed bracket opens
         (b"a: 1\n---\nb: 2\n", "yaml", 2),
     ],
 )
