@@ -150,3 +150,27 @@ def test_versions_lists_the_releases_that_changed_the_pipeline(released: GitRepo
     assert lines[0].endswith("changed load") and "new pipeline (4 steps)" in lines[1]
     checks = json.loads(run_flowctl("versions", "pipelines/checks.yaml", "--json", cwd=released.path).stdout)
     assert [(v["tag"], v["summary"]) for v in checks] == [("v1.0.0", "new pipeline (2 steps)"), ("v1.1.0", "added docs")]
+
+
+def test_versions_survives_a_release_where_the_pipeline_was_invalid(git_repo: GitRepo) -> None:
+    git_repo.write("pipelines/etl.yaml", ETL_V1.replace("timeout: 5m", "timeout: whenever"))
+    git_repo.commit("broken")
+    git_repo.tag("etl/v0.1.0")
+    git_repo.write("pipelines/etl.yaml", ETL_V1)
+    git_repo.commit("fixed")
+    git_repo.tag("etl/v0.2.0")
+    result = run_flowctl("versions", "pipelines/etl.yaml", cwd=git_repo.path)
+    assert result.returncode == 0, result.stderr
+    newest, oldest = result.stdout.splitlines()
+    assert newest.startswith("etl/v0.2.0") and "new pipeline (4 steps)" in newest
+    assert oldest.startswith("etl/v0.1.0") and "invalid pipeline at this release" in oldest
+
+
+def test_versions_outside_a_repo_and_without_releases(git_repo: GitRepo, tmp_path: Path) -> None:
+    (tmp_path / "alone.yaml").write_text(CHECKS)
+    outside = run_flowctl("versions", "alone.yaml", cwd=tmp_path)
+    assert outside.returncode == 2 and "not inside a git repository" in outside.stderr
+    git_repo.write("pipelines/checks.yaml", CHECKS)
+    git_repo.commit()
+    none = run_flowctl("versions", "pipelines/checks.yaml", cwd=git_repo.path)
+    assert none.returncode == 0 and "no releases of pipelines/checks.yaml yet" in none.stdout
