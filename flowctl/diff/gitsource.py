@@ -113,7 +113,7 @@ class GitSource:
             raise GitError(f"{self.repo.git_dir} is a bare repository", hint="use a checkout with a work tree")
         self.root = os.path.realpath(self.repo.working_tree_dir)
         self.cwd = os.path.abspath(path)  # relative paths given by the user start here
-        self._tags: list[tuple[str, str]] | None = None
+        self._tags: dict[str | None, list[tuple[str, str]]] = {}  # per reachability point
 
     # -- refs ------------------------------------------------------------------------------
 
@@ -152,6 +152,8 @@ class GitSource:
 
     def _all_tags(self, merged: str | None) -> list[tuple[str, str]]:
         """(tag name, commit sha) of every tag, or of those reachable from ``merged``."""
+        if merged in self._tags:
+            return self._tags[merged]
         args = ["--format=%(refname:short) %(objectname) %(*objectname)"]
         if merged is not None:
             args.append(f"--merged={merged}")
@@ -161,6 +163,7 @@ class GitSource:
             parts = line.split()
             if len(parts) >= 2:
                 tags.append((parts[0], parts[-1]))  # the peeled commit of an annotated tag
+        self._tags[merged] = tags
         return tags
 
     def releases(self, name: str, fmt: TagFormat, *, reachable_from: str | None = "HEAD") -> list[Release]:
@@ -186,14 +189,12 @@ class GitSource:
         return history[-1] if history else None
 
     def has_release_tags(self, fmt: TagFormat | None, *, reachable_from: str = "HEAD") -> bool:
-        """Whether any tag looks like a release (of any pipeline) in ``fmt`` or the defaults."""
+        """Whether any reachable tag is a release (of any pipeline) in ``fmt`` or the defaults."""
         formats = [fmt] if fmt is not None else [PER_PIPELINE, REPO_WIDE]
-        names = self.released_names(fmt, reachable_from=reachable_from)
-        for tag, _ in self._all_tags(reachable_from):
-            for f in formats:
-                if not f.per_pipeline and f.match("", tag) is not None:
-                    return True
-        return bool(names)
+        if any(f.per_pipeline for f in formats) and self.released_names(fmt, reachable_from=reachable_from):
+            return True
+        repo_wide = [f for f in formats if not f.per_pipeline]
+        return any(f.match("", tag) for tag, _ in self._all_tags(reachable_from) for f in repo_wide)
 
     def released_names(self, fmt: TagFormat | None, *, reachable_from: str = "HEAD") -> set[str]:
         """Pipeline names that have per-pipeline release tags."""
@@ -209,6 +210,7 @@ class GitSource:
 
         if tag in {t.name for t in self.repo.tags}:
             raise GitError(f"tag {tag!r} already exists", hint="pick another --bump or delete the tag")
+        self._tags.clear()
         try:
             self.repo.create_tag(tag, ref=commit, message=message)
         except git.GitCommandError as exc:

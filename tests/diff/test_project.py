@@ -147,3 +147,14 @@ def test_tag_pattern_overrides_the_default(released: GitRepo) -> None:
     assert etl.old.label == "release-etl-2.0.0" and not etl.changed
     with pytest.raises(UsageError, match="version"):
         diff_project(released.path, tag_format="release-{name}")
+
+
+def test_a_pipeline_never_released_shows_as_added(git_repo: GitRepo) -> None:
+    git_repo.write("pipelines/etl.yaml", ETL_V1)
+    git_repo.commit()
+    git_repo.tag("etl/v1.0.0")
+    git_repo.write("pipelines/checks.yaml", CHECKS)
+    report = diff_project(git_repo.path)
+    checks = _by_name(report)["checks"]
+    assert checks.kind is ChangeKind.ADDED and checks.old.label == "(no release)"
+    assert _by_name(report)["etl"].kind is ChangeKind.UNCHANGED
