@@ -345,7 +345,9 @@ def changelog(diff: PipelineDiff, title: str) -> str:
             sections["Removed"].append(f"- step {change.step}")
         else:
             what = f"- step {change.step}" + (f" (renamed from {change.old_id})" if change.old_id else "")
-            fields = "; ".join(describe_field(f) for f in change.fields)
+            own, inherited = own_and_inherited(change)
+            parts = [describe_field(f) for f in own] + ([f"inherits changed {', '.join(inherited)}"] if inherited else [])
+            fields = "; ".join(parts)
             sections["Changed"].append(what + (f": {fields}" if fields else ""))
     for edge in diff.edges:
         key = "Added" if edge.kind is ChangeKind.ADDED else "Removed"
