@@ -25,6 +25,9 @@ from flowctl.cli import run as _run  # noqa: F401,E402
 from flowctl.cli import stats as _stats  # noqa: F401,E402
 from flowctl.cli import alerts as _alerts  # noqa: F401,E402
 from flowctl.cli import schedule as _schedule  # noqa: F401,E402
+from flowctl.cli import diff as _diff  # noqa: F401,E402
+from flowctl.cli import release as _release  # noqa: F401,E402
+from flowctl.cli import versions as _versions  # noqa: F401,E402
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ of the state issue plugs in there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,10 @@ def run(
         help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "
         "schedule in its timezone (else exit 0), and record that fire time.",
     ),
+    ref: str | None = typer.Option(
+        None, "--ref", metavar="REF",
+        help="Run the pipeline as it was at this tag, branch or commit, from a temporary git worktree.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -92,34 +97,45 @@ def run(
         folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
     )
     only, from_ = list(chosen_only), list(chosen_from)
-    prepared = prepare_run(pipeline, overrides=overrides, only=only, from_=from_)
-    if dry_run:
-        print_dry_run(prepared, concurrency)
-        return 0
-    fire_time: float | None = None
-    if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
-        from flowctl.schedule.service import due_firing
+    with contextlib.ExitStack() as stack:
+        source, shown, ref_provenance = pipeline, pipeline, {}
+        if ref is not None:  # the work tree stays untouched; state stays in the usual folder
+            from flowctl.diff.worktree import checkout_at
 
-        firing = due_firing(prepared.pipeline)
-        if not firing.due:
-            print(firing.message, flush=True)
+            at = stack.enter_context(checkout_at(pipeline, ref))
+            source, shown, ref_provenance = at.pipeline_path, f"{pipeline} --ref {ref}", at.provenance
+            sys.stdout.write(f"Running {pipeline} as of {ref} (commit {at.commit[:12]}) from a temporary worktree\n")
+            sys.stdout.flush()
+        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        if dry_run:
+            print_dry_run(prepared, concurrency)
             return 0
-        fire_time = firing.fire_time
-    selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
-                                    "force_steps": list(force_step)}
-    from flowctl.observe.observer import RunObserver
+        fire_time: float | None = None
+        if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
+            from flowctl.schedule.service import due_firing
 
-    observer = RunObserver(
-        prepared.pipeline, log_format_option=log_format, log_file=log_file,
-        metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
-    )
-    live = stdout_is_tty() and not no_progress
-    with open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live) as session:
+            firing = due_firing(prepared.pipeline)
+            if not firing.due:
+                print(firing.message, flush=True)
+                return 0
+            fire_time = firing.fire_time
+        selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
+                                        "force_steps": list(force_step)}
+        from flowctl.observe.observer import RunObserver
+
+        observer = RunObserver(
+            prepared.pipeline, log_format_option=log_format, log_file=log_file,
+            metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
+        )
+        live = stdout_is_tty() and not no_progress
+        session = stack.enter_context(
+            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live)
+        )
         if session is None:
             return 0  # a resume with nothing left to do (already said so)
         return execute(
             prepared,
-            pipeline_arg=pipeline,
+            pipeline_arg=shown,
             state_dir=folder,
             concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
             fail_fast=fail_fast,
@@ -129,6 +145,7 @@ def run(
             session=session,
             observer=observer,
             fire_time=fire_time,
+            provenance=ref_provenance,
         )
 
 
@@ -160,6 +177,7 @@ def execute(
     session: Any = None,
     observer: RunObserver | None = None,
     fire_time: float | None = None,
+    provenance: dict[str, object] | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._run_state import run_options
@@ -189,7 +207,9 @@ def execute(
                 logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
                 environ=os.environ, params=dict(prepared.params), selection=selection,
                 fire_time=fire_time,
-                **{"provenance": {"pipeline_sha256": prepared.pipeline.source_sha256}, **run_options(session)},
+                provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
+                            **run_options(session).get("provenance", {}), **(provenance or {})},
+                **{k: v for k, v in run_options(session).items() if k != "provenance"},
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
