@@ -74,6 +74,7 @@ class RunOptions:
     selection: Mapping[str, object] = field(default_factory=dict)
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
+    fire_time: float | None = None  # the cron fire time of a `run --scheduled`, for RunStarted
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (main thread only)
 
 

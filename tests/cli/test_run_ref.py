@@ -96,24 +96,17 @@ def test_checkout_at_cleans_up_after_an_error(project: GitRepo) -> None:
         pass
 
 
-def test_the_run_records_ref_and_commit(project: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In process, with the runner's in-memory store (the store the run CLI builds today)."""
-    from flowctl.cli import run as run_cli
-    from flowctl.cli._boundary import run_app
-    from flowctl.cli.app import app
-    from flowctl.run.memory import MemoryRunStore
+def test_the_run_records_ref_and_commit(project: GitRepo) -> None:
+    """The run's provenance in the real state store names the ref and its commit."""
+    import json
 
-    stores: list[MemoryRunStore] = []
-
-    def keep(state_dir: str, prepared: object) -> MemoryRunStore:
-        stores.append(MemoryRunStore())
-        return stores[-1]
-
-    monkeypatch.setattr(run_cli, "build_store", keep)
-    monkeypatch.chdir(project.path)
-    code = run_app(app, ["run", "pipelines/hello.yaml", "--ref", "hello/v1.0.0", "--no-progress"])
-    assert code == 0
-    started = stores[0].started
-    assert started is not None
-    assert started.provenance["git_ref"] == "hello/v1.0.0"
-    assert started.provenance["git_commit"] == project.repo.commit("hello/v1.0.0").hexsha
+    result = run_flowctl("run", "pipelines/hello.yaml", "--ref", "hello/v1.0.0", "--no-progress", cwd=project.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = run_flowctl("runs", "--json", cwd=project.path / "pipelines")
+    runs = json.loads(shown.stdout)
+    run_id = (runs["runs"] if isinstance(runs, dict) else runs)[0]["run_id"]
+    detail = json.loads(run_flowctl("show", run_id, "--json", cwd=project.path / "pipelines").stdout)
+    provenance = detail["provenance"] if "provenance" in detail else detail["run"]["provenance"]
+    assert provenance["git_ref"] == "hello/v1.0.0"
+    assert provenance["git_commit"] == project.repo.commit("hello/v1.0.0").hexsha
+    assert provenance["git_dirty"] is False
