@@ -152,10 +152,11 @@ class Scheduler:
                 resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
             )
         )
-        for sid, reuse in opt.reuse.items():
-            st = self._states.get(sid)
-            if st is not None:
-                self._finish(st, reuse.status, reason=reuse.reason, fingerprint=reuse.fingerprint)
+        reused = [(self._states[sid], r) for sid, r in opt.reuse.items() if sid in self._states]
+        for st, r in reused:  # mark them all first: a reused step must never look ready
+            st.status = r.status
+        for st, r in reused:
+            self._finish(st, r.status, reason=r.reason, fingerprint=r.fingerprint)
         for st in self._states.values():
             if st.status is StepStatus.PENDING and st.waiting == 0:
                 self._make_ready(st)

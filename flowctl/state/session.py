@@ -55,14 +55,11 @@ class RunSession:
         return nothing_to_run(self.assessment.decisions)
 
     def reuse(self) -> dict[str, Reuse]:
-        """The steps the scheduler must not run, with the status and reason they end with.
-
-        In reverse plan order: the scheduler finishes them in this order, and a reused step
-        finished before its reused upstream is never mistaken for one that became ready."""
+        """The steps the scheduler must not run, in plan order, with the status and reason they end with."""
         from flowctl.run.scheduler import Reuse
 
         out: dict[str, Reuse] = {}
-        for sid, d in reversed(list(self.assessment.decisions.items())):
+        for sid, d in self.assessment.decisions.items():
             if d.verdict is not Verdict.RUN:
                 status = StepStatus.REUSED if d.verdict is Verdict.REUSED else StepStatus.UP_TO_DATE
                 out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)

@@ -366,6 +366,27 @@ def test_reused_steps_do_not_run(run_pipeline, tmp_path):
     assert ran.result.status is RunStatus.SUCCEEDED
 
 
+def test_a_reused_chain_given_in_plan_order_runs_nothing(run_pipeline, tmp_path):
+    """A reused step whose reused upstream is finished first must not be taken for ready."""
+    ran = run_pipeline(
+        f"""
+        version: 1
+        name: chain
+        steps:
+          a: {{run: 'touch {tmp_path}/a-ran'}}
+          b: {{run: 'touch {tmp_path}/b-ran', needs: [a]}}
+          c: {{run: 'touch {tmp_path}/c-ran', needs: [b]}}
+        """,
+        reuse={
+            "a": Reuse(StepStatus.REUSED, "unchanged", "fa"),
+            "b": Reuse(StepStatus.UP_TO_DATE, "outputs match", "fb"),
+        },
+    )
+    assert not (tmp_path / "a-ran").exists() and not (tmp_path / "b-ran").exists()
+    assert (tmp_path / "c-ran").exists()
+    assert [ran.status(s) for s in "abc"] == [StepStatus.REUSED, StepStatus.UP_TO_DATE, StepStatus.SUCCEEDED]
+
+
 def test_missing_command_is_an_error_outcome(run_pipeline):
     ran = run_pipeline(
         """
