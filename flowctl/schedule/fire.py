@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowctl.errors import UsageError
-from flowctl.schedule.cron import CronExpr, CronSyntaxError, parse_cron
+from flowctl.spec.cron import CronExpr, CronSyntaxError, parse_cron
 
 #: The longest a firing may start after its fire time and still count as that firing.
 MAX_GRACE = timedelta(minutes=15)

@@ -1,14 +1,14 @@
 """A cron expression in words: "at 02:00 every day", "every 15 minutes",
 "at 06:30 on Monday through Friday".
 
-Owns only the wording; the fields come from ``schedule/cron.py``. Phrases are built from the
+Owns only the wording; the fields come from ``spec/cron.py``. Phrases are built from the
 fields as written (``*/15``, ``1-5``), so a reader can match the words to the expression. When a
 field is too irregular to say briefly, the words name its values instead of guessing.
 """
 
 from __future__ import annotations
 
-from flowctl.schedule.cron import CronExpr
+from flowctl.spec.cron import CronExpr
 
 _DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _MONTH_NAMES = (

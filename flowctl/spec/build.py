@@ -354,10 +354,10 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
 def cron_problem(expression: str) -> str | None:
     """Why ``expression`` is not a schedule Debian's cron accepts, or None.
 
-    One parser serves validation and ``flowctl schedule`` (``schedule/cron.py``, a leaf module):
+    One parser serves validation and ``flowctl schedule`` (``spec/cron.py``, a leaf module):
     croniter alone would accept fields cron rejects (seconds, L, W, #).
     """
-    from flowctl.schedule.cron import CronSyntaxError, parse_cron
+    from flowctl.spec.cron import CronSyntaxError, parse_cron
 
     try:
         parse_cron(expression)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowctl.errors import ExitCode
-from flowctl.schedule.cron import CronSyntaxError, parse_cron
+from flowctl.spec.cron import CronSyntaxError, parse_cron
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flowctl.errors import UsageError
-from flowctl.schedule.cron import CronSyntaxError
+from flowctl.spec.cron import CronSyntaxError
 from flowctl.schedule.fire import due_fire_time, grace, make_schedule, next_fire_times
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowctl.schedule.cron import parse_cron
+from flowctl.spec.cron import parse_cron
 from flowctl.schedule.fire import due_fire_time, fire_times, make_schedule
 from flowctl.schedule.guard import machine_fields, same_clock
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowctl.schedule.cron import parse_cron
+from flowctl.spec.cron import parse_cron
 from flowctl.schedule.words import describe
 
 
