@@ -16,6 +16,18 @@ from flowctl.cli import plan as _plan  # noqa: F401,E402
 from flowctl.cli import graph as _graph  # noqa: F401,E402
 from flowctl.cli import schema as _schema  # noqa: F401,E402
 from flowctl.cli import init as _init  # noqa: F401,E402
+from flowctl.cli import runs as _runs  # noqa: F401,E402
+from flowctl.cli import show as _show  # noqa: F401,E402
+from flowctl.cli import logs as _logs  # noqa: F401,E402
+from flowctl.cli import gc as _gc  # noqa: F401,E402
+from flowctl.cli import doctor as _doctor  # noqa: F401,E402
+from flowctl.cli import run as _run  # noqa: F401,E402
+from flowctl.cli import stats as _stats  # noqa: F401,E402
+from flowctl.cli import alerts as _alerts  # noqa: F401,E402
+from flowctl.cli import schedule as _schedule  # noqa: F401,E402
+from flowctl.cli import diff as _diff  # noqa: F401,E402
+from flowctl.cli import release as _release  # noqa: F401,E402
+from flowctl.cli import versions as _versions  # noqa: F401,E402
 
 
 def _version(value: bool) -> None:

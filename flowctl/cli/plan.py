@@ -23,15 +23,33 @@ def plan(
     from_: list[str] = typer.Option([], "--from", metavar="STEP", help="These steps and everything downstream."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     as_json: bool = json_option(),
+    explain: bool = typer.Option(False, "--explain", help="Say for each step whether it would run, be reused or be up to date, and why."),
+    check: bool = typer.Option(False, "--check", help="With --explain: exit 1 when any step would run (a CI gate)."),
+    resume: bool = typer.Option(False, "--resume", help="With --explain: as `run --resume` would see it."),
+    run_id: str = typer.Option(None, "--run-id", metavar="ID", help="With --explain --resume: that run instead of the latest."),
+    force: bool = typer.Option(False, "--force", help="With --explain: as `run --force` would see it."),
+    force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="With --explain: as `run --force-step` would see it."),
+    state_dir: str = typer.Option(None, "--state-dir", metavar="DIR", help="The state folder (default: $FLOWCTL_STATE_DIR, else .flowctl/ beside the pipeline)."),
 ) -> int:
     """Show the execution levels (what can run in parallel), the critical path and the commands.
 
+    With --explain, say instead what a run would do with each step and why.
+
     Example: flowctl plan pipelines/etl.yaml -p date=2026-11-24 --from transform
+
+    Example: flowctl plan pipelines/etl.yaml --explain --check
     """
     from flowctl.graph import compile_plan
     from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
 
     chosen = pick_format(fmt, as_json, FORMATS)
+    if explain or check:
+        from flowctl.cli._explain import explain as explain_plan
+
+        return explain_plan(
+            pipeline, overrides=parse_param_args(params), only=only, from_=from_, state_dir=state_dir,
+            resume=resume, run_id=run_id, force=force, force_steps=force_step, fmt=chosen, check=check,
+        )
     pipe = load(pipeline)
     values = resolve_params(pipe, parse_param_args(params))
     compiled = compile_plan(pipe, only=only, from_=from_)

@@ -74,6 +74,7 @@ class RunStarted:
     pipeline_path: str = ""
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)  # file hash, commit, dirty
+    fire_time: float | None = None  # the cron fire time of a `run --scheduled` (for lateness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ class AttemptFinished:
     log_path: str = ""
     error: str | None = None  # why it could not start, when outcome is ERROR
     tail: tuple[str, ...] = ()  # last lines of the log, for failures
+    host: str = ""  # where it ran (the executor's answer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,11 @@ class Executor(Protocol):
         """Start ``spec``; a failure to start comes back from ``wait`` as outcome ERROR."""
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
-        """Block until at least one attempt ended or ``timeout`` seconds passed."""
+        """Block until at least one attempt ended or ``timeout`` seconds passed; may return
+        early with nothing (after ``wakeup``, or for the executor's own timers)."""
+
+    def wakeup(self) -> None:
+        """Make a blocked ``wait`` return now; safe to call from a signal handler."""
 
     def cancel(self, key: AttemptKey) -> None:
         """Stop one attempt (terminate, grace period, kill); it ends with outcome CANCELLED."""
@@ -73,7 +77,12 @@ class Executor(Protocol):
 
 
 class RunStore(Protocol):
-    """Where a run is checkpointed. ``record`` is called before any sink sees the event."""
+    """Where a run is checkpointed. ``record`` is called before any sink sees the event.
+
+    The scheduler records the events of one turn of its loop (usually one attempt ending and
+    the next starting), then calls ``flush`` once, then hands them to the sinks: a store may
+    batch everything between two ``flush`` calls into one transaction.
+    """
 
     def record(self, event: Event) -> None: ...
 

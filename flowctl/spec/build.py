@@ -226,9 +226,23 @@ class _Checker:
         for i, alert in enumerate(alerts):
             if isinstance(alert, dict) and isinstance(alert.get("when"), str):
                 try:
-                    parse_alert(alert["when"])
+                    parse_alert(alert["when"], steps=tuple(steps))
                 except ValueError as exc:
-                    self.error(["alerts", i, "when"], str(exc), code="alert")
+                    span = _inside(self.doc, ["alerts", i, "when"], getattr(exc, "column", 1), getattr(exc, "length", 0))
+                    self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert", span=span)
+
+
+def _inside(doc: Document, path: list[Any], column: int, length: int = 0) -> Span:
+    """The span of a one-line string value narrowed to ``column`` (1-based) inside the string
+    and ``length`` characters (0: to the end of the string)."""
+    span = doc.span(path)
+    lines = doc.text.splitlines()
+    if span.end_line not in (0, span.line) or not 0 < span.line <= len(lines):
+        return span
+    quoted = lines[span.line - 1][span.col - 1 : span.col] in ("'", '"')
+    col = span.col + int(quoted) + column - 1
+    end = col + length if length else span.end_col - int(quoted)
+    return Span(span.file, span.line, col, span.line, max(col + 1, end))
 
 
 def _article(word: str) -> str:
@@ -338,18 +352,17 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
 
 
 def cron_problem(expression: str) -> str | None:
-    """Why ``expression`` is not a valid schedule, or None."""
-    from croniter import croniter
+    """Why ``expression`` is not a schedule Debian's cron accepts, or None.
 
-    text = expression.strip()
-    if not text.startswith("@") and len(text.split()) != 5:
-        return f"schedule {expression!r} has {len(text.split())} fields; cron uses 5"
+    One parser serves validation and ``flowctl schedule`` (``spec/cron.py``, a leaf module):
+    croniter alone would accept fields cron rejects (seconds, L, W, #).
+    """
+    from flowctl.spec.cron import CronSyntaxError, parse_cron
+
     try:
-        ok = croniter.is_valid(text)
-    except Exception:  # noqa: BLE001 - croniter raises assorted errors for odd input
-        ok = False
-    if not ok or text == "@reboot":
-        return f"schedule {expression!r} is not a valid cron expression"
+        parse_cron(expression)
+    except CronSyntaxError as exc:
+        return exc.message
     return None
 
 

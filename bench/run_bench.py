@@ -1,0 +1,139 @@
+"""Benchmark ``flowctl run`` against a minimal reference runner (and make/ninja if installed).
+
+Issue 4, "Speed": on generated pipelines of ``true`` steps — W1: 1,000 independent steps at
+concurrency 2; W2: a chain of 1,000; W3: 20 layers of 50, each step needing the whole previous
+layer (47,500 edges) — ``flowctl run`` with everything it records switched on (per-step logs,
+the run store; no TTY) must take at most 1.5x the reference runner's wall time; W4 (``sleep
+0.05`` x200 at concurrency 8) at most 1.15x. Prints one table: every tool's median wall time
+and its ratio to the reference runner.
+
+W0 (one step) shows the fixed start-up cost alone. Tools take turns within each repetition so
+a busy machine slows them alike. Usage: python bench/run_bench.py [--reps 5] [--only W1,W4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+_seq = itertools.count()
+
+# name -> (steps as (id, command, needs), concurrency, limit on the ratio)
+Workload = tuple[list[tuple[str, str, list[str]]], int, float]
+
+
+def workloads() -> dict[str, Workload]:
+    w1 = [(f"s{i}", "true", []) for i in range(1000)]
+    w2 = [(f"s{i}", "true", [f"s{i - 1}"] if i else []) for i in range(1000)]
+    w3 = []
+    for layer in range(20):
+        prev = [f"l{layer - 1}_{j}" for j in range(50)] if layer else []
+        w3 += [(f"l{layer}_{j}", "true", prev) for j in range(50)]
+    w4 = [(f"s{i}", "sleep 0.05", []) for i in range(200)]
+    w0 = [("only", "true", [])]  # start-up cost alone (no limit: informational)
+    return {"W0": (w0, 1, 0.0), "W1": (w1, 2, 1.5), "W2": (w2, 2, 1.5), "W3": (w3, 2, 1.5), "W4": (w4, 8, 1.15)}
+
+
+def write_yaml(path: Path, steps: list[tuple[str, str, list[str]]]) -> None:
+    lines = ["version: 1", f"name: {path.stem.lower()}", "steps:"]
+    for sid, cmd, needs in steps:
+        need = f", needs: [{', '.join(needs)}]" if needs else ""
+        lines.append(f"  {sid}: {{run: '{cmd}'{need}}}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_make(path: Path, steps: list[tuple[str, str, list[str]]]) -> None:
+    lines = [".PHONY: all " + " ".join(s for s, _, _ in steps), "all: " + " ".join(s for s, _, _ in steps)]
+    for sid, cmd, needs in steps:
+        lines.append(f"{sid}: {' '.join(needs)}\n\t@{cmd}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_ninja(path: Path, steps: list[tuple[str, str, list[str]]]) -> None:
+    lines = ["rule r", "  command = $cmd"]
+    for sid, cmd, needs in steps:
+        dep = f" | {' '.join(needs)}" if needs else ""
+        lines.append(f"build {sid}: r{dep}\n  cmd = {cmd}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    with open(cwd / "out.txt", "wb") as out:  # not a TTY, as under cron
+        start = time.perf_counter()
+        res = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        took = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed ({res.returncode}); see {cwd / 'out.txt'}")
+    return took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", default="W0,W1,W2,W3,W4")
+    args = ap.parse_args()
+    chosen = args.only.split(",")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("FLOWCTL_STATE_DIR", None)
+    tools: dict[str, Callable[[Path, int], list[str]]] = {
+        "reference (os.wait)": lambda d, n: [PY, str(REPO / "bench" / "refrunner.py"), "p.yaml", str(n)],
+        # A fresh state folder per run (state-<k>), deleted only at the end: deleting 1,000 log
+        # folders between runs makes the disk busy (discards) just when the next run starts.
+        "flowctl run": lambda d, n: [PY, "-m", "flowctl", "run", "p.yaml", "--concurrency", str(n),
+                                     "--no-progress", "--state-dir", str(d / f"state-{next(_seq)}")],
+    }
+    if shutil.which("make"):
+        tools["make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
+    if shutil.which("ninja"):
+        tools["ninja -jN"] = lambda d, n: ["ninja", "-f", "build.ninja", f"-j{n}", "--quiet"]
+    results: dict[str, dict[str, float]] = {t: {} for t in tools}
+    limits: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="flowctl-bench-") as tmp:
+        for name, (steps, conc, limit) in workloads().items():
+            if name not in chosen:
+                continue
+            limits[name] = limit
+            folder = Path(tmp) / name
+            folder.mkdir()
+            write_yaml(folder / "p.yaml", steps)
+            write_make(folder / "Makefile", steps)
+            write_ninja(folder / "build.ninja", steps)
+            times: dict[str, list[float]] = {t: [] for t in tools}
+            for _ in range(args.reps):  # tools take turns, so they share the machine's mood
+                for tool, argv in tools.items():
+                    if tool.startswith("ninja"):
+                        for f in (".ninja_log", ".ninja_deps"):
+                            (folder / f).unlink(missing_ok=True)
+                    times[tool].append(timed(argv(folder, conc), folder, env))
+            for tool in tools:
+                results[tool][name] = statistics.median(times[tool])
+                print(f"  {name} {tool}: {results[tool][name]:.3f}s", file=sys.stderr)
+    names = list(limits)
+    ref = results["reference (os.wait)"]
+    head = f"{'tool':<22}" + "".join(f"{n:>16}" for n in names)
+    print(f"Medians of {args.reps} runs, {os.cpu_count()} CPUs (seconds, ratio to the reference runner)")
+    print(head)
+    print("-" * len(head))
+    for tool, row in results.items():
+        cells = "".join(f"{row[n]:>8.3f} ({row[n] / ref[n]:.2f}x)" for n in names)
+        print(f"{tool:<22}{cells}")
+    print(f"{'limit for flowctl':<22}" + "".join(f"{limits[n]:>15.2f}x" if limits[n] else f"{'-':>16}" for n in names))
+    over = [n for n in names if limits[n] and results["flowctl run"][n] / ref[n] > limits[n]]
+    print("flowctl within limits" if not over else f"flowctl OVER the limit on: {', '.join(over)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

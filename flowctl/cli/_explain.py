@@ -1,0 +1,81 @@
+"""``flowctl plan PIPELINE --explain [--check]``: for each step, would it run, be reused or be up
+to date, and why (which fingerprint part changed, which output is missing, which upstream runs).
+Called by ``cli/plan.py``; the deciding lives in ``state/assess.py`` and ``state/decide.py``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def explain(
+    pipeline_arg: str,
+    *,
+    overrides: Mapping[str, str],
+    only: Sequence[str],
+    from_: Sequence[str],
+    state_dir: str | None,
+    resume: bool,
+    run_id: str | None,
+    force: bool,
+    force_steps: Sequence[str],
+    fmt: str,
+    check: bool,
+) -> int:
+    """Print the decision for every selected step; with ``check``, 1 when anything would run."""
+    import os
+
+    from flowctl.cli._history import emit_json
+    from flowctl.graph import compile_plan
+    from flowctl.spec import load_pipeline
+    from flowctl.spec.resolve import resolve_params, resolve_step
+    from flowctl.state.assess import assess, find_resumable, resume_arguments
+    from flowctl.state.decide import Verdict
+    from flowctl.state.views import state_dir_for
+
+    folder = state_dir_for(state_dir, pipeline_arg)
+    record = None
+    if resume or run_id:
+        record = find_resumable(folder, pipeline_arg, run_id)
+        overrides, only, from_ = resume_arguments(record, overrides, only, from_)
+    pipeline = load_pipeline(pipeline_arg)
+    params = resolve_params(pipeline, overrides)
+    plan = compile_plan(pipeline, only=only, from_=from_)
+    environ = dict(os.environ)
+    invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
+    found = assess(folder, plan, params, invocations, environ, resume=record, force=force, force_steps=force_steps)
+    decisions = [found.decisions[sid] for sid in plan.selected]
+    would_run = [d.step for d in decisions if d.verdict is Verdict.RUN]
+    if fmt == "json":
+        emit_json({
+            "pipeline": pipeline.name,
+            "resumes": record.run_id if record else None,
+            "would_run": would_run,
+            "steps": [_decision_json(d, found.fingerprints[d.step].digest) for d in decisions],
+        })
+    else:
+        out = sys.stdout
+        head = f"Pipeline {pipeline.name}: {len(would_run)} of {len(decisions)} steps would run"
+        if record is not None:
+            head += f" (resuming run {record.run_id})"
+        if not found.history_found:
+            head += f"; no history in {folder} yet"
+        out.write(head + "\n")
+        width = max((len(d.step) for d in decisions), default=0)
+        for d in decisions:
+            out.write(f"  {d.step:<{width}}  {d.verdict.value:<10}  {d.reason}\n")
+    if check and would_run:
+        return 1
+    return 0
+
+
+def _decision_json(decision: Any, digest: str) -> dict[str, Any]:
+    return {
+        "step": decision.step,
+        "verdict": decision.verdict.value,
+        "reason": decision.reason,
+        "changes": [{"part": c.part, "change": c.change, "text": c.describe()} for c in decision.changes],
+        "compared_with_run": decision.since_run,
+        "fingerprint": digest,
+    }

@@ -1,0 +1,53 @@
+"""``flowctl diff``: what a change does to the pipelines, against a release or any ref."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from flowctl.cli._app import app
+from flowctl.cli._common import json_option, no_color, pick_format, stdout_is_tty
+from flowctl.errors import ExitCode
+
+FORMATS = ("text", "markdown", "json")
+
+
+@app.command()
+def diff(
+    pipelines: list[str] = typer.Argument(None, help="Pipeline files (default: every file under pipelines/)."),
+    against: str = typer.Option(
+        None, "--against", help="Tag, branch or commit to compare with (default: each pipeline's latest release)."
+    ),
+    to: str = typer.Option(None, "--to", help="Compare with this ref instead of the work tree."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, markdown (a pull-request comment) or json."),
+    as_json: bool = json_option(),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes (like git diff)."),
+    tag_pattern: str = typer.Option(
+        None, "--tag-pattern", help="Release tags to look for, with {name} and {version}, e.g. 'release-{version}'."
+    ),
+) -> int:
+    """Show what changed in the pipelines' behaviour since their last release.
+
+    Compares the pipelines (not their text): steps added, removed, renamed and changed, dependency
+    edges, schedule/params/defaults, and which steps will run differently or lose their recorded
+    results. The base is REF from --against, else each pipeline's latest release tag reachable from
+    HEAD (<name>/vX.Y.Z, else vX.Y.Z). Exit 2 outside a git repo, without release tags, with an
+    unknown ref or an invalid pipeline on either side.
+
+    Example: flowctl diff --against v1.2.0 --format markdown > comment.md
+    """
+    from flowctl.diff import render
+    from flowctl.diff.project import diff_project
+
+    chosen = pick_format(fmt, as_json, FORMATS)
+    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern)
+    if chosen == "json":
+        text = render.render_json(report)
+    elif chosen == "markdown":
+        text = render.render_markdown(report)
+    else:
+        text = render.render_text(report, color=stdout_is_tty() and not no_color())
+    sys.stdout.write(text)
+    return int(ExitCode.FAILED if exit_code and report.changed else ExitCode.OK)

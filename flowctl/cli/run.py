@@ -1,0 +1,334 @@
+"""``flowctl run``: run a pipeline's steps concurrently with retries, timeouts and clean Ctrl-C.
+
+Thin: parse options, ``prepare_run`` (everything that can fail before a process starts), wire
+the pieces (run store, executor, sinks) and call the scheduler, then render the summary and
+return the exit code. The run store is built in one place, ``build_store``: the SQLite store
+of the state issue plugs in there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from flowctl.cli._app import app
+from flowctl.cli._common import console, param_option, stdout_is_tty
+from flowctl.cli._wait import OptionalWaitCommand
+
+if TYPE_CHECKING:
+    from flowctl.observe.observer import RunObserver
+    from flowctl.run.ports import RunStore
+    from flowctl.run.prepare import PreparedRun
+    from flowctl.run.scheduler import RunResult
+
+STATE_DIR_NAME = ".flowctl"
+
+_WAIT_OPTION: Any = typer.Option(
+    None, "--wait", metavar="[DURATION]",
+    help="When another run of this pipeline holds the lock, wait for it (for ever, or at most "
+    "DURATION, e.g. 10m) instead of exiting with 75.",
+)
+
+
+@app.command("run", cls=OptionalWaitCommand)
+def run(
+    pipeline: str = typer.Argument(..., help="The pipeline file."),
+    params: list[str] = param_option(),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-j", min=1, help="Most steps at once (default: the pipeline's, else the CPU count)."
+    ),
+    only: list[str] = typer.Option([], "--only", metavar="STEP", help="Only these steps and what they need."),
+    from_: list[str] = typer.Option([], "--from", metavar="STEP", help="These steps and everything downstream."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would run, in order; run nothing."),
+    fail_fast: bool = typer.Option(
+        False, "--fail-fast/--keep-going",
+        help="On a failure, cancel running steps at once (default: let independent branches finish).",
+    ),
+    state_dir: str | None = typer.Option(
+        None, "--state-dir", envvar="FLOWCTL_STATE_DIR", metavar="DIR",
+        help="Where runs and logs are kept (default: .flowctl/ beside the pipeline file).",
+    ),
+    stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest run of this pipeline: steps that succeeded with an unchanged fingerprint are reused."),
+    run_id: str | None = typer.Option(None, "--run-id", metavar="ID", help="With --resume (implied): continue this run instead of the latest."),
+    force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
+    force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
+    wait: str | None = _WAIT_OPTION,
+    log_format: str | None = typer.Option(
+        None, "--log-format", metavar="FORMAT",
+        help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
+    ),
+    log_file: str | None = typer.Option(None, "--log-file", metavar="PATH", help="Append the JSON log to PATH."),
+    metrics_file: str | None = typer.Option(
+        None, "--metrics-file", metavar="PATH", help="Write the run's Prometheus metrics to PATH (for node_exporter)."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", metavar="URL", help="Push the run's Prometheus metrics to this Pushgateway."
+    ),
+    scheduled: bool = typer.Option(
+        False, "--scheduled",
+        help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "
+        "schedule in its timezone (else exit 0), and record that fire time.",
+    ),
+    ref: str | None = typer.Option(
+        None, "--ref", metavar="REF",
+        help="Run the pipeline as it was at this tag, branch or commit, from a temporary git worktree.",
+    ),
+) -> int:
+    """Run the pipeline: each step starts once the steps it needs succeeded.
+
+    Logs of every attempt go to <state>/runs/<run-id>/<step>/<attempt>.log. Exit codes: 0 all
+    steps succeeded (failures under continue_on_error allowed), 1 a step failed, 2 invalid
+    pipeline or usage, 70 internal error, 75 another run holds the lock, 130 interrupted.
+
+    Example: flowctl run pipelines/etl.yaml -p date=2026-11-24 --concurrency 4
+    """
+    from flowctl.cli._run_state import open_run, resume_target
+    from flowctl.run.prepare import prepare_run
+    from flowctl.spec.resolve import parse_param_args
+
+    folder = state_folder(pipeline, state_dir)
+    previous, overrides, chosen_only, chosen_from = resume_target(
+        folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
+    )
+    only, from_ = list(chosen_only), list(chosen_from)
+    with contextlib.ExitStack() as stack:
+        source, shown, ref_provenance = pipeline, pipeline, {}
+        if ref is not None:  # the work tree stays untouched; state stays in the usual folder
+            from flowctl.diff.worktree import checkout_at
+
+            at = stack.enter_context(checkout_at(pipeline, ref))
+            source, shown, ref_provenance = at.pipeline_path, f"{pipeline} --ref {ref}", at.provenance
+            sys.stdout.write(f"Running {pipeline} as of {ref} (commit {at.commit[:12]}) from a temporary worktree\n")
+            sys.stdout.flush()
+        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        if dry_run:
+            print_dry_run(prepared, concurrency)
+            return 0
+        fire_time: float | None = None
+        if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
+            from flowctl.schedule.service import due_firing
+
+            firing = due_firing(prepared.pipeline)
+            if not firing.due:
+                print(firing.message, flush=True)
+                return 0
+            fire_time = firing.fire_time
+        selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
+                                        "force_steps": list(force_step)}
+        from flowctl.observe.observer import RunObserver
+
+        observer = RunObserver(
+            prepared.pipeline, log_format_option=log_format, log_file=log_file,
+            metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
+        )
+        live = stdout_is_tty() and not no_progress
+        session = stack.enter_context(
+            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live)
+        )
+        if session is None:
+            return 0  # a resume with nothing left to do (already said so)
+        return execute(
+            prepared,
+            pipeline_arg=shown,
+            state_dir=folder,
+            concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
+            fail_fast=fail_fast,
+            stream=stream,
+            live=live,
+            selection=selection,
+            session=session,
+            observer=observer,
+            fire_time=fire_time,
+            provenance=ref_provenance,
+        )
+
+
+def state_folder(pipeline_arg: str, given: str | None) -> str:
+    """``--state-dir`` / ``FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file."""
+    if given:
+        return os.path.abspath(given)
+    return os.path.join(os.path.dirname(os.path.abspath(pipeline_arg)), STATE_DIR_NAME)
+
+
+def build_store(state_dir: str, prepared: PreparedRun) -> RunStore:
+    """The run store when no state session is open (library callers): records nothing durable.
+    ``flowctl run`` itself checkpoints to the SQLite store of its session (``cli/_run_state``)."""
+    from flowctl.run.memory import MemoryRunStore
+
+    return MemoryRunStore()
+
+
+def execute(
+    prepared: PreparedRun,
+    *,
+    pipeline_arg: str,
+    state_dir: str,
+    concurrency: int,
+    fail_fast: bool,
+    stream: bool,
+    live: bool,
+    selection: dict[str, object],
+    session: Any = None,
+    observer: RunObserver | None = None,
+    fire_time: float | None = None,
+    provenance: dict[str, object] | None = None,
+) -> int:
+    """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
+    from flowctl.cli._run_state import run_options
+    from flowctl.observe.fanout import FanOut, sink_name
+    from flowctl.observe.summary import RunSummary, render_summary, write_summary
+    from flowctl.run.events import OutputLine
+    from flowctl.run.executors.local import LocalExecutor
+    from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
+
+    run_id = session.run_id if session is not None else new_run_id()
+    logs_dir = os.path.join(state_dir, "runs", run_id)
+    summary = RunSummary()
+    view, out = build_view(live=live, logs_dir=logs_dir)
+    fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
+    store = session.store if session is not None else build_store(state_dir, prepared)
+
+    def on_output(key: Any, line: str) -> None:
+        import time
+
+        fanout(OutputLine(run_id=key.run_id, step=key.step, attempt=key.attempt, line=line, at=time.time()))
+
+    executor = LocalExecutor(on_output=on_output if stream else None, own_all_children=True)
+    try:
+        scheduler = Scheduler(
+            prepared.plan, prepared.invocations, executor, store, fanout,
+            RunOptions(
+                logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
+                environ=os.environ, params=dict(prepared.params), selection=selection,
+                fire_time=fire_time,
+                provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
+                            **run_options(session).get("provenance", {}), **(provenance or {})},
+                **{k: v for k, v in run_options(session).items() if k != "provenance"},
+            ),
+            remediations=prepared.remediations, run_id=run_id,
+        )
+        result = scheduler.run()
+    finally:
+        executor.close()
+        if live and view is not None:
+            view.stop()
+    if observer is not None:
+        observed(observer, out if live else None)
+    hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
+    try:
+        if live:
+            render_summary(summary, out, hint=hint)
+        else:
+            write_summary(summary, sys.stdout, hint=hint)
+    except BrokenPipeError:  # `flowctl run … | head`: the exit code must still say how the run went
+        pass
+    for sink, exc in fanout.errors:
+        print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
+    return exit_code(result)
+
+
+def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
+    """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
+    rich console it draws on (None for plain lines)."""
+    if live:
+        from flowctl.observe.live import LiveView
+
+        out = console()
+        return LiveView(out), out
+    from flowctl.observe.plain import PlainSink
+
+    return PlainSink(sys.stdout, logs_dir=logs_dir), None
+
+
+def observed(observer: RunObserver, out: Any) -> None:
+    """Metrics, exports and alerts after the run (never changing its exit code), printed above
+    the summary so the root failure stays last; ``out`` is the rich console, None for plain."""
+    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines
+
+    try:
+        report = observer.finish()
+    finally:
+        observer.close()
+    lines = metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired])
+    lines += delivery_lines([d for d in report.deliveries if d.ok])
+    try:
+        if out is None:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+        else:
+            from rich.text import Text
+
+            for line in lines:
+                out.print(Text(line, style="bold red" if line.startswith("FIRING") else ""), soft_wrap=True)
+    except BrokenPipeError:  # the reader went away; the exports and alerts are done anyway
+        pass
+    for warning in report.warnings:
+        print(f"flowctl: warning: {warning}", file=sys.stderr)
+
+
+def exit_code(result: RunResult) -> int:
+    from flowctl.errors import ExitCode
+    from flowctl.run.events import RunStatus
+
+    if result.status is RunStatus.INTERRUPTED:
+        return int(ExitCode.INTERRUPTED)
+    if result.status is RunStatus.SUCCEEDED:
+        return int(ExitCode.OK)
+    return int(ExitCode.FAILED)
+
+
+def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, logs_dir: str) -> list[str]:
+    """Where the logs are, and how to run what did not finish (the steps at its front)."""
+    lines = [f"Logs: {logs_dir}"]
+    status = result.steps
+    unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
+    if not unfinished:
+        return lines
+    front = [
+        s for s in unfinished
+        if all(n not in status or status[n].done_ok for n in prepared.pipeline.steps[s].needs)
+    ]
+    # --resume reruns exactly what did not finish (and what changed since), with this run's
+    # params and selection; finished steps are reused (state issue).
+    lines.append(f"To resume (what finished is reused): flowctl run {pipeline_arg} --resume")
+    args = " ".join(f"--from {s}" for s in front)
+    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
+    return lines
+
+
+def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
+    """What would run, in order, with the commands after substitution (secrets masked)."""
+    pipe = prepared.pipeline
+    plan = prepared.plan
+    conc = concurrency or pipe.concurrency or os.cpu_count() or 1
+    out = sys.stdout
+    out.write(f"Dry run of {pipe.name}: {len(plan.selected)} steps, concurrency {conc}; nothing is run.\n")
+    width = max((len(s) for s in plan.selected), default=0)
+    for n, sid in enumerate(plan.selected, 1):
+        step = pipe.steps[sid]
+        inv = prepared.invocations[sid]
+        out.write(f"{n:>4}. {sid:<{width}}  $ {inv.display}\n")
+        notes = []
+        if step.needs:
+            notes.append("needs " + ", ".join(step.needs))
+        if inv.cwd != pipe.base_dir:
+            notes.append(f"cwd {inv.cwd}")
+        if step.retries:
+            notes.append(f"retries {step.retries}")
+        if step.timeout is not None:
+            notes.append(f"timeout {step.timeout:g}s")
+        if step.continue_on_error:
+            notes.append("continue_on_error")
+        rem = prepared.remediations.get(sid)
+        if rem is not None:
+            notes.append(f"remediate: {rem.display}")
+        if notes:
+            out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
+
+
+__all__ = ["build_store", "build_view", "execute", "exit_code", "resume_hint", "state_folder"]

@@ -1,0 +1,60 @@
+"""``flowctl show RUN_ID``: one run step by step (status, attempts, durations, exit codes, logs)."""
+
+from __future__ import annotations
+
+import typer
+
+from flowctl.cli._app import app
+from flowctl.cli._common import json_option, pick_format
+from flowctl.cli._history import format_option, state_dir_option
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., help="A run id (or a unique prefix of one), from `flowctl runs`."),
+    state_dir: str = state_dir_option(),
+    fmt: str = format_option(),
+    as_json: bool = json_option(),
+) -> int:
+    """Show one run step by step: status, attempts, durations, exit codes and log paths.
+
+    Example: flowctl show 20261125T020000-3fa1 --json
+    """
+    from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table, to_jsonable
+    from flowctl.observe.recorded import detail_metrics
+    from flowctl.observe.report import metrics_lines
+    from flowctl.state.views import run_details, state_dir_for
+
+    chosen = pick_format(fmt, as_json, ("text", "json"))
+    detail = run_details(state_dir_for(state_dir), run_id)
+    metrics = detail_metrics(detail)
+    if chosen == "json":
+        emit_json({**to_jsonable(detail), "metrics": metrics.to_dict()})
+        return 0
+    run = detail.run
+    print(f"Run {run.run_id} of {run.pipeline} ({run.pipeline_path or '-'}): {run.status}")
+    print(f"  started {stamp(run.started_at)}, duration {seconds(run.duration)}, steps: {counts_text(run.counts)}")
+    if run.params:
+        print("  params: " + ", ".join(f"{k}={v!r}" for k, v in run.params.items()))
+    if run.resumed_from:
+        print(f"  resumed from {run.resumed_from}")
+    commit = run.provenance.get("git_commit")
+    if run.provenance:
+        dirty = " (dirty tree)" if run.provenance.get("git_dirty") else ""
+        sha = str(run.provenance.get("pipeline_sha256", ""))[:12]
+        print(f"  provenance: file sha256 {sha or '-'}, commit {str(commit)[:12] if commit else '-'}{dirty}")
+    if run.root_failure:
+        print(f"  root failure: {run.root_failure}")
+    rows = []
+    for step in detail.steps:
+        attempts = step.attempt_records
+        codes = ",".join("-" if a.exit_code is None else str(a.exit_code) for a in attempts) or "-"
+        logs = attempts[-1].log_path if attempts else ""
+        rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes,
+                     step.reason or "", logs or "-"])
+    print()
+    table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "REASON", "LOG"], rows)
+    print()
+    for line in metrics_lines(metrics):
+        print("  " + line)
+    return 0

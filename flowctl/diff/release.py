@@ -1,0 +1,156 @@
+"""Releases: tag a pipeline's version, and list the releases that changed it.
+
+``make_release`` checks the work tree is clean and the pipeline valid (as committed at HEAD),
+finds the last release (``gitsource``), bumps its version, diffs the two and creates the
+annotated tag whose message is the changelog-style summary (``summarize`` renders it: the core
+does not format text). No file is written. ``release_history`` is ``flowctl versions``: every
+release in which the pipeline changed, with its diff against the release before.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flowctl.diff.changes import PipelineDiff, Side
+from flowctl.diff.compare import diff_pipelines
+from flowctl.diff.gitsource import (
+    PER_PIPELINE,
+    ZERO,
+    GitSource,
+    Release,
+    TagFormat,
+    Version,
+    load_text,
+)
+from flowctl.errors import GitError, PipelineError, UsageError
+from flowctl.spec.model import Pipeline
+
+BUMPS = ("major", "minor", "patch")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    tag: str
+    version: Version
+    previous: Release | None
+    commit: str
+    diff: PipelineDiff
+    message: str
+    created: bool  # False with dry_run
+
+
+def make_release(
+    cwd: str | os.PathLike[str],
+    path: str,
+    bump: str,
+    *,
+    summarize: Callable[[PipelineDiff, str], str],
+    tag_format: str | None = None,
+    dry_run: bool = False,
+) -> ReleaseResult:
+    """Tag HEAD as the next version of the pipeline in ``path``.
+
+    Raises GitError (not a repo, dirty tree, pipeline not committed, nothing changed, tag
+    exists), PipelineError (invalid pipeline) or UsageError (bad --bump / --tag-format).
+    """
+    if bump not in BUMPS:
+        raise UsageError(f"--bump {bump!r} is not one of: {', '.join(BUMPS)}")
+    src = GitSource(cwd)
+    rel = src.relpath(path)
+    head = src.resolve("HEAD")
+    if src.is_dirty():
+        raise GitError(
+            "the work tree has uncommitted changes",
+            hint="commit or stash them first: a release tags what is committed",
+        )
+    pipeline = src.load(head.commit, rel, "HEAD")
+    if pipeline is None:
+        raise GitError(f"{rel} is not committed at HEAD", hint=f"git add {rel} && git commit")
+    fmt = TagFormat(tag_format) if tag_format else PER_PIPELINE
+    previous = src.latest_release(pipeline.name, TagFormat(tag_format) if tag_format else None)
+    old: Pipeline | None = None
+    old_path: str | None = None
+    if previous is not None:
+        if previous.commit == head.commit:
+            raise GitError(f"HEAD is already released as {previous.tag}", hint="commit a change first")
+        old_path, old = _at_release(src, previous, rel, pipeline.name)
+    diff = diff_pipelines(
+        old,
+        pipeline,
+        old_side=Side(previous.tag if previous else "(no release)", old_path, previous.commit if previous else None),
+        new_side=Side("HEAD", rel, head.commit),
+    )
+    if previous is not None and not diff.changed:
+        raise GitError(
+            f"{pipeline.name} has not changed since {previous.tag}",
+            hint="there is nothing to release; `flowctl diff` shows what changed",
+        )
+    version = (previous.version if previous else ZERO).bump(bump)
+    tag = fmt.tag(pipeline.name, version)
+    since = f" (since {previous.tag})" if previous else " (first release)"
+    message = summarize(diff, f"{pipeline.name} {version}{since}")
+    if not dry_run:
+        src.create_tag(tag, head.commit, message)
+    return ReleaseResult(tag, version, previous, head.commit, diff, message, created=not dry_run)
+
+
+def _at_release(src: GitSource, release: Release, rel: str, name: str) -> tuple[str | None, Pipeline | None]:
+    """The pipeline as released: the same path, else the file with the same name."""
+    pipeline = src.load(release.commit, rel, release.tag)
+    if pipeline is not None:
+        return rel, pipeline
+    for other in src.pipeline_files(release.commit):
+        try:
+            candidate = src.load(release.commit, other, release.tag)
+        except PipelineError:
+            continue
+        if candidate is not None and candidate.name == name:
+            return other, candidate
+    return None, None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionEntry:
+    release: Release
+    date: str  # ISO date of the tagged commit
+    diff: PipelineDiff | None  # None: the pipeline was invalid at this release
+    error: str | None = None
+
+
+def release_history(cwd: str | os.PathLike[str], path: str, *, tag_format: str | None = None) -> list[VersionEntry]:
+    """Releases (oldest first) in which the pipeline in ``path`` changed.
+
+    The pipeline's name comes from the work tree file (PipelineError if it is invalid).
+    Raises GitError outside a repository.
+    """
+    src = GitSource(cwd)
+    rel = src.relpath(path)
+    try:
+        with open(os.path.join(src.root, rel), "rb") as fh:
+            current = load_text(os.path.join(src.root, rel), fh.read(), rel)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such pipeline file") from None
+    fmt = TagFormat(tag_format) if tag_format else None
+    entries: list[VersionEntry] = []
+    before: tuple[Side, Pipeline | None] = (Side("(none)", None), None)
+    for release in src.release_history(current.name, fmt, reachable_from=None):
+        date = _dt.datetime.fromtimestamp(src.repo.commit(release.commit).committed_date, _dt.UTC)
+        try:
+            found_path, pipeline = _at_release(src, release, rel, current.name)
+        except PipelineError as exc:
+            entries.append(VersionEntry(release, date.date().isoformat(), None, exc.message))
+            continue
+        if pipeline is None:
+            continue  # a repo-wide release from before this pipeline existed
+        side = Side(release.tag, found_path, release.commit)
+        diff = diff_pipelines(before[1], pipeline, old_side=before[0], new_side=side)
+        before = (side, pipeline)
+        if diff.changed:
+            entries.append(VersionEntry(release, date.date().isoformat(), diff))
+    return entries
+
+
+__all__ = ["BUMPS", "ReleaseResult", "VersionEntry", "make_release", "release_history"]

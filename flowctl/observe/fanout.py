@@ -1,0 +1,41 @@
+"""The fan-out that feeds one run's events to every sink.
+
+A sink that raises is switched off for the rest of the run and its error kept in ``errors``
+(the CLI reports it at the end): observing a run must never stop it (STYLE, "Events").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from flowctl.run.events import Event
+
+Sink = Callable[[Event], None]
+
+
+class FanOut:
+    """Call every sink with each event; drop a sink the first time it fails."""
+
+    def __init__(self, sinks: Iterable[Sink]) -> None:
+        self._sinks: tuple[Sink, ...] = tuple(sinks)
+        self.errors: list[tuple[Sink, BaseException]] = []
+
+    def add(self, sink: Sink) -> None:
+        self._sinks = (*self._sinks, sink)
+
+    def __call__(self, event: Event) -> None:
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # noqa: BLE001 - any sink failure is contained here
+                self.errors.append((sink, exc))
+                self._sinks = tuple(s for s in self._sinks if s is not sink)
+
+
+def sink_name(sink: Sink) -> str:
+    """A readable name for a sink, for the end-of-run warning."""
+    owner = getattr(sink, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(sink, "__qualname__", type(sink).__name__)
+
+
+__all__ = ["FanOut", "Sink", "sink_name"]

@@ -1,0 +1,171 @@
+"""Figures across runs of one pipeline (``flowctl stats``): pure functions over ``RunMetrics``.
+
+Runs come newest first. Run duration percentiles and the success rate count finished runs only
+(a run still going has no duration yet). Lateness is the start minus the cron fire time, for
+runs the scheduler started. Per step: its median and p99 execution time, how often it failed
+(runs in which it failed for good or under ``continue_on_error``, and failed attempts over
+attempts), and whether its latest execution was slower than ``SLOWER_FACTOR`` times its
+baseline (the median of its execution time over the previous 10 successful runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flowctl.observe.metrics import Distribution, RunMetrics, median, percentile
+from flowctl.run.events import RunStatus, StepStatus
+
+SLOWER_FACTOR = 1.5
+BASELINE_RUNS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StepStats:
+    step: str
+    runs: int  # runs in which it executed
+    p50: float | None
+    p99: float | None
+    failed_runs: int
+    attempts: int
+    latest: float | None  # its execution time in the newest run that executed it
+    baseline: float | None  # median over the previous successful runs
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed_runs / self.runs if self.runs else None
+
+    @property
+    def slower(self) -> bool:
+        return (
+            self.latest is not None
+            and self.baseline is not None
+            and self.baseline > 0
+            and self.latest > SLOWER_FACTOR * self.baseline
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "runs": self.runs,
+            "p50": self.p50,
+            "p99": self.p99,
+            "failed_runs": self.failed_runs,
+            "failure_rate": self.failure_rate,
+            "attempts": self.attempts,
+            "latest": self.latest,
+            "baseline": self.baseline,
+            "slower_than_baseline": self.slower,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    pipeline: str
+    runs: int
+    finished: int
+    succeeded: int
+    duration: Distribution
+    lateness: Distribution
+    steps: tuple[StepStats, ...]  # in order of first appearance, newest run first
+    durations: tuple[float, ...]  # finished runs' wall times, oldest first (for a sparkline)
+    statuses: tuple[RunStatus, ...]  # oldest first
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+    @property
+    def slowest(self) -> StepStats | None:
+        timed = [s for s in self.steps if s.p50 is not None]
+        return max(timed, key=lambda s: (s.p50 or 0.0, s.step), default=None)
+
+    @property
+    def most_failing(self) -> StepStats | None:
+        failing = [s for s in self.steps if s.failed_runs]
+        return max(failing, key=lambda s: (s.failure_rate or 0.0, s.failed_runs, s.step), default=None)
+
+    @property
+    def slower_than_baseline(self) -> tuple[StepStats, ...]:
+        return tuple(s for s in self.steps if s.slower)
+
+    def to_dict(self) -> dict[str, object]:
+        slowest, failing = self.slowest, self.most_failing
+        return {
+            "pipeline": self.pipeline,
+            "runs": self.runs,
+            "finished": self.finished,
+            "succeeded": self.succeeded,
+            "success_rate": self.success_rate,
+            "duration": self.duration.to_dict(),
+            "lateness": self.lateness.to_dict(),
+            "slowest_step": slowest.step if slowest else None,
+            "most_failing_step": failing.step if failing else None,
+            "slower_than_baseline": [s.step for s in self.slower_than_baseline],
+            "steps": [s.to_dict() for s in self.steps],
+            "durations": list(self.durations),
+        }
+
+
+_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
+_FAILED = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
+
+
+def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
+    times = [r.step_duration[step] for r in runs if step in r.step_duration]
+    executed = [r for r in runs if r.step_attempts.get(step)]
+    latest_run = next((r for r in runs if step in r.step_duration), None)
+    previous = [
+        r.step_duration[step]
+        for r in runs
+        if r is not latest_run and r.status is RunStatus.SUCCEEDED and step in r.step_duration
+    ][:BASELINE_RUNS]
+    return StepStats(
+        step=step,
+        runs=len(executed),
+        p50=median(times),
+        p99=percentile(times, 99),
+        failed_runs=sum(1 for r in executed if r.step_status.get(step) in _FAILED),
+        attempts=sum(r.step_attempts.get(step, 0) for r in runs),
+        latest=latest_run.step_duration[step] if latest_run else None,
+        baseline=median(previous),
+    )
+
+
+def pipeline_stats(pipeline: str, runs: Sequence[RunMetrics]) -> PipelineStats:
+    """Summarize ``runs`` (newest first) of one pipeline."""
+    finished = [r for r in runs if r.status in _FINISHED]
+    order: dict[str, None] = {}
+    for run in runs:
+        for step in run.step_status:
+            order.setdefault(step, None)
+    lateness = [r.lateness for r in runs if r.lateness is not None]
+    return PipelineStats(
+        pipeline=pipeline,
+        runs=len(runs),
+        finished=len(finished),
+        succeeded=sum(1 for r in finished if r.status is RunStatus.SUCCEEDED),
+        duration=Distribution.of(r.wall_seconds for r in finished),
+        lateness=Distribution.of(lateness),
+        steps=tuple(_step_stats(step, runs) for step in order),
+        durations=tuple(r.wall_seconds for r in reversed(finished)),
+        statuses=tuple(r.status for r in reversed(runs)),
+    )
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], *, ascii_only: bool = False) -> str:
+    """One character per value, scaled between the smallest and the largest."""
+    if not values:
+        return ""
+    bars = "_.-=+*#@" if ascii_only else _BARS
+    low, high = min(values), max(values)
+    span = high - low
+    if span <= 0:
+        return bars[len(bars) // 2] * len(values)
+    return "".join(bars[min(len(bars) - 1, int((v - low) / span * (len(bars) - 1) + 0.5))] for v in values)
+
+
+__all__ = ["SLOWER_FACTOR", "PipelineStats", "StepStats", "pipeline_stats", "sparkline"]

@@ -1,0 +1,313 @@
+"""The figures of one run, computed from its records: pure functions, no I/O.
+
+Definitions (the README repeats them):
+
+- *wall time*: the run's start to its end (or to ``now`` for a run still going).
+- *execution time* of a step: its first attempt's start to its last attempt's end (retry
+  back-off and remediation included, queue wait excluded). *latency*: ready to finished.
+  *queue wait*: ready to the first attempt's start.
+- *throughput*: steps that finished executing in this run (succeeded, failed or failed
+  (allowed); not skipped, reused, up to date or cancelled) per minute of wall time.
+- *error rate*: failed attempts (non-zero exit, timeout, could not start) over attempts; a
+  remediation command and an attempt that was cancelled are not attempts of the step. *step
+  error rate*: steps that failed (allowed or not) over steps that ran at least one attempt.
+- *queue depth*: how many steps were ready but not started; the highest value over the run is
+  found by sweeping the intervals ``[ready, first start)`` (a step never started counts until it
+  finished, or until the run ended).
+- *critical path*: the chain of ``needs`` whose execution times add up to the most; with
+  unlimited concurrency the run could not have been shorter than that.
+- Percentiles interpolate linearly between the closest ranks (numpy's default, "type 7").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from flowctl.observe.records import RunRecord, StepRecord
+from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
+
+_EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
+_FAILED_STEP = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
+_FAILED_ATTEMPT = frozenset({AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT, AttemptOutcome.ERROR})
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0–100) of ``values`` by linear interpolation; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float | None:
+    return percentile(values, 50)
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Summary of a set of durations (seconds); every figure is None when there were none."""
+
+    count: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Distribution:
+        data = list(values)
+        return cls(
+            count=len(data),
+            p50=percentile(data, 50),
+            p95=percentile(data, 95),
+            p99=percentile(data, 99),
+            max=max(data) if data else None,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"count": self.count, "p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max}
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetrics:
+    """Everything ``show``, the run summary, Prometheus and alerts report about one run."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None
+    wall_seconds: float
+    counts: Mapping[str, int]  # StepStatus.value -> number of steps
+    steps_total: int
+    steps_executed: int  # ran at least one attempt
+    steps_completed: int  # finished executing (see throughput)
+    steps_failed: int
+    attempts: int
+    failed_attempts: int
+    retries: int  # attempts beyond each step's first (the final one after remediation included)
+    remediations: int
+    throughput_per_minute: float | None
+    error_rate: float | None
+    step_error_rate: float | None
+    latency: Distribution  # ready -> finished
+    execution: Distribution  # first attempt start -> last attempt end
+    queue_wait: Distribution  # ready -> first attempt start
+    max_queue_depth: int
+    critical_path: tuple[str, ...]
+    critical_path_seconds: float | None
+    step_duration: Mapping[str, float] = field(default_factory=dict)  # execution time per step
+    step_attempts: Mapping[str, int] = field(default_factory=dict)
+    step_status: Mapping[str, StepStatus] = field(default_factory=dict)
+    lateness: float | None = None  # scheduled runs: start minus the cron fire time
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def any_step_failed(self) -> bool:
+        """A step failed for good (``failed (allowed)`` does not count)."""
+        return any(s is StepStatus.FAILED for s in self.step_status.values())
+
+    @property
+    def parallel_speedup(self) -> float | None:
+        """Sum of execution times over wall time: how much parallelism bought."""
+        total = sum(self.step_duration.values())
+        return total / self.wall_seconds if self.wall_seconds > 0 and total > 0 else None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready mapping (``--format json``)."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "wall_seconds": self.wall_seconds,
+            "counts": dict(self.counts),
+            "steps": {
+                "total": self.steps_total,
+                "executed": self.steps_executed,
+                "completed": self.steps_completed,
+                "failed": self.steps_failed,
+            },
+            "attempts": self.attempts,
+            "failed_attempts": self.failed_attempts,
+            "retries": self.retries,
+            "remediations": self.remediations,
+            "throughput_per_minute": self.throughput_per_minute,
+            "error_rate": self.error_rate,
+            "step_error_rate": self.step_error_rate,
+            "latency": self.latency.to_dict(),
+            "execution": self.execution.to_dict(),
+            "queue_wait": self.queue_wait.to_dict(),
+            "max_queue_depth": self.max_queue_depth,
+            "critical_path": list(self.critical_path),
+            "critical_path_seconds": self.critical_path_seconds,
+            "lateness": self.lateness,
+            "step_duration": dict(self.step_duration),
+            "step_attempts": dict(self.step_attempts),
+        }
+
+
+def _step_attempts(step: StepRecord) -> list[tuple[float, float | None, AttemptOutcome | None]]:
+    return [
+        (a.started_at, a.finished_at, a.outcome) for a in step.attempts if a.kind is not AttemptKind.REMEDIATE
+    ]
+
+
+def execution_time(step: StepRecord) -> float | None:
+    """First attempt's start to the last attempt's end; None if it never ran or never ended."""
+    if not step.attempts:
+        return None
+    ends = [a.finished_at for a in step.attempts]
+    if any(end is None for end in ends):
+        return None
+    start = min(a.started_at for a in step.attempts)
+    return max(0.0, max(e for e in ends if e is not None) - start)
+
+
+def max_queue_depth(record: RunRecord, end: float) -> int:
+    """The most steps that were ready but not started at one moment (intervals ``[ready, start)``)."""
+    points: list[tuple[float, int]] = []
+    for step in record.steps:
+        if step.ready_at is None:
+            continue
+        until = step.started_at
+        if until is None:
+            until = step.finished_at if step.finished_at is not None else end
+        if until > step.ready_at:
+            points.append((step.ready_at, 1))
+            points.append((until, -1))
+    # At equal times a start (-1) goes first: a step started the moment another became ready
+    # no longer waits then, and the running total never overshoots.
+    points.sort(key=lambda p: (p[0], p[1]))
+    depth = best = 0
+    for _, delta in points:
+        depth += delta
+        best = max(best, depth)
+    return best
+
+
+def critical_path(
+    durations: Mapping[str, float], needs: Mapping[str, tuple[str, ...]]
+) -> tuple[tuple[str, ...], float | None]:
+    """The chain of ``needs`` with the largest total duration among the steps in ``durations``."""
+    if not durations or not needs:
+        return (), None
+    steps = sorted(durations)
+    inside = {s: tuple(n for n in needs.get(s, ()) if n in durations) for s in steps}
+    waiting = {s: len(inside[s]) for s in steps}
+    users: dict[str, list[str]] = {s: [] for s in steps}
+    for step, ups in inside.items():
+        for up in ups:
+            users[up].append(step)
+    best: dict[str, tuple[float, str | None]] = {}
+    ready = [s for s in steps if waiting[s] == 0]
+    while ready:  # Kahn's order: every need is settled before the steps that need it
+        step = ready.pop()
+        before = max(((best[u][0], u) for u in inside[step]), default=(0.0, None))
+        best[step] = (before[0] + durations[step], before[1])
+        for user in users[step]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    if not best:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
+        return (), None
+    end = max(best, key=lambda s: (best[s][0], s))
+    chain: list[str] = []
+    cursor: str | None = end
+    while cursor is not None:
+        chain.append(cursor)
+        cursor = best[cursor][1]
+    return tuple(reversed(chain)), best[end][0]
+
+
+def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMetrics:
+    """Compute every figure of one run (see the module docstring for the definitions)."""
+    end = record.finished_at if record.finished_at is not None else (now if now is not None else record.started_at)
+    wall = max(0.0, end - record.started_at)
+    counts: dict[str, int] = {}
+    latencies: list[float] = []
+    executions: list[float] = []
+    waits: list[float] = []
+    durations: dict[str, float] = {}
+    step_attempts: dict[str, int] = {}
+    attempts = failed_attempts = retries = remediations = 0
+    executed = completed = failed_steps = 0
+    for step in record.steps:
+        counts[step.status.value] = counts.get(step.status.value, 0) + 1
+        regular = _step_attempts(step)
+        remediations += len(step.attempts) - len(regular)
+        counted = [a for a in regular if a[2] is not AttemptOutcome.CANCELLED]
+        attempts += len(counted)
+        failed_attempts += sum(1 for a in counted if a[2] in _FAILED_ATTEMPT)
+        retries += max(0, len(regular) - 1)
+        step_attempts[step.step] = len(regular)
+        if step.attempts:
+            executed += 1
+            if step.status in _FAILED_STEP:
+                failed_steps += 1
+        if step.status in _EXECUTED and step.attempts:
+            completed += 1
+        run_time = execution_time(step)
+        if run_time is not None:
+            durations[step.step] = run_time
+            executions.append(run_time)
+        started = step.started_at
+        if step.ready_at is not None and started is not None:
+            waits.append(max(0.0, started - step.ready_at))
+            if step.finished_at is not None and step.status in _EXECUTED:
+                latencies.append(max(0.0, step.finished_at - step.ready_at))
+    path, path_seconds = critical_path(durations, record.needs)
+    return RunMetrics(
+        run_id=record.run_id,
+        pipeline=record.pipeline,
+        status=record.status,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        wall_seconds=wall,
+        counts=MappingProxyType(counts),
+        steps_total=len(record.steps),
+        steps_executed=executed,
+        steps_completed=completed,
+        steps_failed=failed_steps,
+        attempts=attempts,
+        failed_attempts=failed_attempts,
+        retries=retries,
+        remediations=remediations,
+        throughput_per_minute=completed / (wall / 60.0) if wall > 0 else None,
+        error_rate=failed_attempts / attempts if attempts else None,
+        step_error_rate=failed_steps / executed if executed else None,
+        latency=Distribution.of(latencies),
+        execution=Distribution.of(executions),
+        queue_wait=Distribution.of(waits),
+        max_queue_depth=max_queue_depth(record, end),
+        critical_path=path,
+        critical_path_seconds=path_seconds,
+        step_duration=MappingProxyType(durations),
+        step_attempts=MappingProxyType(step_attempts),
+        step_status=MappingProxyType({s.step: s.status for s in record.steps}),
+        lateness=(record.started_at - record.scheduled_for) if record.scheduled_for is not None else None,
+    )
+
+
+__all__ = [
+    "Distribution",
+    "RunMetrics",
+    "compute_run_metrics",
+    "critical_path",
+    "execution_time",
+    "max_queue_depth",
+    "median",
+    "percentile",
+]

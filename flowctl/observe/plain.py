@@ -1,0 +1,132 @@
+"""Plain, line-oriented run output for cron, CI and pipes (and ``--no-progress``).
+
+One line per thing that happened, each with an ISO-8601 UTC timestamp and the run id, nothing
+that redraws and no colour::
+
+    2026-11-25T02:00:01Z 20261125T020000-3fa1 START load (attempt 1/3)
+    2026-11-25T02:00:05Z 20261125T020000-3fa1 OK load 4.2s
+    2026-11-25T02:00:05Z 20261125T020000-3fa1 FAIL load exit 3 (attempt 1/3, log: …)
+
+Each line is written and flushed at once (a cron log must show a step that hangs).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import IO
+
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptKind,
+    AttemptOutcome,
+    AttemptStarted,
+    Event,
+    OutputLine,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStatus,
+)
+
+
+def fmt_duration(seconds: float) -> str:
+    """``35ms``, ``4.2s``, ``4m05s``, ``1h02m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def describe_failure(ev: AttemptFinished) -> str:
+    """``exit 3``, ``timed out after 5.0s``, ``cancelled``, ``could not start: …``."""
+    if ev.outcome is AttemptOutcome.TIMEOUT:
+        return f"timed out after {fmt_duration(ev.duration)}"
+    if ev.outcome is AttemptOutcome.CANCELLED:
+        return "cancelled"
+    if ev.outcome is AttemptOutcome.ERROR:
+        return f"could not start: {ev.error}"
+    return f"exit {ev.exit_code}"
+
+
+_STATUS_WORD = {
+    StepStatus.FAILED: "FAILED",
+    StepStatus.FAILED_ALLOWED: "ALLOWED",
+    StepStatus.SKIPPED: "SKIP",
+    StepStatus.CANCELLED: "CANCEL",
+    StepStatus.REUSED: "REUSED",
+    StepStatus.UP_TO_DATE: "UP-TO-DATE",
+}
+
+
+class PlainSink:
+    """Writes one timestamped line per event to ``out``."""
+
+    def __init__(self, out: IO[str], *, logs_dir: str = "") -> None:
+        self._out = out
+        self._logs_dir = logs_dir
+        self._run_id = ""
+        self._max: dict[str, int] = {}
+        self._stamp_second = -1
+        self._stamp = ""
+
+    def _ts(self, at: float) -> str:
+        second = int(at)
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self._stamp
+
+    def _line(self, at: float, text: str) -> None:
+        self._out.write(f"{self._ts(at)} {self._run_id} {text}\n")
+        self._out.flush()
+
+    def __call__(self, ev: Event) -> None:
+        kind = type(ev)
+        if kind is AttemptStarted:
+            assert isinstance(ev, AttemptStarted)
+            self._max[ev.step] = ev.max_attempts
+            if ev.kind is AttemptKind.REMEDIATE:
+                self._line(ev.at, f"REMEDIATE {ev.step} (log: {ev.log_path})")
+            elif ev.kind is AttemptKind.FINAL:
+                self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
+            else:
+                self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts})")
+        elif kind is StepFinished:
+            assert isinstance(ev, StepFinished)
+            if ev.status is StepStatus.SUCCEEDED:
+                self._line(ev.at, f"OK {ev.step} {fmt_duration(ev.duration)}")
+            else:
+                why = f" ({ev.reason})" if ev.reason else ""
+                self._line(ev.at, f"{_STATUS_WORD.get(ev.status, ev.status.name)} {ev.step}{why}")
+        elif kind is AttemptFinished:
+            assert isinstance(ev, AttemptFinished)
+            if ev.outcome is not AttemptOutcome.OK:
+                word = "REMEDIATE-FAIL" if ev.kind is AttemptKind.REMEDIATE else "FAIL"
+                self._line(ev.at, f"{word} {ev.step} {describe_failure(ev)} (log: {ev.log_path})")
+        elif kind is RetryScheduled:
+            assert isinstance(ev, RetryScheduled)
+            total = self._max.get(ev.step, ev.next_attempt)
+            self._line(ev.at, f"RETRY {ev.step} attempt {ev.next_attempt}/{total} in {ev.delay:.2f}s")
+        elif kind is OutputLine:
+            assert isinstance(ev, OutputLine)
+            self._line(ev.at or time.time(), f"{ev.step} | {ev.line}")
+        elif kind is RunStarted:
+            assert isinstance(ev, RunStarted)
+            self._run_id = ev.run_id
+            where = f", logs: {self._logs_dir}" if self._logs_dir else ""
+            self._line(
+                ev.at, f"RUN {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}{where}"
+            )
+        elif kind is RunFinished:
+            assert isinstance(ev, RunFinished)
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(ev.counts.items()))
+            self._line(ev.at, f"END {ev.status.value} in {fmt_duration(ev.duration)} ({counts})")
+
+
+__all__ = ["PlainSink", "describe_failure", "fmt_duration"]

@@ -1,0 +1,136 @@
+"""A run's metrics in the Prometheus exposition format: textfile (atomic) and Pushgateway.
+
+Every metric is a gauge describing the *last* run of a pipeline (the pipeline is a label), the
+shape node_exporter's textfile collector expects for cron jobs: write the file at the end of each
+run and alert on ``time() - flowctl_last_run_timestamp_seconds``. The registry is
+prometheus-client's own (never the global default one), rendered by ``write_to_textfile``
+(temp file + rename) and sent by ``push_to_gateway`` (job ``flowctl``, grouped by pipeline, so
+each push replaces that pipeline's previous figures).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from flowctl.errors import FlowctlError, UsageError
+from flowctl.observe.metrics import RunMetrics
+from flowctl.run.events import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+JOB = "flowctl"
+
+
+def build_registry(metrics: RunMetrics) -> CollectorRegistry:
+    """A fresh registry holding the figures of one run."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry(auto_describe=True)
+    pipeline = metrics.pipeline
+
+    def gauge(name: str, doc: str, value: float, **labels: str) -> None:
+        metric = Gauge(name, doc, ["pipeline", *labels], registry=registry)
+        metric.labels(pipeline=pipeline, **labels).set(value)
+
+    end = metrics.finished_at if metrics.finished_at is not None else metrics.started_at + metrics.wall_seconds
+    gauge("flowctl_last_run_timestamp_seconds", "When the last run of the pipeline ended (epoch seconds).", end)
+    gauge("flowctl_last_run_start_timestamp_seconds", "When the last run of the pipeline started.", metrics.started_at)
+    gauge(
+        "flowctl_last_run_success",
+        "1 if the last run succeeded (failures under continue_on_error allowed), else 0.",
+        1.0 if metrics.status is RunStatus.SUCCEEDED else 0.0,
+    )
+    gauge("flowctl_last_run_duration_seconds", "Wall time of the last run.", metrics.wall_seconds)
+    gauge("flowctl_last_run_attempts", "Attempts of step commands in the last run.", metrics.attempts)
+    gauge("flowctl_last_run_failed_attempts", "Failed attempts in the last run.", metrics.failed_attempts)
+    gauge("flowctl_last_run_retries", "Attempts beyond each step's first in the last run.", metrics.retries)
+    gauge("flowctl_last_run_max_queue_depth", "Most steps ready but not started at once.", metrics.max_queue_depth)
+
+    status = Gauge(
+        "flowctl_last_run_status",
+        "1 for the status of the last run, 0 for the others.",
+        ["pipeline", "status"],
+        registry=registry,
+    )
+    for value in RunStatus:
+        status.labels(pipeline=pipeline, status=value.value).set(1.0 if value is metrics.status else 0.0)
+
+    steps = Gauge(
+        "flowctl_last_run_steps", "Steps of the last run by status.", ["pipeline", "status"], registry=registry
+    )
+    for step_status in StepStatus:
+        if step_status in (StepStatus.PENDING, StepStatus.READY, StepStatus.RUNNING):
+            continue
+        steps.labels(pipeline=pipeline, status=step_status.value).set(metrics.counts.get(step_status.value, 0))
+
+    duration = Gauge(
+        "flowctl_last_run_step_duration_seconds",
+        "Execution time of each step in the last run (first attempt start to last attempt end).",
+        ["pipeline", "step"],
+        registry=registry,
+    )
+    attempts = Gauge(
+        "flowctl_last_run_step_attempts", "Attempts of each step in the last run.", ["pipeline", "step"], registry=registry
+    )
+    for step, seconds in sorted(metrics.step_duration.items()):
+        duration.labels(pipeline=pipeline, step=step).set(seconds)
+    for step, count in sorted(metrics.step_attempts.items()):
+        attempts.labels(pipeline=pipeline, step=step).set(count)
+
+    latencies = Gauge(
+        "flowctl_last_run_step_latency_seconds",
+        "Step latency (ready to finished) percentiles of the last run.",
+        ["pipeline", "percentile"],
+        registry=registry,
+    )
+    waits = Gauge(
+        "flowctl_last_run_queue_wait_seconds",
+        "Queue wait (ready to started) percentiles of the last run.",
+        ["pipeline", "percentile"],
+        registry=registry,
+    )
+    for q, attr in (("50", "p50"), ("95", "p95"), ("99", "p99")):
+        latency = getattr(metrics.latency, attr)
+        wait = getattr(metrics.queue_wait, attr)
+        if latency is not None:
+            latencies.labels(pipeline=pipeline, percentile=q).set(latency)
+        if wait is not None:
+            waits.labels(pipeline=pipeline, percentile=q).set(wait)
+    return registry
+
+
+def write_textfile(metrics: RunMetrics, path: str | os.PathLike[str]) -> None:
+    """Write the run's metrics to ``path`` atomically; raises UsageError when it cannot."""
+    from prometheus_client import write_to_textfile
+
+    target = os.fspath(path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        write_to_textfile(target, build_registry(metrics))
+    except OSError as exc:
+        raise UsageError(f"--metrics-file: cannot write {target}: {exc.strerror or exc}") from exc
+
+
+class PushError(FlowctlError):
+    """The Pushgateway refused or could not be reached (reported, never fails the run)."""
+
+
+def push(metrics: RunMetrics, gateway: str, *, timeout: float = 10.0) -> None:
+    """Push the run's metrics to ``gateway`` (job ``flowctl``, grouping key pipeline)."""
+    from prometheus_client import push_to_gateway
+
+    try:
+        push_to_gateway(
+            gateway,
+            job=JOB,
+            registry=build_registry(metrics),
+            grouping_key={"pipeline": metrics.pipeline},
+            timeout=timeout,
+        )
+    except Exception as exc:
+        raise PushError(f"--pushgateway: could not push to {gateway}: {exc}") from exc
+
+
+__all__ = ["JOB", "PushError", "build_registry", "push", "write_textfile"]

@@ -1,0 +1,136 @@
+"""Metrics of recorded runs: read the state store (read-only) and compute ``RunMetrics``.
+
+The state store returns its own row values (``state.records``); ``from_detail`` turns one run's
+detail into the ``observe.records`` values the metrics are computed from. The dependency edges
+for the critical path come from the pipeline as it is now (the store does not keep the graph).
+Statuses the store knows but this module does not (a newer flowctl) are kept out of the figures
+rather than guessed. Raises ``StateError`` for a bad database, ``UsageError`` for an unknown run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from flowctl.observe.metrics import RunMetrics, compute_run_metrics
+from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
+from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from flowctl.state.records import RunDetail
+
+Needs = Mapping[str, tuple[str, ...]]
+
+
+def _enum(kind: type, value: str | None, default: object) -> object:
+    if value is None:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        return default
+
+
+def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
+    """The metrics records of one stored run."""
+    steps = []
+    for row in detail.steps:
+        status = _enum(StepStatus, row.status, None)
+        if status is None:
+            continue
+        attempts = []
+        for a in row.attempt_records:
+            if a.started_at is None:
+                continue
+            # "interrupted" (the runner died during it) is no failure of the command: like a
+            # cancelled attempt it is left out of the error rate.
+            outcome = AttemptOutcome.CANCELLED if a.outcome == "interrupted" else _enum(AttemptOutcome, a.outcome, None)
+            attempts.append(
+                AttemptRecord(
+                    attempt=a.attempt,
+                    started_at=a.started_at,
+                    finished_at=a.finished_at,
+                    outcome=outcome,  # type: ignore[arg-type]
+                    exit_code=a.exit_code,
+                    kind=_enum(AttemptKind, a.kind, AttemptKind.ATTEMPT),  # type: ignore[arg-type]
+                )
+            )
+        steps.append(
+            StepRecord(
+                step=row.step,
+                status=status,  # type: ignore[arg-type]
+                ready_at=row.ready_at,
+                finished_at=row.finished_at,
+                attempts=tuple(attempts),
+            )
+        )
+    run = detail.run
+    return RunRecord(
+        run_id=run.run_id,
+        pipeline=run.pipeline,
+        status=_enum(RunStatus, run.status, RunStatus.RUNNING),  # type: ignore[arg-type]
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        steps=tuple(steps),
+        needs=dict(needs or {}),
+        scheduled_for=run.fire_time,
+    )
+
+
+def needs_of(pipeline_path: str) -> Needs:
+    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or invalid
+    (the figures then leave the critical path out rather than fail)."""
+    from flowctl.errors import FlowctlError
+
+    if not pipeline_path or not os.path.isfile(pipeline_path):
+        return {}
+    try:
+        from flowctl.spec import load_pipeline
+
+        pipe = load_pipeline(pipeline_path)
+    except (FlowctlError, OSError):
+        return {}
+    return {sid: step.needs for sid, step in pipe.steps.items()}
+
+
+def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
+    """The metrics of a run read with ``state.views.run_details``; ``needs`` defaults to the
+    recorded pipeline file's."""
+    if needs is None:
+        needs = needs_of(detail.run.pipeline_path)
+    return compute_run_metrics(from_detail(detail, needs), now=time.time())
+
+
+def run_metrics(state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None) -> RunMetrics:
+    """The metrics of one recorded run (``run_id`` may be a unique prefix)."""
+    from flowctl.state.views import run_details
+
+    return compute_run_metrics(from_detail(run_details(state_dir, run_id), needs), now=time.time())
+
+
+def history_metrics(
+    state_dir: str | os.PathLike[str],
+    pipeline: str,
+    *,
+    last: int | None = None,
+    since: float | None = None,
+    needs: Needs | None = None,
+) -> tuple[RunMetrics, ...]:
+    """Metrics of the recorded runs of ``pipeline`` (name or file), newest first.
+
+    ``last`` keeps the N most recent; ``since`` (epoch seconds) those started at or after it.
+    """
+    from flowctl.state.views import recent_runs, run_details
+
+    now = time.time()
+    runs = recent_runs(state_dir, pipeline, limit=None if since is not None else last)
+    if since is not None:
+        runs = tuple(r for r in runs if r.started_at >= since)[: last if last is not None else None]
+    return tuple(
+        compute_run_metrics(from_detail(run_details(state_dir, r.run_id), needs), now=now) for r in runs
+    )
+
+
+__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "run_metrics"]

@@ -1,0 +1,165 @@
+"""The frozen records a run's figures are computed from, and a sink that builds them from events.
+
+``state/`` hands these to ``observe.metrics`` when it reads history (one ``RunRecord`` per run,
+with its ``StepRecord``s and their ``AttemptRecord``s); ``RunRecorder`` builds the same records
+from the live event stream, so the end-of-run summary needs no database. Times are epoch
+seconds, durations seconds. Nothing here computes figures (``metrics.py``) or touches SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptKind,
+    AttemptOutcome,
+    AttemptStarted,
+    Event,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepReady,
+    StepStatus,
+)
+
+_NO_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of a step (remediation included, told apart by ``kind``)."""
+
+    attempt: int
+    started_at: float
+    finished_at: float | None  # None: still running, or the runner died during it
+    outcome: AttemptOutcome | None  # None while running
+    exit_code: int | None = None
+    kind: AttemptKind = AttemptKind.ATTEMPT
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step within one run: when it became ready, its attempts, how it ended."""
+
+    step: str
+    status: StepStatus
+    ready_at: float | None = None  # None: it never became ready (skipped, reused, up to date)
+    finished_at: float | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+
+    @property
+    def started_at(self) -> float | None:
+        """The start of its first attempt."""
+        return min((a.started_at for a in self.attempts), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a pipeline, as recorded."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None = None
+    steps: tuple[StepRecord, ...] = ()
+    needs: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NO_NEEDS)
+    scheduled_for: float | None = None  # the cron fire time, for runs started by the scheduler
+
+    def step(self, step_id: str) -> StepRecord | None:
+        for record in self.steps:
+            if record.step == step_id:
+                return record
+        return None
+
+
+class RunRecorder:
+    """An event sink that keeps the current run as records (O(1) work per event)."""
+
+    def __init__(
+        self,
+        needs: Mapping[str, tuple[str, ...]] | None = None,
+        scheduled_for: float | None = None,
+    ) -> None:
+        self._needs = MappingProxyType(dict(needs or {}))
+        self._scheduled_for = scheduled_for
+        self._run: RunStarted | None = None
+        self._end: RunFinished | None = None
+        self._order: list[str] = []
+        self._ready: dict[str, float] = {}
+        self._status: dict[str, StepStatus] = {}
+        self._finished: dict[str, float] = {}
+        self._attempts: dict[str, dict[int, AttemptRecord]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._run = event
+            for step in event.steps:
+                self._see(step)
+        elif isinstance(event, StepReady):
+            self._see(event.step)
+            self._ready.setdefault(event.step, event.at)
+            self._status[event.step] = StepStatus.READY
+        elif isinstance(event, AttemptStarted):
+            self._see(event.step)
+            self._status[event.step] = StepStatus.RUNNING
+            self._attempts.setdefault(event.step, {})[event.attempt] = AttemptRecord(
+                event.attempt, event.at, None, None, None, event.kind
+            )
+        elif isinstance(event, AttemptFinished):
+            self._see(event.step)
+            attempts = self._attempts.setdefault(event.step, {})
+            started = attempts.get(event.attempt)
+            start = started.started_at if started else event.at - event.duration
+            attempts[event.attempt] = AttemptRecord(
+                event.attempt, start, event.at, event.outcome, event.exit_code, event.kind
+            )
+        elif isinstance(event, StepFinished):
+            self._see(event.step)
+            self._status[event.step] = event.status
+            self._finished[event.step] = event.at
+        elif isinstance(event, RunFinished):
+            self._end = event
+
+    def _see(self, step: str) -> None:
+        if step not in self._status:
+            self._status[step] = StepStatus.PENDING
+            self._order.append(step)
+
+    def record(self, *, now: float | None = None) -> RunRecord:
+        """The run so far (``now`` closes a run that has not finished)."""
+        if self._run is None:
+            raise ValueError("no run has started")
+        steps = tuple(
+            StepRecord(
+                step=step,
+                status=self._status[step],
+                ready_at=self._ready.get(step),
+                finished_at=self._finished.get(step),
+                attempts=tuple(a for _, a in sorted(self._attempts.get(step, {}).items())),
+            )
+            for step in self._order
+        )
+        return RunRecord(
+            run_id=str(self._run.run_id),
+            pipeline=self._run.pipeline,
+            status=self._end.status if self._end else RunStatus.RUNNING,
+            started_at=self._run.at,
+            finished_at=self._end.at if self._end else now,
+            steps=steps,
+            needs=self._needs,
+            scheduled_for=self._scheduled_for,
+        )
+
+
+__all__ = ["AttemptRecord", "RunRecord", "RunRecorder", "StepRecord"]

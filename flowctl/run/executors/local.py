@@ -1,0 +1,404 @@
+"""The local executor: each attempt is a process group on this machine.
+
+Owns: starting an attempt in its own process group with its output in a log file, waiting for many
+attempts at once (a ``pidfd`` per child in one epoll set, plus a self-pipe so a signal
+handler can wake the scheduler), timeouts and cancellation (SIGTERM to the group, a grace period,
+then SIGKILL), and sweeping what a step leaves behind. On Linux the runner is a child subreaper,
+so a grandchild that called ``setsid`` is reparented to us when its parent dies; every attempt's
+environment carries a unique token (``procs.TOKEN_VAR``), and ``sweep.Sweeper`` kills an orphan
+whose token belongs to an attempt that ended, with its group. ``close`` kills whatever is left.
+
+Output goes straight to the log file unless the attempt streams (``--stream``) or has secrets;
+then it goes through a pipe, is masked (``masking.Masker``) and only then written.
+While an executor is open the process's working folder is that of the last attempt started
+(``procs.spawn``); ``close`` restores it. Keep paths absolute.
+Leaves to the scheduler: retries, ordering, what a failure means.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import time
+from collections.abc import Sequence
+from itertools import count
+
+from flowctl.run import procs
+from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
+from flowctl.run.events import AttemptOutcome
+from flowctl.run.masking import Masker
+from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
+
+_TAIL_BYTES = 8192
+TAIL_LINES = 12
+
+
+class _Attempt:
+    __slots__ = (
+        "spec", "pid", "pidfd", "token", "started", "started_at", "override", "kill_at",
+        "pipe", "log_fd", "masker", "partial", "done",
+    )
+
+    def __init__(self, spec: AttemptSpec, token: str) -> None:
+        self.spec = spec
+        self.token = token
+        self.pid = 0
+        self.pidfd: int | None = None
+        self.started = 0.0
+        self.started_at = 0.0
+        self.override: AttemptOutcome | None = None  # TIMEOUT or CANCELLED once we stop it
+        self.kill_at = 0.0
+        self.pipe: int | None = None
+        self.log_fd = -1
+        self.masker: Masker | None = None
+        self.partial = b""
+        self.done = False
+
+
+class LocalExecutor:
+    """Run attempts as local process groups (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        grace: float = 3.0,
+        on_output: OutputCallback | None = None,
+        subreaper: bool = True,
+        own_all_children: bool = False,
+    ) -> None:
+        """``own_all_children``: every child of this process is ours to kill at ``close`` (true
+        in ``flowctl run``; not in a test runner, which has children of its own)."""
+        self.grace = grace
+        self.host = os.uname().nodename
+        self._on_output = on_output
+        self._selector: procs.Poller[_Attempt | None] = procs.Poller()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_r, None)
+        self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._running: dict[AttemptKey, _Attempt] = {}
+        self._by_pid: dict[int, _Attempt] = {}
+        self._by_token: dict[str, _Attempt] = {}
+        self._timers: list[tuple[float, int, _Attempt]] = []
+        self._seq = count()
+        self._results: list[AttemptResult] = []
+        self._made_dirs: set[str] = set()
+        self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
+        self._sweeper = Sweeper(
+            prefix=self._prefix, grace=grace, own_all=own_all_children, is_direct=self._by_pid.__contains__
+        )
+        self._subreaper = subreaper
+        self._was_subreaper = procs.set_subreaper(True) if subreaper else False
+        self._closed = False
+        self._home = procs.remember_cwd()
+
+    # -- the Executor protocol ---------------------------------------------------------------
+
+    def submit(self, spec: AttemptSpec) -> None:
+        token = f"{self._prefix}.{next(self._seq)}"
+        att = _Attempt(spec, token)
+        att.started = time.monotonic()
+        att.started_at = time.time()
+        try:
+            self._start(att)
+        except OSError as exc:
+            self._close_fds(att)
+            self._write_error(spec.log_path, exc)
+            self._results.append(
+                AttemptResult(
+                    key=spec.key, outcome=AttemptOutcome.ERROR, exit_code=None,
+                    started_at=att.started_at, duration=time.monotonic() - att.started,
+                    host=self.host, error=_describe(exc, spec), tail=(),
+                )
+            )
+            return
+        self._running[spec.key] = att
+        self._by_pid[att.pid] = att
+        self._by_token[token] = att
+        self._sweeper.started(att.pid)
+        if spec.timeout is not None:
+            heapq.heappush(self._timers, (att.started + spec.timeout, next(self._seq), att))
+
+    def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
+        if not self._results:
+            self._poll(timeout)
+        results, self._results = self._results, []
+        return results
+
+    def wakeup(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass
+
+    def cancel(self, key: AttemptKey) -> None:
+        att = self._running.get(key)
+        if att is not None:
+            self._stop(att, AttemptOutcome.CANCELLED, force=False)
+
+    def cancel_all(self, *, force: bool = False) -> None:
+        for att in list(self._running.values()):
+            self._stop(att, AttemptOutcome.CANCELLED, force=force)
+        if force:
+            self._sweeper.kill_leftovers()
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        """Kill every attempt still running and everything our attempts left behind; reap."""
+        if self._closed:
+            return
+        self._closed = True
+        for att in list(self._running.values()):
+            procs.signal_group(att.pid, signal.SIGKILL)
+        deadline = time.monotonic() + FORGET_AFTER
+        while True:
+            for att in list(self._running.values()):
+                if procs.reap(att.pid) is not None:
+                    self._forget(att)
+            left = self._sweeper.final_pass()
+            if not self._running and not left:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        for att in list(self._running.values()):
+            self._forget(att)
+        self._sweeper.forget_all()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w, self._devnull):
+            os.close(fd)
+        if self._subreaper and not self._was_subreaper:
+            procs.set_subreaper(False)
+        procs.restore_cwd(self._home)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _start(self, att: _Attempt) -> None:
+        spec = att.spec
+        folder = os.path.dirname(spec.log_path)
+        if folder not in self._made_dirs:
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        att.log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        out_fd = att.log_fd
+        write_end = -1
+        if spec.stream or spec.secrets:
+            att.pipe, write_end = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(att.pipe, False)
+            att.masker = Masker(spec.secrets) if spec.secrets else None
+            out_fd = write_end
+        env = dict(spec.env)
+        env[procs.TOKEN_VAR] = att.token
+        try:
+            att.pid = procs.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=out_fd)
+        finally:
+            if write_end >= 0:
+                os.close(write_end)
+        if att.pipe is None:
+            os.close(att.log_fd)  # the child has it; we only read the log back on failure
+            att.log_fd = -1
+        else:
+            self._selector.register(att.pipe, att)
+        att.pidfd = procs.pidfd(att.pid)
+        if att.pidfd is not None:
+            self._selector.register(att.pidfd, att)
+
+    @staticmethod
+    def _write_error(log_path: str, exc: OSError) -> None:
+        try:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"flowctl: could not start: {exc}\n")
+        except OSError:
+            pass
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def _poll(self, timeout: float | None) -> None:
+        now = time.monotonic()
+        limit = timeout
+        if self._timers:
+            limit = _min(limit, max(0.0, self._timers[0][0] - now))
+        look = self._sweeper.next_look(now)
+        if look is not None:
+            limit = _min(limit, look)
+        if self._running and any(a.pidfd is None for a in self._running.values()):
+            limit = _min(limit, 0.01)  # no pidfd (old kernel): poll
+        if not self._running and look is None and timeout is None and not self._timers:
+            limit = 0.0
+        for fd, att in self._selector.poll(limit):
+            if att is None:
+                _drain(self._wake_r)
+            elif att.done:  # ended earlier in this batch (its pipe and pidfd were both ready)
+                continue
+            elif fd == att.pipe:
+                self._read_output(att)
+            else:
+                self._check_exit(att)
+        if any(a.pidfd is None for a in self._running.values()):
+            for att in list(self._running.values()):
+                if att.pidfd is None:
+                    self._check_exit(att)
+        self._fire_timers()
+        self._sweeper.tick()
+
+    def _check_exit(self, att: _Attempt) -> None:
+        code = procs.reap(att.pid)
+        if code is None:
+            return
+        self._finish(att, code)
+
+    def _finish(self, att: _Attempt, code: int) -> None:
+        spec = att.spec
+        if att.pipe is not None:
+            self._read_output(att, final=True)
+        if att.override is not None:
+            outcome = att.override
+        elif code == 0:
+            outcome = AttemptOutcome.OK
+        else:
+            outcome = AttemptOutcome.FAILED
+        self._forget(att)
+        # The child is gone; whatever is left in its group or among the orphans it made goes too
+        # (at once if we were already killing it).
+        force = att.override is not None and time.monotonic() >= att.kill_at
+        self._sweeper.ended(att.pid, att.token, force=force)
+        tail = read_tail(spec.log_path) if outcome is not AttemptOutcome.OK else ()
+        self._results.append(
+            AttemptResult(
+                key=spec.key, outcome=outcome, exit_code=code, started_at=att.started_at,
+                duration=time.monotonic() - att.started, host=self.host, tail=tail,
+            )
+        )
+
+    def _forget(self, att: _Attempt) -> None:
+        att.done = True
+        self._running.pop(att.spec.key, None)
+        self._by_pid.pop(att.pid, None)
+        self._by_token.pop(att.token, None)
+        self._close_fds(att)
+
+    def _close_fds(self, att: _Attempt) -> None:
+        for fd in (att.pidfd, att.pipe):
+            if fd is not None:
+                self._selector.unregister(fd)
+                os.close(fd)
+        att.pidfd = att.pipe = None
+        if att.log_fd >= 0:
+            os.close(att.log_fd)
+            att.log_fd = -1
+
+    # -- output (pipe mode) ------------------------------------------------------------------
+
+    def _read_output(self, att: _Attempt, final: bool = False) -> None:
+        assert att.pipe is not None
+        while True:
+            try:
+                chunk = os.read(att.pipe, 65536)
+            except BlockingIOError:
+                chunk = None
+            if not chunk:
+                break
+            self._write_out(att, att.masker.feed(chunk) if att.masker else chunk)
+        if final or chunk == b"":
+            if att.masker is not None:
+                self._write_out(att, att.masker.finish())
+            if att.partial and self._on_output is not None and att.spec.stream:
+                self._on_output(att.spec.key, att.partial.decode(errors="replace"))
+            att.partial = b""
+            if chunk == b"" and not final:  # EOF while the child still runs: stop watching
+                self._selector.unregister(att.pipe)
+                os.close(att.pipe)
+                att.pipe = None
+
+    def _write_out(self, att: _Attempt, data: bytes) -> None:
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(att.log_fd, view) :]
+        if att.spec.stream and self._on_output is not None:
+            lines = (att.partial + data).split(b"\n")
+            att.partial = lines.pop()
+            for line in lines:
+                self._on_output(att.spec.key, line.decode(errors="replace").rstrip("\r"))
+
+    # -- timeouts, cancellation, sweeping ----------------------------------------------------
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, att = heapq.heappop(self._timers)
+            if att.done:
+                continue
+            if att.override is None:
+                self._stop(att, AttemptOutcome.TIMEOUT, force=False)
+            elif now >= att.kill_at:
+                self._signal_attempt(att, signal.SIGKILL)
+
+    def _stop(self, att: _Attempt, why: AttemptOutcome, *, force: bool) -> None:
+        if att.done:
+            return
+        if att.override is None:
+            att.override = why
+        if force:
+            att.kill_at = time.monotonic()
+            self._signal_attempt(att, signal.SIGKILL)
+            return
+        if att.kill_at == 0.0:
+            att.kill_at = time.monotonic() + self.grace
+            heapq.heappush(self._timers, (att.kill_at, next(self._seq), att))
+            self._signal_attempt(att, signal.SIGTERM)
+
+    def _signal_attempt(self, att: _Attempt, sig: int) -> None:
+        self._sweeper.signal_attempt(att.pid, att.token, sig)
+
+
+def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
+    """The last ``lines`` lines of a log file (empty if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - _TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return ()
+    text = data.decode(errors="replace").splitlines()
+    return tuple(text[-lines:])
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _min(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _describe(exc: OSError, spec: AttemptSpec) -> str:
+    if not os.path.isdir(spec.cwd):
+        return f"working directory does not exist: {spec.cwd}"
+    if exc.strerror and not exc.filename:
+        return f"{exc.strerror}: {spec.argv[0]}"
+    return str(exc)
+
+
+__all__ = ["LocalExecutor", "TAIL_LINES", "read_tail"]

@@ -1,0 +1,91 @@
+"""What a run is given and what it gives back: the scheduler's inputs and result types.
+
+``RunOptions`` (concurrency, fail-fast, logs folder, the caller's environment, and the hooks the
+state store uses: ``reuse`` for steps that do not run — resume, up to date — and their
+``fingerprints``), ``Reuse``, ``RunResult``, the sortable run id, and the two protocols the
+scheduler reads its plan and invocations through (``graph.Plan`` and ``spec.resolve.Invocation``
+satisfy them). Kept apart from ``scheduler`` so the CLI and the state store can build these
+without the scheduling code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flowctl.run.events import RunId, RunStatus, StepStatus
+from flowctl.spec.model import Pipeline
+
+
+class InvocationLike(Protocol):
+    """What the scheduler reads of ``spec.resolve.Invocation``."""
+
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def cwd(self) -> str: ...
+    @property
+    def display(self) -> str: ...
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
+
+
+class PlanLike(Protocol):
+    """What the scheduler reads of ``graph.Plan``."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+    @property
+    def selected(self) -> tuple[str, ...]: ...
+    @property
+    def priority(self) -> Mapping[str, int]: ...
+
+
+def new_run_id(now: float | None = None) -> RunId:
+    """A sortable run id: UTC start time to the second plus 4 random hex digits."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    return RunId(f"{stamp}-{os.urandom(2).hex()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    """A step that does not run: its earlier result stands (resume or up to date)."""
+
+    status: StepStatus  # StepStatus.REUSED or StepStatus.UP_TO_DATE
+    reason: str
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    logs_dir: str  # <state>/runs/<run-id>: attempt logs go to <logs_dir>/<step>/<n>.log
+    concurrency: int = 1
+    fail_fast: bool = False
+    stream: bool = False  # executors report output lines
+    environ: Mapping[str, str] | None = None  # the caller's environment (None: os.environ)
+    reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted
+    selection: Mapping[str, object] = field(default_factory=dict)
+    resumed_from: RunId | None = None
+    provenance: Mapping[str, object] = field(default_factory=dict)
+    fire_time: float | None = None  # the cron fire time of a `run --scheduled`, for RunStarted
+    handle_signals: bool = True  # install SIGINT/SIGTERM handlers (main thread only)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: RunId
+    status: RunStatus
+    steps: Mapping[str, StepStatus]
+    counts: Mapping[str, int]
+    duration: float
+    root_failure: str | None = None
+
+
+__all__ = ["InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "new_run_id"]

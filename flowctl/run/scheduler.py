@@ -1,0 +1,439 @@
+"""The scheduler: runs a plan's selected steps through an executor, single-threaded.
+
+Owns: which step starts when (a step is ready once every step it needs that is part of the run
+has ended well; ready steps start in a stable order, highest ``Plan.priority`` first, i.e. the
+critical path, then plan order), the concurrency limit, retries (exponential backoff from
+``retry_delay`` with "equal jitter", capped by ``retry_max_delay``, limited to
+``retry_on_exit_codes`` when given), remediation and the final attempt, ``continue_on_error``,
+skipping what depends on a failure, ``--fail-fast``, and cancellation on SIGINT/SIGTERM/SIGHUP
+(a second signal kills at once). It reports everything as events (``run.events``): each turn of
+the loop records its events in the ``RunStore``, flushes it, then hands them to ``emit``, so
+a checkpoint always precedes what the user sees.
+
+It never prints, never touches SQLite or rich, and never assumes an attempt runs on this
+machine: processes, logs and timeouts belong to the ``Executor``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptKind,
+    AttemptOutcome,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunFinished,
+    RunId,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepReady,
+    StepStatus,
+)
+from flowctl.run.masking import mask_text
+from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
+from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
+from flowctl.spec.model import Step
+
+
+class _State:
+    """The mutable bookkeeping of one step during a run."""
+
+    __slots__ = (
+        "id", "step", "index", "priority", "waiting", "dependents", "status", "attempts",
+        "regular", "kind", "first_start", "last_end", "exit_code", "reason",
+    )
+
+    def __init__(self, step: Step, index: int, priority: int) -> None:
+        self.id = step.id
+        self.step = step
+        self.index = index
+        self.priority = priority
+        self.waiting = 0  # needs (within the run) not yet ended well
+        self.dependents: list[_State] = []
+        self.status = StepStatus.PENDING
+        self.attempts = 0  # every attempt so far, remediation included
+        self.regular = 0  # regular attempts so far
+        self.kind = AttemptKind.ATTEMPT  # what the next/current attempt is
+        self.first_start: float | None = None
+        self.last_end = 0.0
+        self.exit_code: int | None = None
+        self.reason = ""
+
+
+class Scheduler:
+    """Run one plan once (see the module docstring). ``run`` returns a ``RunResult``."""
+
+    def __init__(
+        self,
+        plan: PlanLike,
+        invocations: Mapping[str, InvocationLike],
+        executor: Executor,
+        store: RunStore,
+        emit: Callable[[Event], None],
+        options: RunOptions,
+        *,
+        remediations: Mapping[str, InvocationLike | None] | None = None,
+        run_id: RunId | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.plan = plan
+        self.run_id = run_id or new_run_id()
+        self._inv = invocations
+        self._remediations = remediations or {}
+        self._executor = executor
+        self._store = store
+        self._emit = emit
+        self._opt = options
+        self._rng = rng or random.Random()
+        self._concurrency = max(1, options.concurrency)
+        self._events: list[Event] = []
+        self._ready: list[tuple[int, int, _State]] = []
+        self._timers: list[tuple[float, int, _State]] = []
+        self._running = 0
+        self._stopping = ""  # why nothing new starts any more
+        self._interrupted = False
+        self._signals = 0
+        self._signals_handled = 0
+        self._root_failure: str | None = None
+        self._base_env = dict(os.environ if options.environ is None else options.environ)
+        steps = plan.pipeline.steps
+        selected = plan.selected
+        self._states: dict[str, _State] = {
+            sid: _State(steps[sid], i, plan.priority.get(sid, 0)) for i, sid in enumerate(selected)
+        }
+        for st in self._states.values():
+            for need in st.step.needs:
+                up = self._states.get(need)
+                if up is not None:  # a need outside the selection counts as done (--only/--from)
+                    st.waiting += 1
+                    up.dependents.append(st)
+
+    # -- public ------------------------------------------------------------------------------
+
+    def interrupt(self, force: bool = False) -> None:
+        """Stop the run as Ctrl-C does (``force``: kill at once). Safe from a signal handler."""
+        self._signals = max(self._signals + 1, 2 if force else 1)
+        self._executor.wakeup()
+
+    def run(self) -> RunResult:
+        """Run every selected step; returns how each ended. Raises only on internal errors."""
+        previous = self._install_signals()
+        try:
+            return self._run()
+        except BaseException:
+            self._executor.cancel_all(force=True)
+            raise
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> RunResult:
+        t0 = time.monotonic()
+        opt = self._opt
+        self._push(
+            RunStarted(
+                run_id=self.run_id, pipeline=self.plan.pipeline.name, at=time.time(),
+                steps=tuple(self._states), params=opt.params, selection=opt.selection,
+                concurrency=self._concurrency, pipeline_path=self.plan.pipeline.path,
+                resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
+            )
+        )
+        reused = [(self._states[sid], r) for sid, r in opt.reuse.items() if sid in self._states]
+        for st, r in reused:  # mark them all first: a reused step must never look ready
+            st.status = r.status
+        for st, r in reused:
+            self._finish(st, r.status, reason=r.reason, fingerprint=r.fingerprint)
+        for st in self._states.values():
+            if st.status is StepStatus.PENDING and st.waiting == 0:
+                self._make_ready(st)
+        executor = self._executor
+        while True:
+            self._start_ready()
+            self._flush()
+            if self._running == 0 and not self._timers and not self._ready:
+                break
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            results = executor.wait(timeout)
+            if self._signals > self._signals_handled:
+                self._on_signal()
+            for result in results:
+                self._on_result(result)
+            if self._timers:
+                self._fire_timers()
+        why = self._stopping or "not started"
+        for st in self._states.values():
+            if st.status in (StepStatus.PENDING, StepStatus.READY):
+                self._finish(st, StepStatus.CANCELLED, reason=why)
+        counts = Counter(st.status.value for st in self._states.values())
+        if self._interrupted:
+            status = RunStatus.INTERRUPTED
+        elif counts.get(StepStatus.FAILED.value) or counts.get(StepStatus.SKIPPED.value):
+            status = RunStatus.FAILED
+        elif counts.get(StepStatus.CANCELLED.value):
+            status = RunStatus.CANCELLED
+        else:
+            status = RunStatus.SUCCEEDED
+        duration = time.monotonic() - t0
+        self._push(
+            RunFinished(
+                run_id=self.run_id, at=time.time(), status=status, duration=duration,
+                counts=dict(counts), root_failure=self._root_failure,
+            )
+        )
+        self._flush()
+        return RunResult(
+            run_id=self.run_id, status=status,
+            steps={sid: st.status for sid, st in self._states.items()},
+            counts=dict(counts), duration=duration, root_failure=self._root_failure,
+        )
+
+    def _push(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _flush(self) -> None:
+        """Checkpoint this turn's events, then show them (STYLE: store before sinks)."""
+        if not self._events:
+            return
+        events, self._events = self._events, []
+        record = self._store.record
+        for event in events:
+            record(event)
+        self._store.flush()
+        emit = self._emit
+        for event in events:
+            emit(event)
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _make_ready(self, st: _State) -> None:
+        if self._stopping:
+            return
+        st.status = StepStatus.READY
+        heapq.heappush(self._ready, (-st.priority, st.index, st))
+        self._push(StepReady(self.run_id, st.id, time.time(), queue_depth=len(self._ready)))
+
+    def _start_ready(self) -> None:
+        while self._ready and self._running < self._concurrency and not self._stopping:
+            _, _, st = heapq.heappop(self._ready)
+            self._start(st)
+
+    def _start(self, st: _State) -> None:
+        st.attempts += 1
+        n = st.attempts
+        step = st.step
+        kind = st.kind
+        folder = f"{self._opt.logs_dir}/{st.id}"
+        if kind is AttemptKind.REMEDIATE:
+            inv = self._remediations[st.id]
+            assert inv is not None
+            log_path = f"{folder}/remediate.log"
+            timeout = step.remediate.timeout if step.remediate else None
+        else:
+            inv = self._inv[st.id]
+            log_path = f"{folder}/{n}.log"
+            timeout = step.timeout
+            if kind is AttemptKind.ATTEMPT:
+                st.regular += 1
+        env = dict(self._base_env)
+        env.update(inv.env)
+        env["FLOWCTL_RUN_ID"] = self.run_id
+        env["FLOWCTL_STEP"] = st.id
+        env["FLOWCTL_ATTEMPT"] = str(n)
+        key = AttemptKey(self.run_id, st.id, n)
+        now = time.monotonic()
+        if st.first_start is None:
+            st.first_start = now
+        st.status = StepStatus.RUNNING
+        self._running += 1
+        secrets = tuple(inv.secrets)
+        command = mask_text(inv.display, secrets) if secrets else inv.display
+        self._push(
+            AttemptStarted(
+                run_id=self.run_id, step=st.id, attempt=n, at=time.time(),
+                max_attempts=step.max_attempts, kind=kind, command=command,
+                fingerprint=self._opt.fingerprints.get(st.id, ""), log_path=log_path,
+            )
+        )
+        self._executor.submit(
+            AttemptSpec(
+                key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
+                timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
+            )
+        )
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _on_result(self, r: AttemptResult) -> None:
+        st = self._states[r.key.step]
+        self._running -= 1
+        st.last_end = time.monotonic()
+        kind = st.kind
+        log_path = (
+            f"{self._opt.logs_dir}/{st.id}/remediate.log"
+            if kind is AttemptKind.REMEDIATE
+            else f"{self._opt.logs_dir}/{st.id}/{r.key.attempt}.log"
+        )
+        self._push(
+            AttemptFinished(
+                run_id=self.run_id, step=st.id, attempt=r.key.attempt, at=time.time(),
+                outcome=r.outcome, exit_code=r.exit_code, duration=r.duration, kind=kind,
+                log_path=log_path, error=r.error, tail=r.tail, host=r.host,
+            )
+        )
+        step = st.step
+        if kind is AttemptKind.REMEDIATE:
+            # The final attempt follows whatever the remediation's outcome (both are recorded).
+            if r.outcome is AttemptOutcome.CANCELLED or self._stopping:
+                self._finish(st, StepStatus.CANCELLED, reason=self._stopping or "cancelled")
+                return
+            st.kind = AttemptKind.FINAL
+            self._make_ready(st)
+            return
+        if r.outcome is AttemptOutcome.OK:
+            self._finish(st, StepStatus.SUCCEEDED, exit_code=r.exit_code)
+            return
+        st.exit_code = r.exit_code
+        if r.outcome is AttemptOutcome.CANCELLED:
+            self._finish(st, StepStatus.CANCELLED, exit_code=r.exit_code, reason=self._stopping or "cancelled")
+            return
+        if self._stopping:
+            self._finish_failed(st, r)
+            return
+        if kind is AttemptKind.ATTEMPT and st.regular < step.max_attempts and _retryable(step, r):
+            delay = self._backoff(step, st.regular)
+            heapq.heappush(self._timers, (time.monotonic() + delay, st.index, st))
+            st.status = StepStatus.PENDING
+            self._push(RetryScheduled(self.run_id, st.id, st.attempts + 1, delay, time.time()))
+            return
+        if kind is AttemptKind.ATTEMPT and self._remediations.get(st.id) is not None:
+            st.kind = AttemptKind.REMEDIATE
+            self._make_ready(st)
+            return
+        self._finish_failed(st, r)
+
+    def _finish_failed(self, st: _State, r: AttemptResult) -> None:
+        if r.outcome is AttemptOutcome.TIMEOUT:
+            reason = "timed out"
+        elif r.outcome is AttemptOutcome.ERROR:
+            reason = r.error or "could not start"
+        else:
+            reason = f"exit {r.exit_code}"
+        allowed = st.step.continue_on_error
+        self._finish(
+            st, StepStatus.FAILED_ALLOWED if allowed else StepStatus.FAILED,
+            exit_code=r.exit_code, reason=reason,
+        )
+
+    def _backoff(self, step: Step, failures: int) -> float:
+        """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
+        cap = max(0.0, step.retry_max_delay)
+        delay = min(cap, step.retry_delay * (2 ** (failures - 1)))
+        return float(delay / 2 + self._rng.uniform(0, delay / 2))
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, st = heapq.heappop(self._timers)
+            if st.status is StepStatus.PENDING:
+                self._make_ready(st)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        st: _State,
+        status: StepStatus,
+        *,
+        exit_code: int | None = None,
+        reason: str = "",
+        fingerprint: str = "",
+    ) -> None:
+        st.status = status
+        st.reason = reason
+        duration = st.last_end - st.first_start if st.first_start is not None else 0.0
+        self._push(
+            StepFinished(
+                run_id=self.run_id, step=st.id, status=status, at=time.time(),
+                attempts=st.attempts, duration=duration, reason=reason,
+                fingerprint=fingerprint or self._opt.fingerprints.get(st.id, ""),
+                exit_code=exit_code,
+            )
+        )
+        if status.done_ok:
+            for dep in st.dependents:
+                dep.waiting -= 1
+                if dep.waiting == 0 and dep.status is StepStatus.PENDING:
+                    self._make_ready(dep)
+        elif status is StepStatus.FAILED:
+            if self._root_failure is None:
+                self._root_failure = st.id
+            self._skip_downstream(st)
+            if self._opt.fail_fast and not self._stopping:
+                self._stop(f"not started: --fail-fast after {st.id} failed", force=False)
+
+    def _skip_downstream(self, failed: _State) -> None:
+        todo = list(failed.dependents)
+        reason = f"upstream {failed.id} failed"
+        while todo:
+            st = todo.pop()
+            if st.status is not StepStatus.PENDING:
+                continue
+            self._finish(st, StepStatus.SKIPPED, reason=reason)
+            todo.extend(st.dependents)
+
+    def _stop(self, why: str, *, force: bool) -> None:
+        """Start nothing more; cancel what runs; what waits for a retry or a slot is cancelled."""
+        self._stopping = why
+        self._executor.cancel_all(force=force)
+        ready, self._ready = self._ready, []
+        timers, self._timers = self._timers, []
+        for _, _, st in ready + timers:
+            if st.status in (StepStatus.READY, StepStatus.PENDING):
+                self._finish(st, StepStatus.CANCELLED, reason=why)
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, Any]:
+        if not self._opt.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        # SIGHUP too: a closed terminal must not leave steps running without their runner.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, self._handle_signal)
+        return previous
+
+    def _handle_signal(self, signum: int, frame: object) -> None:
+        self.interrupt()
+
+    def _on_signal(self) -> None:
+        count, self._signals_handled = self._signals, self._signals
+        self._interrupted = True
+        if not self._stopping:
+            self._stop("interrupted before it started", force=count >= 2)
+        else:
+            self._executor.cancel_all(force=count >= 2)
+
+
+def _retryable(step: Step, r: AttemptResult) -> bool:
+    if step.retry_on_exit_codes:
+        return r.outcome is AttemptOutcome.FAILED and r.exit_code in step.retry_on_exit_codes
+    return True
+
+
+__all__ = ["InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "Scheduler", "new_run_id"]

@@ -1,0 +1,240 @@
+"""The alert grammar: a ``when:`` expression parsed into a frozen ``AlertRule``.
+
+Grammar (whitespace between tokens is free)::
+
+    when     := "failed" | SUBJECT OP VALUE
+    SUBJECT  := "error_rate" | "step_error_rate" | "duration" | "queue_wait_p99"
+              | "step_latency_p99" | "step." STEP_ID ".duration" | "step." STEP_ID ".attempts"
+    OP       := ">" | ">=" | "<" | "<="
+    VALUE    := NUMBER | NUMBER "%" | DURATION | NUMBER "x baseline"
+    DURATION := one or more NUMBER UNIT with UNIT in ms, s, m, h, d (e.g. 90s, 10m, 1h30m)
+
+Rates (``error_rate``, ``step_error_rate``) take a fraction (0.05) or a percentage (5%);
+time subjects take a duration or a number of seconds; ``attempts`` takes a whole number. Every
+subject takes ``Nx baseline``: N times the median of that subject over the last 10 successful
+runs (no baseline yet: the alert cannot fire). This module only parses; ``observe.alerts``
+evaluates. ``parse_alert`` raises ``AlertSyntaxError`` (a ``ValueError``) whose ``column`` is
+the 1-based position of the problem inside the expression (and ``length`` its width), so the
+validator can point at it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from flowctl.spec.durations import parse_duration
+
+
+class AlertSyntaxError(ValueError):
+    """An invalid ``when:`` expression; ``column`` is 1-based within the expression."""
+
+    def __init__(self, message: str, column: int = 1, hint: str | None = None, length: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.hint = hint
+        self.length = length  # characters the problem spans (0: to the end)
+
+
+class Subject(enum.Enum):
+    FAILED = "failed"
+    ERROR_RATE = "error_rate"
+    STEP_ERROR_RATE = "step_error_rate"
+    DURATION = "duration"
+    QUEUE_WAIT_P99 = "queue_wait_p99"
+    STEP_LATENCY_P99 = "step_latency_p99"
+    STEP_DURATION = "step.duration"
+    STEP_ATTEMPTS = "step.attempts"
+
+    @property
+    def kind(self) -> str:
+        """``rate``, ``time``, ``count`` or ``flag``: which values it accepts."""
+        return _KINDS[self]
+
+
+_KINDS = {
+    Subject.FAILED: "flag",
+    Subject.ERROR_RATE: "rate",
+    Subject.STEP_ERROR_RATE: "rate",
+    Subject.DURATION: "time",
+    Subject.QUEUE_WAIT_P99: "time",
+    Subject.STEP_LATENCY_P99: "time",
+    Subject.STEP_DURATION: "time",
+    Subject.STEP_ATTEMPTS: "count",
+}
+
+_RUN_SUBJECTS = {s.value: s for s in Subject if not s.value.startswith("step.") and s is not Subject.FAILED}
+_STEP_FIELDS = {"duration": Subject.STEP_DURATION, "attempts": Subject.STEP_ATTEMPTS}
+SUBJECT_NAMES = (*_RUN_SUBJECTS, "step.<id>.duration", "step.<id>.attempts")
+
+
+class Op(enum.Enum):
+    GT = ">"
+    GE = ">="
+    LT = "<"
+    LE = "<="
+
+    def holds(self, left: float, right: float) -> bool:
+        if self is Op.GT:
+            return left > right
+        if self is Op.GE:
+            return left >= right
+        if self is Op.LT:
+            return left < right
+        return left <= right
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """A parsed ``when:``. ``threshold`` is in base units (fraction, seconds, count) unless
+    ``baseline_factor`` is set, in which case the threshold is that factor times the baseline."""
+
+    text: str
+    subject: Subject
+    step: str | None = None  # for step.<id>.* subjects
+    op: Op | None = None  # None only for ``failed``
+    threshold: float | None = None
+    baseline_factor: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The subject as written (``step.load.duration``), used to look values up."""
+        if self.step is not None:
+            return f"step.{self.step}.{self.subject.value.split('.', 1)[1]}"
+        return self.subject.value
+
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_OP = re.compile(r">=|<=|>|<|==|!=|=")
+
+
+def _subject(text: str, steps: Collection[str] | None) -> tuple[Subject, str | None]:
+    if text in _RUN_SUBJECTS:
+        return _RUN_SUBJECTS[text], None
+    if text.startswith("step."):
+        rest = text[len("step.") :]
+        step, dot, field_name = rest.rpartition(".")
+        if not dot or not step or field_name not in _STEP_FIELDS or not _STEP_ID.fullmatch(step):
+            raise AlertSyntaxError(
+                f"'{text}' is not a step subject",
+                hint="write step.<id>.duration or step.<id>.attempts",
+            )
+        if steps is not None and step not in steps:
+            close = difflib.get_close_matches(step, list(steps), n=1)
+            raise AlertSyntaxError(
+                f"unknown step '{step}' in alert",
+                column=len("step.") + 1,
+                length=len(step),
+                hint=f"did you mean '{close[0]}'?" if close else "use the id of a step of this pipeline",
+            )
+        return _STEP_FIELDS[field_name], step
+    close = difflib.get_close_matches(text, [*_RUN_SUBJECTS, "failed"], n=1)
+    raise AlertSyntaxError(
+        f"unknown alert subject '{text}'",
+        hint=(f"did you mean '{close[0]}'? " if close else "") + "subjects: " + ", ".join(SUBJECT_NAMES),
+    )
+
+
+def _duration(text: str) -> float | None:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
+
+
+def _value(text: str, subject: Subject, column: int) -> tuple[float | None, float | None]:
+    """Return (threshold, baseline_factor) for the VALUE part."""
+    kind = subject.kind
+    m = re.fullmatch(rf"({_NUMBER})\s*x\s+baseline", text)
+    if m:
+        factor = float(m.group(1))
+        if factor <= 0:
+            raise AlertSyntaxError("a baseline factor must be above 0", column)
+        return None, factor
+    if text.endswith("%"):
+        if kind != "rate":
+            raise AlertSyntaxError(f"a percentage does not fit {subject.value}", column, _VALUE_HINT[kind])
+        number = text[:-1].strip()
+        if not re.fullmatch(_NUMBER, number):
+            raise AlertSyntaxError(f"'{text}' is not a percentage", column, "write e.g. 5%")
+        return float(number) / 100.0, None
+    if re.fullmatch(_NUMBER, text):
+        value = float(text)
+        if kind == "count" and value != int(value):
+            raise AlertSyntaxError(f"'{text}' is not a whole number of attempts", column)
+        return value, None
+    seconds = _duration(text)
+    if seconds is not None:
+        if kind != "time":
+            raise AlertSyntaxError(f"a duration does not fit {subject.value}", column, _VALUE_HINT[kind])
+        return seconds, None
+    raise AlertSyntaxError(f"'{text}' is not a value", column, _VALUE_HINT[kind])
+
+
+_VALUE_HINT = {
+    "rate": "write a fraction (0.05), a percentage (5%) or Nx baseline",
+    "time": "write a duration (90s, 10m, 1h30m), a number of seconds or Nx baseline",
+    "count": "write a whole number of attempts or Nx baseline",
+    "flag": "",
+}
+
+
+def parse_alert(text: str, *, steps: Collection[str] | None = None) -> AlertRule:
+    """Parse a ``when:`` expression; with ``steps``, step ids are checked against them.
+
+    Raises ``AlertSyntaxError`` (a ``ValueError``) with a message for the user.
+    """
+    stripped = text.strip()
+    lead = len(text) - len(text.lstrip())
+    if not stripped:
+        raise AlertSyntaxError("empty alert expression", 1, "write 'failed' or SUBJECT OP VALUE, e.g. error_rate > 5%")
+    if stripped == "failed":
+        return AlertRule(text=stripped, subject=Subject.FAILED)
+    m = _OP.search(stripped)
+    if m is None:
+        raise AlertSyntaxError(
+            f"'{stripped}' has no comparison",
+            lead + 1,
+            "write 'failed' or SUBJECT OP VALUE with OP one of > >= < <=, e.g. duration > 2x baseline",
+        )
+    op_col = lead + m.start() + 1
+    if m.group() not in {o.value for o in Op}:
+        raise AlertSyntaxError(f"'{m.group()}' is not a comparison", op_col, "use one of > >= < <=")
+    left = stripped[: m.start()].strip()
+    right = stripped[m.end() :].strip()
+    if not left:
+        raise AlertSyntaxError("missing subject before the comparison", lead + 1, "subjects: " + ", ".join(SUBJECT_NAMES))
+    if not right:
+        raise AlertSyntaxError("missing value after the comparison", op_col + len(m.group()), _VALUE_HINT["time"])
+    try:
+        subject, step = _subject(left, steps)
+    except AlertSyntaxError as exc:
+        exc.column += lead
+        raise
+    value_col = lead + m.end() + (len(stripped[m.end() :]) - len(stripped[m.end() :].lstrip())) + 1
+    if _OP.search(right):
+        raise AlertSyntaxError("only one comparison per alert", value_col, "write a second alert instead")
+    threshold, factor = _value(right, subject, value_col)
+    return AlertRule(
+        text=stripped,
+        subject=subject,
+        step=step,
+        op=Op(m.group()),
+        threshold=threshold,
+        baseline_factor=factor,
+    )
+
+
+__all__ = [
+    "SUBJECT_NAMES",
+    "AlertRule",
+    "AlertSyntaxError",
+    "Op",
+    "Subject",
+    "parse_alert",
+]

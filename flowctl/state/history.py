@@ -1,0 +1,231 @@
+"""Read queries over recorded runs: list, find by id, one run in detail, last successes, pruning.
+
+Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values.
+The functions take an open connection (``db.connect``) and raise ``StateError`` on a bad
+database, ``UsageError`` for an unknown or ambiguous run id. Lock-aware views (a "running" run
+whose runner died) are in ``overview.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from flowctl.errors import UsageError
+from flowctl.state.records import (
+    SUCCESS_STATUSES,
+    AttemptRecord,
+    LastSuccess,
+    RunDetail,
+    RunRecord,
+    StepRecord,
+    loads,
+)
+
+_RUN_COLUMNS = (
+    "run_id, pipeline, pipeline_path, status, started_at, finished_at, duration, steps, params, "
+    "selection, concurrency, resumed_from, provenance, counts, root_failure, host, pid, fire_time"
+)
+_STEP_COLUMNS = (
+    "run_id, step, position, status, ready_at, queue_depth, started_at, finished_at, attempts, "
+    "duration, exit_code, reason, fingerprint, outputs"
+)
+_ATTEMPT_COLUMNS = (
+    "run_id, step, attempt, kind, max_attempts, started_at, finished_at, outcome, exit_code, "
+    "duration, host, fingerprint, command, log_path, error, retry_delay"
+)
+
+
+def _run(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> RunRecord:
+    stored_counts = loads(row[13], {})
+    return RunRecord(
+        run_id=row[0],
+        pipeline=row[1],
+        pipeline_path=row[2],
+        status=row[3],
+        started_at=row[4],
+        finished_at=row[5],
+        duration=row[6],
+        steps=tuple(loads(row[7], [])),
+        params=loads(row[8], {}),
+        selection=loads(row[9], {}),
+        concurrency=row[10],
+        resumed_from=row[11],
+        provenance=loads(row[12], {}),
+        counts=dict(counts) if counts is not None else stored_counts,
+        root_failure=row[14],
+        host=row[15],
+        pid=row[16],
+        fire_time=row[17],
+    )
+
+
+def _step(row: Sequence[Any], attempts: tuple[AttemptRecord, ...] = ()) -> StepRecord:
+    return StepRecord(
+        run_id=row[0], step=row[1], position=row[2], status=row[3], ready_at=row[4], queue_depth=row[5],
+        started_at=row[6], finished_at=row[7], attempts=row[8], duration=row[9], exit_code=row[10],
+        reason=row[11], fingerprint=row[12], outputs=loads(row[13], {}), attempt_records=attempts,
+    )
+
+
+def _attempt(row: Sequence[Any]) -> AttemptRecord:
+    return AttemptRecord(*row)
+
+
+def _step_counts(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return counts
+    marks = ",".join("?" * len(run_ids))
+    for run_id, status, n in conn.execute(
+        f"SELECT run_id, status, count(*) FROM steps WHERE run_id IN ({marks}) GROUP BY run_id, status",
+        tuple(run_ids),
+    ):
+        counts[run_id][status] = n
+    return counts
+
+
+def list_runs(
+    conn: sqlite3.Connection, pipeline: str | None = None, *, limit: int | None = 20, since: float | None = None
+) -> tuple[RunRecord, ...]:
+    """The most recent runs first (of one pipeline when given), with step counts by status."""
+    where: list[str] = []
+    args: list[Any] = []
+    if pipeline is not None:
+        where.append("(pipeline = ? OR pipeline_path = ?)")
+        args += [pipeline, pipeline]
+    if since is not None:
+        where.append("started_at >= ?")
+        args.append(since)
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, run_id DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = conn.execute(sql, args).fetchall()
+    counts = _step_counts(conn, [r[0] for r in rows])
+    return tuple(_run(r, counts[r[0]]) for r in rows)
+
+
+def find_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+    """The run with id ``run_id`` or a unique prefix of one. Raises ``UsageError`` otherwise."""
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 6",
+            (escaped + "%",),
+        ).fetchall()
+        if len(rows) > 1:
+            shown = ", ".join(r[0] for r in rows[:5])
+            raise UsageError(f"run id {run_id!r} is ambiguous: {shown}", hint="give more of the id")
+        if not rows:
+            raise UsageError(f"no run with id {run_id!r}", hint="`flowctl runs` lists recorded runs")
+        row = rows[0]
+    counts = _step_counts(conn, [row[0]])
+    return _run(row, counts[row[0]])
+
+
+def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
+    """The most recent run of ``pipeline`` (by name or path), or None."""
+    runs = list_runs(conn, pipeline, limit=1)
+    return runs[0] if runs else None
+
+
+def run_detail(conn: sqlite3.Connection, run_id: str) -> RunDetail:
+    """One run with every step (in plan order) and every attempt. Raises ``UsageError``."""
+    run = find_run(conn, run_id)
+    attempts: dict[str, list[AttemptRecord]] = {}
+    for row in conn.execute(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run.run_id,)
+    ):
+        attempts.setdefault(row[1], []).append(_attempt(row))
+    steps = tuple(
+        _step(row, tuple(attempts.get(row[1], ())))
+        for row in conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY position, step", (run.run_id,)
+        )
+    )
+    return RunDetail(run=run, steps=steps)
+
+
+def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuccess]:
+    """For each step of ``pipeline``, its most recent success (succeeded, reused, up to date)."""
+    marks = ",".join("?" * len(SUCCESS_STATUSES))
+    # SQLite returns the bare columns of the row holding max(): one row per step.
+    rows = conn.execute(
+        f"""SELECT s.step, s.run_id, s.fingerprint, s.outputs, max(s.finished_at)
+            FROM steps s JOIN runs r ON r.run_id = s.run_id
+            WHERE r.pipeline = ? AND s.status IN ({marks})
+            GROUP BY s.step""",
+        (pipeline, *SUCCESS_STATUSES),
+    )
+    return {
+        step: LastSuccess(step=step, run_id=run_id, fingerprint=fp, outputs=loads(outputs, {}), finished_at=at)
+        for step, run_id, fp, outputs, at in rows
+    }
+
+
+def fingerprint_parts(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, dict[str, str]]:
+    """What each recorded fingerprint digest was made of (digests never saved are left out)."""
+    wanted = sorted({d for d in digests if d})
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for digest, parts in conn.execute(
+            f"SELECT digest, parts FROM fingerprints WHERE digest IN ({marks})", chunk
+        ):
+            found[digest] = loads(parts, {})
+    return found
+
+
+def runs_to_prune(
+    conn: sqlite3.Connection,
+    *,
+    keep: int | None = None,
+    older_than: float | None = None,
+    pipeline: str | None = None,
+    now: float,
+) -> tuple[RunRecord, ...]:
+    """Finished runs beyond the ``keep`` most recent of each pipeline, or started before
+    ``now - older_than``. Running runs are never candidates."""
+    runs = list_runs(conn, pipeline, limit=None)
+    seen: dict[str, int] = {}
+    chosen = []
+    for run in runs:  # newest first
+        seen[run.pipeline] = seen.get(run.pipeline, 0) + 1
+        if run.status == "running":
+            continue
+        too_many = keep is not None and seen[run.pipeline] > keep
+        too_old = older_than is not None and run.started_at < now - older_than
+        if too_many or too_old:
+            chosen.append(run)
+    return tuple(chosen)
+
+
+def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+    """Delete runs with their steps and attempts, and fingerprints no step refers to any more."""
+    for start in range(0, len(run_ids), 500):
+        chunk = tuple(run_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for table in ("attempts", "steps", "runs"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
+    conn.execute(
+        "DELETE FROM fingerprints WHERE digest NOT IN (SELECT fingerprint FROM steps)"
+        " AND digest NOT IN (SELECT fingerprint FROM attempts)"
+    )
+
+
+__all__ = [
+    "delete_runs",
+    "find_run",
+    "fingerprint_parts",
+    "last_successes",
+    "latest_run",
+    "list_runs",
+    "run_detail",
+    "runs_to_prune",
+]

@@ -1,0 +1,177 @@
+"""The overlap lock: one ``flowctl run`` of a pipeline per state folder at a time.
+
+``fcntl.flock`` on ``<state dir>/<pipeline>.lock``. The kernel drops the lock when the holder's
+last file descriptor closes, which includes ``kill -9`` and crashes, so a lock never outlives its
+process; the descriptor is opened close-on-exec, so step processes never inherit it. Who holds
+the lock is decided only by the kernel: the run id, pid, host and start time written inside are
+for the message, never a test of liveness, so pid reuse cannot fool it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowctl.errors import LockedError, StateError
+
+_POLL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """What the holder of a lock wrote about itself (may be empty for a moment after locking)."""
+
+    run_id: str = ""
+    pid: int | None = None
+    host: str = ""
+    since: float | None = None
+
+    def describe(self) -> str:
+        if not self.run_id and self.pid is None:
+            return "another flowctl process"
+        parts = [f"run {self.run_id}" if self.run_id else "a run"]
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}" + (f" on {self.host}" if self.host else ""))
+        if self.since:
+            parts.append("since " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)))
+        return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
+
+
+def lock_path(state_dir: str | os.PathLike[str], pipeline: str) -> Path:
+    """``<state dir>/<pipeline>.lock``, with characters unsafe in a file name replaced."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", pipeline) or "_"
+    return Path(state_dir) / f"{safe}.lock"
+
+
+class PipelineLock:
+    """An acquired lock; release it with ``release()`` or by leaving the ``with`` block."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def update(self, run_id: str) -> None:
+        """Write the holder's run id (known only once the run is created) into the lock file."""
+        if self._fd is not None:
+            _write_holder(self._fd, run_id)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> PipelineLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire(
+    state_dir: str | os.PathLike[str],
+    pipeline: str,
+    *,
+    run_id: str = "",
+    wait: float | None = 0.0,
+) -> PipelineLock:
+    """Take the lock of ``pipeline`` in ``state_dir``.
+
+    ``wait`` is how long to wait for a holder to finish: 0 fails at once, ``None`` waits forever.
+    Raises ``LockedError`` (exit 75) naming the holder's run id and pid when the lock stays held,
+    ``StateError`` when the lock file cannot be opened.
+    """
+    path = lock_path(state_dir, pipeline)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StateError(f"cannot open lock file {path}: {exc.strerror}") from exc
+    deadline = None if wait is None else time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise StateError(f"cannot lock {path}: {exc.strerror}") from exc
+            if deadline is not None and time.monotonic() >= deadline:
+                holder = read_holder(path)
+                waited = f" after waiting {wait:g}s" if wait else ""
+                raise LockedError(
+                    f"pipeline {pipeline} is already running{waited}: {holder.describe()} holds {path}",
+                    hint="wait for it with `flowctl run --wait [DURATION]`, or run with another --state-dir",
+                )
+            time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
+    except BaseException:
+        os.close(fd)
+        raise
+    _write_holder(fd, run_id)
+    return PipelineLock(path, fd)
+
+
+def _write_holder(fd: int, run_id: str) -> None:
+    text = json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode() + b"\n", 0)
+
+
+def read_holder(path: str | os.PathLike[str]) -> Holder:
+    """What the lock file says about its holder (empty ``Holder`` when nothing readable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return Holder()
+    if not isinstance(data, dict):
+        return Holder()
+    pid = data.get("pid")
+    return Holder(
+        run_id=str(data.get("run_id") or ""),
+        pid=pid if isinstance(pid, int) else None,
+        host=str(data.get("host") or ""),
+        since=data.get("since") if isinstance(data.get("since"), (int, float)) else None,
+    )
+
+
+def is_locked(state_dir: str | os.PathLike[str], pipeline: str) -> bool:
+    """Whether some process holds the lock of ``pipeline`` right now (asks the kernel)."""
+    path = lock_path(state_dir, pipeline)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def held(state_dir: str | os.PathLike[str], pipeline: str, *, run_id: str = "", wait: float | None = 0.0) -> Iterator[PipelineLock]:
+    """``acquire`` as a context manager."""
+    lock = acquire(state_dir, pipeline, run_id=run_id, wait=wait)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+__all__ = ["Holder", "PipelineLock", "acquire", "held", "is_locked", "lock_path", "read_holder"]

@@ -1,0 +1,121 @@
+"""A stateful run's set-up and tear-down: lock, store, dead runs, decisions, provenance.
+
+``open_session`` is what ``flowctl run`` calls once the run is prepared (pipeline loaded,
+params resolved, plan compiled): it takes the pipeline's overlap lock (waiting if asked),
+opens the SQLite store, records runs the lock proves dead as interrupted, fingerprints the plan
+and decides what runs (resume, up to date, force), and gathers the provenance. The result holds
+what the scheduler needs (``reuse``, ``fingerprints``, ``resumed_from``, ``provenance``) and
+must be closed (``with``) to release the lock. Raises ``LockedError`` (75), ``StateError``,
+``UsageError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flowctl.run.events import RunId, StepStatus
+from flowctl.state import lock as locks
+from flowctl.state.assess import Assessment, assess, outputs_of
+from flowctl.state.views import pipeline_key
+from flowctl.state.decide import Verdict, nothing_to_run
+from flowctl.state.provenance import provenance
+from flowctl.state.records import RunRecord
+from flowctl.state.store import SqliteRunStore
+
+if TYPE_CHECKING:
+    from flowctl.run.prepare import PreparedRun
+    from flowctl.run.scheduler import Reuse
+
+
+@dataclass
+class RunSession:
+    run_id: RunId
+    lock: locks.PipelineLock
+    store: SqliteRunStore
+    assessment: Assessment
+    resumed: RunRecord | None
+    pipeline_path: str = ""
+    file_sha256: str = ""
+    interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
+
+    def provenance(self) -> Mapping[str, object]:
+        """The pipeline file's hash, the git commit and whether the tree was dirty."""
+        return provenance(self.pipeline_path, self.file_sha256)
+
+    def start_recording(self) -> None:
+        """Before the run starts: keep what its fingerprints are made of (for --explain).
+        Left out when nothing runs, so a resume with nothing to do stays quick."""
+        self.store.save_fingerprint_parts(self.assessment.parts)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return nothing_to_run(self.assessment.decisions)
+
+    def reuse(self) -> dict[str, Reuse]:
+        """The steps the scheduler must not run, in plan order, with the status and reason they end with."""
+        from flowctl.run.scheduler import Reuse
+
+        out: dict[str, Reuse] = {}
+        for sid, d in self.assessment.decisions.items():
+            if d.verdict is not Verdict.RUN:
+                status = StepStatus.REUSED if d.verdict is Verdict.REUSED else StepStatus.UP_TO_DATE
+                out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)
+        return out
+
+    def fingerprints(self) -> dict[str, str]:
+        return {sid: fp.digest for sid, fp in self.assessment.fingerprints.items()}
+
+    def close(self) -> None:
+        try:
+            self.store.close()
+        finally:
+            self.lock.release()
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_session(
+    state_dir: str | os.PathLike[str],
+    prepared: PreparedRun,
+    run_id: RunId,
+    *,
+    environ: Mapping[str, str],
+    resume: RunRecord | None = None,
+    force: bool = False,
+    force_steps: Sequence[str] = (),
+    wait: float | None = 0.0,
+) -> RunSession:
+    """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever."""
+    pipeline = prepared.pipeline
+    held = locks.acquire(state_dir, pipeline.name, run_id=run_id, wait=wait)
+    store: SqliteRunStore | None = None
+    try:
+        invocations = prepared.invocations
+        store = SqliteRunStore(
+            state_dir,
+            outputs_of=lambda sid: outputs_of(invocations[sid]) if getattr(invocations[sid], "outputs", ()) else {},
+            pipeline_path=pipeline_key(pipeline.path),
+        )
+        interrupted = store.mark_interrupted(pipeline.name)  # we hold the lock: they are dead
+        found = assess(
+            state_dir, prepared.plan, prepared.params, invocations, environ,
+            resume=resume, force=force, force_steps=force_steps,
+        )
+        store.set_fingerprints({sid: fp.digest for sid, fp in found.fingerprints.items()})
+        store.set_carried_outputs({sid: d.outputs for sid, d in found.decisions.items() if d.outputs})
+    except BaseException:
+        if store is not None:
+            store.close()
+        held.release()
+        raise
+    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted)
+
+
+__all__ = ["RunSession", "open_session"]

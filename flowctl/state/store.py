@@ -1,0 +1,318 @@
+"""``SqliteRunStore``: the runner's ``RunStore`` port backed by the state database.
+
+Owns turning events (``run/events.py``) into rows of ``runs``, ``steps`` and ``attempts``, and the
+commit policy. Every record carries the run id (the correlation id). Reads live in
+``history.py``; the schema in ``db.py``.
+
+Commit policy (why it is cheap and still safe): rows are buffered in memory and written in one
+short transaction when
+
+* ``flush()`` is called: the scheduler records the events of one turn of its loop, flushes,
+  and only then shows them, so a finished step is on disk before anyone sees it, and every
+  started attempt is on disk while it runs;
+* a ``RunStarted`` or ``RunFinished`` arrives;
+* the oldest buffered row is older than ``max_delay`` seconds (a safety net for callers that
+  flush rarely).
+
+With WAL and ``synchronous=NORMAL`` a commit is a write into the WAL file without fsync: it
+survives the death of the process (``kill -9``), and costs tens of microseconds. A power loss
+may drop the last commits; resume then re-runs those steps, which is safe (steps are the unit
+of idempotency).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flowctl.errors import StateError
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunFinished,
+    RunId,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepReady,
+    StepStatus,
+)
+from flowctl.state import db
+
+_Row = tuple[str, tuple[Any, ...]]
+
+_INSERT_RUN = """INSERT INTO runs (run_id, pipeline, pipeline_path, status, started_at, steps, params,
+    selection, concurrency, resumed_from, provenance, host, pid, fire_time)
+    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_PENDING = """INSERT OR IGNORE INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"""
+_READY = """INSERT INTO steps (run_id, step, status, ready_at, queue_depth) VALUES (?, ?, 'ready', ?, ?)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = 'ready',
+    ready_at = COALESCE(steps.ready_at, excluded.ready_at), queue_depth = excluded.queue_depth"""
+_ATTEMPT_STARTED = """INSERT OR REPLACE INTO attempts (run_id, step, attempt, kind, max_attempts,
+    started_at, host, fingerprint, command, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_STEP_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts, fingerprint)
+    VALUES (?, ?, 'running', ?, ?, ?)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = 'running',
+    started_at = COALESCE(steps.started_at, excluded.started_at),
+    attempts = max(steps.attempts, excluded.attempts),
+    fingerprint = CASE WHEN excluded.fingerprint = '' THEN steps.fingerprint ELSE excluded.fingerprint END"""
+_ATTEMPT_FINISHED = """INSERT INTO attempts (run_id, step, attempt, kind, started_at, finished_at,
+    outcome, exit_code, duration, log_path, error, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step, attempt) DO UPDATE SET finished_at = excluded.finished_at,
+    host = CASE WHEN excluded.host = '' THEN attempts.host ELSE excluded.host END,
+    outcome = excluded.outcome, exit_code = excluded.exit_code, duration = excluded.duration,
+    log_path = CASE WHEN excluded.log_path = '' THEN attempts.log_path ELSE excluded.log_path END,
+    error = excluded.error"""
+_RETRY = """UPDATE attempts SET retry_delay = ? WHERE run_id = ? AND step = ? AND attempt = ?"""
+_STEP_FINISHED = """INSERT INTO steps (run_id, step, status, finished_at, attempts, duration, reason,
+    fingerprint, exit_code, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status,
+    finished_at = excluded.finished_at, attempts = max(steps.attempts, excluded.attempts),
+    duration = excluded.duration, reason = excluded.reason,
+    fingerprint = CASE WHEN excluded.fingerprint = '' THEN steps.fingerprint ELSE excluded.fingerprint END,
+    exit_code = excluded.exit_code, outputs = excluded.outputs"""
+_RUN_FINISHED = """UPDATE runs SET status = ?, finished_at = ?, duration = ?, counts = ?, root_failure = ?
+    WHERE run_id = ?"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class SqliteRunStore:
+    """Records a run's events in ``<state_dir>/state.db``; see the module docstring for commits.
+
+    ``fingerprints`` (step → digest) fills in events whose ``fingerprint`` is empty, so the
+    scheduler need not know about fingerprints. ``outputs_of(step)`` hashes a step's declared
+    outputs when it succeeds; ``carried_outputs`` are the hashes a reused or up-to-date step
+    keeps from its earlier success (both feed the next up-to-date check). ``pipeline_path``
+    replaces the path in ``RunStarted`` (runs are found by their file's real path).
+    Raises ``StateError`` when the database is bad.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        fingerprints: Mapping[str, str] | None = None,
+        outputs_of: Callable[[str], Mapping[str, str]] | None = None,
+        carried_outputs: Mapping[str, Mapping[str, str]] | None = None,
+        pipeline_path: str | None = None,
+        max_delay: float = 0.2,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = db.db_path(state_dir)
+        self._conn: sqlite3.Connection | None = db.connect(state_dir)
+        self._fingerprints = dict(fingerprints or {})
+        self._outputs_of = outputs_of
+        self._carried = dict(carried_outputs or {})
+        self._pipeline_path = pipeline_path
+        self._buffer: list[_Row] = []
+        self._oldest = 0.0
+        self._max_delay = max_delay
+        self._lock = threading.Lock()
+        self._host = socket.gethostname()
+
+    # -- the RunStore port ---------------------------------------------------------------------
+
+    def record(self, event: Event) -> None:
+        """Buffer the rows ``event`` implies; commit now when the event is a checkpoint."""
+        rows = self._rows(event)
+        if not rows:
+            return
+        with self._lock:
+            if not self._buffer:
+                self._oldest = time.monotonic()
+            self._buffer.extend(rows)
+            if isinstance(event, (RunStarted, RunFinished)) or (
+                time.monotonic() - self._oldest >= self._max_delay
+            ):
+                self._commit()
+
+    def flush(self) -> None:
+        """Commit everything recorded so far (cheap when nothing is pending)."""
+        with self._lock:
+            if self._buffer:
+                self._commit()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                if self._buffer:
+                    self._commit()
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SqliteRunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes outside the event stream ---------------------------------------------------------
+
+    def set_fingerprints(self, fingerprints: Mapping[str, str]) -> None:
+        """Digests used for events that carry none (step → digest)."""
+        self._fingerprints.update(fingerprints)
+
+    def set_carried_outputs(self, outputs: Mapping[str, Mapping[str, str]]) -> None:
+        """Output hashes reused / up-to-date steps keep from their earlier success."""
+        self._carried.update(outputs)
+
+    def save_fingerprint_parts(self, parts: Mapping[str, Mapping[str, str]]) -> None:
+        """Remember what each fingerprint digest was made of, for ``plan --explain``."""
+        rows = [(digest, _json(dict(p))) for digest, p in parts.items()]
+        with self._lock, db.translated(self.path), db.transaction(self._connection()):
+            self._connection().executemany(
+                "INSERT OR IGNORE INTO fingerprints (digest, parts) VALUES (?, ?)", rows
+            )
+
+    def mark_interrupted(self, pipeline: str, *, except_run: str | None = None) -> tuple[str, ...]:
+        """Record runs of ``pipeline`` still marked running as interrupted (the caller holds the
+        pipeline's lock, so none of them is alive); return their ids. Their unfinished attempts
+        and steps become interrupted too: never succeeded."""
+        conn = self._connection()
+        with self._lock, db.translated(self.path), db.transaction(conn):
+            ids = tuple(
+                r[0]
+                for r in conn.execute(
+                    "SELECT run_id FROM runs WHERE pipeline = ? AND status = 'running' AND run_id != ?",
+                    (pipeline, except_run or ""),
+                )
+            )
+            for run_id in ids:
+                conn.execute(
+                    "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
+                    (run_id,),
+                )
+                conn.execute(
+                    "UPDATE steps SET status = ?, reason = 'the runner died while it ran' "
+                    "WHERE run_id = ? AND status = 'running'",
+                    (StepStatus.INTERRUPTED.value, run_id),
+                )
+                conn.execute(
+                    "UPDATE runs SET status = ?, finished_at = (SELECT max(coalesce(finished_at, started_at)) "
+                    "FROM attempts WHERE attempts.run_id = runs.run_id) WHERE run_id = ?",
+                    (RunStatus.INTERRUPTED.value, run_id),
+                )
+        return ids
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StateError(f"state database {self.path} is closed")
+        return self._conn
+
+    def _commit(self) -> None:
+        conn = self._connection()
+        rows, self._buffer = self._buffer, []
+        with db.translated(self.path), db.transaction(conn):
+            # Consecutive rows with the same statement go through one executemany.
+            start = 0
+            while start < len(rows):
+                sql = rows[start][0]
+                end = start + 1
+                while end < len(rows) and rows[end][0] is sql:
+                    end += 1
+                if end - start == 1:
+                    conn.execute(sql, rows[start][1])
+                else:
+                    conn.executemany(sql, [params for _, params in rows[start:end]])
+                start = end
+
+    def _fingerprint(self, step: str, given: str) -> str:
+        return given or self._fingerprints.get(step, "")
+
+    def _rows(self, event: Event) -> list[_Row]:
+        if isinstance(event, StepReady):
+            return [(_READY, (event.run_id, event.step, event.at, event.queue_depth))]
+        if isinstance(event, AttemptStarted):
+            fp = self._fingerprint(event.step, event.fingerprint)
+            host = event.host or self._host
+            return [
+                (
+                    _ATTEMPT_STARTED,
+                    (event.run_id, event.step, event.attempt, event.kind.value, event.max_attempts,
+                     event.at, host, fp, event.command, event.log_path),
+                ),
+                (_STEP_RUNNING, (event.run_id, event.step, event.at, event.attempt, fp)),
+            ]
+        if isinstance(event, AttemptFinished):
+            return [
+                (
+                    _ATTEMPT_FINISHED,
+                    (event.run_id, event.step, event.attempt, event.kind.value, event.at - event.duration,
+                     event.at, event.outcome.value, event.exit_code, event.duration, event.log_path,
+                     event.error, getattr(event, "host", "")),
+                )
+            ]
+        if isinstance(event, StepFinished):
+            outputs = event.outputs
+            if not outputs:
+                if event.status is StepStatus.SUCCEEDED and self._outputs_of is not None:
+                    outputs = self._outputs_of(event.step)
+                elif event.status in (StepStatus.REUSED, StepStatus.UP_TO_DATE):
+                    outputs = self._carried.get(event.step, {})
+            return [
+                (
+                    _STEP_FINISHED,
+                    (event.run_id, event.step, event.status.value, event.at, event.attempts, event.duration,
+                     event.reason, self._fingerprint(event.step, event.fingerprint), event.exit_code,
+                     _json(dict(outputs))),
+                )
+            ]
+        if isinstance(event, RetryScheduled):
+            return [(_RETRY, (event.delay, event.run_id, event.step, event.next_attempt - 1))]
+        if isinstance(event, RunStarted):
+            return self._run_started(event)
+        if isinstance(event, RunFinished):
+            return [
+                (
+                    _RUN_FINISHED,
+                    (event.status.value, event.at, event.duration, _json(dict(event.counts)),
+                     event.root_failure, event.run_id),
+                )
+            ]
+        return []  # OutputLine: the log files hold output
+
+    def _run_started(self, event: RunStarted) -> list[_Row]:
+        fire_time = getattr(event, "fire_time", None)  # set by scheduled runs (cron issue)
+        rows: list[_Row] = [
+            (
+                _INSERT_RUN,
+                (event.run_id, event.pipeline, self._pipeline_path or event.pipeline_path, event.at, _json(list(event.steps)),
+                 _json(dict(event.params)), _json(dict(event.selection)), event.concurrency,
+                 event.resumed_from, _json(dict(event.provenance)), self._host, os.getpid(), fire_time),
+            )
+        ]
+        rows.extend((_INSERT_PENDING, (event.run_id, step, i)) for i, step in enumerate(event.steps))
+        return rows
+
+
+class NullRunStore:
+    """Records nothing (``--no-state`` and the benchmark's baseline)."""
+
+    def record(self, event: Event) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+__all__ = ["NullRunStore", "RunId", "SqliteRunStore"]

@@ -1,0 +1,189 @@
+"""What the history commands ask for: runs, one run, a step's log, pruning; lock-aware.
+
+Each function opens the state folder's database, answers one question and closes it. A run
+recorded as ``running`` whose pipeline lock nobody holds died without saying so (``kill -9``,
+reboot): these views show it as ``interrupted`` without writing (the next ``flowctl run`` of the
+pipeline records it). Raises ``StateError`` for a bad database, ``UsageError`` for unknown ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowctl.errors import UsageError
+from flowctl.run.events import RunStatus, StepStatus
+from flowctl.state import db, history, lock
+from flowctl.state.records import RunDetail, RunRecord, StepRecord
+
+STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
+STATE_DIR_NAME = ".flowctl"
+
+
+def state_dir_for(explicit: str | os.PathLike[str] | None = None, pipeline_path: str | None = None) -> Path:
+    """``--state-dir``, else ``$FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file
+    (or in the current folder when there is none)."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV])
+    if pipeline_path and os.path.isfile(pipeline_path):
+        return Path(os.path.dirname(os.path.abspath(pipeline_path))) / STATE_DIR_NAME
+    return Path(STATE_DIR_NAME)
+
+
+def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
+    """``<state dir>/runs/<run id>``: where a run's step logs live."""
+    return Path(state_dir) / "runs" / run_id
+
+
+@contextlib.contextmanager
+def opened(state_dir: str | os.PathLike[str], *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    conn = db.connect(state_dir, create=create)
+    try:
+        with db.translated(db.db_path(state_dir)):
+            yield conn
+    finally:
+        conn.close()
+
+
+def _alive(state_dir: Path, run: RunRecord) -> RunRecord:
+    if run.status != RunStatus.RUNNING.value or lock.is_locked(state_dir, run.pipeline):
+        return run
+    return dataclasses.replace(run, status=RunStatus.INTERRUPTED.value)
+
+
+def pipeline_key(path: str | os.PathLike[str]) -> str:
+    """How a pipeline file is recorded (``runs.pipeline_path``): its real absolute path."""
+    text = os.fspath(path)
+    return os.path.realpath(text) if os.path.exists(text) else text
+
+
+def _pipeline_key(pipeline: str | None) -> str | None:
+    """A pipeline is named by its name, or by its file (recorded by its real path)."""
+    if pipeline and os.path.isfile(pipeline):
+        return pipeline_key(pipeline)
+    return pipeline
+
+
+def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, *, limit: int | None = 20) -> tuple[RunRecord, ...]:
+    """The most recent runs, newest first (of ``pipeline``, by name or file path, when given)."""
+    path = Path(state_dir)
+    if not db.db_path(path).exists():
+        return ()
+    with opened(path) as conn:
+        runs = history.list_runs(conn, _pipeline_key(pipeline), limit=limit)
+    return tuple(_alive(path, r) for r in runs)
+
+
+def run_details(state_dir: str | os.PathLike[str], run_id: str) -> RunDetail:
+    """One run with its steps and attempts (``run_id`` may be a unique prefix)."""
+    path = Path(state_dir)
+    with opened(path) as conn:
+        detail = history.run_detail(conn, run_id)
+    run = _alive(path, detail.run)
+    if run is detail.run:
+        return detail
+    steps = tuple(_interrupted(s) for s in detail.steps)
+    return RunDetail(run=run, steps=steps)
+
+
+def _interrupted(step: StepRecord) -> StepRecord:
+    if step.status != StepStatus.RUNNING.value:
+        return step
+    attempts = tuple(
+        dataclasses.replace(a, outcome="interrupted") if a.finished_at is None else a for a in step.attempt_records
+    )
+    return dataclasses.replace(step, status=StepStatus.INTERRUPTED.value, attempt_records=attempts)
+
+
+def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None) -> Path:
+    """The log file of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id``."""
+    detail = run_details(state_dir, run_id)
+    record = detail.step(step)
+    if record is None:
+        from difflib import get_close_matches
+
+        close = get_close_matches(step, [s.step for s in detail.steps], n=1)
+        raise UsageError(
+            f"run {detail.run.run_id} has no step {step!r}",
+            hint=f"did you mean {close[0]!r}?" if close else f"`flowctl show {detail.run.run_id}` lists its steps",
+        )
+    attempts = record.attempt_records
+    if not attempts:
+        raise UsageError(f"step {step} never started in run {detail.run.run_id} ({record.status}), so it has no log")
+    chosen = attempts[-1] if attempt is None else next((a for a in attempts if a.attempt == attempt), None)
+    if chosen is None:
+        numbers = ", ".join(str(a.attempt) for a in attempts)
+        raise UsageError(f"step {step} of run {detail.run.run_id} has no attempt {attempt} (it has {numbers})")
+    path = Path(chosen.log_path) if chosen.log_path else (
+        run_log_dir(state_dir, detail.run.run_id) / step / f"{chosen.attempt}.log"
+    )
+    if not path.is_absolute():
+        path = Path(state_dir) / path
+    if not path.exists():
+        raise UsageError(f"the log of {step} attempt {chosen.attempt} is gone: {path}", hint="`flowctl gc` may have pruned it")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    runs: tuple[RunRecord, ...]  # what was (or, with dry_run, would be) pruned
+    log_dirs: tuple[str, ...]
+    bytes_freed: int
+    dry_run: bool
+
+
+def collect_garbage(
+    state_dir: str | os.PathLike[str],
+    *,
+    keep: int | None = None,
+    older_than: float | None = None,
+    pipeline: str | None = None,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> GcResult:
+    """Prune finished runs beyond the newest ``keep`` per pipeline and/or older than
+    ``older_than`` seconds, with their log folders. Runs still running are kept."""
+    if keep is None and older_than is None:
+        raise UsageError("say what to prune: --keep N and/or --older-than DURATION", hint="e.g. flowctl gc --keep 20")
+    if keep is not None and keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    path = Path(state_dir)
+    with opened(path) as conn:
+        candidates = history.runs_to_prune(
+            conn, keep=keep, older_than=older_than, pipeline=_pipeline_key(pipeline), now=time.time() if now is None else now
+        )
+        doomed = tuple(r for r in candidates if _alive(path, r).status != RunStatus.RUNNING.value)
+        if not dry_run and doomed:
+            with db.transaction(conn):
+                history.delete_runs(conn, [r.run_id for r in doomed])
+    dirs, freed = [], 0
+    for run in doomed:
+        folder = run_log_dir(path, run.run_id)
+        if folder.is_dir():
+            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            dirs.append(str(folder))
+            if not dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
+    return GcResult(runs=doomed, log_dirs=tuple(dirs), bytes_freed=freed, dry_run=dry_run)
+
+
+__all__ = [
+    "STATE_DIR_ENV",
+    "GcResult",
+    "collect_garbage",
+    "pipeline_key",
+    "recent_runs",
+    "run_details",
+    "run_log_dir",
+    "state_dir_for",
+    "step_log",
+]

@@ -1,0 +1,102 @@
+"""A small program for runner tests: sleeps, fails, spawns children, ignores signals.
+
+Usage: sleepit.py MODE ARGS... (see the functions below; each mode is one test situation).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.abspath(__file__)
+
+
+def sleep(secs: str) -> int:
+    time.sleep(float(secs))
+    return 0
+
+
+def interval(path: str, name: str, secs: str) -> int:
+    """Append 'NAME START END' (monotonic clock of this machine) to PATH after sleeping."""
+    start = time.time()
+    time.sleep(float(secs))
+    end = time.time()
+    with open(path, "a") as fh:
+        fh.write(f"{name} {start} {end}\n")
+    return 0
+
+
+def fail_until(counter: str, succeed_on: str, code: str) -> int:
+    """Exit CODE until this is call number SUCCEED_ON (counted in the COUNTER file)."""
+    n = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    with open(counter, "w") as fh:
+        fh.write(str(n))
+    print(f"call {n}")
+    return 0 if n >= int(succeed_on) else int(code)
+
+
+def family(pidfile: str) -> int:
+    """Spawn a child which spawns a grandchild in its own session; write their pids; sleep."""
+    child = subprocess.Popen([sys.executable, HERE, "child", pidfile])
+    del child
+    time.sleep(60)
+    return 0
+
+
+def _setsid_sleeper(pidfile: str, *pids: int, mode: str = "sleep") -> None:
+    """Start a 60 s sleeper in its own session; write ``pids`` and its pid to PIDFILE."""
+    sleeper = subprocess.Popen([sys.executable, HERE, mode, "60"], start_new_session=True)
+    with open(pidfile + ".tmp", "w") as fh:
+        fh.write(" ".join(str(p) for p in (*pids, sleeper.pid)) + "\n")
+    os.replace(pidfile + ".tmp", pidfile)
+
+
+def child(pidfile: str) -> int:
+    _setsid_sleeper(pidfile, os.getpid())
+    time.sleep(60)
+    return 0
+
+
+def orphan(pidfile: str) -> int:
+    """Leave a setsid'd grandchild behind and exit at once (a step that 'daemonizes')."""
+    _setsid_sleeper(pidfile)
+    return 0
+
+
+def deaf_orphan(pidfile: str) -> int:
+    """Like ``orphan``, but the grandchild ignores SIGTERM (only SIGKILL ends it)."""
+    _setsid_sleeper(pidfile, mode="ignore-term")
+    time.sleep(0.3)  # let it install its handler
+    return 0
+
+
+def ignore_term(secs: str) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ignoring SIGTERM", flush=True)
+    time.sleep(float(secs))
+    return 0
+
+
+def split(first: str, second: str) -> int:
+    """Write FIRST, flush, pause, then SECOND: a secret arriving in two writes."""
+    os.write(1, first.encode())
+    time.sleep(0.05)
+    os.write(1, second.encode() + b"\n")
+    return 0
+
+
+def echo(*words: str) -> int:
+    print("\n".join(words), flush=True)
+    return 0
+
+
+def main() -> int:
+    mode, *args = sys.argv[1:]
+    return globals()[mode.replace("-", "_")](*args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""``flowctl run`` end to end: real ``python -m flowctl`` processes, real signals."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flowctl.run import procs
+from tests.conftest import flowctl_env
+
+SLEEPIT = str(Path(__file__).resolve().parent.parent / "bin" / "sleepit.py")
+S = f"{sys.executable} {SLEEPIT}"
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \d{8}T\d{6}-[0-9a-f]{4} [A-Z-]+ ")
+
+
+def test_plain_lines_when_not_a_tty(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        """
+        version: 1
+        name: hello
+        steps:
+          load: {run: 'echo loading'}
+          report: {run: 'echo done', needs: [load]}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    events = [line for line in lines if LINE.match(line)]
+    run_id = events[0].split()[1]
+    logs = tmp_path / ".flowctl" / "runs" / run_id
+    assert events[0].split(" ", 2)[2].startswith("RUN hello: 2 steps, concurrency ")
+    assert events[0].endswith(f"logs: {logs}")
+    assert events[1].split(" ", 2)[2] == "START load (attempt 1/1)"
+    assert re.search(r" OK load \d+(ms|\.\ds)$", res.stdout, re.M)
+    assert re.search(r" END succeeded in ", res.stdout)
+    assert all(e.split()[1] == run_id for e in events)
+    assert "\x1b[" not in res.stdout  # no colour, nothing that redraws
+    assert (logs / "load" / "1.log").read_text() == "loading\n"
+
+
+def test_state_dir_option_and_env(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline("version: 1\nname: s\nsteps:\n  a: {run: 'echo hi'}\n")
+    res = flowctl("run", str(path), "--state-dir", str(tmp_path / "st"))
+    assert res.returncode == 0
+    assert list((tmp_path / "st" / "runs").glob("*/a/1.log"))
+    res = flowctl("run", str(path), env={"FLOWCTL_STATE_DIR": str(tmp_path / "env-st")})
+    assert res.returncode == 0
+    assert list((tmp_path / "env-st" / "runs").glob("*/a/1.log"))
+    assert not (tmp_path / ".flowctl").exists()
+
+
+def test_failure_exit_code_and_root_failure_last(flowctl, write_pipeline):
+    path = write_pipeline(
+        """
+        version: 1
+        name: broken
+        steps:
+          extract: {run: 'echo "bad row 17" >&2; exit 3'}
+          transform: {run: 'true', needs: [extract]}
+          other: {run: 'sleep 0.2'}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 1
+    out = res.stdout
+    root = out.index("Root failure: extract (exit 3, after 1 attempt)")
+    assert out.index("bad row 17", root) > root
+    assert out.index("Skipped because an upstream step failed: transform") > root
+    assert "--from extract" in out[root:]
+
+
+def test_continue_on_error_exits_0(flowctl, write_pipeline):
+    path = write_pipeline(
+        "version: 1\nname: c\nsteps:\n  lint: {run: 'exit 1', continue_on_error: true}\n  b: {run: 'true', needs: [lint]}\n"
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 0, res.stdout
+    assert "failed (allowed)" in res.stdout
+
+
+def test_usage_errors_exit_2_before_anything_runs(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: u
+        params:
+          n: {{type: integer, default: 1}}
+        steps:
+          a: {{run: 'touch {tmp_path}/ran'}}
+          b: {{run: 'true', cwd: missing-folder}}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 2 and "missing-folder" in res.stderr and "does not exist" in res.stderr
+    res = flowctl("run", str(path), "-p", "m=2")
+    assert res.returncode == 2 and "unknown parameter 'm'" in res.stderr
+    res = flowctl("run", str(path), "--only", "nope")
+    assert res.returncode == 2
+    assert not (tmp_path / "ran").exists()
+    bad = write_pipeline("version: 1\nname: x\nsteps: {a: {run: 'true', needs: [zz]}}\n", name="bad.yaml")
+    res = flowctl("run", str(bad))
+    assert res.returncode == 2 and "bad.yaml:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_dry_run_prints_commands_in_order_and_runs_nothing(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: dry
+        params:
+          day: {{type: string, default: '2026-01-01'}}
+        env: {{TOKEN: hunter22}}
+        secret_env: [TOKEN]
+        steps:
+          report: {{run: 'echo report', needs: [load]}}
+          load: {{run: 'touch {tmp_path}/ran; echo ${{{{ params.day }}}} hunter22'}}
+        """
+    )
+    res = flowctl("run", str(path), "--dry-run", "-p", "day=2026-11-24")
+    assert res.returncode == 0
+    assert res.stdout.index("1. load") < res.stdout.index("2. report")
+    assert "2026-11-24" in res.stdout and "hunter22" not in res.stdout
+    assert not (tmp_path / "ran").exists()
+    assert not (tmp_path / ".flowctl").exists()
+
+
+def test_param_with_shell_syntax_is_passed_literally(flowctl, write_pipeline, tmp_path):
+    (tmp_path / "x").mkdir()
+    path = write_pipeline(
+        """
+        version: 1
+        name: inj
+        params:
+          msg: {type: string, default: hi}
+        steps:
+          say: {run: 'echo ${{ params.msg }}'}
+          argv: {run: [echo, '${{ params.msg }}']}
+        """
+    )
+    res = flowctl("run", str(path), "-p", "msg=hello; rm -rf x", "--stream")
+    assert res.returncode == 0, res.stdout
+    assert (tmp_path / "x").is_dir()
+    assert re.search(r" say \| hello; rm -rf x$", res.stdout, re.M)
+    assert re.search(r" argv \| hello; rm -rf x$", res.stdout, re.M)
+
+
+def test_a_process_that_clears_its_environment_and_detaches_is_killed_at_the_end(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: sneaky
+        steps:
+          hide: {{run: 'env -i setsid sleep 60 & sleep 0.3; echo $! > {tmp_path}/pid'}}
+          wait: {{run: 'sleep 0.3', needs: [hide]}}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 0, res.stdout
+    pid = int((tmp_path / "pid").read_text())
+    assert not procs.is_alive(pid)
+
+
+def _start(path: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=flowctl_env(),
+    )
+
+
+def _wait_for(path: Path, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.02)
+    return [int(p) for p in path.read_text().split()]
+
+
+def test_sigint_cancels_cleans_up_and_exits_130(write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"""
+        version: 1
+        name: intr
+        steps:
+          hang: {{run: '{S} family {tmp_path}/pids'}}
+          after: {{run: 'true', needs: [hang]}}
+          other: {{run: 'sleep 30'}}
+        """
+    )
+    proc = _start(path)
+    pids = _wait_for(tmp_path / "pids")
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, (out, err)
+    assert "cancelled" in out and "To run what did not finish" in out
+    assert "Traceback" not in err
+    assert len(pids) == 2 and not any(procs.is_alive(p) for p in pids), pids
+    assert subprocess.run(["pgrep", "-f", f"{tmp_path}/pids"], capture_output=True).stdout == b""
+
+
+def test_sigterm_behaves_like_ctrl_c(write_pipeline, tmp_path):
+    path = write_pipeline(f"version: 1\nname: t\nsteps:\n  hang: {{run: '{S} orphan {tmp_path}/pid; sleep 30'}}\n")
+    proc = _start(path)
+    pids = _wait_for(tmp_path / "pid")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert not procs.is_alive(pids[0])
+
+
+def test_second_ctrl_c_kills_at_once(write_pipeline, tmp_path):
+    path = write_pipeline(
+        f"version: 1\nname: t\nsteps:\n  deaf: {{run: 'echo 1 > {tmp_path}/up; exec {S} ignore-term 30'}}\n"
+    )
+    proc = _start(path)
+    _wait_for(tmp_path / "up")
+    time.sleep(0.3)  # let it install its SIGTERM handler
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert time.monotonic() - t0 < 2.0  # well under the 3 s grace period
+
+
+def test_live_view_on_a_terminal(write_pipeline, tmp_path):
+    import os
+    import pty
+
+    path = write_pipeline(
+        "version: 1\nname: tty\nsteps:\n  a: {run: 'sleep 0.3'}\n  b: {run: 'echo oops; exit 2', continue_on_error: true}\n"
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path)],
+        stdin=slave, stdout=slave, stderr=slave, env=flowctl_env({"COLUMNS": "100"}), close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"Run \d{8}T\d{6}-[0-9a-f]{4} of tty", text)
+    assert "✗ b attempt 1: exit 2" in text and "oops" in text
+    assert "failed (allowed)" in text and "succeeded" in text
+    assert not re.search(LINE.pattern, text, re.M)  # no plain timestamped lines on a terminal

@@ -1,0 +1,3 @@
+"""Fixtures of tests/diff: real git repositories (see gitrepo.py)."""
+
+from tests.diff.gitrepo import git_repo, released  # noqa: F401

@@ -1,0 +1,114 @@
+"""The run's sinks: plain lines, the fan-out, the summary with its root failure, the live view."""
+
+from __future__ import annotations
+
+import calendar
+import io
+import re
+
+from flowctl.observe.fanout import FanOut
+from flowctl.observe.live import LiveView
+from flowctl.observe.plain import PlainSink
+from flowctl.observe.summary import MAX_ROWS, RunSummary, table_rows, write_summary
+from flowctl.run.events import (
+    AttemptFinished,
+    AttemptOutcome,
+    AttemptStarted,
+    RetryScheduled,
+    RunFinished,
+    RunId,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepStatus,
+)
+
+RID = RunId("20261125T020000-3fa1")
+T = float(calendar.timegm((2026, 11, 25, 2, 0, 1)))
+
+
+def _failed_run() -> list:
+    return [
+        RunStarted(RID, "etl", T, ("extract", "load", "report"), concurrency=2),
+        AttemptStarted(RID, "extract", 1, T, max_attempts=2, log_path="/s/extract/1.log"),
+        AttemptStarted(RID, "report", 1, T),
+        AttemptFinished(RID, "extract", 1, T + 1, AttemptOutcome.FAILED, exit_code=3, duration=1.0,
+                        log_path="/s/extract/1.log", tail=("reading", "bad row 17")),
+        RetryScheduled(RID, "extract", 2, 0.5, T + 1),
+        AttemptStarted(RID, "extract", 2, T + 1.5, max_attempts=2, log_path="/s/extract/2.log"),
+        AttemptFinished(RID, "extract", 2, T + 2, AttemptOutcome.FAILED, exit_code=3, duration=0.5,
+                        log_path="/s/extract/2.log", tail=("bad row 17",)),
+        StepFinished(RID, "extract", StepStatus.FAILED, T + 2, attempts=2, duration=2.0, reason="exit 3", exit_code=3),
+        StepFinished(RID, "load", StepStatus.SKIPPED, T + 2, reason="upstream extract failed"),
+        StepFinished(RID, "report", StepStatus.SUCCEEDED, T + 4.2, attempts=1, duration=4.2),
+        RunFinished(RID, T + 4.2, RunStatus.FAILED, duration=4.2, counts={"failed": 1, "skipped": 1, "succeeded": 1},
+                    root_failure="extract"),
+    ]
+
+
+def test_plain_lines_carry_timestamp_and_run_id():
+    out = io.StringIO()
+    sink = PlainSink(out)
+    for ev in _failed_run():
+        sink(ev)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "2026-11-25T02:00:01Z 20261125T020000-3fa1 START extract (attempt 1/2)"
+    assert "2026-11-25T02:00:02Z 20261125T020000-3fa1 FAIL extract exit 3 (log: /s/extract/1.log)" in lines
+    assert "2026-11-25T02:00:02Z 20261125T020000-3fa1 RETRY extract attempt 2/2 in 0.50s" in lines
+    assert "2026-11-25T02:00:05Z 20261125T020000-3fa1 OK report 4.2s" in lines
+    assert "2026-11-25T02:00:03Z 20261125T020000-3fa1 SKIP load (upstream extract failed)" in lines
+    assert all(re.match(r"^\S+Z 20261125T020000-3fa1 [A-Z-]+ ", line) for line in lines)
+
+
+def test_a_failing_sink_is_switched_off_and_the_others_go_on():
+    seen = []
+
+    def broken(event):
+        raise RuntimeError("disk full")
+
+    fan = FanOut([broken, seen.append])
+    for ev in _failed_run():
+        fan(ev)
+    assert len(seen) == len(_failed_run())
+    assert len(fan.errors) == 1 and str(fan.errors[0][1]) == "disk full"
+
+
+def test_summary_ends_with_the_root_failure():
+    summary = RunSummary()
+    for ev in _failed_run():
+        summary(ev)
+    out = io.StringIO()
+    write_summary(summary, out, hint=["Logs: /s"])
+    text = out.getvalue()
+    table = text.index("extract  failed")
+    root = text.index("Root failure: extract (exit 3, after 2 attempts)")
+    assert table < root < text.index("  | bad row 17") < text.index("Skipped because an upstream step failed: load")
+    assert "1 succeeded, 1 failed, 1 skipped · wall time 4.2s" in text
+    assert text.rstrip().endswith("Logs: /s")
+
+
+def test_big_runs_show_the_interesting_rows_only():
+    steps = tuple(f"s{i}" for i in range(100))
+    summary = RunSummary()
+    summary(RunStarted(RID, "big", T, steps))
+    for i, sid in enumerate(steps):
+        status = StepStatus.FAILED if sid == "s50" else StepStatus.SUCCEEDED
+        summary(StepFinished(RID, sid, status, T, attempts=1, duration=i / 100))
+    rows, _, hidden = table_rows(summary)
+    assert len(rows) <= MAX_ROWS and hidden == 100 - len(rows)
+    shown = [r[0] for r in rows]
+    assert "s50" in shown and "s99" in shown and "s1" not in shown
+
+
+def test_live_view_draws_progress_and_prints_failures():
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100, no_color=True)
+    view = LiveView(console, refresh_per_second=50)
+    for ev in _failed_run():
+        view(ev)
+    text = buf.getvalue()
+    assert "Run 20261125T020000-3fa1 of etl" in text
+    assert "✗ extract attempt 1: exit 3" in text and "bad row 17" in text
+    assert "done" in text

@@ -1,0 +1,225 @@
+"""The SQLite run store: events become rows, commits survive, history reads them back."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from flowctl.errors import StateError
+from flowctl.run.events import RunFinished, RunId, RunStatus
+from flowctl.state import db, history
+from flowctl.state.store import SqliteRunStore
+from tests.conftest import REPO
+from tests.state.helpers import run_events
+
+
+def record_all(state_dir, events):
+    with SqliteRunStore(state_dir) as store:
+        for event in events:
+            store.record(event)
+
+
+def test_a_recorded_run_reads_back_step_by_step(tmp_path):
+    record_all(tmp_path, run_events("r1", ["a", "b", "c"], fail={"b": 1}, fingerprints={"a": "fa"}))
+    conn = db.connect(tmp_path)
+    detail = history.run_detail(conn, "r1")
+    assert detail.run.status == "succeeded"
+    assert detail.run.params == {"day": "mon"}
+    assert detail.run.steps == ("a", "b", "c")
+    assert detail.run.counts == {"succeeded": 3}
+    assert [s.step for s in detail.steps] == ["a", "b", "c"]
+    a, b, _ = detail.steps
+    assert (a.ready_at, a.started_at, a.finished_at) == (1000.0, 1000.5, 1001.5)
+    assert a.fingerprint == "fa" and a.attempts == 1
+    assert [(x.attempt, x.outcome, x.exit_code) for x in b.attempt_records] == [(1, "failed", 3), (2, "ok", 0)]
+    assert b.attempt_records[0].retry_delay == 0.25
+    assert b.attempt_records[0].log_path == "/logs/b/1.log"
+    assert b.attempt_records[0].host  # the recording host
+    assert b.attempts == 2
+
+
+def test_schema_version_is_set_and_reopening_keeps_data(tmp_path):
+    record_all(tmp_path, run_events("r1", ["a"]))
+    conn = db.connect(tmp_path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    conn = db.connect(tmp_path)
+    assert [r.run_id for r in history.list_runs(conn)] == ["r1"]
+
+
+def test_step_events_are_buffered_until_a_checkpoint(tmp_path):
+    events = run_events("r1", ["a", "b"], finish=False)
+    store = SqliteRunStore(tmp_path, max_delay=3600)
+    reader = db.connect(tmp_path)
+    store.record(events[0])  # RunStarted commits
+    assert reader.execute("SELECT count(*) FROM steps").fetchone()[0] == 2
+    store.record(events[1])  # StepReady a: buffered
+    store.record(events[2])  # AttemptStarted a: buffered
+    assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "pending"
+    store.flush()
+    assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "running"
+    store.record(events[3])  # AttemptFinished: buffered
+    store.record(events[4])  # StepFinished: buffered until the scheduler's flush
+    assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "running"
+    store.flush()
+    assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "succeeded"
+    assert reader.execute("SELECT outcome FROM attempts WHERE step='a'").fetchone()[0] == "ok"
+    store.close()
+
+
+def test_old_buffered_rows_are_committed_by_the_next_event(tmp_path):
+    events = run_events("r1", ["a"], finish=False)
+    store = SqliteRunStore(tmp_path, max_delay=0.0)
+    reader = db.connect(tmp_path)
+    store.record(events[0])
+    store.record(events[1])
+    assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "ready"
+    store.close()
+
+
+def test_a_killed_recorder_keeps_every_committed_step(tmp_path):
+    """kill -9 the recording process: what it committed is there, nothing else is invented."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from flowctl.state.store import SqliteRunStore
+        from tests.state.helpers import run_events
+        store = SqliteRunStore({str(tmp_path)!r}, max_delay=3600)
+        for event in run_events("r1", ["a", "b", "c"], stop_after=3):
+            store.record(event)
+            store.flush()  # as the scheduler does after each turn
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO)
+    assert proc.returncode == -9
+    conn = db.connect(tmp_path)
+    detail = history.run_detail(conn, "r1")
+    assert detail.run.status == "running"
+    statuses = {s.step: s.status for s in detail.steps}
+    assert statuses["a"] == statuses["b"] == "succeeded"
+    assert statuses["c"] == "running"  # its start was flushed; it never finished
+
+
+def test_mark_interrupted_never_turns_running_into_success(tmp_path):
+    store = SqliteRunStore(tmp_path)
+    for event in run_events("r1", ["a", "b"], stop_after=2):
+        store.record(event)
+    store.flush()
+    assert store.mark_interrupted("etl") == ("r1",)
+    store.close()
+    detail = history.run_detail(db.connect(tmp_path), "r1")
+    assert detail.run.status == "interrupted"
+    b = detail.step("b")
+    assert b is not None and b.status == "interrupted"
+    assert b.attempt_records[0].outcome == "interrupted"
+    assert detail.step("a").status == "succeeded"
+
+
+def test_last_successes_take_the_newest_success_per_step(tmp_path):
+    record_all(tmp_path, run_events("r1", ["a", "b"], fingerprints={"a": "a1", "b": "b1"},
+                                    outputs={"a": {"out.txt": "h1"}}))
+    record_all(tmp_path, run_events("r2", ["a", "b"], start=2000, fail={"b": 99},
+                                    fingerprints={"a": "a2", "b": "b2"}))
+    found = history.last_successes(db.connect(tmp_path), "etl")
+    assert (found["a"].run_id, found["a"].fingerprint) == ("r2", "a2")
+    assert (found["b"].run_id, found["b"].fingerprint) == ("r1", "b1")
+    assert found["b"].outputs == {}
+    assert history.last_successes(db.connect(tmp_path), "other") == {}
+
+
+def test_fingerprint_parts_are_kept_by_digest(tmp_path):
+    with SqliteRunStore(tmp_path) as store:
+        store.save_fingerprint_parts({"d1": {"command": "x", "env:A": "y"}})
+        store.save_fingerprint_parts({"d1": {"command": "changed?"}})  # a digest's parts never change
+    parts = history.fingerprint_parts(db.connect(tmp_path), ["d1", "nope"])
+    assert parts == {"d1": {"command": "x", "env:A": "y"}}
+
+
+def test_find_run_accepts_a_unique_prefix(tmp_path):
+    record_all(tmp_path, run_events("20261125T0200-aaaa", ["a"]))
+    record_all(tmp_path, run_events("20261125T0300-bbbb", ["a"], start=2000))
+    conn = db.connect(tmp_path)
+    assert history.find_run(conn, "20261125T03").run_id == "20261125T0300-bbbb"
+    from flowctl.errors import UsageError
+
+    with pytest.raises(UsageError, match="ambiguous"):
+        history.find_run(conn, "20261125")
+    with pytest.raises(UsageError, match="no run"):
+        history.find_run(conn, "zzz")
+
+
+def test_garbage_database_is_a_state_error_with_a_way_out(tmp_path):
+    db.db_path(tmp_path).write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StateError) as info:
+        SqliteRunStore(tmp_path)
+    assert "corrupt" in info.value.message or "not a" in info.value.message
+    assert "doctor" in (info.value.hint or "")
+
+
+def test_a_newer_schema_is_refused_not_overwritten(tmp_path):
+    conn = db.connect(tmp_path)
+    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StateError, match="newer flowctl"):
+        db.connect(tmp_path)
+
+
+def test_a_foreign_sqlite_file_is_refused(tmp_path):
+    conn = sqlite3.connect(db.db_path(tmp_path))
+    conn.execute("CREATE TABLE notes (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="not flowctl's"):
+        db.connect(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_database_is_a_state_error(tmp_path):
+    record_all(tmp_path, run_events("r1", ["a"]))
+    db.db_path(tmp_path).chmod(0)
+    try:
+        with pytest.raises(StateError, match="permission|cannot"):
+            db.connect(tmp_path)
+    finally:
+        db.db_path(tmp_path).chmod(0o644)
+
+
+def test_a_missing_database_is_not_created_by_readers(tmp_path):
+    with pytest.raises(StateError, match="no flowctl state"):
+        db.connect(tmp_path / "nowhere", create=False)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_migrations_run_forward_from_an_older_schema(tmp_path, monkeypatch):
+    """A database at version 1 is brought to a (hypothetical) version 2 additively."""
+    record_all(tmp_path, run_events("r1", ["a"]))
+    extended = db.MIGRATIONS + (("ALTER TABLE runs ADD COLUMN trigger TEXT",),)
+    monkeypatch.setattr(db, "MIGRATIONS", extended)
+    monkeypatch.setattr(db, "SCHEMA_VERSION", len(extended))
+    conn = db.connect(tmp_path)
+    assert db.schema_version(conn) == 2
+    assert conn.execute("SELECT run_id, trigger FROM runs").fetchall() == [("r1", None)]
+
+
+def test_run_finished_records_the_outcome(tmp_path):
+    events = run_events("r1", ["a"], finish=False)
+    events.append(RunFinished(RunId("r1"), 1010.0, RunStatus.CANCELLED, duration=10.0,
+                              counts={"cancelled": 1}, root_failure="a"))
+    record_all(tmp_path, events)
+    run = history.find_run(db.connect(tmp_path), "r1")
+    assert (run.status, run.duration, run.root_failure, run.finished_at) == ("cancelled", 10.0, "a", 1010.0)
+
+
+def test_a_database_path_that_cannot_be_opened_is_a_state_error(tmp_path):
+    db.db_path(tmp_path).mkdir()  # a folder where the file should be
+    with pytest.raises(StateError) as info:
+        SqliteRunStore(tmp_path)
+    assert str(db.db_path(tmp_path)) in info.value.message
