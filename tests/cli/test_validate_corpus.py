@@ -2,14 +2,13 @@
 
 ``tests/corpus/invalid/NAME.yaml`` holds one bad input each; ``NAME.expected`` holds the lines
 of ``flowctl validate NAME.yaml`` that name a location (``NAME.yaml:LINE:COL: ...``) and the
-hints under them. Refresh them with ``FLOWCTL_UPDATE_GOLDEN=1 pytest tests/cli/test_validate_corpus.py``
+hints under them. Refresh them with ``pytest tests/cli/test_validate_corpus.py --update-golden``
 and review the diff by eye: a wrong line number is a bug, not a new golden.
 ``tests/corpus/valid/*.yaml`` must validate with exit 0.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,6 @@ Flowctl = Callable[..., CompletedProcess[str]]
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 INVALID = sorted((CORPUS / "invalid").glob("*.yaml"))
 VALID = sorted((CORPUS / "valid").glob("*.yaml"))
-UPDATE = os.environ.get("FLOWCTL_UPDATE_GOLDEN") == "1"
 
 #: Signs that an error escaped the boundary instead of being reported.
 CRASH_MARKERS = ("Traceback (most recent call last)", "internal error", "crash report")
@@ -37,15 +35,17 @@ def _located_lines(name: str, output: str) -> list[str]:
     return keep
 
 
-def test_corpus_is_big_enough() -> None:
+def test_corpus_is_big_enough(update_golden: bool) -> None:
     assert len(INVALID) >= 30, "the foundation issue asks for at least 30 malformed pipelines"
     assert len(VALID) >= 5
     missing = [p.name for p in INVALID if not p.with_suffix(".expected").exists()]
-    assert UPDATE or not missing, f"no .expected file for {missing}"
+    assert update_golden or not missing, f"no .expected file for {missing}"
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
-def test_invalid_pipeline_is_reported_with_its_line(path: Path, flowctl: Flowctl) -> None:
+def test_invalid_pipeline_is_reported_with_its_line(
+    path: Path, flowctl: Flowctl, update_golden: bool
+) -> None:
     proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
     output = proc.stdout + proc.stderr
     for marker in CRASH_MARKERS:
@@ -56,7 +56,7 @@ def test_invalid_pipeline_is_reported_with_its_line(path: Path, flowctl: Flowctl
     )
     located = _located_lines(path.name, output)
     expected_file = path.with_suffix(".expected")
-    if UPDATE:
+    if update_golden:
         expected_file.write_text("\n".join(located) + "\n", encoding="utf-8")
     expected = expected_file.read_text(encoding="utf-8").splitlines()
     assert located == expected, f"{path.name}: output differs from {expected_file.name}:\n{output}"

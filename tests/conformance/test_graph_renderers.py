@@ -109,3 +109,33 @@ def test_json_output_declares_a_simple_graph(flowctl: Callable[..., Any]) -> Non
     data = json.loads(proc.stdout)
     assert data.get("multigraph") is False
     assert not json_graph.node_link_graph(data, edges="links").is_multigraph()
+
+
+def test_diff_markdown_mermaid_block_parses(
+    mermaid_parse: Callable[..., list[dict[str, Any]]], flowctl: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The pull-request comment's graph (added/changed/removed steps styled) is valid mermaid,
+    also with step ids mermaid treats specially (`end`, `x`, `o`, `graph`)."""
+    from tests.diff.gitrepo import ETL_V1, GitRepo
+
+    repo = GitRepo(tmp_path / "project")
+    repo.write("pipelines/etl.yaml", ETL_V1)
+    repo.commit("etl 1.0.0")
+    repo.tag("etl/v1.0.0", "etl 1.0.0")
+    changed = (
+        ETL_V1.replace("python scripts/transform.py", "python scripts/transform.py --fast")
+        .replace("  report:\n    needs: [load]\n    run: python scripts/report.py\n", "")
+        .replace("    timeout: 5m\n", "    timeout: 5m\n  end:\n    needs: [load]\n    run: echo end\n")
+        + "  x:\n    needs: [end]\n    run: echo x\n  o:\n    needs: [x]\n    run: echo o\n"
+        + "  graph:\n    needs: [o, extract]\n    run: echo graph\n"
+    )
+    repo.write("pipelines/etl.yaml", changed)
+
+    proc = flowctl("diff", "pipelines/etl.yaml", "--format", "markdown", cwd=repo.path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "```mermaid" in proc.stdout
+    records = mermaid_parse(proc.stdout)
+    assert records and all(r["ok"] for r in records), f"{proc.stdout}\n{records}"
+    for sid in ("end", "x", "o", "graph", "transform", "report"):
+        assert sid in proc.stdout
