@@ -291,7 +291,7 @@ def mermaid_graph(diff: PipelineDiff) -> str:
     edges = [(need, sid) for sid, needs in graph for need in needs]
     classes = {c.step: _CLASS[c.kind] for c in diff.steps if c.kind in _CLASS}
     # Steps and edges are given explicitly, so to_mermaid needs no Plan (the diff has none).
-    return to_mermaid(None, classes, steps=steps, edges=edges)  # type: ignore[arg-type]
+    return to_mermaid(None, classes, steps=steps, edges=edges)
 
 
 def render_markdown(report: DiffReport) -> str:

@@ -1,6 +1,9 @@
 """``Pipeline`` → ``Plan``: the DAG of steps, the selected subset, levels and the critical path.
 
-networkx holds the graph (edge ``need → step``). A plan never executes anything. The order of
+The selection, levels, priorities and order are computed from the steps' own adjacency
+(linear, and without importing networkx, which costs more than running a small pipeline);
+``Plan.graph`` is the networkx DiGraph (edge ``need → step``), built on first use for
+rendering and tools. A plan never executes anything. The order of
 ``Plan.selected`` is stable and puts the critical path first among steps that could start
 together: the runner starts ready steps in this order, so two runs of a pipeline behave alike.
 Cycles are rejected earlier, with their spans, by ``spec``.
@@ -9,8 +12,9 @@ Cycles are rejected earlier, with their spans, by ``spec``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
@@ -24,32 +28,37 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Plan:
     pipeline: Pipeline
-    graph: nx.DiGraph
     selected: tuple[str, ...]
     levels: tuple[tuple[str, ...], ...]
     critical_path: tuple[str, ...]
     priority: Mapping[str, int]
     only: tuple[str, ...] = ()
     from_: tuple[str, ...] = ()
-    _index: Mapping[str, int] = field(default_factory=dict, repr=False)
+    _users: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The networkx DiGraph of every step (edge ``need → step``), built on first use.
+
+        Lazy because importing networkx costs more than running a small pipeline: ``run``
+        works from the plan's own adjacency; ``plan``, ``graph`` and tools use this.
+        """
+        return build_graph(self.pipeline)
 
     def needs(self, step: str) -> tuple[str, ...]:
         return self.pipeline.steps[step].needs
 
     def dependents(self, step: str) -> tuple[str, ...]:
         """Steps that need ``step`` directly, in file order."""
-        return tuple(sorted(self.graph.successors(step), key=self._index.__getitem__))
+        return self._users.get(step, ())
 
     def downstream(self, step: str) -> frozenset[str]:
         """Every step that needs ``step``, directly or not."""
-        import networkx as nx
-
-        return frozenset(nx.descendants(self.graph, step))
+        return frozenset(_reach([step], self._users.__getitem__)) - {step}
 
     def upstream(self, step: str) -> frozenset[str]:
-        import networkx as nx
-
-        return frozenset(nx.ancestors(self.graph, step))
+        """Every step ``step`` needs, directly or not."""
+        return frozenset(_reach([step], self.needs)) - {step}
 
 
 def build_graph(pipeline: Pipeline) -> nx.DiGraph:
@@ -61,6 +70,18 @@ def build_graph(pipeline: Pipeline) -> nx.DiGraph:
         graph.add_node(sid, index=i)
     graph.add_edges_from((need, sid) for sid, step in pipeline.steps.items() for need in step.needs)
     return graph
+
+
+def _reach(start: Sequence[str], nxt: Callable[[str], Sequence[str]]) -> set[str]:
+    """``start`` and everything reachable from it through ``nxt``."""
+    seen = set(start)
+    stack = list(start)
+    while stack:
+        for other in nxt(stack.pop()):
+            if other not in seen:
+                seen.add(other)
+                stack.append(other)
+    return seen
 
 
 def _check_ids(pipeline: Pipeline, ids: Sequence[str], option: str) -> None:
@@ -75,60 +96,70 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
     """Compile the DAG and the selection (``only``: those steps and what they need; ``from_``:
     those steps and everything downstream; both: the intersection).
 
-    Raises UsageError for an unknown step id.
+    Linear in steps + needs. Raises UsageError for an unknown step id.
     """
-    import networkx as nx
-
     _check_ids(pipeline, only, "--only")
     _check_ids(pipeline, from_, "--from")
-    graph = build_graph(pipeline)
-    chosen = set(pipeline.steps)
+    steps = pipeline.steps
+    index = {sid: i for i, sid in enumerate(steps)}
+    users_lists: dict[str, list[str]] = {sid: [] for sid in steps}
+    for sid, step in steps.items():
+        for need in step.needs:
+            users_lists[need].append(sid)
+    users = {sid: tuple(u) for sid, u in users_lists.items()}
+    chosen = set(steps)
     if only:
-        keep = set(only)
-        for sid in only:
-            keep |= nx.ancestors(graph, sid)
-        chosen &= keep
+        chosen &= _reach(list(only), lambda s: steps[s].needs)
     if from_:
-        keep = set(from_)
-        for sid in from_:
-            keep |= nx.descendants(graph, sid)
-        chosen &= keep
-    index = {sid: i for i, sid in enumerate(pipeline.steps)}
-    sub = graph.subgraph(chosen) if len(chosen) != len(graph) else graph
-    order = list(nx.topological_sort(sub))
+        chosen &= _reach(list(from_), users.__getitem__)
+
+    # Kahn's algorithm over the chosen steps, once for generations (levels) ...
+    indeg = {sid: sum(1 for n in steps[sid].needs if n in chosen) for sid in chosen}
+    level = [sid for sid in steps if sid in chosen and indeg[sid] == 0]
+    generations: list[list[str]] = []
+    remaining = dict(indeg)
+    while level:
+        generations.append(level)
+        following: list[str] = []
+        for sid in level:
+            for user in users[sid]:
+                if user in chosen:
+                    remaining[user] -= 1
+                    if remaining[user] == 0:
+                        following.append(user)
+        level = following
+    topo = [sid for gen in generations for sid in gen]
+    # ... the longest chain from each step to a sink (its priority) ...
     priority: dict[str, int] = {}
-    for sid in reversed(order):
-        priority[sid] = 1 + max((priority[s] for s in sub.successors(sid)), default=0)
-    selected = _stable_order(sub, priority, index)
-    levels = tuple(
-        tuple(sorted(gen, key=lambda s: (-priority[s], index[s]))) for gen in nx.topological_generations(sub)
-    )
+    for sid in reversed(topo):
+        priority[sid] = 1 + max((priority[u] for u in users[sid] if u in chosen), default=0)
+
+    def rank(s: str) -> tuple[int, int]:
+        return (-priority[s], index[s])
+
+    # ... and once more for a stable order: longest remaining chain first, then file order.
+    heap = [(*rank(s), s) for s in chosen if indeg[s] == 0]
+    heapq.heapify(heap)
+    selected: list[str] = []
+    while heap:
+        sid = heapq.heappop(heap)[2]
+        selected.append(sid)
+        for user in users[sid]:
+            if user in chosen:
+                indeg[user] -= 1
+                if indeg[user] == 0:
+                    heapq.heappush(heap, (*rank(user), user))
+    levels = tuple(tuple(sorted(gen, key=rank)) for gen in generations)
     critical: list[str] = []
     if selected:
-        node = min((s for s in selected if sub.in_degree(s) == 0), key=lambda s: (-priority[s], index[s]))
+        node = min((s for s in selected if not any(n in chosen for n in steps[s].needs)), key=rank)
         while True:
             critical.append(node)
-            nxt = [s for s in sub.successors(node)]
-            if not nxt:
+            following_steps = [u for u in users[node] if u in chosen]
+            if not following_steps:
                 break
-            node = min(nxt, key=lambda s: (-priority[s], index[s]))
-    return Plan(pipeline, graph, tuple(selected), levels, tuple(critical), priority, tuple(only), tuple(from_), index)
-
-
-def _stable_order(sub: nx.DiGraph, priority: Mapping[str, int], index: Mapping[str, int]) -> list[str]:
-    """Kahn's algorithm taking the longest remaining chain first, then file order."""
-    indeg = {sid: sub.in_degree(sid) for sid in sub}
-    heap = [(-priority[s], index[s], s) for s, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    out: list[str] = []
-    while heap:
-        _, _, sid = heapq.heappop(heap)
-        out.append(sid)
-        for nxt in sub.successors(sid):
-            indeg[nxt] -= 1
-            if indeg[nxt] == 0:
-                heapq.heappush(heap, (-priority[nxt], index[nxt], nxt))
-    return out
+            node = min(following_steps, key=rank)
+    return Plan(pipeline, tuple(selected), levels, tuple(critical), priority, tuple(only), tuple(from_), users)
 
 
 __all__ = ["Plan", "build_graph", "compile_plan"]

@@ -24,11 +24,19 @@ def _mermaid_label(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
-def to_mermaid(plan: Plan, classes: Mapping[str, str] | None = None, *, steps: list[str] | None = None,
+def to_mermaid(plan: Plan | None, classes: Mapping[str, str] | None = None, *, steps: list[str] | None = None,
                edges: list[tuple[str, str]] | None = None) -> str:
-    """A ``flowchart`` with safe node ids (``s0``…) and the step ids as labels."""
-    ids = steps if steps is not None else list(plan.selected)
-    links = edges if edges is not None else [(a, b) for a, b in plan.graph.edges if a in set(ids) and b in set(ids)]
+    """A ``flowchart`` with safe node ids (``s0``…) and the step ids as labels.
+
+    Without a plan (``diff`` draws two versions at once), ``steps`` and ``edges`` say what to draw.
+    """
+    if plan is None and (steps is None or edges is None):
+        raise ValueError("to_mermaid needs a plan, or both steps and edges")
+    ids = steps if steps is not None else list(plan.selected)  # type: ignore[union-attr]
+    if edges is None:
+        chosen = set(ids)
+        edges = [(a, b) for a, b in plan.graph.edges if a in chosen and b in chosen]  # type: ignore[union-attr]
+    links = edges
     key = {sid: f"s{i}" for i, sid in enumerate(ids)}
     lines = ["flowchart TD"]
     lines += [f'    {key[sid]}["{_mermaid_label(sid)}"]' for sid in ids]

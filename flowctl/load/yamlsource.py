@@ -50,42 +50,54 @@ class Document:
     data: Any
     root: yaml.Node | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    _indexes: dict[int, dict[str, tuple[yaml.Node | None, yaml.Node]]] = field(default_factory=dict, repr=False)
 
     def span(self, path: Sequence[PathPart], *, key: bool = False) -> Span:
         """The span of the value at ``path`` (or of its key with ``key=True``).
 
         Walks the node tree; a path that leaves it (a missing key) gives the span of the deepest
-        node it reached, which is where the user must add or fix something.
+        node it reached, which is where the user must add or fix something. Each mapping is
+        indexed on first use, so spans for every step of a large file cost linear time.
         """
         node = self.root
         key_node: yaml.Node | None = None
         for part in path:
             if node is None:
                 break
-            found = _child(node, part)
+            found = self._child(node, part)
             if found is None:
                 break
             key_node, node = found
         target = key_node if key and key_node is not None else node
         return node_span(self.file, target)
 
+    def _child(self, node: yaml.Node, part: PathPart) -> tuple[yaml.Node | None, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            index = self._indexes.get(id(node))
+            if index is None:
+                index = self._indexes[id(node)] = _mapping_index(node)
+            return index.get(str(part))
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            return None, node.value[part]
+        return None
 
-def _child(node: yaml.Node, part: PathPart) -> tuple[yaml.Node | None, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        hit = None
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                hit = (k, v)
-            elif k.tag == _MERGE:
-                merged = v.value if isinstance(v, yaml.SequenceNode) else [v]
-                for m in merged:
-                    inner = _child(m, part) if isinstance(m, yaml.MappingNode) else None
-                    if inner is not None and hit is None:
-                        hit = inner
-        return hit
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return None, node.value[part]
-    return None
+
+def _mapping_index(node: yaml.MappingNode) -> dict[str, tuple[yaml.Node | None, yaml.Node]]:
+    """Key text → (key node, value node); the last of duplicate keys wins, as in the data;
+    keys merged in with ``<<`` count where the mapping does not set them itself."""
+    index: dict[str, tuple[yaml.Node | None, yaml.Node]] = {}
+    merged: dict[str, tuple[yaml.Node | None, yaml.Node]] = {}
+    for k, v in node.value:
+        if k.tag == _MERGE:
+            for m in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                if isinstance(m, yaml.MappingNode):
+                    for name, pair in _mapping_index(m).items():
+                        merged.setdefault(name, pair)
+        elif isinstance(k, yaml.ScalarNode):
+            index[k.value] = (k, v)
+    for name, pair in merged.items():
+        index.setdefault(name, pair)
+    return index
 
 
 def node_span(file: str, node: yaml.Node | None) -> Span:
