@@ -63,11 +63,6 @@ class Executor(Protocol):
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return now; safe to call from a signal handler."""
 
-    def prepare(self, log_paths: Sequence[str]) -> None:
-        """A hint: attempts with these log paths will be submitted, in this order. An executor
-        may get them ready ahead of time (the local one creates them in the background) or
-        ignore the hint."""
-
     def cancel(self, key: AttemptKey) -> None:
         """Stop one attempt (terminate, grace period, kill); it ends with outcome CANCELLED."""
 

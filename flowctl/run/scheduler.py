@@ -157,10 +157,6 @@ class Scheduler:
             st.status = r.status
         for st, r in reused:
             self._finish(st, r.status, reason=r.reason, fingerprint=r.fingerprint)
-        prepare = getattr(self._executor, "prepare", None)
-        if prepare is not None:  # first attempts' logs, in the order steps will likely start
-            prepare([f"{opt.logs_dir}/{sid}/1.log" for sid in self.plan.selected
-                     if self._states[sid].status is StepStatus.PENDING])
         for st in self._states.values():
             if st.status is StepStatus.PENDING and st.waiting == 0:
                 self._make_ready(st)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import heapq
 import os
 import signal
-import threading
 import time
 from collections.abc import Sequence
 from itertools import count
@@ -91,7 +90,7 @@ class LocalExecutor:
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
-        self._preparers: list[threading.Thread] = []
+
 
     # -- the Executor protocol ---------------------------------------------------------------
 
@@ -146,21 +145,6 @@ class LocalExecutor:
     def running(self) -> int:
         return len(self._running)
 
-    def prepare(self, log_paths: Sequence[str]) -> None:
-        """Create the log folders and files in a background thread while steps start.
-
-        Creating a folder and a file costs about half a millisecond on ext4, as much as
-        starting a step; done here, off the scheduler's path, it overlaps with the spawns
-        (both are system calls that release the GIL). ``_start`` creates whatever is not
-        there yet itself, so the thread is only ever ahead, never needed.
-        """
-        paths = list(log_paths)
-        if not paths:
-            return
-        thread = threading.Thread(target=_precreate, args=(paths,), name="flowctl-logs", daemon=True)
-        thread.start()
-        self._preparers.append(thread)
-
     def close(self) -> None:
         """Kill every attempt still running and everything our attempts left behind; reap."""
         if self._closed:
@@ -181,8 +165,6 @@ class LocalExecutor:
             time.sleep(0.005)
         for att in list(self._running.values()):
             self._forget(att)
-        for thread in self._preparers:
-            thread.join()
         self._sweeper.forget_all()
         self._selector.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
@@ -202,7 +184,7 @@ class LocalExecutor:
     def _start(self, att: _Attempt) -> None:
         spec = att.spec
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        try:  # usually there already (``prepare``), else its folder is made here
+        try:  # the step's folder exists from its first attempt on
             att.log_fd = os.open(spec.log_path, flags, 0o644)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
@@ -405,22 +387,6 @@ def _drain(fd: int) -> None:
 
 def _min(a: float | None, b: float) -> float:
     return b if a is None else min(a, b)
-
-
-def _precreate(paths: Sequence[str]) -> None:
-    """Make each log file (and its folder) exist, empty; errors are left for ``_start`` to meet."""
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError:
-                continue
-        except OSError:
-            continue
-        os.close(fd)
 
 
 def _describe(exc: OSError, spec: AttemptSpec) -> str:
