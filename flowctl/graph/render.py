@@ -82,6 +82,8 @@ def to_json(plan: Plan) -> str:
     chosen = set(plan.selected)
     data = {
         "directed": True,
+        "multigraph": False,
+        "graph": {"name": plan.pipeline.name},
         "pipeline": plan.pipeline.name,
         "nodes": [
             {"id": sid, "needs": list(plan.pipeline.steps[sid].needs), "level": level}

@@ -14,6 +14,7 @@ silently keeping the last one.
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,6 +258,9 @@ class _Builder:
                 value = node.value
             if tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"):
                 value = node.value  # keep dates and binary as the text written
+            elif isinstance(value, float) and not math.isfinite(value):
+                self._error(node, f"{node.value!r} is not a finite number", code="number",
+                            hint="no pipeline value can be infinite or NaN; quote it if you meant text")
             self.memo[key] = value
             return value
         self._error(

@@ -179,7 +179,7 @@ class _Checker:
             try:
                 refs = expr.find_refs(text, shell=shell)
             except expr.ExprError as exc:
-                self.error(path, str(exc), exc.hint, code="expression", span=self._at(path, text, exc.offset))
+                self.error(path, str(exc), exc.hint, code="expression", span=_inside(self.doc, path, text, exc.offset, 3))
                 continue
             for ref in refs:
                 if ref.source == "params" and ref.name not in params:
@@ -187,18 +187,7 @@ class _Checker:
                     hint = f"did you mean params.{guess}?" if guess else (
                         "define it under `params:`" if not params else f"parameters are: {', '.join(params)}")
                     self.error(path, f"${{{{ params.{ref.name} }}}} names an undefined parameter", hint,
-                               code="undefined-param", span=self._at(path, text, ref.start))
-
-    def _at(self, path: list[Any], text: str, offset: int) -> Span:
-        """The span of ``offset`` inside the scalar at ``path`` (exact for one-line scalars)."""
-        span = self.doc.span(path)
-        if span.line == span.end_line and "\n" not in text:
-            width = len(text)
-            inner = span.end_col - span.col
-            quote = 1 if inner >= width + 2 else 0
-            col = span.col + quote + offset
-            return Span(span.file, span.line, col, span.line, col + 3)
-        return span
+                               code="undefined-param", span=_inside(self.doc, path, text, ref.start, ref.end - ref.start))
 
     def schedule(self, data: dict[str, Any]) -> None:
         sched = data.get("schedule")
@@ -228,21 +217,32 @@ class _Checker:
                 try:
                     parse_alert(alert["when"], steps=tuple(steps))
                 except ValueError as exc:
-                    span = _inside(self.doc, ["alerts", i, "when"], getattr(exc, "column", 1), getattr(exc, "length", 0))
+                    span = _inside(self.doc, ["alerts", i, "when"], alert["when"], getattr(exc, "column", 1) - 1,
+                                   getattr(exc, "length", 0))
                     self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert", span=span)
 
 
-def _inside(doc: Document, path: list[Any], column: int, length: int = 0) -> Span:
-    """The span of a one-line string value narrowed to ``column`` (1-based) inside the string
-    and ``length`` characters (0: to the end of the string)."""
+def _inside(doc: Document, path: list[Any], text: str, offset: int, length: int = 0) -> Span:
+    """The span of ``text[offset:offset + length]`` (to the end with 0), ``text`` being the string
+    value at ``path``: exact for one-line scalars (quoted or not) and literal blocks (``|``);
+    the whole value's span for other multi-line forms."""
     span = doc.span(path)
     lines = doc.text.splitlines()
-    if span.end_line not in (0, span.line) or not 0 < span.line <= len(lines):
+    if not 0 < span.line <= len(lines):
         return span
-    quoted = lines[span.line - 1][span.col - 1 : span.col] in ("'", '"')
-    col = span.col + int(quoted) + column - 1
-    end = col + length if length else span.end_col - int(quoted)
-    return Span(span.file, span.line, col, span.line, max(col + 1, end))
+    start = lines[span.line - 1][span.col - 1 : span.col]
+    if "\n" not in text and span.end_line in (0, span.line):
+        quoted = int(start in ("'", '"'))
+        col = span.col + quoted + offset
+        end = col + length if length else span.end_col - quoted
+        return Span(span.file, span.line, col, span.line, max(col + 1, end))
+    if start == "|" and span.line < len(lines):
+        body = lines[span.line]  # the first content line sets the block's indentation
+        indent = len(body) - len(body.lstrip(" "))
+        line = span.line + 1 + text.count("\n", 0, offset)
+        col = indent + offset - (text.rfind("\n", 0, offset) + 1) + 1
+        return Span(span.file, line, col, line, col + max(1, length))
+    return span
 
 
 def _article(word: str) -> str:

@@ -69,29 +69,15 @@ def test_valid_pipeline_passes(path: Path, flowctl: Flowctl) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-#: Files whose first diagnostic points somewhere other than the culprit today: where it should
-#: point, and why. Strict xfail, so a fix shows up as XPASS: then delete the entry and refresh
-#: the golden (the golden above pins today's output so other regressions still show).
-LOCATION_BUGS = {
-    "undefined_param_in_block_scalar": (
-        "undefined_param_in_block_scalar.yaml:8:12: ",
-        "an expression inside a `|` block is reported at the block indicator, not on its own line",
-    ),
-    "expression_in_single_quotes_block": (
-        "expression_in_single_quotes_block.yaml:9:21: ",
-        "an expression inside a `|` block is reported at the block indicator, not on its own line",
-    ),
+#: Files whose first diagnostic must point inside a multi-line value, at the culprit itself.
+EXACT_LOCATIONS = {
+    "undefined_param_in_block_scalar": "undefined_param_in_block_scalar.yaml:8:12: ",
+    "expression_in_single_quotes_block": "expression_in_single_quotes_block.yaml:9:21: ",
 }
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=why, strict=True))
-        for n, (_, why) in LOCATION_BUGS.items()
-    ],
-)
+@pytest.mark.parametrize("name", list(EXACT_LOCATIONS))
 def test_first_diagnostic_points_at_the_culprit(name: str, flowctl: Flowctl) -> None:
     proc = flowctl("validate", f"{name}.yaml", cwd=CORPUS / "invalid")
     located = _located_lines(f"{name}.yaml", proc.stdout + proc.stderr)
-    assert located and located[0].startswith(LOCATION_BUGS[name][0]), located
+    assert located and located[0].startswith(EXACT_LOCATIONS[name]), located

@@ -97,9 +97,6 @@ def test_json_output_is_node_link_networkx_reads(path: Path, flowctl: Callable[.
     assert set(graph.edges()) == expected
 
 
-@pytest.mark.xfail(
-    strict=True, reason="node-link JSON has no `multigraph: false`, so readers default to a multigraph"
-)
 def test_json_output_declares_a_simple_graph(flowctl: Callable[..., Any]) -> None:
     import json
 
