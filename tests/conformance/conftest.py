@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import in_ci, tool_missing
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -32,11 +33,6 @@ TOOLS: dict[str, str] = {
     "mermaid": _NPM_HINT,
     "check-jsonschema": "pip install -e '.[test]'",
 }
-
-
-def in_ci() -> bool:
-    """True under CI (``CI=true``, as GitHub Actions and ``.ci/run`` set it)."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _node_package(name: str) -> Path | None:
@@ -64,10 +60,7 @@ def require(name: str) -> str:
     found = locate(name)
     if found is not None:
         return found
-    message = f"{name} is not available: {TOOLS[name]} (.ci/run installs it)"
-    if in_ci():
-        pytest.fail(f"{message}; CI=true, so conformance tests fail instead of skipping", pytrace=False)
-    pytest.skip(message)
+    tool_missing(f"{name} is not available: {TOOLS[name]} (.ci/run installs it)")
 
 
 @pytest.fixture

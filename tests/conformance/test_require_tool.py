@@ -24,7 +24,7 @@ def test_missing_tool_fails_under_ci(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.fail.Exception, match="CI=true, so conformance tests fail instead of skipping"):
+    with pytest.raises(pytest.fail.Exception, match="CI=true, so this test fails instead of skipping"):
         require_tool("mermaid")
 
 

@@ -9,7 +9,8 @@ import subprocess
 import time
 import urllib.request
 
-import pytest
+
+from tests.conftest import tool_missing
 
 from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import (
@@ -106,10 +107,7 @@ def need_binary(name: str) -> str:
     """The path of a Debian-packaged binary; skip without it, except on CI where it must exist."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install -y {name})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + ": CI must install it")
-        pytest.skip(message)
+        tool_missing(f"{name} is not installed (apt-get install -y {name})")
     return path
 
 

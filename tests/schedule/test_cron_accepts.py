@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from flowctl.schedule.crontab import CRON_D_NAME
-from tests.conftest import run_flowctl
+from tests.conftest import run_flowctl, tool_missing
 
 FOREIGN = "MAILTO=ops@example.com\n0 1 * * * /usr/bin/backup --all\n"
 
@@ -31,10 +31,7 @@ def _crontab_n() -> str:
         helptext = subprocess.run([program, "-h"], capture_output=True, text=True, check=False)
         usable = "-n" in helptext.stdout + helptext.stderr
     if not usable:
-        message = "Debian's cron with `crontab -n` is not installed (apt-get install -y cron)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; .ci/run must install it")
-        pytest.skip(message)
+        tool_missing("Debian's cron with `crontab -n` is not installed (apt-get install -y cron)")
     assert program is not None
     return program
 
