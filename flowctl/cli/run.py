@@ -104,7 +104,8 @@ def run(
 
             at = stack.enter_context(checkout_at(pipeline, ref))
             source, shown, ref_provenance = at.pipeline_path, f"{pipeline} --ref {ref}", at.provenance
-            sys.stdout.write(f"Running {pipeline} as of {ref} (commit {at.commit[:12]}) from a temporary worktree\n")
+            named = at.ref if at.ref == ref else f"{at.ref} ({ref})"
+            sys.stdout.write(f"Running {pipeline} as of {named} (commit {at.commit[:12]}) from a temporary worktree\n")
             sys.stdout.flush()
         prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
         if dry_run:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from flowctl.diff.gitsource import GitSource
 from flowctl.errors import GitError, UsageError
 
+#: ``--ref latest-release``: the newest release tag of the pipeline, looked up at each run.
+LATEST_RELEASE = "latest-release"
+
 
 @dataclass(frozen=True, slots=True)
 class RefCheckout:
@@ -40,8 +43,10 @@ def checkout_at(pipeline: str | os.PathLike[str], ref: str, *, cwd: str | os.Pat
     import git
 
     src = GitSource(cwd)
-    rev = src.resolve(ref)
     rel = src.relpath(pipeline)
+    if ref == LATEST_RELEASE:  # resolved at each run, so a schedule follows new releases
+        ref = _latest_release_tag(src, pipeline)
+    rev = src.resolve(ref)
     if src.read(rev.commit, rel) is None:
         raise UsageError(
             f"{rel} does not exist at {ref}",
@@ -64,6 +69,20 @@ def checkout_at(pipeline: str | os.PathLike[str], ref: str, *, cwd: str | os.Pat
         )
     finally:
         _remove(src, root, parent)
+
+
+def _latest_release_tag(src: GitSource, pipeline: str | os.PathLike[str]) -> str:
+    """The newest release tag of the pipeline (named as in the work tree) reachable from HEAD."""
+    from flowctl.spec import load_pipeline
+
+    name = load_pipeline(pipeline).name
+    release = src.latest_release(name)
+    if release is None:
+        raise GitError(
+            f"--ref {LATEST_RELEASE}: no release tags for {name} ({name}/vX.Y.Z or vX.Y.Z) reachable from HEAD",
+            hint=f"create one with `flowctl release {os.fspath(pipeline)} --bump patch`",
+        )
+    return release.tag
 
 
 def _remove(src: GitSource, root: str, parent: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
+from flowctl.diff.worktree import LATEST_RELEASE
 from flowctl.errors import UsageError
 from flowctl.schedule.crontab import (
     Entry,
@@ -37,8 +38,7 @@ from flowctl.schedule.guard import machine_fields
 from flowctl.spec.model import Pipeline
 
 _FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
-#: ``--ref latest-release``: each run resolves the pipeline's newest release tag itself.
-LATEST_RELEASE = "latest-release"
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,3 +110,25 @@ def test_the_run_records_ref_and_commit(project: GitRepo) -> None:
     assert provenance["git_ref"] == "hello/v1.0.0"
     assert provenance["git_commit"] == project.repo.commit("hello/v1.0.0").hexsha
     assert provenance["git_dirty"] is False
+
+
+def test_ref_latest_release_runs_the_newest_release(project: GitRepo) -> None:
+    """What a schedule pinned with --ref latest-release runs: the newest release at each run."""
+    first = run_flowctl("run", "pipelines/hello.yaml", "--ref", "latest-release", "--stream", "--no-progress",
+                        cwd=project.path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "greeting from release one" in first.stdout  # the release, not HEAD's newer commit
+    assert "as of hello/v1.0.0" in first.stdout
+    project.tag("hello/v1.1.0", "second")
+    second = run_flowctl("run", "pipelines/hello.yaml", "--ref", "latest-release", "--stream", "--no-progress",
+                         cwd=project.path)
+    assert second.returncode == 0 and "greeting from release two" in second.stdout
+
+
+def test_ref_latest_release_without_releases_is_a_clear_error(git_repo: GitRepo) -> None:
+    git_repo.write("pipelines/hello.yaml", PIPELINE)
+    git_repo.write("scripts/greet.sh", 'echo "hi"\n')
+    git_repo.commit("one")
+    out = run_flowctl("run", "pipelines/hello.yaml", "--ref", "latest-release", cwd=git_repo.path)
+    assert out.returncode == 2
+    assert "no release tags for hello" in out.stderr and "Traceback" not in out.stderr
