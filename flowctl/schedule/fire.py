@@ -86,7 +86,7 @@ def make_schedule(expression: str, tz_name: str | None) -> Schedule:
 
 
 def _check_fires(schedule: Schedule) -> None:
-    from croniter import CroniterBadDateError  # type: ignore[import-untyped]
+    from croniter import CroniterBadDateError
 
     try:
         next(fire_times(schedule, datetime(2000, 1, 1, tzinfo=UTC)))
