@@ -72,7 +72,8 @@ def plan(
         out.write(f"\nLevel {n}{note}\n")
         for sid in level:
             mark = "*" if sid in compiled.critical_path else " "
-            out.write(f"  {mark} {sid:<{width}}  {commands[sid]}\n")
+            shown = commands[sid].rstrip("\n").replace("\n", "\n" + " " * (width + 6))
+            out.write(f"  {mark} {sid:<{width}}  {shown}\n")
     out.write(f"\n* critical path ({len(compiled.critical_path)} steps): {' → '.join(compiled.critical_path)}\n")
     skipped = [s for s in pipe.steps if s not in set(compiled.selected)]
     if skipped:
