@@ -2,8 +2,8 @@
 
 Thin: parse options, ``prepare_run`` (everything that can fail before a process starts), wire
 the pieces (run store, executor, sinks) and call the scheduler, then render the summary and
-return the exit code. The run store is built in one place, ``build_store``: the SQLite store
-of the state issue plugs in there.
+return the exit code. The run store is the SQLite store of the run's state session
+(``cli/_run_state.open_run``: lock, store, what to reuse).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from flowctl.cli._wait import OptionalWaitCommand
 
 if TYPE_CHECKING:
     from flowctl.observe.observer import RunObserver
-    from flowctl.run.ports import RunStore
+    from flowctl.state.session import RunSession
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import RunResult
 
@@ -157,14 +157,6 @@ def state_folder(pipeline_arg: str, given: str | None) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(pipeline_arg)), STATE_DIR_NAME)
 
 
-def build_store(state_dir: str, prepared: PreparedRun) -> RunStore:
-    """The run store when no state session is open (library callers): records nothing durable.
-    ``flowctl run`` itself checkpoints to the SQLite store of its session (``cli/_run_state``)."""
-    from flowctl.run.memory import MemoryRunStore
-
-    return MemoryRunStore()
-
-
 def execute(
     prepared: PreparedRun,
     *,
@@ -175,7 +167,7 @@ def execute(
     stream: bool,
     live: bool,
     selection: dict[str, object],
-    session: Any = None,
+    session: RunSession,
     observer: RunObserver | None = None,
     fire_time: float | None = None,
     provenance: dict[str, object] | None = None,
@@ -186,14 +178,14 @@ def execute(
     from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
-    from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
+    from flowctl.run.scheduler import RunOptions, Scheduler
 
-    run_id = session.run_id if session is not None else new_run_id()
+    run_id = session.run_id
     logs_dir = os.path.join(state_dir, "runs", run_id)
     summary = RunSummary()
     view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
-    store = session.store if session is not None else build_store(state_dir, prepared)
+    store = session.store
 
     def on_output(key: Any, line: str) -> None:
         import time
@@ -332,4 +324,4 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
             out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
 
 
-__all__ = ["build_store", "build_view", "execute", "exit_code", "resume_hint", "state_folder"]
+__all__ = ["build_view", "execute", "exit_code", "resume_hint", "state_folder"]
