@@ -82,6 +82,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default="W0,W1,W2,W3,W4")
+    ap.add_argument("--state-root", default=None, metavar="DIR",
+                    help="Put flowctl's state folders (logs, SQLite) under DIR, e.g. /dev/shm, to see how much "
+                    "of the time is the file system's (default: beside the workload)")
     args = ap.parse_args()
     chosen = args.only.split(",")
     env = dict(os.environ)
@@ -96,12 +99,23 @@ def main() -> int:
         # A fresh state folder per run (state-<k>), deleted only at the end: deleting 1,000 log
         # folders between runs makes the disk busy (discards) just when the next run starts.
         "flowctl run": lambda d, n: [PY, "-m", "flowctl", "run", "p.yaml", "--concurrency", str(n),
-                                     "--no-progress", "--state-dir", str(d / f"state-{next(_seq)}")],
+                                     "--no-progress", "--state-dir", str(state_root(d) / f"state-{next(_seq)}")],
     }
     if shutil.which("make"):
         tools["make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
     if shutil.which("ninja"):
         tools["ninja -jN"] = lambda d, n: ["ninja", "-f", "build.ninja", f"-j{n}", "--quiet"]
+    roots: list[Path] = []
+
+    def state_root(d: Path) -> Path:
+        if args.state_root is None:
+            return d
+        root = Path(args.state_root) / f"flowctl-bench-{os.getpid()}" / d.name
+        if root not in roots:
+            root.mkdir(parents=True, exist_ok=True)
+            roots.append(root)
+        return root
+
     results: dict[str, dict[str, float]] = {t: {} for t in tools}
     limits: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="flowctl-bench-") as tmp:
@@ -126,10 +140,14 @@ def main() -> int:
             for tool in tools:
                 results[tool][name] = statistics.median(times[tool])
                 print(f"  {name} {tool}: {results[tool][name]:.3f}s", file=sys.stderr)
+    for root in roots:
+        shutil.rmtree(root.parent, ignore_errors=True)
     names = list(limits)
     ref = results["reference (os.wait)"]
     head = f"{'tool':<22}" + "".join(f"{n:>16}" for n in names)
-    print(f"Medians of {args.reps} runs, {os.cpu_count()} CPUs (seconds, ratio to the reference runner)")
+    where = args.state_root or "beside the workload"
+    print(f"Medians of {args.reps} runs, {os.cpu_count()} CPUs (seconds, ratio to the reference runner); "
+          f"flowctl state under {where}")
     print(head)
     print("-" * len(head))
     for tool, row in results.items():
