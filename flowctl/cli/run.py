@@ -186,6 +186,7 @@ def execute(
     view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = session.store
+    from_state = run_options(session)  # reuse, fingerprints, resumed_from, provenance (git: once)
 
     def on_output(key: Any, line: str) -> None:
         import time
@@ -201,8 +202,8 @@ def execute(
                 environ=os.environ, params=dict(prepared.params), selection=selection,
                 fire_time=fire_time,
                 provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
-                            **run_options(session).get("provenance", {}), **(provenance or {})},
-                **{k: v for k, v in run_options(session).items() if k != "provenance"},
+                            **from_state.get("provenance", {}), **(provenance or {})},
+                **{k: v for k, v in from_state.items() if k != "provenance"},
             ),
             remediations=prepared.remediations, run_id=run_id,
         )

@@ -184,7 +184,12 @@ class LocalExecutor:
     def _start(self, att: _Attempt) -> None:
         spec = att.spec
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        try:  # the step's folder exists from its first attempt on
+        if spec.key.attempt == 1:  # a step's first attempt makes its log folder
+            try:
+                os.mkdir(os.path.dirname(spec.log_path))
+            except OSError:
+                pass  # there already, or its parents are missing: handled below
+        try:
             att.log_fd = os.open(spec.log_path, flags, 0o644)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
