@@ -35,7 +35,7 @@ def plan(
 
     With --explain, say instead what a run would do with each step and why.
 
-    Example: flowctl plan pipelines/etl.yaml -p date=2026-11-24 --from transform
+    Example: flowctl plan pipelines/etl.yaml -p day=2026-11-24 --from transform
 
     Example: flowctl plan pipelines/etl.yaml --explain --check
     """

@@ -86,7 +86,7 @@ def run(
     steps succeeded (failures under continue_on_error allowed), 1 a step failed, 2 invalid
     pipeline or usage, 70 internal error, 75 another run holds the lock, 130 interrupted.
 
-    Example: flowctl run pipelines/etl.yaml -p date=2026-11-24 --concurrency 4
+    Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
     """
     from flowctl.cli._run_state import open_run, resume_target
     from flowctl.run.prepare import prepare_run

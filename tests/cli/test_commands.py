@@ -93,3 +93,19 @@ def test_graph_formats() -> None:
     assert run_flowctl("graph", ETL, "--format", "dot").stdout.startswith('digraph "orders-etl"')
     data = json.loads(run_flowctl("graph", ETL, "--json").stdout)
     assert {"source": "extract", "target": "transform"} in data["links"]
+
+
+def test_help_examples_run_against_the_example_pipelines() -> None:
+    """Every `Example:` that names pipelines/etl.yaml with -p uses parameters etl.yaml has."""
+    import re
+
+    from flowctl.cli._app import app
+    import flowctl.cli.app  # noqa: F401  (registers the commands)
+    from flowctl.spec import load_pipeline
+
+    params = set(load_pipeline(REPO / "pipelines" / "etl.yaml").params)
+    for command in app.registered_commands:
+        doc = command.callback.__doc__ or ""
+        for example in re.findall(r"Example: (.*pipelines/etl\.yaml.*)", doc):
+            for name in re.findall(r"-p (\w+)=", example):
+                assert name in params, f"{command.callback.__name__}: {example}"
