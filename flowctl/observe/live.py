@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from flowctl.observe.plain import describe_failure, fmt_duration
+from flowctl.observe.plain import describe_failure
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -27,6 +27,7 @@ from flowctl.run.events import (
     StepFinished,
     StepStatus,
 )
+from flowctl.spec.durations import format_duration
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -123,18 +124,18 @@ class LiveView:
         elapsed = now - self._t0
         eta = ""
         if 0 < done < total:
-            eta = f" · ETA {fmt_duration(elapsed / done * (total - done))}"
+            eta = f" · ETA {format_duration(elapsed / done * (total - done))}"
         head = Table.grid(padding=(0, 1))
         head.add_row(
             ProgressBar(total=max(total, 1), completed=done, width=40),
-            Text(f"{done}/{total} done · {len(running)} running · {failed} failed · {fmt_duration(elapsed)}{eta}"),
+            Text(f"{done}/{total} done · {len(running)} running · {failed} failed · {format_duration(elapsed)}{eta}"),
         )
         rows = Table.grid(padding=(0, 2))
         for step, (attempt, most, since, kind) in running[:_MAX_ROWS]:
             what = {AttemptKind.REMEDIATE: "remediating", AttemptKind.FINAL: f"final attempt {attempt}"}.get(
                 kind, f"attempt {attempt}/{most}"
             )
-            rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(fmt_duration(now - since)))
+            rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(format_duration(now - since)))
         if len(running) > _MAX_ROWS:
             rows.add_row(Text(f"  … and {len(running) - _MAX_ROWS} more"), Text(""), Text(""))
         return Group(head, rows)

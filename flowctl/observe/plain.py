@@ -28,25 +28,13 @@ from flowctl.run.events import (
     StepFinished,
     StepStatus,
 )
-
-
-def fmt_duration(seconds: float) -> str:
-    """``35ms``, ``4.2s``, ``4m05s``, ``1h02m``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+from flowctl.spec.durations import format_duration
 
 
 def describe_failure(ev: AttemptFinished) -> str:
     """``exit 3``, ``timed out after 5.0s``, ``cancelled``, ``could not start: …``."""
     if ev.outcome is AttemptOutcome.TIMEOUT:
-        return f"timed out after {fmt_duration(ev.duration)}"
+        return f"timed out after {format_duration(ev.duration)}"
     if ev.outcome is AttemptOutcome.CANCELLED:
         return "cancelled"
     if ev.outcome is AttemptOutcome.ERROR:
@@ -100,7 +88,7 @@ class PlainSink:
         elif kind is StepFinished:
             assert isinstance(ev, StepFinished)
             if ev.status is StepStatus.SUCCEEDED:
-                self._line(ev.at, f"OK {ev.step} {fmt_duration(ev.duration)}")
+                self._line(ev.at, f"OK {ev.step} {format_duration(ev.duration)}")
             else:
                 why = f" ({ev.reason})" if ev.reason else ""
                 self._line(ev.at, f"{_STATUS_WORD.get(ev.status, ev.status.name)} {ev.step}{why}")
@@ -126,7 +114,7 @@ class PlainSink:
         elif kind is RunFinished:
             assert isinstance(ev, RunFinished)
             counts = ", ".join(f"{n} {s}" for s, n in sorted(ev.counts.items()))
-            self._line(ev.at, f"END {ev.status.value} in {fmt_duration(ev.duration)} ({counts})")
+            self._line(ev.at, f"END {ev.status.value} in {format_duration(ev.duration)} ({counts})")
 
 
-__all__ = ["PlainSink", "describe_failure", "fmt_duration"]
+__all__ = ["PlainSink", "describe_failure"]

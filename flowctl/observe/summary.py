@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from flowctl.observe.plain import describe_failure, fmt_duration
+from flowctl.observe.plain import describe_failure
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -24,6 +24,7 @@ from flowctl.run.events import (
     StepFinished,
     StepStatus,
 )
+from flowctl.spec.durations import format_duration
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -122,7 +123,7 @@ def table_rows(summary: RunSummary) -> tuple[list[tuple[str, ...]], list[StepSta
             line.step,
             line.status.value,
             str(line.attempts) if line.attempts else "-",
-            fmt_duration(line.duration) if line.attempts else "-",
+            format_duration(line.duration) if line.attempts else "-",
             note,
         ))
     return rows, [x.status for x in lines], hidden
@@ -145,9 +146,9 @@ def totals_line(summary: RunSummary) -> str:
         if n or label in ("succeeded", "failed"):
             counts.append(f"{n} {label}")
     saved = summary.busy_time - wall
-    text = f"{', '.join(counts)} · wall time {fmt_duration(wall)}"
+    text = f"{', '.join(counts)} · wall time {format_duration(wall)}"
     if saved > 0.05:
-        text += f" · {fmt_duration(saved)} saved by running in parallel"
+        text += f" · {format_duration(saved)} saved by running in parallel"
     return text
 
 
