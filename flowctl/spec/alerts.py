@@ -20,13 +20,13 @@ validator can point at it.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from flowctl.spec.durations import parse_duration
+from flowctl.spec.schema import suggest
 
 
 class AlertSyntaxError(ValueError):
@@ -125,18 +125,18 @@ def _subject(text: str, steps: Collection[str] | None) -> tuple[Subject, str | N
                 hint="write step.<id>.duration or step.<id>.attempts",
             )
         if steps is not None and step not in steps:
-            close = difflib.get_close_matches(step, list(steps), n=1)
+            close = suggest(step, steps)
             raise AlertSyntaxError(
                 f"unknown step '{step}' in alert",
                 column=len("step.") + 1,
                 length=len(step),
-                hint=f"did you mean '{close[0]}'?" if close else "use the id of a step of this pipeline",
+                hint=f"did you mean '{close}'?" if close else "use the id of a step of this pipeline",
             )
         return _STEP_FIELDS[field_name], step
-    close = difflib.get_close_matches(text, [*_RUN_SUBJECTS, "failed"], n=1)
+    close = suggest(text, [*_RUN_SUBJECTS, "failed"])
     raise AlertSyntaxError(
         f"unknown alert subject '{text}'",
-        hint=(f"did you mean '{close[0]}'? " if close else "") + "subjects: " + ", ".join(SUBJECT_NAMES),
+        hint=(f"did you mean '{close}'? " if close else "") + "subjects: " + ", ".join(SUBJECT_NAMES),
     )
 
 

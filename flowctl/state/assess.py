@@ -151,11 +151,11 @@ def assess(
     pipeline = plan.pipeline
     for sid in force_steps:
         if sid not in pipeline.steps:
-            from difflib import get_close_matches
+            from flowctl.spec.schema import suggest
 
-            close = get_close_matches(sid, list(pipeline.steps), n=1)
+            close = suggest(sid, pipeline.steps)
             raise UsageError(f"--force-step {sid!r}: no such step in {pipeline.name}",
-                             hint=f"did you mean {close[0]!r}?" if close else None)
+                             hint=f"did you mean {close!r}?" if close else None)
     fingerprints = fingerprint_plan(plan, params, invocations, environ)
     resumed: RunDetail | None = None
     successes: dict[str, LastSuccess] = {}

@@ -109,12 +109,12 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
     detail = run_details(state_dir, run_id)
     record = detail.step(step)
     if record is None:
-        from difflib import get_close_matches
+        from flowctl.spec.schema import suggest
 
-        close = get_close_matches(step, [s.step for s in detail.steps], n=1)
+        close = suggest(step, [s.step for s in detail.steps])
         raise UsageError(
             f"run {detail.run.run_id} has no step {step!r}",
-            hint=f"did you mean {close[0]!r}?" if close else f"`flowctl show {detail.run.run_id}` lists its steps",
+            hint=f"did you mean {close!r}?" if close else f"`flowctl show {detail.run.run_id}` lists its steps",
         )
     attempts = record.attempt_records
     if not attempts:
