@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import RunResult
 
-STATE_DIR_NAME = ".flowctl"
 
 _WAIT_OPTION: Any = typer.Option(
     None, "--wait", metavar="[DURATION]",
@@ -152,9 +151,9 @@ def run(
 
 def state_folder(pipeline_arg: str, given: str | None) -> str:
     """``--state-dir`` / ``FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file."""
-    if given:
-        return os.path.abspath(given)
-    return os.path.join(os.path.dirname(os.path.abspath(pipeline_arg)), STATE_DIR_NAME)
+    from flowctl.state.views import state_dir_for
+
+    return os.path.abspath(state_dir_for(given, pipeline_arg))
 
 
 def execute(
