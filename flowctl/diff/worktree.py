@@ -45,7 +45,9 @@ def checkout_at(pipeline: str | os.PathLike[str], ref: str, *, cwd: str | os.Pat
     src = GitSource(cwd)
     rel = src.relpath(pipeline)
     if ref == LATEST_RELEASE:  # resolved at each run, so a schedule follows new releases
-        ref = _latest_release_tag(src, pipeline)
+        from flowctl.spec import load_pipeline
+
+        ref = latest_release_tag(src, load_pipeline(pipeline).name, pipeline)
     rev = src.resolve(ref)
     if src.read(rev.commit, rel) is None:
         raise UsageError(
@@ -71,11 +73,9 @@ def checkout_at(pipeline: str | os.PathLike[str], ref: str, *, cwd: str | os.Pat
         _remove(src, root, parent)
 
 
-def _latest_release_tag(src: GitSource, pipeline: str | os.PathLike[str]) -> str:
-    """The newest release tag of the pipeline (named as in the work tree) reachable from HEAD."""
-    from flowctl.spec import load_pipeline
-
-    name = load_pipeline(pipeline).name
+def latest_release_tag(src: GitSource, name: str, pipeline: str | os.PathLike[str]) -> str:
+    """The newest release tag of pipeline ``name`` reachable from HEAD (what ``--ref
+    latest-release`` runs). Raises GitError when there is none."""
     release = src.latest_release(name)
     if release is None:
         raise GitError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 import sysconfig
 from collections.abc import Mapping, Sequence
@@ -95,37 +94,34 @@ def cron_escape(command: str) -> str:
 
 def check_ref(pipeline: Pipeline, ref: str) -> None:
     """Refuse a ``--ref`` the pipeline's repository cannot resolve now (a typo would otherwise
-    fail at every firing). ``latest-release`` needs at least one release tag.
+    fail at every firing). ``latest-release`` is checked with the lookup each run makes.
 
     Raises UsageError.
     """
+    from flowctl.diff.gitsource import GitSource
+    from flowctl.diff.worktree import latest_release_tag
+    from flowctl.errors import GitError
+
     folder = os.path.dirname(os.path.abspath(pipeline.path))
-    if ref == LATEST_RELEASE:
-        args = ["tag", "--list", f"{pipeline.name}/v*", "v*"]
-    else:
-        args = ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"]
     try:
-        done = subprocess.run(
-            ["git", "-C", folder, *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"--ref needs git, which could not run: {exc}") from None
-    if "not a git repository" in done.stderr:
+        src = GitSource(folder)
+    except GitError:
         raise UsageError(
             f"--ref {ref}: {pipeline.path} is not in a git repository",
             hint="schedules can be pinned to releases only in a git repository",
-        )
-    if ref == LATEST_RELEASE and not done.stdout.strip():
-        raise UsageError(
-            f"--ref latest-release: no release tags for {pipeline.name} "
-            f"({pipeline.name}/vX.Y.Z or vX.Y.Z)",
-            hint=f"create one with `flowctl release {pipeline.path} --bump patch`",
-        )
-    if ref != LATEST_RELEASE and done.returncode != 0:
+        ) from None
+    try:
+        if ref == LATEST_RELEASE:
+            latest_release_tag(src, pipeline.name, pipeline.path)
+        else:
+            src.resolve(ref)
+    except GitError as exc:
+        if ref == LATEST_RELEASE:
+            raise UsageError(exc.message, hint=exc.hint) from None
         raise UsageError(
             f"--ref {ref}: no such tag, branch or commit in the repository of {pipeline.path}",
             hint="`git tag --list` shows the releases",
-        )
+        ) from None
 
 
 def _run_path(options: InstallOptions) -> str:
