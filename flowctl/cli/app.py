@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -10,24 +12,27 @@ from flowctl import __version__
 from flowctl.cli._app import app
 from flowctl.cli._boundary import run_app
 
-# Each import registers its command(s) on ``app``; these modules import only typer at the top.
-from flowctl.cli import validate as _validate  # noqa: F401,E402
-from flowctl.cli import plan as _plan  # noqa: F401,E402
-from flowctl.cli import graph as _graph  # noqa: F401,E402
-from flowctl.cli import schema as _schema  # noqa: F401,E402
-from flowctl.cli import init as _init  # noqa: F401,E402
-from flowctl.cli import runs as _runs  # noqa: F401,E402
-from flowctl.cli import show as _show  # noqa: F401,E402
-from flowctl.cli import logs as _logs  # noqa: F401,E402
-from flowctl.cli import gc as _gc  # noqa: F401,E402
-from flowctl.cli import doctor as _doctor  # noqa: F401,E402
-from flowctl.cli import run as _run  # noqa: F401,E402
-from flowctl.cli import stats as _stats  # noqa: F401,E402
-from flowctl.cli import alerts as _alerts  # noqa: F401,E402
-from flowctl.cli import schedule as _schedule  # noqa: F401,E402
-from flowctl.cli import diff as _diff  # noqa: F401,E402
-from flowctl.cli import release as _release  # noqa: F401,E402
-from flowctl.cli import versions as _versions  # noqa: F401,E402
+# Command name -> the module that registers it on ``app`` (each imports only typer at the top),
+# in the order ``--help`` lists them.
+COMMANDS = {
+    "validate": "validate", "plan": "plan", "graph": "graph", "schema": "schema", "init": "init",
+    "runs": "runs", "show": "show", "logs": "logs", "gc": "gc", "doctor": "doctor", "run": "run",
+    "stats": "stats", "alerts": "alerts", "schedule": "schedule", "diff": "diff", "release": "release",
+    "versions": "versions",
+}
+_registered: set[str] = set()
+
+
+def register(args: Sequence[str] | None = None) -> None:
+    """Register the commands on ``app``: only the one ``args`` names when they start with a
+    command (typer builds every registered command's parameters at each start, ~1 ms each),
+    else all of them (``--help``, ``--version``, a misspelt command and its "did you mean")."""
+    wanted = [args[0]] if args and args[0] in COMMANDS else list(COMMANDS)
+    for name in wanted:
+        module = COMMANDS[name]
+        if module not in _registered:
+            _registered.add(module)
+            importlib.import_module(f"flowctl.cli.{module}")
 
 
 def _version(value: bool) -> None:
@@ -47,4 +52,6 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """Run flowctl and exit with a code from the shared table."""
-    sys.exit(run_app(app, argv))
+    args = sys.argv[1:] if argv is None else argv
+    register(args)
+    sys.exit(run_app(app, args))

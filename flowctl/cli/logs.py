@@ -20,6 +20,8 @@ def logs(
 ) -> int:
     """Print a step's log (the last attempt unless --attempt N). JSON gives the path and text.
 
+    An attempt that printed nothing has no log file: this says so on stderr and exits 0.
+
     Example: flowctl logs 20261125T020000-3fa1 load --attempt 2
     """
     import sys
@@ -28,11 +30,14 @@ def logs(
     from flowctl.state.views import state_dir_for, step_log
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    path = step_log(state_dir_for(state_dir), run_id, step, attempt)
-    data = path.read_bytes()
+    log = step_log(state_dir_for(state_dir), run_id, step, attempt)
+    data = log.path.read_bytes() if log.exists else b""
     if chosen == "json":
-        emit_json({"run_id": run_id, "step": step, "attempt": attempt, "path": str(path),
-                   "text": data.decode("utf-8", "replace")})
+        emit_json({"run_id": log.run_id, "step": step, "attempt": log.attempt,
+                   "path": str(log.path) if log.exists else None, "text": data.decode("utf-8", "replace")})
+        return 0
+    if not log.exists:
+        print(f"{step} attempt {log.attempt} of run {log.run_id} printed nothing (no log file)", file=sys.stderr)
         return 0
     sys.stdout.flush()
     sys.stdout.buffer.write(data)

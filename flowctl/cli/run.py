@@ -181,6 +181,7 @@ def execute(
 
     run_id = session.run_id
     logs_dir = os.path.join(state_dir, "runs", run_id)
+    os.makedirs(logs_dir, exist_ok=True)  # step folders appear with their first output
     summary = RunSummary()
     view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])

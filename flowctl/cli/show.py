@@ -20,13 +20,16 @@ def show(
 
     Example: flowctl show 20261125T020000-3fa1 --json
     """
+    import os
+
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table, to_jsonable
     from flowctl.observe.recorded import detail_metrics
     from flowctl.observe.report import metrics_lines
     from flowctl.state.views import run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    detail = run_details(state_dir_for(state_dir), run_id)
+    root = state_dir_for(state_dir)
+    detail = run_details(root, run_id)
     metrics = detail_metrics(detail)
     if chosen == "json":
         emit_json({**to_jsonable(detail), "metrics": metrics.to_dict()})
@@ -50,6 +53,8 @@ def show(
         attempts = step.attempt_records
         codes = ",".join("-" if a.exit_code is None else str(a.exit_code) for a in attempts) or "-"
         logs = attempts[-1].log_path if attempts else ""
+        if logs and not os.path.isfile(os.path.join(root, logs)):
+            logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
         rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes,
                      step.reason or "", logs or "-"])
     print()

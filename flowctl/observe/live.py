@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from flowctl.observe.plain import describe_failure
+from flowctl.observe.plain import describe_failure, log_note
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -106,7 +106,7 @@ class LiveView:
 
         label = "remediation of " if ev.kind is AttemptKind.REMEDIATE else ""
         text = Text(f"✗ {label}{ev.step} attempt {ev.attempt}: {describe_failure(ev)}", style="red")
-        text.append(f"  (log: {ev.log_path})", style="dim")
+        text.append(f"  {log_note(ev)}", style="dim")
         self._console.print(text)
         for line in ev.tail[-5:]:
             self._console.print(Text(f"    {line}", style="dim"))

@@ -42,6 +42,11 @@ def describe_failure(ev: AttemptFinished) -> str:
     return f"exit {ev.exit_code}"
 
 
+def log_note(ev: AttemptFinished) -> str:
+    """``(log: PATH)``, or ``(no output)`` for an attempt that printed nothing (it has no log)."""
+    return f"(log: {ev.log_path})" if ev.log_path else "(no output)"
+
+
 _STATUS_WORD = {
     StepStatus.FAILED: "FAILED",
     StepStatus.FAILED_ALLOWED: "ALLOWED",
@@ -80,7 +85,7 @@ class PlainSink:
             assert isinstance(ev, AttemptStarted)
             self._max[ev.step] = ev.max_attempts
             if ev.kind is AttemptKind.REMEDIATE:
-                self._line(ev.at, f"REMEDIATE {ev.step} (log: {ev.log_path})")
+                self._line(ev.at, f"REMEDIATE {ev.step} (attempt {ev.attempt})")
             elif ev.kind is AttemptKind.FINAL:
                 self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
             else:
@@ -96,7 +101,7 @@ class PlainSink:
             assert isinstance(ev, AttemptFinished)
             if ev.outcome is not AttemptOutcome.OK:
                 word = "REMEDIATE-FAIL" if ev.kind is AttemptKind.REMEDIATE else "FAIL"
-                self._line(ev.at, f"{word} {ev.step} {describe_failure(ev)} (log: {ev.log_path})")
+                self._line(ev.at, f"{word} {ev.step} {describe_failure(ev)} {log_note(ev)}")
         elif kind is RetryScheduled:
             assert isinstance(ev, RetryScheduled)
             total = self._max.get(ev.step, ev.next_attempt)

@@ -109,7 +109,7 @@ class AttemptFinished:
     exit_code: int | None = None
     duration: float = 0.0
     kind: AttemptKind = AttemptKind.ATTEMPT
-    log_path: str = ""
+    log_path: str = ""  # "" when the attempt printed nothing: it has no log file
     error: str | None = None  # why it could not start, when outcome is ERROR
     tail: tuple[str, ...] = ()  # last lines of the log, for failures
     host: str = ""  # where it ran (the executor's answer)

@@ -31,7 +31,7 @@ class AttemptSpec:
     argv: tuple[str, ...]  # already resolved: ("/bin/sh", "-c", cmd) for shell commands
     env: Mapping[str, str]  # the complete environment of the process
     cwd: str  # absolute
-    log_path: str  # absolute; created with its parent folders by the executor
+    log_path: str  # absolute; made (with its folders) by the executor when output first arrives
     timeout: float | None = None
     kind: AttemptKind = AttemptKind.ATTEMPT
     secrets: tuple[str, ...] = ()  # values masked as *** in everything the attempt prints
@@ -48,6 +48,7 @@ class AttemptResult:
     host: str = ""
     error: str | None = None
     tail: tuple[str, ...] = field(default_factory=tuple)  # last lines of the log
+    logged: bool = True  # False: the attempt printed nothing, so it has no log file
 
 
 class Executor(Protocol):

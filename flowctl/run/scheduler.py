@@ -284,11 +284,12 @@ class Scheduler:
         self._running -= 1
         st.last_end = time.monotonic()
         kind = st.kind
-        log_path = (
-            f"{self._opt.logs_dir}/{st.id}/remediate.log"
-            if kind is AttemptKind.REMEDIATE
-            else f"{self._opt.logs_dir}/{st.id}/{r.key.attempt}.log"
-        )
+        if not r.logged:
+            log_path = ""  # it printed nothing, so it has no log file
+        elif kind is AttemptKind.REMEDIATE:
+            log_path = f"{self._opt.logs_dir}/{st.id}/remediate.log"
+        else:
+            log_path = f"{self._opt.logs_dir}/{st.id}/{r.key.attempt}.log"
         self._push(
             AttemptFinished(
                 run_id=self.run_id, step=st.id, attempt=r.key.attempt, at=time.time(),

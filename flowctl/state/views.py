@@ -104,8 +104,17 @@ def _interrupted(step: StepRecord) -> StepRecord:
     return dataclasses.replace(step, status=StepStatus.INTERRUPTED.value, attempt_records=attempts)
 
 
-def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None) -> Path:
-    """The log file of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id``."""
+@dataclass(frozen=True, slots=True)
+class StepLog:
+    run_id: str  # the full id
+    step: str
+    attempt: int
+    path: Path  # where the attempt's output goes
+    exists: bool  # False: the attempt printed nothing (an attempt's log is made with its first byte)
+
+
+def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None) -> StepLog:
+    """The log of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id``."""
     detail = run_details(state_dir, run_id)
     record = detail.step(step)
     if record is None:
@@ -128,9 +137,7 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
     )
     if not path.is_absolute():
         path = Path(state_dir) / path
-    if not path.exists():
-        raise UsageError(f"the log of {step} attempt {chosen.attempt} is gone: {path}", hint="`flowctl gc` may have pruned it")
-    return path
+    return StepLog(run_id=detail.run.run_id, step=step, attempt=chosen.attempt, path=path, exists=path.is_file())
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,7 @@ def collect_garbage(
 __all__ = [
     "STATE_DIR_ENV",
     "GcResult",
+    "StepLog",
     "collect_garbage",
     "pipeline_key",
     "recent_runs",

@@ -43,6 +43,39 @@ def test_plain_lines_when_not_a_tty(flowctl, write_pipeline, tmp_path):
     assert (logs / "load" / "1.log").read_text() == "loading\n"
 
 
+def test_an_attempt_that_prints_nothing_leaves_no_log_file(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        """
+        version: 1
+        name: quiet
+        steps:
+          silent: {run: 'true'}
+          talks: {run: 'echo hello; echo oops >&2', needs: [silent]}
+          fails: {run: 'exit 4', needs: [talks]}
+        """
+    )
+    res = flowctl("run", str(path))
+    assert res.returncode == 1
+    run_id = res.stdout.split()[1]
+    logs = tmp_path / ".flowctl" / "runs" / run_id
+    assert logs.is_dir()  # the run's log folder is there even when no step printed
+    assert (logs / "talks" / "1.log").read_text() == "hello\noops\n"
+    assert not (logs / "silent").exists() and not (logs / "fails").exists()
+    assert re.search(r" FAIL fails exit 4 \(no output\)$", res.stdout, re.M)
+    st = ["--state-dir", str(tmp_path / ".flowctl")]
+    quiet = flowctl("logs", run_id, "silent", *st)
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    assert "silent attempt 1 of run " in quiet.stderr and "printed nothing" in quiet.stderr
+    assert flowctl("logs", run_id, "talks", *st).stdout == "hello\noops\n"
+    import json
+
+    data = json.loads(flowctl("logs", run_id, "silent", "--json", *st).stdout)
+    assert data["path"] is None and data["text"] == "" and data["attempt"] == 1
+    show = flowctl("show", run_id, *st).stdout
+    assert re.search(r"^silent .*\(no output\)\s*$", show, re.M)
+    assert re.search(r"^talks .*talks/1\.log\s*$", show, re.M)
+
+
 def test_state_dir_option_and_env(flowctl, write_pipeline, tmp_path):
     path = write_pipeline("version: 1\nname: s\nsteps:\n  a: {run: 'echo hi'}\n")
     res = flowctl("run", str(path), "--state-dir", str(tmp_path / "st"))

@@ -297,7 +297,10 @@ def test_remediation_then_one_final_attempt(run_pipeline, tmp_path):
     assert kinds == [(1, AttemptKind.ATTEMPT), (2, AttemptKind.ATTEMPT), (3, AttemptKind.REMEDIATE), (4, AttemptKind.FINAL)]
     assert ran.status("load") is StepStatus.SUCCEEDED and ran.finished("load").attempts == 4
     assert ran.log("load", "remediate") == "fixing\n"
-    assert (ran.logs_dir / "load" / "4.log").exists()
+    # The final attempt printed nothing, so it has no log file, and its event says so.
+    assert not (ran.logs_dir / "load" / "4.log").exists()
+    final = [ev for ev in ran.events if isinstance(ev, AttemptFinished) and ev.attempt == 4]
+    assert final and final[0].log_path == ""
 
 
 def test_argv_form_is_not_parsed_by_a_shell(run_pipeline):
