@@ -38,7 +38,7 @@ TAIL_LINES = 12
 class _Attempt:
     __slots__ = (
         "spec", "pid", "pidfd", "token", "started", "started_at", "override", "kill_at",
-        "pipe", "log_fd", "masker", "partial", "done", "logged", "log_error",
+        "pipe", "hold", "log_fd", "masker", "partial", "done", "logged", "log_error",
     )
 
     def __init__(self, spec: AttemptSpec, token: str) -> None:
@@ -51,6 +51,7 @@ class _Attempt:
         self.override: AttemptOutcome | None = None  # TIMEOUT or CANCELLED once we stop it
         self.kill_at = 0.0
         self.pipe: int | None = None
+        self.hold = -1  # our copy of the pipe's write end (see _start)
         self.log_fd = -1
         self.masker: Masker | None = None
         self.partial = b""
@@ -189,6 +190,8 @@ class LocalExecutor:
         # Output comes through a pipe; the log file (and the step's log folder) is made when
         # the first byte arrives. Creating a file costs far more than spawning on some disks
         # (0.25 ms here, for a folder and a file), and most steps of a big pipeline print nothing.
+        # We keep the write end open until the attempt ends: the pipe then never reports EOF,
+        # so the child's exit wakes us once (its pidfd), not twice (EOF, then the pidfd).
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             os.set_blocking(read_end, False)
@@ -197,12 +200,12 @@ class LocalExecutor:
             att.pid = procs.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=write_end)
         except BaseException:
             os.close(read_end)
-            raise
-        finally:
             os.close(write_end)
+            raise
         if spec.secrets:
             att.masker = Masker(spec.secrets)
         att.pipe = read_end
+        att.hold = write_end
         self._selector.register(read_end, att)
         att.pidfd = procs.pidfd(att.pid)
         if att.pidfd is not None:
@@ -300,6 +303,9 @@ class LocalExecutor:
                 self._selector.unregister(fd)
                 os.close(fd)
         att.pidfd = att.pipe = None
+        if att.hold >= 0:
+            os.close(att.hold)
+            att.hold = -1
         if att.log_fd >= 0:
             os.close(att.log_fd)
             att.log_fd = -1
@@ -316,16 +322,12 @@ class LocalExecutor:
             if not chunk:
                 break
             self._write_out(att, att.masker.feed(chunk) if att.masker else chunk)
-        if final or chunk == b"":
+        if final:
             if att.masker is not None:
                 self._write_out(att, att.masker.finish())
             if att.partial and self._on_output is not None and att.spec.stream:
                 self._on_output(att.spec.key, att.partial.decode(errors="replace"))
             att.partial = b""
-            if chunk == b"" and not final:  # EOF while the child still runs: stop watching
-                self._selector.unregister(att.pipe)
-                os.close(att.pipe)
-                att.pipe = None
 
     def _write_out(self, att: _Attempt, data: bytes) -> None:
         if not data:
