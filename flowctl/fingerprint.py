@@ -92,11 +92,9 @@ class PartChange:
 
 
 def _hash(*chunks: str) -> str:
-    h = hashlib.sha256()
-    for chunk in chunks:
-        h.update(chunk.encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
-    return h.hexdigest()[:32]
+    # Each chunk followed by a NUL byte, fed to SHA-256 in one call.
+    data = "\0".join(chunks) + "\0" if chunks else ""
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:

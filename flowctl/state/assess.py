@@ -107,7 +107,10 @@ def fingerprint_plan(
 
     pipeline = plan.pipeline
     needs = {sid: step.needs for sid, step in pipeline.steps.items()}
-    order = _closure_order(plan.selected, needs)
+    if len(plan.selected) == len(pipeline.steps):  # everything: the plan's levels are an order
+        order = [sid for level in plan.levels for sid in level]
+    else:
+        order = _closure_order(plan.selected, needs)
     resolved = dict(invocations)
     for sid in order:
         if sid not in resolved:
