@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,7 +125,7 @@ def acquire(
 
 
 def _write_holder(fd: int, run_id: str) -> None:
-    text = json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    text = json.dumps({"run_id": run_id, "pid": os.getpid(), "host": os.uname().nodename, "since": time.time()})
     os.ftruncate(fd, 0)
     os.pwrite(fd, text.encode() + b"\n", 0)
 

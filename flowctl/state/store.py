@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -120,7 +119,7 @@ class SqliteRunStore:
         self._oldest = 0.0
         self._max_delay = max_delay
         self._lock = threading.Lock()
-        self._host = socket.gethostname()
+        self._host = os.uname().nodename
 
     # -- the RunStore port ---------------------------------------------------------------------
 
