@@ -1,7 +1,8 @@
 """The fan-out that feeds one run's events to every sink.
 
 A sink that raises is switched off for the rest of the run and its error kept in ``errors``
-(the CLI reports it at the end): observing a run must never stop it (STYLE, "Events").
+(the CLI reports it at the end): observing a run must never stop it (STYLE, "Events"). A sink
+with a ``flush`` method may buffer; ``flush`` is passed on after each batch of events.
 """
 
 from __future__ import annotations
@@ -28,8 +29,22 @@ class FanOut:
             try:
                 sink(event)
             except Exception as exc:  # noqa: BLE001 - any sink failure is contained here
-                self.errors.append((sink, exc))
-                self._sinks = tuple(s for s in self._sinks if s is not sink)
+                self._drop(sink, exc)
+
+    def flush(self) -> None:
+        """Let every sink that buffers write out what it holds (end of a scheduler turn)."""
+        for sink in self._sinks:
+            flush = getattr(sink, "flush", None)
+            if flush is None:
+                continue
+            try:
+                flush()
+            except Exception as exc:  # noqa: BLE001 - any sink failure is contained here
+                self._drop(sink, exc)
+
+    def _drop(self, sink: Sink, exc: BaseException) -> None:
+        self.errors.append((sink, exc))
+        self._sinks = tuple(s for s in self._sinks if s is not sink)
 
 
 def sink_name(sink: Sink) -> str:

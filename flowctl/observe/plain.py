@@ -7,7 +7,8 @@ that redraws and no colour::
     2026-11-25T02:00:05Z 20261125T020000-3fa1 OK load 4.2s
     2026-11-25T02:00:05Z 20261125T020000-3fa1 FAIL load exit 3 (attempt 1/3, log: …)
 
-Each line is written and flushed at once (a cron log must show a step that hangs).
+Lines are flushed once per turn of the scheduler's loop (``flush``, called after each batch of
+events), not one by one: a cron log still shows at once a step that started and hangs.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class PlainSink:
 
     def _line(self, at: float, text: str) -> None:
         self._out.write(f"{self._ts(at)} {self._run_id} {text}\n")
+
+    def flush(self) -> None:
+        """Push out the lines of this turn (the scheduler calls it after each batch)."""
         self._out.flush()
 
     def __call__(self, ev: Event) -> None:

@@ -95,6 +95,8 @@ class Scheduler:
         self._executor = executor
         self._store = store
         self._emit = emit
+        # An emitter with a ``flush`` (the CLI's fan-out) may buffer: flushed after each turn.
+        self._emit_flush: Callable[[], None] | None = getattr(emit, "flush", None)
         self._opt = options
         self._rng = rng or random.Random()
         self._concurrency = max(1, options.concurrency)
@@ -208,16 +210,17 @@ class Scheduler:
 
     def _flush(self) -> None:
         """Checkpoint this turn's events, then show them (STYLE: store before sinks)."""
-        if not self._events:
-            return
-        events, self._events = self._events, []
-        record = self._store.record
-        for event in events:
-            record(event)
-        self._store.flush()
-        emit = self._emit
-        for event in events:
-            emit(event)
+        if self._events:
+            events, self._events = self._events, []
+            record = self._store.record
+            for event in events:
+                record(event)
+            self._store.flush()
+            emit = self._emit
+            for event in events:
+                emit(event)
+        if self._emit_flush is not None:  # also pushes out output lines streamed during the wait
+            self._emit_flush()
 
     # -- starting ----------------------------------------------------------------------------
 

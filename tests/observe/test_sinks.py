@@ -73,6 +73,46 @@ def test_a_failing_sink_is_switched_off_and_the_others_go_on():
     assert len(fan.errors) == 1 and str(fan.errors[0][1]) == "disk full"
 
 
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_plain_lines_are_flushed_once_per_batch_through_the_fan_out():
+    out = _CountingStream()
+    fan = FanOut([PlainSink(out)])
+    for ev in _failed_run():
+        fan(ev)
+    assert out.flushes == 0 and out.getvalue().count("\n") == len(_failed_run())  # a line per event
+    fan.flush()
+    assert out.flushes == 1
+
+
+def test_a_sink_whose_flush_fails_is_switched_off():
+    class Stuck:
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def __call__(self, event) -> None:
+            self.seen += 1
+
+        def flush(self) -> None:
+            raise OSError("pipe closed")
+
+    stuck, seen = Stuck(), []
+    fan = FanOut([stuck, seen.append])
+    fan(_failed_run()[0])
+    fan.flush()
+    fan(_failed_run()[1])
+    assert stuck.seen == 1 and len(seen) == 2
+    assert len(fan.errors) == 1 and str(fan.errors[0][1]) == "pipe closed"
+
+
 def test_summary_ends_with_the_root_failure():
     summary = RunSummary()
     for ev in _failed_run():
