@@ -64,6 +64,15 @@ _STEP_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts
     started_at = COALESCE(steps.started_at, excluded.started_at),
     attempts = max(steps.attempts, excluded.attempts),
     fingerprint = CASE WHEN excluded.fingerprint = '' THEN steps.fingerprint ELSE excluded.fingerprint END"""
+# A step that became ready and started in the same turn: one row write instead of two.
+_READY_RUNNING = """INSERT INTO steps (run_id, step, status, ready_at, queue_depth, started_at, attempts,
+    fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = 'running',
+    ready_at = COALESCE(steps.ready_at, excluded.ready_at), queue_depth = excluded.queue_depth,
+    started_at = COALESCE(steps.started_at, excluded.started_at),
+    attempts = max(steps.attempts, excluded.attempts),
+    fingerprint = CASE WHEN excluded.fingerprint = '' THEN steps.fingerprint ELSE excluded.fingerprint END"""
+_FOLDED = ""  # a buffered row merged into a later one: skipped at commit
 _ATTEMPT_FINISHED = """INSERT INTO attempts (run_id, step, attempt, kind, started_at, finished_at,
     outcome, exit_code, duration, log_path, error, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, attempt) DO UPDATE SET finished_at = excluded.finished_at,
@@ -116,6 +125,7 @@ class SqliteRunStore:
         self._carried = dict(carried_outputs or {})
         self._pipeline_path = pipeline_path
         self._buffer: list[_Row] = []
+        self._ready_rows: dict[tuple[str, str], int] = {}  # (run, step) -> its READY row in the buffer
         self._oldest = 0.0
         self._max_delay = max_delay
         self._lock = threading.Lock()
@@ -129,9 +139,20 @@ class SqliteRunStore:
         if not rows:
             return
         with self._lock:
-            if not self._buffer:
+            buffer = self._buffer
+            if not buffer:
                 self._oldest = time.monotonic()
-            self._buffer.extend(rows)
+            for row in rows:
+                sql, params = row
+                if sql is _READY:
+                    self._ready_rows[(params[0], params[1])] = len(buffer)
+                elif sql is _STEP_RUNNING:
+                    at = self._ready_rows.pop((params[0], params[1]), None)
+                    if at is not None:  # ready and started in one turn: write the step once
+                        ready = buffer[at][1]
+                        buffer[at] = (_FOLDED, ())
+                        row = (_READY_RUNNING, (*ready, *params[2:]))
+                buffer.append(row)
             if isinstance(event, (RunStarted, RunFinished)) or (
                 time.monotonic() - self._oldest >= self._max_delay
             ):
@@ -218,19 +239,32 @@ class SqliteRunStore:
     def _commit(self) -> None:
         conn = self._connection()
         rows, self._buffer = self._buffer, []
-        with db.translated(self.path), db.transaction(conn):
-            # Consecutive rows with the same statement go through one executemany.
-            start = 0
-            while start < len(rows):
-                sql = rows[start][0]
-                end = start + 1
-                while end < len(rows) and rows[end][0] is sql:
-                    end += 1
-                if end - start == 1:
-                    conn.execute(sql, rows[start][1])
-                else:
-                    conn.executemany(sql, [params for _, params in rows[start:end]])
-                start = end
+        self._ready_rows.clear()
+        # One BEGIN IMMEDIATE … COMMIT (db.transaction, written out: this runs once per turn of
+        # the scheduler); any sqlite3 error becomes a StateError (db.translated).
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Consecutive rows with the same statement go through one executemany.
+                start = 0
+                while start < len(rows):
+                    sql = rows[start][0]
+                    end = start + 1
+                    while end < len(rows) and rows[end][0] is sql:
+                        end += 1
+                    if sql is _FOLDED:
+                        pass
+                    elif end - start == 1:
+                        conn.execute(sql, rows[start][1])
+                    else:
+                        conn.executemany(sql, [params for _, params in rows[start:end]])
+                    start = end
+            except BaseException:
+                db.rollback(conn)
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise db.state_error(self.path, exc) from exc
 
     def _fingerprint(self, step: str, given: str) -> str:
         return given or self._fingerprints.get(step, "")

@@ -223,3 +223,25 @@ def test_a_database_path_that_cannot_be_opened_is_a_state_error(tmp_path):
     with pytest.raises(StateError) as info:
         SqliteRunStore(tmp_path)
     assert str(db.db_path(tmp_path)) in info.value.message
+
+
+def test_ready_and_started_in_one_turn_give_the_same_step_row_as_in_two(tmp_path):
+    """A step made ready and started in one turn is written once (READY folded into RUNNING)."""
+    from flowctl.run.events import AttemptStarted, RunStarted, StepReady
+
+    rows = []
+    for name, flush_between in (("one-turn", False), ("two-turns", True)):
+        folder = tmp_path / name
+        with SqliteRunStore(folder) as store:
+            store.record(RunStarted(RunId("r1"), "p", 1000.0, ("a",)))
+            store.record(StepReady(RunId("r1"), "a", 1000.25, queue_depth=3))
+            if flush_between:
+                store.flush()
+            store.record(AttemptStarted(RunId("r1"), "a", 1, 1000.5, fingerprint="fp"))
+            store.flush()
+        conn = db.connect(folder)
+        rows.append(conn.execute(
+            "SELECT status, ready_at, queue_depth, started_at, attempts, fingerprint FROM steps"
+        ).fetchall())
+        conn.close()
+    assert rows[0] == rows[1] == [("running", 1000.25, 3, 1000.5, 1, "fp")]
