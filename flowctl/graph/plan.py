@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Plan:
+    """What will run: the selected steps, their levels, critical path and start priority."""
+
     pipeline: Pipeline
     selected: tuple[str, ...]
     levels: tuple[tuple[str, ...], ...]

@@ -33,6 +33,8 @@ HISTORY_RUNS = 30
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
+    """What observing a finished run produced: metrics, alert results, deliveries, warnings."""
+
     metrics: RunMetrics
     alerts: tuple[AlertResult, ...] = ()
     deliveries: tuple[Delivery, ...] = ()

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class StepLine:
+    """One step's line in the end-of-run summary."""
+
     step: str
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0

@@ -64,6 +64,8 @@ class AttemptOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RunStarted:
+    """A run started: its selected steps, parameters, selection and provenance."""
+
     run_id: RunId
     pipeline: str
     at: float
@@ -79,6 +81,8 @@ class RunStarted:
 
 @dataclass(frozen=True, slots=True)
 class StepReady:
+    """Everything a step needs has ended well: it waits for a concurrency slot."""
+
     run_id: RunId
     step: str
     at: float
@@ -87,6 +91,8 @@ class StepReady:
 
 @dataclass(frozen=True, slots=True)
 class AttemptStarted:
+    """An attempt (or a remediation, or the final attempt after it) started."""
+
     run_id: RunId
     step: str
     attempt: int  # 1-based, counting every attempt of the step (remediation included)
@@ -101,6 +107,8 @@ class AttemptStarted:
 
 @dataclass(frozen=True, slots=True)
 class AttemptFinished:
+    """An attempt ended (ok, failed, timed out, cancelled or could not start)."""
+
     run_id: RunId
     step: str
     attempt: int
@@ -117,6 +125,8 @@ class AttemptFinished:
 
 @dataclass(frozen=True, slots=True)
 class RetryScheduled:
+    """A failed attempt will be retried after ``delay`` seconds."""
+
     run_id: RunId
     step: str
     next_attempt: int
@@ -126,6 +136,8 @@ class RetryScheduled:
 
 @dataclass(frozen=True, slots=True)
 class StepFinished:
+    """A step reached its final status (succeeded, failed, skipped, reused, ...)."""
+
     run_id: RunId
     step: str
     status: StepStatus
@@ -151,6 +163,8 @@ class OutputLine:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The run ended; ``counts`` by step status, ``root_failure`` the first step that failed for good."""
+
     run_id: RunId
     at: float
     status: RunStatus

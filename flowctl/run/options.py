@@ -63,6 +63,8 @@ class Reuse:
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
+    """How the scheduler runs a plan (concurrency, logs, reuse, provenance, ...)."""
+
     logs_dir: str  # <state>/runs/<run-id>: attempt logs go to <logs_dir>/<step>/<n>.log
     concurrency: int = 1
     fail_fast: bool = False
@@ -80,6 +82,8 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
+    """How a run ended: its status, each step's status, counts and duration."""
+
     run_id: RunId
     status: RunStatus
     steps: Mapping[str, StepStatus]

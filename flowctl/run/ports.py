@@ -18,6 +18,8 @@ from flowctl.run.events import AttemptKind, AttemptOutcome, Event, RunId
 
 @dataclass(frozen=True, slots=True)
 class AttemptKey:
+    """Which attempt: run id, step id, attempt number (1-based)."""
+
     run_id: RunId
     step: str
     attempt: int
@@ -40,6 +42,8 @@ class AttemptSpec:
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
+    """How an attempt ended, as the executor reports it."""
+
     key: AttemptKey
     outcome: AttemptOutcome
     exit_code: int | None

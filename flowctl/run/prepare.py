@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class PreparedRun:
+    """A pipeline checked and compiled for a run: plan, invocations and parameters."""
+
     pipeline: Pipeline
     plan: Plan
     params: Mapping[str, ParamValue]

@@ -29,6 +29,8 @@ _PARAM_MENTION = re.compile(re.escape(expr.PARAM_VAR_PREFIX) + r"([A-Za-z0-9_]+)
 
 @dataclass(frozen=True, slots=True)
 class Invocation:
+    """One step's command ready to start: argv, environment, folder, masked display text."""
+
     argv: tuple[str, ...]
     env: Mapping[str, str]  # added over the caller's environment
     declared_env: Mapping[str, str]  # pipeline + step ``env:`` after substitution

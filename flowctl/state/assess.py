@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
+    """The fingerprints of a plan and, for each selected step, what to do with it."""
+
     fingerprints: Mapping[str, Fingerprint]  # the selected steps and everything they need
     decisions: Mapping[str, Decision]  # the selected steps, in plan order
     resumed: RunDetail | None = None

@@ -35,6 +35,8 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Whether a step runs, is reused from the run being resumed, or is up to date."""
+
     step: str
     verdict: Verdict
     reason: str

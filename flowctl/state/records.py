@@ -21,6 +21,8 @@ SUCCESS_STATUSES = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value, StepSta
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
+    """One attempt as recorded in the state database."""
+
     run_id: str
     step: str
     attempt: int
@@ -41,6 +43,8 @@ class AttemptRecord:
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
+    """One step of a run as recorded in the state database."""
+
     run_id: str
     step: str
     position: int
@@ -72,6 +76,8 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
+    """One run as recorded in the state database."""
+
     run_id: str
     pipeline: str
     pipeline_path: str
@@ -102,6 +108,8 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
+    """A run with its steps and their attempts."""
+
     run: RunRecord
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
     _by_id: Mapping[str, StepRecord] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunSession:
+    """An open run: its id, the lock it holds and the store it records to."""
+
     run_id: RunId
     lock: locks.PipelineLock
     store: SqliteRunStore

@@ -93,6 +93,8 @@ _RUN_FINISHED = """UPDATE runs SET status = ?, finished_at = ?, duration = ?, co
 
 
 def _json(value: Any) -> str:
+    if not value and isinstance(value, (dict, list, tuple)):  # most steps declare no outputs
+        return "{}" if isinstance(value, dict) else "[]"
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 

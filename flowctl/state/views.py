@@ -106,6 +106,8 @@ def _interrupted(step: StepRecord) -> StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class StepLog:
+    """Where an attempt's log is, and whether it exists."""
+
     run_id: str  # the full id
     step: str
     attempt: int
@@ -142,6 +144,8 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
+    """What ``flowctl gc`` pruned (or would prune, with ``dry_run``)."""
+
     runs: tuple[RunRecord, ...]  # what was (or, with dry_run, would be) pruned
     log_dirs: tuple[str, ...]
     bytes_freed: int
