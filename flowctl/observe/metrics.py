@@ -201,35 +201,45 @@ def max_queue_depth(record: RunRecord, end: float) -> int:
 def critical_path(
     durations: Mapping[str, float], needs: Mapping[str, tuple[str, ...]]
 ) -> tuple[tuple[str, ...], float | None]:
-    """The chain of ``needs`` with the largest total duration among the steps in ``durations``."""
+    """The chain of ``needs`` with the largest total duration among the steps in ``durations``
+    (ties: the larger step id). Linear in steps + needs."""
     if not durations or not needs:
         return (), None
     steps = sorted(durations)
-    inside = {s: tuple(n for n in needs.get(s, ()) if n in durations) for s in steps}
+    inside: dict[str, tuple[str, ...]] = {}
+    for s in steps:
+        ups = needs.get(s, ())
+        inside[s] = ups if all(u in durations for u in ups) else tuple(u for u in ups if u in durations)
     waiting = {s: len(inside[s]) for s in steps}
     users: dict[str, list[str]] = {s: [] for s in steps}
     for step, ups in inside.items():
         for up in ups:
             users[up].append(step)
-    best: dict[str, tuple[float, str | None]] = {}
+    length: dict[str, float] = {}  # the longest chain ending with the step
+    previous: dict[str, str | None] = {}
     ready = [s for s in steps if waiting[s] == 0]
     while ready:  # Kahn's order: every need is settled before the steps that need it
         step = ready.pop()
-        before = max(((best[u][0], u) for u in inside[step]), default=(0.0, None))
-        best[step] = (before[0] + durations[step], before[1])
+        best, via = 0.0, None
+        for u in inside[step]:
+            here = length[u]
+            if via is None or here > best or (here == best and u > via):
+                best, via = here, u
+        length[step] = best + durations[step]
+        previous[step] = via
         for user in users[step]:
             waiting[user] -= 1
             if waiting[user] == 0:
                 ready.append(user)
-    if not best:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
+    if not length:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
         return (), None
-    end = max(best, key=lambda s: (best[s][0], s))
+    end = max(length, key=lambda s: (length[s], s))
     chain: list[str] = []
     cursor: str | None = end
     while cursor is not None:
         chain.append(cursor)
-        cursor = best[cursor][1]
-    return tuple(reversed(chain)), best[end][0]
+        cursor = previous[cursor]
+    return tuple(reversed(chain)), length[end]
 
 
 def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMetrics:
