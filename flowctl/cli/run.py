@@ -9,6 +9,7 @@ return the exit code. The run store is the SQLite store of the run's state sessi
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -207,6 +208,9 @@ def execute(
             ),
             remediations=prepared.remediations, run_id=run_id,
         )
+        if not gc.isenabled():  # off during start-up (flowctl/__main__.py): on for the loop,
+            gc.freeze()  # which then never walks what start-up built
+            gc.enable()
         result = scheduler.run()
     finally:
         executor.close()
