@@ -200,7 +200,7 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        rollback(conn)
+        _rollback(conn)
         raise
     return found
 
@@ -224,13 +224,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        rollback(conn)
+        _rollback(conn)
         raise
     conn.execute("COMMIT")
 
 
-def rollback(conn: sqlite3.Connection) -> None:
-    """Roll back the open transaction, if any (errors while doing so are ignored)."""
+def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
@@ -243,7 +242,6 @@ __all__ = [
     "connect",
     "db_path",
     "migrate",
-    "rollback",
     "schema_version",
     "state_error",
     "transaction",

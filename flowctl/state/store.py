@@ -242,31 +242,21 @@ class SqliteRunStore:
         conn = self._connection()
         rows, self._buffer = self._buffer, []
         self._ready_rows.clear()
-        # One BEGIN IMMEDIATE … COMMIT (db.transaction, written out: this runs once per turn of
-        # the scheduler); any sqlite3 error becomes a StateError (db.translated).
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Consecutive rows with the same statement go through one executemany.
-                start = 0
-                while start < len(rows):
-                    sql = rows[start][0]
-                    end = start + 1
-                    while end < len(rows) and rows[end][0] is sql:
-                        end += 1
-                    if sql is _FOLDED:
-                        pass
-                    elif end - start == 1:
-                        conn.execute(sql, rows[start][1])
-                    else:
-                        conn.executemany(sql, [params for _, params in rows[start:end]])
-                    start = end
-            except BaseException:
-                db.rollback(conn)
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise db.state_error(self.path, exc) from exc
+        with db.translated(self.path), db.transaction(conn):
+            # Consecutive rows with the same statement go through one executemany.
+            start = 0
+            while start < len(rows):
+                sql = rows[start][0]
+                end = start + 1
+                while end < len(rows) and rows[end][0] is sql:
+                    end += 1
+                if sql is _FOLDED:
+                    pass
+                elif end - start == 1:
+                    conn.execute(sql, rows[start][1])
+                else:
+                    conn.executemany(sql, [params for _, params in rows[start:end]])
+                start = end
 
     def _fingerprint(self, step: str, given: str) -> str:
         return given or self._fingerprints.get(step, "")
