@@ -20,12 +20,10 @@ def show(
 
     Example: flowctl show 20261125T020000-3fa1 --json
     """
-    import os
-
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table, to_jsonable
     from flowctl.observe.recorded import detail_metrics
     from flowctl.observe.report import metrics_lines
-    from flowctl.state.views import run_details, state_dir_for
+    from flowctl.state.views import attempt_log, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir)
@@ -53,7 +51,7 @@ def show(
         attempts = step.attempt_records
         codes = ",".join("-" if a.exit_code is None else str(a.exit_code) for a in attempts) or "-"
         logs = attempts[-1].log_path if attempts else ""
-        if logs and not os.path.isfile(os.path.join(root, logs)):
+        if logs and not attempt_log(root, attempts[-1]).is_file():
             logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
         rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes,
                      step.reason or "", logs or "-"])

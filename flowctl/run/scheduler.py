@@ -241,15 +241,13 @@ class Scheduler:
         n = st.attempts
         step = st.step
         kind = st.kind
-        folder = f"{self._opt.logs_dir}/{st.id}"
+        log_path = self._log_path(st.id, kind, n)
         if kind is AttemptKind.REMEDIATE:
             inv = self._remediations[st.id]
             assert inv is not None
-            log_path = f"{folder}/remediate.log"
             timeout = step.remediate.timeout if step.remediate else None
         else:
             inv = self._inv[st.id]
-            log_path = f"{folder}/{n}.log"
             timeout = step.timeout
             if kind is AttemptKind.ATTEMPT:
                 st.regular += 1
@@ -280,6 +278,11 @@ class Scheduler:
             )
         )
 
+    def _log_path(self, step: str, kind: AttemptKind, attempt: int) -> str:
+        """Where attempt ``attempt`` of ``step`` writes: ``<logs>/<step>/<n>.log`` or ``remediate.log``."""
+        name = "remediate" if kind is AttemptKind.REMEDIATE else str(attempt)
+        return f"{self._opt.logs_dir}/{step}/{name}.log"
+
     # -- results -----------------------------------------------------------------------------
 
     def _on_result(self, r: AttemptResult) -> None:
@@ -287,12 +290,8 @@ class Scheduler:
         self._running -= 1
         st.last_end = time.monotonic()
         kind = st.kind
-        if not r.logged:
-            log_path = ""  # it printed nothing, so it has no log file
-        elif kind is AttemptKind.REMEDIATE:
-            log_path = f"{self._opt.logs_dir}/{st.id}/remediate.log"
-        else:
-            log_path = f"{self._opt.logs_dir}/{st.id}/{r.key.attempt}.log"
+        # "" when it printed nothing: it has no log file
+        log_path = self._log_path(st.id, kind, r.key.attempt) if r.logged else ""
         self._push(
             AttemptFinished(
                 run_id=self.run_id, step=st.id, attempt=r.key.attempt, at=time.time(),

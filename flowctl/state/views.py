@@ -21,7 +21,7 @@ from pathlib import Path
 from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
 from flowctl.state import db, history, lock
-from flowctl.state.records import RunDetail, RunRecord, StepRecord
+from flowctl.state.records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
 STATE_DIR_NAME = ".flowctl"
@@ -134,12 +134,16 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
     if chosen is None:
         numbers = ", ".join(str(a.attempt) for a in attempts)
         raise UsageError(f"step {step} of run {detail.run.run_id} has no attempt {attempt} (it has {numbers})")
-    path = Path(chosen.log_path) if chosen.log_path else (
-        run_log_dir(state_dir, detail.run.run_id) / step / f"{chosen.attempt}.log"
-    )
-    if not path.is_absolute():
-        path = Path(state_dir) / path
+    path = attempt_log(state_dir, chosen)
     return StepLog(run_id=detail.run.run_id, step=step, attempt=chosen.attempt, path=path, exists=path.is_file())
+
+
+def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Path:
+    """Where ``attempt``'s log is (or would be: an attempt that printed nothing has none)."""
+    path = Path(attempt.log_path) if attempt.log_path else (
+        run_log_dir(state_dir, attempt.run_id) / attempt.step / f"{attempt.attempt}.log"
+    )
+    return path if path.is_absolute() else Path(state_dir) / path
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,7 @@ __all__ = [
     "STATE_DIR_ENV",
     "GcResult",
     "StepLog",
+    "attempt_log",
     "collect_garbage",
     "pipeline_key",
     "recent_runs",
