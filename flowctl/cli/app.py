@@ -12,27 +12,21 @@ from flowctl import __version__
 from flowctl.cli._app import app
 from flowctl.cli._boundary import run_app
 
-# Command name -> the module that registers it on ``app`` (each imports only typer at the top),
-# in the order ``--help`` lists them.
-COMMANDS = {
-    "validate": "validate", "plan": "plan", "graph": "graph", "schema": "schema", "init": "init",
-    "runs": "runs", "show": "show", "logs": "logs", "gc": "gc", "doctor": "doctor", "run": "run",
-    "stats": "stats", "alerts": "alerts", "schedule": "schedule", "diff": "diff", "release": "release",
-    "versions": "versions",
-}
-_registered: set[str] = set()
+# The commands, each registered on ``app`` by the module ``flowctl.cli.<name>`` (which imports
+# only typer at the top), in the order ``--help`` lists them.
+COMMANDS = (
+    "validate", "plan", "graph", "schema", "init", "runs", "show", "logs", "gc", "doctor", "run",
+    "stats", "alerts", "schedule", "diff", "release", "versions",
+)
 
 
 def register(args: Sequence[str] | None = None) -> None:
     """Register the commands on ``app``: only the one ``args`` names when they start with a
     command (typer builds every registered command's parameters at each start, ~1 ms each),
-    else all of them (``--help``, ``--version``, a misspelt command and its "did you mean")."""
-    wanted = [args[0]] if args and args[0] in COMMANDS else list(COMMANDS)
-    for name in wanted:
-        module = COMMANDS[name]
-        if module not in _registered:
-            _registered.add(module)
-            importlib.import_module(f"flowctl.cli.{module}")
+    else all of them (``--help``, ``--version``, a misspelt command and its "did you mean").
+    A module registers its command when first imported; importing it again does nothing."""
+    for name in [args[0]] if args and args[0] in COMMANDS else COMMANDS:
+        importlib.import_module(f"flowctl.cli.{name}")
 
 
 def _version(value: bool) -> None:
