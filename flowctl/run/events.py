@@ -118,7 +118,7 @@ class AttemptFinished:
     duration: float = 0.0
     kind: AttemptKind = AttemptKind.ATTEMPT
     log_path: str = ""  # "" when the attempt printed nothing: it has no log file
-    error: str | None = None  # why it could not start, when outcome is ERROR
+    error: str | None = None  # why it could not start (outcome ERROR), or why its log could not be written
     tail: tuple[str, ...] = ()  # last lines of the log, for failures
     host: str = ""  # where it ran (the executor's answer)
 

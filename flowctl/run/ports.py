@@ -50,7 +50,7 @@ class AttemptResult:
     started_at: float  # epoch seconds
     duration: float  # seconds
     host: str = ""
-    error: str | None = None
+    error: str | None = None  # why it could not start (ERROR), or why its log could not be written
     tail: tuple[str, ...] = field(default_factory=tuple)  # last lines of the log
     logged: bool = True  # False: the attempt printed nothing, so it has no log file
 
