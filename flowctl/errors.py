@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1  # what was checked failed: a step, an invalid file, changes under --exit-code
     USAGE = 2  # usage error, or an invalid pipeline given to a command that needs a valid one
     INTERNAL = 70  # a bug in flowctl: a crash report is written
+    STORAGE = 74  # the state or log storage failed: disk full, state deleted or replaced, not writable
     LOCKED = 75  # another run of the same pipeline holds the lock
     INTERRUPTED = 130  # SIGINT / SIGTERM
 
@@ -27,6 +28,7 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (ExitCode.FAILED, "what was checked failed (a step, an invalid file, changes with --exit-code)"),
     (ExitCode.USAGE, "usage error, or an invalid pipeline where a valid one is needed"),
     (ExitCode.INTERNAL, "internal error (a crash report path is printed)"),
+    (ExitCode.STORAGE, "the state or log storage failed (disk full, state deleted or replaced, not writable)"),
     (ExitCode.LOCKED, "another run of the same pipeline holds the lock"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C / SIGTERM)"),
 )
@@ -105,6 +107,13 @@ class StateError(FlowctlError):
     exit_code = ExitCode.USAGE
 
 
+class StorageError(StateError):
+    """Writing the state or the logs failed: disk full, the database or lock file deleted or
+    replaced under a run, a folder that is not writable. Exit 74 (sysexits ``EX_IOERR``)."""
+
+    exit_code = ExitCode.STORAGE
+
+
 class LockedError(FlowctlError):
     """Another run of the same pipeline and state folder holds the lock."""
 
@@ -129,5 +138,6 @@ __all__ = [
     "Severity",
     "Span",
     "StateError",
+    "StorageError",
     "UsageError",
 ]

@@ -22,12 +22,13 @@ of idempotency).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from flowctl.run.events import (
     StepStatus,
 )
 from flowctl.state import db
+from flowctl.state.failpoint import Failpoints
 
 _Row = tuple[str, tuple[Any, ...]]
 
@@ -132,6 +134,7 @@ class SqliteRunStore:
         self._max_delay = max_delay
         self._lock = threading.Lock()
         self._host = os.uname().nodename
+        self._failpoints = Failpoints.from_environ(os.environ)  # test-only (state/failpoint.py)
 
     # -- the RunStore port ---------------------------------------------------------------------
 
@@ -196,8 +199,8 @@ class SqliteRunStore:
     def save_fingerprint_parts(self, parts: Mapping[str, Mapping[str, str]]) -> None:
         """Remember what each fingerprint digest was made of, for ``plan --explain``."""
         rows = [(digest, _json(dict(p))) for digest, p in parts.items()]
-        with self._lock, db.translated(self.path), db.transaction(self._connection()):
-            self._connection().executemany(
+        with self._lock, self._transaction() as conn:
+            conn.executemany(
                 "INSERT OR IGNORE INTO fingerprints (digest, parts) VALUES (?, ?)", rows
             )
 
@@ -205,8 +208,7 @@ class SqliteRunStore:
         """Record runs of ``pipeline`` still marked running as interrupted (the caller holds the
         pipeline's lock, so none of them is alive); return their ids. Their unfinished attempts
         and steps become interrupted too: never succeeded."""
-        conn = self._connection()
-        with self._lock, db.translated(self.path), db.transaction(conn):
+        with self._lock, self._transaction() as conn:
             ids = tuple(
                 r[0]
                 for r in conn.execute(
@@ -238,11 +240,21 @@ class SqliteRunStore:
             raise StateError(f"state database {self.path} is closed")
         return self._conn
 
-    def _commit(self) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Every write of the store: one short transaction, errors as ``StateError``, and the
+        test-only failpoints around its commit."""
         conn = self._connection()
+        with db.translated(self.path):
+            with db.transaction(conn):
+                yield conn
+                self._failpoints.hit("state.before-commit")
+            self._failpoints.hit("state.after-commit")
+
+    def _commit(self) -> None:
         rows, self._buffer = self._buffer, []
         self._ready_rows.clear()
-        with db.translated(self.path), db.transaction(conn):
+        with self._transaction() as conn:
             # Consecutive rows with the same statement go through one executemany.
             start = 0
             while start < len(rows):
