@@ -100,8 +100,8 @@ def test_set_up_comes_first_with_the_two_labelled_commands() -> None:
 
 
 def test_exit_code_table_appears_once_and_matches_flowctl() -> None:
-    tables = {path: re.findall(r"^\| *code *\| *meaning *\|$", path.read_text(encoding="utf-8"), re.MULTILINE)
-              for path in GUIDES}
+    header = re.compile(r"^\| *code *\| *meaning *\|$", re.MULTILINE)
+    tables = {path: header.findall(path.read_text(encoding="utf-8")) for path in GUIDES}
     assert len(tables[README]) == 1, "README.md must have the exit-code table exactly once"
     elsewhere = [path.name for path in DOCS if tables[path]]
     assert not elsewhere, f"a second exit-code table in {elsewhere}: link to the README's instead"
