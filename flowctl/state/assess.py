@@ -50,7 +50,7 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
     try:
         with db.translated(db.db_path(state_dir)):
             if run_id:
-                chosen = history.find_run(conn, run_id)
+                chosen = history.find_run(conn, run_id, pipeline_key(pipeline_path))  # latest: of this pipeline
                 if chosen.pipeline_path and chosen.pipeline_path != pipeline_key(pipeline_path):
                     raise UsageError(
                         f"run {chosen.run_id} is a run of {chosen.pipeline_path}, not of {pipeline_path}",

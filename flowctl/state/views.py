@@ -14,30 +14,15 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowctl.errors import UsageError
+from flowctl.errors import StateError, UsageError
 from flowctl.run.events import RunStatus, StepStatus
 from flowctl.state import db, history, lock
+from flowctl.state.location import STATE_DIR_ENV, project_root, shown_path, state_dir_for, state_dirs_below
 from flowctl.state.records import AttemptRecord, RunDetail, RunRecord, StepRecord
-
-STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
-STATE_DIR_NAME = ".flowctl"
-
-
-def state_dir_for(explicit: str | os.PathLike[str] | None = None, pipeline_path: str | None = None) -> Path:
-    """``--state-dir``, else ``$FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file
-    (or in the current folder when there is none)."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(STATE_DIR_ENV):
-        return Path(os.environ[STATE_DIR_ENV])
-    if pipeline_path and os.path.isfile(pipeline_path):
-        return Path(os.path.dirname(os.path.abspath(pipeline_path))) / STATE_DIR_NAME
-    return Path(STATE_DIR_NAME)
-
 
 def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
     """``<state dir>/runs/<run id>``: where a run's step logs live."""
@@ -83,11 +68,35 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     return tuple(_alive(path, r) for r in runs)
 
 
-def run_details(state_dir: str | os.PathLike[str], run_id: str) -> RunDetail:
-    """One run with its steps and attempts (``run_id`` may be a unique prefix)."""
+def run_details(
+    state_dir: str | os.PathLike[str],
+    run_id: str,
+    pipeline: str | None = None,
+    *,
+    command: Sequence[str] = ("show",),
+) -> RunDetail:
+    """One run with its steps and attempts. ``run_id`` is what ``history.find_run`` accepts (an
+    id, a unique prefix, ``latest``, ``latest~N``); ``pipeline`` (file or name) narrows ``latest``.
+
+    Raises UsageError when the state folder has no runs or not this one, saying where under the
+    project runs are recorded instead (``runs_elsewhere``); ``command`` is the command those
+    hints suggest (default: ``show RUN_ID``).
+    """
     path = Path(state_dir)
+    key = _pipeline_key(pipeline)
+    words = tuple(command) if len(command) > 1 else (*command, run_id)
+    if not db.db_path(path).exists():
+        raise _no_runs(path, pipeline, words)
     with opened(path) as conn:
-        detail = history.run_detail(conn, run_id)
+        try:
+            detail = history.run_detail(conn, run_id, key)
+        except UsageError as exc:
+            latest = history.is_latest(run_id)
+            if history.count_runs(conn, key if latest else None) == 0:
+                raise _no_runs(path, pipeline if latest else None, words) from None
+            if latest or history.has_run(conn, run_id):
+                raise  # ambiguous, or a latest~N beyond the oldest: nothing to look for elsewhere
+            raise _not_here(path, exc, run_id, words) from None
     run = _alive(path, detail.run)
     if run is detail.run:
         return detail
@@ -115,9 +124,17 @@ class StepLog:
     exists: bool  # False: the attempt printed nothing (an attempt's log is made with its first byte)
 
 
-def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None) -> StepLog:
-    """The log of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id``."""
-    detail = run_details(state_dir, run_id)
+def step_log(
+    state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None, pipeline: str | None = None
+) -> StepLog:
+    """The log of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id`` (as
+    ``run_details`` takes it)."""
+    detail = run_details(state_dir, run_id, pipeline, command=("logs", run_id, step))
+    return attempt_step_log(state_dir, detail, step, attempt)
+
+
+def attempt_step_log(state_dir: str | os.PathLike[str], detail: RunDetail, step: str, attempt: int | None = None) -> StepLog:
+    """``step_log`` for a run already read."""
     record = detail.step(step)
     if record is None:
         from flowctl.spec.schema import suggest
@@ -138,12 +155,111 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
     return StepLog(run_id=detail.run.run_id, step=step, attempt=chosen.attempt, path=path, exists=path.is_file())
 
 
+def failure_log(state_dir: str | os.PathLike[str], detail: RunDetail) -> StepLog | None:
+    """The log of the last attempt of the run's root failure (the first step that failed for
+    good; for a run recorded without one, its first failed step), None when no step failed."""
+    failed = (StepStatus.FAILED.value, StepStatus.FAILED_ALLOWED.value)
+    root = detail.run.root_failure or next((s.step for s in detail.steps if s.status in failed), None)
+    record = detail.step(root) if root else None
+    if record is None or not record.attempt_records:
+        return None
+    return attempt_step_log(state_dir, detail, record.step)
+
+
 def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Path:
     """Where ``attempt``'s log is (or would be: an attempt that printed nothing has none)."""
     path = Path(attempt.log_path) if attempt.log_path else (
         run_log_dir(state_dir, attempt.run_id) / attempt.step / f"{attempt.attempt}.log"
     )
     return path if path.is_absolute() else Path(state_dir) / path
+
+
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """A state folder under the project, other than the one a command used, that holds runs."""
+
+    state_dir: Path
+    runs: int  # of the pipeline asked about, when one was
+    newest: RunRecord
+
+
+def runs_elsewhere(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> tuple[Elsewhere, ...]:
+    """The other state folders below the folder holding ``state_dir`` (when it is a discovered
+    ``.flowctl``; see ``location.state_dirs_below`` for the bounds) that record runs (of
+    ``pipeline``, file or name, when given). A folder that cannot be read is passed over: this
+    only feeds hints."""
+    root = project_root(Path(os.path.abspath(state_dir)))
+    if root is None:
+        return ()
+    key = _pipeline_key(pipeline)
+    found = []
+    for other in state_dirs_below(root, exclude=Path(state_dir)):
+        try:
+            with opened(other) as conn:
+                count = history.count_runs(conn, key)
+                newest = history.list_runs(conn, key, limit=1)
+        except StateError:
+            continue
+        if count and newest:
+            found.append(Elsewhere(state_dir=other, runs=count, newest=_alive(other, newest[0])))
+    return tuple(found)
+
+
+def elsewhere_lines(found: Sequence[Elsewhere], command: Sequence[str]) -> list[str]:
+    """What to say about ``found``: where the runs are and the command (``flowctl COMMAND``)
+    that reads them."""
+    if not found:
+        return []
+    lines = ["runs are recorded elsewhere under the project:"]
+    for place in found[:_SHOWN]:
+        lines.append(
+            f"  {shown_path(place.state_dir)}: {place.runs} run(s), newest {place.newest.run_id} "
+            f"({place.newest.pipeline}, {place.newest.status})"
+        )
+    if len(found) > _SHOWN:
+        lines.append(f"  … and {len(found) - _SHOWN} more")
+    lines.append(f"read them with: flowctl {_with_state_dir(command, found[0].state_dir)}")
+    return lines
+
+
+_SHOWN = 5  # state folders listed by elsewhere_lines
+_HINT_INDENT = "\n" + " " * len("  hint: ")  # a hint's next lines, under its first
+
+
+def _with_state_dir(command: Sequence[str], state_dir: Path) -> str:
+    import shlex
+
+    return shlex.join([*command, "--state-dir", shown_path(state_dir)])
+
+
+def _no_runs(path: Path, pipeline: str | None, command: Sequence[str]) -> UsageError:
+    of = f" of {pipeline}" if pipeline else ""
+    found = runs_elsewhere(path, pipeline)
+    if found:
+        return UsageError(
+            f"no runs{of} recorded in {shown_path(path)}", hint=_HINT_INDENT.join(elsewhere_lines(found, command))
+        )
+    return UsageError(
+        f"no runs{of} recorded in {shown_path(path)}",
+        hint=f"run a pipeline first, or point --state-dir / ${STATE_DIR_ENV} at the state folder of its runs",
+    )
+
+
+def _not_here(path: Path, error: UsageError, run_id: str, command: Sequence[str]) -> UsageError:
+    """``error`` (an unknown run id), with where that run is recorded when it is elsewhere."""
+    root = project_root(Path(os.path.abspath(path)))
+    for other in state_dirs_below(root, exclude=path) if root is not None else ():
+        try:
+            with opened(other) as conn:
+                run = history.find_run(conn, run_id)
+        except (StateError, UsageError):
+            continue
+        words = [run.run_id if w == run_id else w for w in command]
+        return UsageError(
+            f"{error.message} in {shown_path(path)}",
+            hint=f"run {run.run_id} is recorded in {shown_path(other)}: flowctl {_with_state_dir(words, other)}",
+        )
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +309,19 @@ def collect_garbage(
 
 __all__ = [
     "STATE_DIR_ENV",
+    "Elsewhere",
     "GcResult",
     "StepLog",
     "attempt_log",
+    "attempt_step_log",
     "collect_garbage",
+    "elsewhere_lines",
+    "failure_log",
     "pipeline_key",
     "recent_runs",
     "run_details",
     "run_log_dir",
+    "runs_elsewhere",
     "state_dir_for",
     "step_log",
 ]
