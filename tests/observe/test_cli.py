@@ -63,11 +63,15 @@ def test_stats_json_over_recorded_runs(project: Path, tmp_path: Path) -> None:
     assert data["duration"]["p50"] == 75.0  # 75, 75, 75, 130
     assert data["slowest_step"] == "load"  # p50 of 30, 30, 30, 90
     assert data["most_failing_step"] == "report"  # lint and report each failed in 1 of 4 runs: ties by name
-    # latest vs baseline (median of the 3 earlier runs): lint 25/5, report 9/5 and load 90/30 are
-    # above 1.5x; transform 28/20 = 1.4x is not
-    assert data["slower_than_baseline"] == ["lint", "report", "load"]
+    # latest success vs baseline (median of the 3 earlier successes): load 90/30 is above 1.5x;
+    # transform 28/20 = 1.4x is not; lint (timed out) and report (failed) did not succeed in the
+    # latest run, so their latest successful time is 5/5
+    assert data["slower_than_baseline"] == ["load"]
     steps = {s["step"]: s for s in data["steps"]}
     assert steps["load"]["latest"] == 90.0 and steps["load"]["baseline"] == 30.0
+    assert steps["lint"]["latest"] == 5.0 and steps["lint"]["p99"] == 5.0  # the 25 s timeout is no step time
+    assert [s["step"] for s in data["steps"]] == ["extract", "lint", "transform", "report", "load", "publish"]
+    assert data["removed_steps"] == []
     assert data["lateness"]["count"] == 0  # RunStarted carries no fire time yet
 
 
@@ -84,9 +88,10 @@ def test_stats_text_and_window_options(project: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
-def test_stats_without_runs(project: Path) -> None:
+def test_stats_without_runs(project: Path, tmp_path: Path) -> None:
     result = run_flowctl("stats", str(project))
-    assert result.returncode == 0 and "etl: no recorded runs" in result.stdout
+    assert result.returncode == 0
+    assert result.stdout == f"etl: no runs recorded in {tmp_path / '.flowctl'}\n"
 
 
 def test_alerts_check_fires_and_notifies(project: Path, tmp_path: Path) -> None:
