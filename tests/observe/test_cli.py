@@ -156,3 +156,39 @@ def test_show_includes_the_run_metrics(project: Path, tmp_path: Path) -> None:
     data = json.loads(run_flowctl("show", "20261129", "--json", cwd=tmp_path).stdout)
     assert data["metrics"]["max_queue_depth"] == 2 and data["metrics"]["error_rate"] == pytest.approx(4 / 7)
     assert data["run"]["run_id"] == "20261129T000000-zzzz"
+
+
+def test_stats_by_name_shows_the_current_definition_and_keeps_removed_steps_apart(tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipelines" / "etl.yaml"
+    pipeline.parent.mkdir()
+    (tmp_path / ".flowctl").mkdir()  # the project's state folder, as `flowctl init` makes it
+    pipeline.write_text("version: 1\nname: etl\nsteps:\n  old: {run: 'true'}\n  extract: {run: 'true'}\n")
+    assert run_flowctl("run", str(pipeline)).returncode == 0
+    pipeline.write_text(
+        "version: 1\nname: etl\nsteps:\n  load: {run: 'true', needs: [extract]}\n  extract: {run: 'true'}\n"
+    )
+    assert run_flowctl("run", str(pipeline)).returncode == 0
+    for where, args in ((tmp_path, ("etl",)), (tmp_path / "pipelines", ("etl.yaml",))):
+        data = json.loads(run_flowctl("stats", *args, "--json", cwd=where).stdout)
+        assert [s["step"] for s in data["steps"]] == ["load", "extract"]
+        assert [(s["step"], s["runs"]) for s in data["removed_steps"]] == [("old", 1)]
+    text = run_flowctl("stats", "etl", cwd=tmp_path).stdout
+    assert text.rstrip().endswith("no longer in the pipeline (left out above): old")
+
+
+def test_stats_says_where_runs_are_when_there_are_none_here(tmp_path: Path) -> None:
+    sub = tmp_path / "team"
+    (sub / "pipelines").mkdir(parents=True)
+    path = sub / "pipelines" / "etl.yaml"
+    path.write_text("version: 1\nname: etl\nsteps:\n  a: {run: 'true'}\n")
+    assert run_flowctl("run", str(path)).returncode == 0  # no project folder: beside the file
+    (tmp_path / ".flowctl").mkdir()
+    got = run_flowctl("stats", "etl", cwd=tmp_path)
+    assert got.returncode == 0
+    assert got.stdout.splitlines() == [
+        "etl: no runs recorded in .flowctl",
+        "runs are recorded elsewhere under the project:",
+        f"  team/pipelines/.flowctl: 1 run(s), newest {json.loads(run_flowctl('runs', '--json', cwd=sub / 'pipelines').stdout)[0]['run_id']} (etl, succeeded)",
+        "read them with: flowctl stats etl --state-dir team/pipelines/.flowctl",
+    ]
+    assert "etl: 1 run(s)" in run_flowctl("stats", "etl", "--state-dir", "team/pipelines/.flowctl", cwd=tmp_path).stdout
