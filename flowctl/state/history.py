@@ -1,6 +1,7 @@
 """Read queries over recorded runs: list, find by id, one run in detail, last successes, pruning.
 
-Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values.
+Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values,
+and the one resolution of a run id (``find_run``: an id, a unique prefix, ``latest``, ``latest~N``).
 The functions take an open connection (``db.connect``) and raise ``StateError`` on a bad
 database, ``UsageError`` for an unknown or ambiguous run id. Lock-aware views (a "running" run
 whose runner died) are in ``overview.py``.
@@ -134,6 +135,18 @@ def is_latest(run_id: str) -> bool:
     return run_id == LATEST or run_id.startswith(LATEST + "~")
 
 
+_PREFIX = "run_id LIKE ? ESCAPE '\\'"
+
+
+def _prefix(run_id: str) -> str:
+    return run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def has_run(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether a run id equal to or starting with ``run_id`` is recorded."""
+    return conn.execute(f"SELECT 1 FROM runs WHERE {_PREFIX} LIMIT 1", (_prefix(run_id),)).fetchone() is not None
+
+
 def find_run(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunRecord:
     """The run ``run_id`` names: a run id, a unique prefix of one, ``latest`` (the newest run) or
     ``latest~N`` (the N-th before it). ``pipeline`` (a name or a recorded file path) narrows
@@ -156,18 +169,6 @@ def find_run(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None)
         row = rows[0]
     counts = _step_counts(conn, [row[0]])
     return _run(row, counts[row[0]])
-
-
-_PREFIX = "run_id LIKE ? ESCAPE '\\'"
-
-
-def _prefix(run_id: str) -> str:
-    return run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def has_run(conn: sqlite3.Connection, run_id: str) -> bool:
-    """Whether a run id equal to or starting with ``run_id`` is recorded."""
-    return conn.execute(f"SELECT 1 FROM runs WHERE {_PREFIX} LIMIT 1", (_prefix(run_id),)).fetchone() is not None
 
 
 def _nth_latest(conn: sqlite3.Connection, text: str, pipeline: str | None) -> RunRecord:

@@ -3,7 +3,10 @@
 Each function opens the state folder's database, answers one question and closes it. A run
 recorded as ``running`` whose pipeline lock nobody holds died without saying so (``kill -9``,
 reboot): these views show it as ``interrupted`` without writing (the next ``flowctl run`` of the
-pipeline records it). Raises ``StateError`` for a bad database, ``UsageError`` for unknown ids.
+pipeline records it). Which folder is the state folder is ``location.state_dir_for``'s decision
+(re-exported here); run ids, ``latest`` included, are resolved by ``history.find_run``. Raises
+``StateError`` for a bad database, ``UsageError`` for unknown ids (saying where else under the
+project runs are recorded: ``elsewhere.py``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowctl.errors import StateError, UsageError
+from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
 from flowctl.state import db, history, lock
-from flowctl.state.location import STATE_DIR_ENV, project_root, shown_path, state_dir_for, state_dirs_below
+from flowctl.state.location import STATE_DIR_ENV, state_dir_for
 from flowctl.state.records import AttemptRecord, RunDetail, RunRecord, StepRecord
+
 
 def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
     """``<state dir>/runs/<run id>``: where a run's step logs live."""
@@ -68,6 +72,15 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     return tuple(_alive(path, r) for r in runs)
 
 
+def count_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> int:
+    """How many runs the state folder records (of ``pipeline``, by name or file path, when given)."""
+    path = Path(state_dir)
+    if not db.db_path(path).exists():
+        return 0
+    with opened(path) as conn:
+        return history.count_runs(conn, _pipeline_key(pipeline))
+
+
 def run_details(
     state_dir: str | os.PathLike[str],
     run_id: str,
@@ -79,24 +92,26 @@ def run_details(
     id, a unique prefix, ``latest``, ``latest~N``); ``pipeline`` (file or name) narrows ``latest``.
 
     Raises UsageError when the state folder has no runs or not this one, saying where under the
-    project runs are recorded instead (``runs_elsewhere``); ``command`` is the command those
+    project runs are recorded instead (``elsewhere.py``); ``command`` is the command those
     hints suggest (default: ``show RUN_ID``).
     """
+    from flowctl.state import elsewhere  # it reads other state folders through this module
+
     path = Path(state_dir)
     key = _pipeline_key(pipeline)
     words = tuple(command) if len(command) > 1 else (*command, run_id)
     if not db.db_path(path).exists():
-        raise _no_runs(path, pipeline, words)
+        raise elsewhere.no_runs_error(path, pipeline, words)
     with opened(path) as conn:
         try:
             detail = history.run_detail(conn, run_id, key)
         except UsageError as exc:
             latest = history.is_latest(run_id)
             if history.count_runs(conn, key if latest else None) == 0:
-                raise _no_runs(path, pipeline if latest else None, words) from None
+                raise elsewhere.no_runs_error(path, pipeline if latest else None, words) from None
             if latest or history.has_run(conn, run_id):
                 raise  # ambiguous, or a latest~N beyond the oldest: nothing to look for elsewhere
-            raise _not_here(path, exc, run_id, words) from None
+            raise elsewhere.unknown_run_error(path, exc, run_id, words) from None
     run = _alive(path, detail.run)
     if run is detail.run:
         return detail
@@ -175,94 +190,6 @@ def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Pa
 
 
 @dataclass(frozen=True, slots=True)
-class Elsewhere:
-    """A state folder under the project, other than the one a command used, that holds runs."""
-
-    state_dir: Path
-    runs: int  # of the pipeline asked about, when one was
-    newest: RunRecord
-
-
-def runs_elsewhere(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> tuple[Elsewhere, ...]:
-    """The other state folders below the folder holding ``state_dir`` (when it is a discovered
-    ``.flowctl``; see ``location.state_dirs_below`` for the bounds) that record runs (of
-    ``pipeline``, file or name, when given). A folder that cannot be read is passed over: this
-    only feeds hints."""
-    root = project_root(Path(os.path.abspath(state_dir)))
-    if root is None:
-        return ()
-    key = _pipeline_key(pipeline)
-    found = []
-    for other in state_dirs_below(root, exclude=Path(state_dir)):
-        try:
-            with opened(other) as conn:
-                count = history.count_runs(conn, key)
-                newest = history.list_runs(conn, key, limit=1)
-        except StateError:
-            continue
-        if count and newest:
-            found.append(Elsewhere(state_dir=other, runs=count, newest=_alive(other, newest[0])))
-    return tuple(found)
-
-
-def elsewhere_lines(found: Sequence[Elsewhere], command: Sequence[str]) -> list[str]:
-    """What to say about ``found``: where the runs are and the command (``flowctl COMMAND``)
-    that reads them."""
-    if not found:
-        return []
-    lines = ["runs are recorded elsewhere under the project:"]
-    for place in found[:_SHOWN]:
-        lines.append(
-            f"  {shown_path(place.state_dir)}: {place.runs} run(s), newest {place.newest.run_id} "
-            f"({place.newest.pipeline}, {place.newest.status})"
-        )
-    if len(found) > _SHOWN:
-        lines.append(f"  … and {len(found) - _SHOWN} more")
-    lines.append(f"read them with: flowctl {_with_state_dir(command, found[0].state_dir)}")
-    return lines
-
-
-_SHOWN = 5  # state folders listed by elsewhere_lines
-_HINT_INDENT = "\n" + " " * len("  hint: ")  # a hint's next lines, under its first
-
-
-def _with_state_dir(command: Sequence[str], state_dir: Path) -> str:
-    import shlex
-
-    return shlex.join([*command, "--state-dir", shown_path(state_dir)])
-
-
-def _no_runs(path: Path, pipeline: str | None, command: Sequence[str]) -> UsageError:
-    of = f" of {pipeline}" if pipeline else ""
-    found = runs_elsewhere(path, pipeline)
-    if found:
-        return UsageError(
-            f"no runs{of} recorded in {shown_path(path)}", hint=_HINT_INDENT.join(elsewhere_lines(found, command))
-        )
-    return UsageError(
-        f"no runs{of} recorded in {shown_path(path)}",
-        hint=f"run a pipeline first, or point --state-dir / ${STATE_DIR_ENV} at the state folder of its runs",
-    )
-
-
-def _not_here(path: Path, error: UsageError, run_id: str, command: Sequence[str]) -> UsageError:
-    """``error`` (an unknown run id), with where that run is recorded when it is elsewhere."""
-    root = project_root(Path(os.path.abspath(path)))
-    for other in state_dirs_below(root, exclude=path) if root is not None else ():
-        try:
-            with opened(other) as conn:
-                run = history.find_run(conn, run_id)
-        except (StateError, UsageError):
-            continue
-        words = [run.run_id if w == run_id else w for w in command]
-        return UsageError(
-            f"{error.message} in {shown_path(path)}",
-            hint=f"run {run.run_id} is recorded in {shown_path(other)}: flowctl {_with_state_dir(words, other)}",
-        )
-    return error
-
-
-@dataclass(frozen=True, slots=True)
 class GcResult:
     """What ``flowctl gc`` pruned (or would prune, with ``dry_run``)."""
 
@@ -309,19 +236,17 @@ def collect_garbage(
 
 __all__ = [
     "STATE_DIR_ENV",
-    "Elsewhere",
     "GcResult",
     "StepLog",
     "attempt_log",
     "attempt_step_log",
     "collect_garbage",
-    "elsewhere_lines",
+    "count_runs",
     "failure_log",
     "pipeline_key",
     "recent_runs",
     "run_details",
     "run_log_dir",
-    "runs_elsewhere",
     "state_dir_for",
     "step_log",
 ]
