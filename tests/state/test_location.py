@@ -12,21 +12,19 @@ from hypothesis import strategies as st
 from flowctl.errors import UsageError
 from flowctl.state import location
 from flowctl.state.location import discover, main_work_tree, state_dir_for, state_dirs_below
+from tests.diff.gitrepo import GitRepo
 
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+def make_repo(path: Path) -> GitRepo:
+    repo = GitRepo(path)
+    repo.write("README", "x\n")
+    repo.commit("one")
+    return repo
 
 
-def git(folder: Path, *args: str) -> str:
-    return subprocess.run([*GIT, "-C", str(folder), *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    (path / "README").write_text("x\n")
-    git(path, "add", ".")
-    git(path, "commit", "-qm", "one")
-    return path
+def rev_parse(folder: Path, *args: str) -> str:
+    """What git itself says, run in ``folder``."""
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
 @pytest.fixture(autouse=True)
@@ -64,25 +62,26 @@ def test_the_walk_takes_the_nearest_state_folder_below_the_git_top(
 
 
 def test_a_linked_worktree_leads_to_the_main_work_tree_as_git_says(tmp_path: Path) -> None:
-    main = make_repo(tmp_path / "main")
+    main = make_repo(tmp_path / "main").path
     (main / "pipelines").mkdir()
     linked = tmp_path / "elsewhere" / "tree"
-    git(main, "worktree", "add", "--detach", "-q", str(linked))
+    GitRepo(main).repo.git.worktree("add", "--detach", "-q", str(linked))
     (linked / "pipelines").mkdir()
     for folder in (main, main / "pipelines", linked, linked / "pipelines"):
-        common = Path(git(folder, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+        common = Path(rev_parse(folder, "--path-format=absolute", "--git-common-dir"))
         assert discover(folder) == common.parent / ".flowctl"
     assert main_work_tree(linked) == main.resolve()
     assert main_work_tree(main) == main
 
 
 def test_a_submodule_is_its_own_work_tree(tmp_path: Path) -> None:
-    inner = make_repo(tmp_path / "inner")
+    inner = make_repo(tmp_path / "inner").path
     outer = make_repo(tmp_path / "outer")
-    git(outer, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner), "sub")
-    assert (outer / "sub" / ".git").is_file()
-    assert discover(outer / "sub") == outer / "sub" / ".flowctl"
-    assert git(outer / "sub", "rev-parse", "--show-toplevel") == str((outer / "sub").resolve())
+    outer.repo.git.execute(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner), "sub"])
+    sub = outer.path / "sub"
+    assert (sub / ".git").is_file()
+    assert discover(sub) == sub / ".flowctl"
+    assert rev_parse(sub, "--show-toplevel") == str(sub.resolve())
 
 
 def test_the_home_and_temporary_folders_are_never_taken_from_below(
@@ -110,7 +109,7 @@ def test_the_home_and_temporary_folders_are_never_taken_from_below(
 def test_state_dir_for_starts_from_the_pipeline_file_or_the_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
+    repo = make_repo(tmp_path / "repo").path
     (repo / "pipelines").mkdir()
     pipeline = repo / "pipelines" / "etl.yaml"
     pipeline.write_text("version: 1\n")
