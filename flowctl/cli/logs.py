@@ -90,5 +90,5 @@ def _list_steps(detail: RunDetail, chosen: str) -> int:
                    "steps": [{"step": r[0], "status": r[1], "attempts": r[2], "command": r[3]} for r in rows]})
         return 0
     print(f"run {run.run_id} of {run.pipeline}: {run.status}; the logs of its steps:")
-    table(["STEP", "STATUS", "ATTEMPTS", "LOG"], [[r[0], r[1], str(r[2]), r[3] or "- (never ran)"] for r in rows])
+    table(["STEP", "STATUS", "ATTEMPTS", "LOG"], [[r[0], r[1], str(r[2]), r[3] or "-"] for r in rows])
     return 0

@@ -34,8 +34,8 @@ class Elsewhere:
 def runs_elsewhere(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> tuple[Elsewhere, ...]:
     """The other state folders below the folder holding ``state_dir`` (when it is a discovered
     ``.flowctl``; see ``location.state_dirs_below`` for the bounds) that record runs (of
-    ``pipeline``, file or name, when given). A folder that cannot be read is passed over: this
-    only feeds hints."""
+    ``pipeline``, file or name, when given), the one with the newest run first. A folder that
+    cannot be read is passed over: this only feeds hints."""
     root = project_root(Path(os.path.abspath(state_dir)))
     if root is None:
         return ()
@@ -48,7 +48,7 @@ def runs_elsewhere(state_dir: str | os.PathLike[str], pipeline: str | None = Non
             continue
         if newest:
             found.append(Elsewhere(state_dir=other, runs=count, newest=newest[0]))
-    return tuple(found)
+    return tuple(sorted(found, key=lambda e: (-e.newest.started_at, str(e.state_dir))))  # newest first
 
 
 def elsewhere_lines(found: Sequence[Elsewhere], command: Sequence[str]) -> list[str]:

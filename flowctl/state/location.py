@@ -115,26 +115,26 @@ def state_dirs_below(root: Path, *, exclude: Path | None = None) -> tuple[Path, 
     ``SEARCH_DEPTH`` folders deep, looking at no more than ``SEARCH_FOLDERS`` folders; hidden
     folders, virtualenvs and ``node_modules`` are skipped. Breadth first, so nearer ones come first."""
     found: list[Path] = []
-    skip = exclude.resolve() if exclude is not None else None
-    queue: deque[tuple[Path, int]] = deque([(root, 0)])
+    skip = os.path.realpath(exclude) if exclude is not None else None
+    queue: deque[tuple[str, int]] = deque([(os.fspath(root), 0)])
     seen = 0
-    while queue and seen < SEARCH_FOLDERS:
+    while queue and seen < SEARCH_FOLDERS:  # strings, not Paths: this may look at 2000 folders
         folder, depth = queue.popleft()
         seen += 1
-        candidate = folder / STATE_DIR_NAME
-        if (candidate / "state.db").is_file() and candidate.resolve() != skip:
-            found.append(candidate)
-        if depth >= SEARCH_DEPTH or (folder / "pyvenv.cfg").exists():
+        candidate = os.path.join(folder, STATE_DIR_NAME)
+        if os.path.isfile(os.path.join(candidate, "state.db")) and os.path.realpath(candidate) != skip:
+            found.append(Path(candidate))
+        if depth >= SEARCH_DEPTH or os.path.exists(os.path.join(folder, "pyvenv.cfg")):
             continue
         try:
             with os.scandir(folder) as entries:
                 children = sorted(
-                    e.name for e in entries
-                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".") and e.name not in _SKIP
+                    e.path for e in entries
+                    if not e.name.startswith(".") and e.name not in _SKIP and e.is_dir(follow_symlinks=False)
                 )
         except OSError:
             continue
-        queue.extend((folder / name, depth + 1) for name in children)
+        queue.extend((child, depth + 1) for child in children)
     return tuple(found)
 
 
