@@ -50,7 +50,12 @@ def check(
     elif history:
         current = history[0]
     else:
-        raise UsageError(f"no recorded run of {pipe.name}", hint=f"run it first: flowctl run {pipeline}")
+        from flowctl.state.elsewhere import where_hint
+
+        raise UsageError(
+            f"no recorded run of {pipe.name} in {folder}",
+            hint=where_hint(folder, pipe.name, ("alerts", "check", pipeline)) or f"run it first: flowctl run {pipeline}",
+        )
     results, deliveries = check_pipeline_alerts(pipe, current, history, notify=notify)
     fired = any(r.fired for r in results)
     if chosen == "json":

@@ -41,10 +41,13 @@ class Assessment:
 
 def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord:
     """The run ``--resume`` continues: ``run_id`` when given, else the latest of the pipeline."""
+    from flowctl.state.elsewhere import where_hint
+
     if not db.db_path(state_dir).exists():
         raise UsageError(
             f"nothing to resume: no runs recorded in {state_dir}",
-            hint="run the pipeline without --resume first (or point --state-dir at its state folder)",
+            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
+            or "run the pipeline without --resume first (or point --state-dir at its state folder)",
         )
     conn = db.connect(state_dir, create=False)
     try:
@@ -63,7 +66,8 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
     if found is None:
         raise UsageError(
             f"nothing to resume: no recorded run of {pipeline_path} in {state_dir}",
-            hint="run it without --resume first",
+            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
+            or "run it without --resume first",
         )
     return found
 

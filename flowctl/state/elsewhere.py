@@ -76,18 +76,21 @@ def _with_state_dir(command: Sequence[str], state_dir: Path) -> str:
     return shlex.join([*command, "--state-dir", shown_path(state_dir)])
 
 
+def where_hint(state_dir: str | os.PathLike[str], pipeline: str | None, command: Sequence[str]) -> str | None:
+    """A hint saying where under the project runs (of ``pipeline``) are recorded, with the
+    ``command`` that reads them there; None when there are none elsewhere."""
+    found = runs_elsewhere(state_dir, pipeline)
+    return _HINT_INDENT.join(elsewhere_lines(found, command)) if found else None
+
+
 def no_runs_error(path: Path, pipeline: str | None, command: Sequence[str]) -> UsageError:
     """"No runs (of ``pipeline``) in ``path``", with where they are recorded instead and the
     ``command`` that reads them there."""
     of = f" of {pipeline}" if pipeline else ""
-    found = runs_elsewhere(path, pipeline)
-    if found:
-        return UsageError(
-            f"no runs{of} recorded in {shown_path(path)}", hint=_HINT_INDENT.join(elsewhere_lines(found, command))
-        )
     return UsageError(
         f"no runs{of} recorded in {shown_path(path)}",
-        hint=f"run a pipeline first, or point --state-dir / ${STATE_DIR_ENV} at the state folder of its runs",
+        hint=where_hint(path, pipeline, command)
+        or f"run a pipeline first, or point --state-dir / ${STATE_DIR_ENV} at the state folder of its runs",
     )
 
 
@@ -109,4 +112,4 @@ def unknown_run_error(path: Path, error: UsageError, run_id: str, command: Seque
     return error
 
 
-__all__ = ["Elsewhere", "elsewhere_lines", "no_runs_error", "runs_elsewhere", "unknown_run_error"]
+__all__ = ["Elsewhere", "elsewhere_lines", "no_runs_error", "runs_elsewhere", "unknown_run_error", "where_hint"]

@@ -206,3 +206,18 @@ def test_init_makes_the_project_state_folder_so_runs_are_found_from_its_root_out
     again = run_flowctl("init", "second", cwd=tmp_path)
     assert again.returncode == 0 and ".flowctl" not in again.stdout  # made once, then left alone
     assert ids(tmp_path) == [run_id_of(result)]
+
+
+def test_resume_and_alerts_say_where_the_runs_are(project: GitRepo) -> None:
+    root = project.path
+    other = root / "ops" / ".flowctl"  # runs recorded with an explicit --state-dir
+    assert run_flowctl("run", "pipelines/bad.yaml", "--state-dir", str(other), cwd=root).returncode == 1
+    resume = run_flowctl("run", "pipelines/bad.yaml", "--resume", cwd=root)
+    assert resume.returncode == 2 and "nothing to resume" in resume.stderr
+    assert "ops/.flowctl: 1 run(s)" in resume.stderr
+    assert "flowctl run pipelines/bad.yaml --resume --state-dir ops/.flowctl" in resume.stderr
+    alerts = run_flowctl("alerts", "check", "pipelines/bad.yaml", cwd=root)
+    assert alerts.returncode == 2 and "no recorded run of bad" in alerts.stderr
+    assert "flowctl alerts check pipelines/bad.yaml --state-dir ops/.flowctl" in alerts.stderr
+    followed = run_flowctl("run", "pipelines/bad.yaml", "--resume", "--state-dir", "ops/.flowctl", cwd=root)
+    assert followed.returncode == 1 and "resuming run" in followed.stdout
