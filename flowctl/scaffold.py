@@ -1,4 +1,5 @@
-"""Starter files for ``flowctl init``: a commented pipeline and the JSON Schema beside it.
+"""Starter files for ``flowctl init``: a commented pipeline, the JSON Schema beside it, and the
+project's state folder.
 
 Never overwrites: an existing pipeline file is an error, an existing schema file is kept.
 Files are written atomically (temp file + rename).
@@ -63,4 +64,18 @@ def write_starter(root: Path, name: str) -> list[tuple[Path, bool]]:
     return [(pipeline, True), (schema_path, created)]
 
 
-__all__ = ["write_atomic", "write_starter"]
+def make_state_folder(root: Path) -> tuple[Path, bool]:
+    """Make ``root/.flowctl/`` (with a ``.gitignore`` that keeps it out of git) so every
+    command run anywhere in the project finds it (``state.location``); returns (path, created).
+    An existing folder is left as it is."""
+    from flowctl.state.location import STATE_DIR_NAME
+
+    folder = root / STATE_DIR_NAME
+    if folder.exists():
+        return folder, False
+    folder.mkdir(parents=True)
+    write_atomic(folder / ".gitignore", "# flowctl's runs and logs: local state, not source\n*\n")
+    return folder, True
+
+
+__all__ = ["make_state_folder", "write_atomic", "write_starter"]

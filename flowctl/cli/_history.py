@@ -18,11 +18,42 @@ import typer
 
 from flowctl.cli._common import no_color, stdout_is_tty
 
-STATE_DIR_HELP = "The state folder (default: $FLOWCTL_STATE_DIR, else .flowctl/ beside the pipeline or here)."
+STATE_DIR_HELP = (
+    "The state folder (default: $FLOWCTL_STATE_DIR, else the project's: the nearest .flowctl/ "
+    "up from here or from the pipeline file, else .flowctl/ at the top of the git work tree)."
+)
+RUN_ID_HELP = "A run id, a unique prefix of one, latest (the newest run) or latest~N (the N-th before it)."
 
 
 def state_dir_option() -> Any:
     return typer.Option(None, "--state-dir", metavar="DIR", help=STATE_DIR_HELP)
+
+
+def pipeline_option() -> Any:
+    return typer.Option(
+        None, "--pipeline", metavar="FILE", help="latest means the newest run of this pipeline (a file or a name)."
+    )
+
+
+def next_commands(run_id: str, state_dir: str, failed_step: str | None) -> list[str]:
+    """The commands to type after a run: ``show`` it and read a log (the root failure's, or the
+    list of its steps' logs), with ``--state-dir`` when the working folder would find another."""
+    import os
+    import shlex
+
+    from flowctl.errors import FlowctlError
+    from flowctl.state.views import state_dir_for
+
+    tail: list[str] = []
+    try:
+        here = os.path.abspath(state_dir_for(None, None))
+    except FlowctlError:  # a file where the state folder would be: say where it is
+        here = ""
+    if here != os.path.abspath(state_dir):
+        tail = ["--state-dir", state_dir]
+    show = shlex.join(["flowctl", "show", run_id, *tail])
+    logs = shlex.join(["flowctl", "logs", run_id, *([failed_step] if failed_step else []), *tail])
+    return [f"Details: {show}", f"{'Failure log' if failed_step else 'Step logs'}: {logs}"]
 
 
 def format_option() -> Any:
@@ -81,4 +112,16 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["counts_text", "emit_json", "format_option", "seconds", "stamp", "state_dir_option", "table", "to_jsonable"]
+__all__ = [
+    "RUN_ID_HELP",
+    "counts_text",
+    "emit_json",
+    "format_option",
+    "next_commands",
+    "pipeline_option",
+    "seconds",
+    "stamp",
+    "state_dir_option",
+    "table",
+    "to_jsonable",
+]

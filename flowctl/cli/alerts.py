@@ -23,9 +23,9 @@ FORMATS = ("text", "json")
 @alerts_app.command("check")
 def check(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
-    run_id: str | None = typer.Option(None, "--run-id", help="Check this run instead of the latest."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Check this run instead of the latest (an id, or latest~N)."),
     notify: bool = typer.Option(False, "--notify", help="Also send the firing alerts to the notifiers."),
-    state_dir: str | None = typer.Option(None, "--state-dir", help="The state folder (default: .flowctl beside the file)."),
+    state_dir: str | None = typer.Option(None, "--state-dir", help="The state folder (default: the project's, as `flowctl run` finds it)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
 ) -> int:
@@ -46,11 +46,16 @@ def check(
     needs = {sid: step.needs for sid, step in pipe.steps.items()}
     history = history_metrics(folder, pipe.name, last=50, needs=needs)
     if run_id is not None:
-        current = run_metrics(folder, run_id, needs)
+        current = run_metrics(folder, run_id, needs, pipe.name)
     elif history:
         current = history[0]
     else:
-        raise UsageError(f"no recorded run of {pipe.name}", hint=f"run it first: flowctl run {pipeline}")
+        from flowctl.state.elsewhere import where_hint
+
+        raise UsageError(
+            f"no recorded run of {pipe.name} in {folder}",
+            hint=where_hint(folder, pipe.name, ("alerts", "check", pipeline)) or f"run it first: flowctl run {pipeline}",
+        )
     results, deliveries = check_pipeline_alerts(pipe, current, history, notify=notify)
     fired = any(r.fired for r in results)
     if chosen == "json":

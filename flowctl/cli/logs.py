@@ -1,45 +1,94 @@
-"""``flowctl logs RUN_ID STEP [--attempt N]``: print the log of one attempt of a step."""
+"""``flowctl logs RUN_ID [STEP] [--attempt N]``: print the log of one attempt of a step.
+
+Without STEP: the root failure's log for a run that failed, else the list of the run's steps with
+the command that prints each one's log. ``RUN_ID`` may be ``latest`` or ``latest~N``.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
-from flowctl.cli._history import format_option, state_dir_option
+from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
+
+if TYPE_CHECKING:
+    from flowctl.state.records import RunDetail
 
 
 @app.command()
 def logs(
-    run_id: str = typer.Argument(..., help="A run id (or a unique prefix of one)."),
-    step: str = typer.Argument(..., help="The step id."),
+    run_id: str = typer.Argument(..., help=RUN_ID_HELP),
+    step: str = typer.Argument(None, help="The step id (default: the root failure's, or a list of the steps)."),
     attempt: int = typer.Option(None, "--attempt", "-a", min=1, help="Which attempt (default: the last)."),
+    pipeline: str = pipeline_option(),
     state_dir: str = state_dir_option(),
     fmt: str = format_option(),
     as_json: bool = json_option(),
 ) -> int:
     """Print a step's log (the last attempt unless --attempt N). JSON gives the path and text.
 
-    An attempt that printed nothing has no log file: this says so on stderr and exits 0.
+    Without STEP: the log of the step that made the run fail, or for a run without a failure a
+    list of its steps with the command that prints each log. An attempt that printed nothing has
+    no log file: this says so on stderr and exits 0.
+
+    Example: flowctl logs latest
 
     Example: flowctl logs 20261125T020000-3fa1 load --attempt 2
     """
     import sys
 
-    from flowctl.cli._history import emit_json
-    from flowctl.state.views import state_dir_for, step_log
+    from flowctl.errors import UsageError
+    from flowctl.state.views import StepLog, attempt_step_log, failure_log, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    log = step_log(state_dir_for(state_dir), run_id, step, attempt)
+    folder = state_dir_for(state_dir, pipeline)
+    detail = run_details(folder, run_id, pipeline, command=("logs", run_id, *([step] if step else [])))
+    log: StepLog | None
+    if step is not None:
+        log = attempt_step_log(folder, detail, step, attempt)
+    else:
+        if attempt is not None:
+            raise UsageError("--attempt needs a STEP", hint=f"e.g. flowctl logs {run_id} STEP --attempt {attempt}")
+        log = failure_log(folder, detail)
+    if log is None:
+        return _list_steps(detail, chosen)
     data = log.path.read_bytes() if log.exists else b""
     if chosen == "json":
-        emit_json({"run_id": log.run_id, "step": step, "attempt": log.attempt,
+        from flowctl.cli._history import emit_json
+
+        emit_json({"run_id": log.run_id, "step": log.step, "attempt": log.attempt,
                    "path": str(log.path) if log.exists else None, "text": data.decode("utf-8", "replace")})
         return 0
+    if step is None:
+        print(f"run {log.run_id} failed at step {log.step}; its attempt {log.attempt} printed:", file=sys.stderr)
     if not log.exists:
-        print(f"{step} attempt {log.attempt} of run {log.run_id} printed nothing (no log file)", file=sys.stderr)
+        print(f"{log.step} attempt {log.attempt} of run {log.run_id} printed nothing (no log file)", file=sys.stderr)
         return 0
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def _list_steps(detail: RunDetail, chosen: str) -> int:
+    """A run with no failure: each step, its status and the command that prints its log."""
+    import shlex
+
+    from flowctl.cli._history import emit_json, table
+
+    run = detail.run
+    rows = [
+        (s.step, s.status, len(s.attempt_records),
+         shlex.join(["flowctl", "logs", run.run_id, s.step]) if s.attempt_records else None)
+        for s in detail.steps
+    ]
+    if chosen == "json":
+        emit_json({"run_id": run.run_id, "status": run.status, "step": None,
+                   "steps": [{"step": r[0], "status": r[1], "attempts": r[2], "command": r[3]} for r in rows]})
+        return 0
+    print(f"run {run.run_id} of {run.pipeline}: {run.status}; the logs of its steps:")
+    table(["STEP", "STATUS", "ATTEMPTS", "LOG"], [[r[0], r[1], str(r[2]), r[3] or "-"] for r in rows])
     return 0

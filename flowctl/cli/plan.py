@@ -26,10 +26,10 @@ def plan(
     explain: bool = typer.Option(False, "--explain", help="Say for each step whether it would run, be reused or be up to date, and why."),
     check: bool = typer.Option(False, "--check", help="With --explain: exit 1 when any step would run (a CI gate)."),
     resume: bool = typer.Option(False, "--resume", help="With --explain: as `run --resume` would see it."),
-    run_id: str = typer.Option(None, "--run-id", metavar="ID", help="With --explain --resume: that run instead of the latest."),
+    run_id: str = typer.Option(None, "--run-id", metavar="ID", help="With --explain --resume: that run (an id, or latest~N) instead of the latest."),
     force: bool = typer.Option(False, "--force", help="With --explain: as `run --force` would see it."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="With --explain: as `run --force-step` would see it."),
-    state_dir: str = typer.Option(None, "--state-dir", metavar="DIR", help="The state folder (default: $FLOWCTL_STATE_DIR, else .flowctl/ beside the pipeline)."),
+    state_dir: str = typer.Option(None, "--state-dir", metavar="DIR", help="The state folder (default: $FLOWCTL_STATE_DIR, else the project's, as `flowctl run` finds it)."),
 ) -> int:
     """Show the execution levels (what can run in parallel), the critical path and the commands.
 

@@ -50,12 +50,13 @@ def run(
     ),
     state_dir: str | None = typer.Option(
         None, "--state-dir", envvar="FLOWCTL_STATE_DIR", metavar="DIR",
-        help="Where runs and logs are kept (default: .flowctl/ beside the pipeline file).",
+        help="Where runs and logs are kept (default: the project's .flowctl/: the nearest one up "
+        "from the pipeline file, else at the top of the git work tree, else beside the file).",
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
     resume: bool = typer.Option(False, "--resume", help="Continue the latest run of this pipeline: steps that succeeded with an unchanged fingerprint are reused."),
-    run_id: str | None = typer.Option(None, "--run-id", metavar="ID", help="With --resume (implied): continue this run instead of the latest."),
+    run_id: str | None = typer.Option(None, "--run-id", metavar="ID", help="With --resume (implied): continue this run (an id, or latest~N) instead of the latest."),
     force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
     wait: str | None = _WAIT_OPTION,
@@ -151,7 +152,7 @@ def run(
 
 
 def state_folder(pipeline_arg: str, given: str | None) -> str:
-    """``--state-dir`` / ``FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file."""
+    """The run's state folder, made absolute (``state.location.state_dir_for`` decides)."""
     from flowctl.state.views import state_dir_for
 
     return os.path.abspath(state_dir_for(given, pipeline_arg))
@@ -281,8 +282,12 @@ def exit_code(result: RunResult) -> int:
 
 
 def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, logs_dir: str) -> list[str]:
-    """Where the logs are, and how to run what did not finish (the steps at its front)."""
-    lines = [f"Logs: {logs_dir}"]
+    """Where the logs are, the commands to see the run, and how to run what did not finish
+    (the steps at its front)."""
+    from flowctl.cli._history import next_commands
+
+    state_dir = os.path.dirname(os.path.dirname(logs_dir))  # <state>/runs/<run id>
+    lines = [f"Logs: {logs_dir}", *next_commands(result.run_id, state_dir, result.root_failure)]
     status = result.steps
     unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
     if not unfinished:

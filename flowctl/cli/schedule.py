@@ -123,7 +123,10 @@ def _list_json(result: ScheduleList) -> dict[str, Any]:
                     "log": s.installed.log_file,
                     "line": s.installed.line(),
                     "stale": s.stale,
+                    "state_dir": s.installed.state_dir or None,
+                    "state_dir_differs": s.state_dir_differs,
                 },
+                "manual_state_dir": s.manual_state_dir,
                 "last_run": _run_json(s.last_run),
                 "missed": {
                     "count": len(s.missed),
@@ -157,11 +160,23 @@ def _installed_text(status: ScheduleStatus, target: str | None) -> str:
             f", STALE: installed for {entry.schedule!r} ({entry.timezone or 'local'}); "
             "run `flowctl schedule install` again"
         )
+    if status.state_dir_differs:
+        text += ", " + _state_dir_warning(status)
     if entry.ref:
         text += f", pinned to {entry.ref}"
     if entry.guarded:
         text += ", guarded (the machine's zone differs)"
     return text
+
+
+def _state_dir_warning(status: ScheduleStatus) -> str:
+    entry = status.installed
+    where = entry.state_dir if entry is not None else "?"
+    return (
+        f"STATE FOLDER DIFFERS: its runs keep state and the overlap lock in {where}, a manual "
+        f"`flowctl run` would use {status.manual_state_dir}; run `flowctl schedule install` again "
+        f"to move the line, or give manual runs --state-dir {where}"
+    )
 
 
 def _missed_text(status: ScheduleStatus) -> str:
@@ -207,6 +222,9 @@ def _list_table(result: ScheduleList) -> None:
         )
     out = console()
     out.print(table)
+    for s in result.statuses:
+        if s.state_dir_differs:
+            out.print(f"{s.name}: {_state_dir_warning(s)}", soft_wrap=True, markup=False)
     for path in result.unscheduled:
         out.print(f"{path}: no schedule")
 
@@ -223,7 +241,7 @@ def install_command(
     metrics_file: str = typer.Option(
         None, "--metrics-file", metavar="FILE", help="Each run writes Prometheus metrics here ({name} = pipeline name)."
     ),
-    state_dir: str = typer.Option(None, "--state-dir", help="State folder of the runs (default: .flowctl/ beside each pipeline)."),
+    state_dir: str = typer.Option(None, "--state-dir", help="State folder of the runs (default: each pipeline's, as `flowctl run` finds it)."),
     user: str = typer.Option(None, "--user", help="The user column of a --cron-d file (default: you)."),
 ) -> int:
     """Install one crontab line per scheduled pipeline inside a marked block.

@@ -1,4 +1,8 @@
-"""``flowctl show RUN_ID``: one run step by step (status, attempts, durations, exit codes, logs)."""
+"""``flowctl show RUN_ID``: one run step by step (status, attempts, durations, exit codes, logs).
+
+``RUN_ID`` may be ``latest`` or ``latest~N`` (``--pipeline FILE`` narrows them to one pipeline);
+``state.history.find_run`` resolves it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,20 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
-from flowctl.cli._history import format_option, state_dir_option
+from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
 
 
 @app.command()
 def show(
-    run_id: str = typer.Argument(..., help="A run id (or a unique prefix of one), from `flowctl runs`."),
+    run_id: str = typer.Argument(..., help=RUN_ID_HELP),
+    pipeline: str = pipeline_option(),
     state_dir: str = state_dir_option(),
     fmt: str = format_option(),
     as_json: bool = json_option(),
 ) -> int:
     """Show one run step by step: status, attempts, durations, exit codes and log paths.
+
+    Example: flowctl show latest
 
     Example: flowctl show 20261125T020000-3fa1 --json
     """
@@ -26,8 +33,8 @@ def show(
     from flowctl.state.views import attempt_log, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    root = state_dir_for(state_dir)
-    detail = run_details(root, run_id)
+    root = state_dir_for(state_dir, pipeline)
+    detail = run_details(root, run_id, pipeline)
     metrics = detail_metrics(detail)
     if chosen == "json":
         emit_json({**to_jsonable(detail), "metrics": metrics.to_dict()})

@@ -1,11 +1,18 @@
 """Figures across runs of one pipeline (``flowctl stats``): pure functions over ``RunMetrics``.
 
-Runs come newest first. Run duration percentiles and the success rate count finished runs only
-(a run still going has no duration yet). Lateness is the start minus the cron fire time, for
-runs the scheduler started. Per step: its median and p99 execution time, how often it failed
-(runs in which it failed for good or under ``continue_on_error``, and failed attempts over
-attempts), and whether its latest execution was slower than ``SLOWER_FACTOR`` times its
-baseline (the median of its execution time over the previous 10 successful runs).
+Runs come newest first. The success rate counts finished runs; run duration percentiles count
+the runs that succeeded (a failed, cancelled or interrupted run stops early, and a run still
+going has no duration yet). Lateness is the start minus the cron fire time, for runs the
+scheduler started. Per step, over its executions that succeeded (its first attempt's start to
+its last attempt's end; a cancelled or interrupted execution is no measure of how long the step
+takes): its median and p99 time, its latest time and whether that was slower than
+``SLOWER_FACTOR`` times its baseline (the median over its previous 10 successful executions);
+and over every run that executed it, how often it failed (for good or under
+``continue_on_error``).
+
+Steps are those of the pipeline's current definition, in its order, when the caller knows it;
+steps recorded in older runs that it no longer has are kept apart (``removed``) and left out of
+"slowest", "most failing" and "slower than baseline".
 """
 
 from __future__ import annotations
@@ -24,12 +31,12 @@ BASELINE_RUNS = 10
 class StepStats:
     step: str
     runs: int  # runs in which it executed
-    p50: float | None
+    p50: float | None  # over its executions that succeeded
     p99: float | None
     failed_runs: int
     attempts: int
-    latest: float | None  # its execution time in the newest run that executed it
-    baseline: float | None  # median over the previous successful runs
+    latest: float | None  # its time in the newest run where it succeeded
+    baseline: float | None  # median over its previous successful executions
 
     @property
     def failure_rate(self) -> float | None:
@@ -67,9 +74,10 @@ class PipelineStats:
     succeeded: int
     duration: Distribution
     lateness: Distribution
-    steps: tuple[StepStats, ...]  # in order of first appearance, newest run first
+    steps: tuple[StepStats, ...]  # the current definition's, in its order (see the module docstring)
     durations: tuple[float, ...]  # finished runs' wall times, oldest first (for a sparkline)
     statuses: tuple[RunStatus, ...]  # oldest first
+    removed: tuple[StepStats, ...] = ()  # recorded steps the current definition no longer has
 
     @property
     def success_rate(self) -> float | None:
@@ -103,6 +111,7 @@ class PipelineStats:
             "most_failing_step": failing.step if failing else None,
             "slower_than_baseline": [s.step for s in self.slower_than_baseline],
             "steps": [s.to_dict() for s in self.steps],
+            "removed_steps": [s.to_dict() for s in self.removed],
             "durations": list(self.durations),
         }
 
@@ -112,45 +121,67 @@ _FAILED = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 
 
 def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
-    times = [r.step_duration[step] for r in runs if step in r.step_duration]
     executed = [r for r in runs if r.step_attempts.get(step)]
-    latest_run = next((r for r in runs if step in r.step_duration), None)
-    previous = [
+    succeeded = [
         r.step_duration[step]
         for r in runs
-        if r is not latest_run and r.status is RunStatus.SUCCEEDED and step in r.step_duration
-    ][:BASELINE_RUNS]
+        if r.step_status.get(step) is StepStatus.SUCCEEDED and step in r.step_duration
+    ]
     return StepStats(
         step=step,
         runs=len(executed),
-        p50=median(times),
-        p99=percentile(times, 99),
+        p50=median(succeeded),
+        p99=percentile(succeeded, 99),
         failed_runs=sum(1 for r in executed if r.step_status.get(step) in _FAILED),
         attempts=sum(r.step_attempts.get(step, 0) for r in runs),
-        latest=latest_run.step_duration[step] if latest_run else None,
-        baseline=median(previous),
+        latest=succeeded[0] if succeeded else None,
+        baseline=median(succeeded[1 : 1 + BASELINE_RUNS]),
     )
 
 
-def pipeline_stats(pipeline: str, runs: Sequence[RunMetrics]) -> PipelineStats:
-    """Summarize ``runs`` (newest first) of one pipeline."""
+def pipeline_stats(pipeline: str, runs: Sequence[RunMetrics], steps: Sequence[str] | None = None) -> PipelineStats:
+    """Summarize ``runs`` (newest first) of one pipeline. ``steps``: the step ids of its current
+    definition in order (None when unknown: every recorded step counts, newest run's first)."""
     finished = [r for r in runs if r.status in _FINISHED]
-    order: dict[str, None] = {}
+    order: dict[str, None] = dict.fromkeys(steps or ())
     for run in runs:
         for step in run.step_status:
             order.setdefault(step, None)
+    current = set(order) if steps is None else set(steps)
     lateness = [r.lateness for r in runs if r.lateness is not None]
+    every = [_step_stats(step, runs) for step in order]
     return PipelineStats(
         pipeline=pipeline,
         runs=len(runs),
         finished=len(finished),
         succeeded=sum(1 for r in finished if r.status is RunStatus.SUCCEEDED),
-        duration=Distribution.of(r.wall_seconds for r in finished),
+        duration=Distribution.of(r.wall_seconds for r in finished if r.status is RunStatus.SUCCEEDED),
         lateness=Distribution.of(lateness),
-        steps=tuple(_step_stats(step, runs) for step in order),
+        steps=tuple(s for s in every if s.step in current),
         durations=tuple(r.wall_seconds for r in reversed(finished)),
         statuses=tuple(r.status for r in reversed(runs)),
+        removed=tuple(s for s in every if s.step not in current),
     )
+
+
+#: One character per run in ``flowctl stats``'s outcome strip, and the legend's word for it.
+OUTCOME_MARKS: tuple[tuple[RunStatus, str, str], ...] = (
+    (RunStatus.SUCCEEDED, "+", "succeeded"),
+    (RunStatus.FAILED, "x", "failed"),
+    (RunStatus.CANCELLED, "c", "cancelled"),
+    (RunStatus.INTERRUPTED, "!", "interrupted"),
+    (RunStatus.RUNNING, ".", "running"),
+)
+
+
+def outcome_strip(statuses: Sequence[RunStatus]) -> tuple[str, str]:
+    """One character per run (oldest first) and the legend of the characters it uses."""
+    marks = {status: mark for status, mark, _ in OUTCOME_MARKS}
+    strip = "".join(marks.get(s, "?") for s in statuses)
+    legend = [f"{mark} {word}" for _, mark, word in OUTCOME_MARKS if mark in strip]
+    if "?" in strip:
+        legend.append("? unknown")
+    return strip, ", ".join(legend)
 
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -168,4 +199,4 @@ def sparkline(values: Sequence[float], *, ascii_only: bool = False) -> str:
     return "".join(bars[min(len(bars) - 1, int((v - low) / span * (len(bars) - 1) + 0.5))] for v in values)
 
 
-__all__ = ["SLOWER_FACTOR", "PipelineStats", "StepStats", "pipeline_stats", "sparkline"]
+__all__ = ["OUTCOME_MARKS", "SLOWER_FACTOR", "PipelineStats", "StepStats", "outcome_strip", "pipeline_stats", "sparkline"]

@@ -103,11 +103,14 @@ def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
     return compute_run_metrics(from_detail(detail, needs), now=time.time())
 
 
-def run_metrics(state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None) -> RunMetrics:
-    """The metrics of one recorded run (``run_id`` may be a unique prefix)."""
+def run_metrics(
+    state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None, pipeline: str | None = None
+) -> RunMetrics:
+    """The metrics of one recorded run (``run_id`` as ``state.history.find_run`` takes it;
+    ``pipeline`` narrows ``latest``)."""
     from flowctl.state.views import run_details
 
-    return compute_run_metrics(from_detail(run_details(state_dir, run_id), needs), now=time.time())
+    return compute_run_metrics(from_detail(run_details(state_dir, run_id, pipeline), needs), now=time.time())
 
 
 def history_metrics(

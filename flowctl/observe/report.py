@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from flowctl.run.events import RunStatus
 from flowctl.spec.durations import format_duration
 
 if TYPE_CHECKING:
@@ -59,23 +58,22 @@ def _bar(value: float, top: float, width: int = 20) -> str:
     return "█" * int(filled) + ("▌" if filled - int(filled) >= 0.5 else "")
 
 
-_MARK = {RunStatus.SUCCEEDED: "+", RunStatus.FAILED: "x", RunStatus.CANCELLED: "c", RunStatus.INTERRUPTED: "!"}
-
-
 def stats_lines(stats: PipelineStats, *, charts: bool = False) -> list[str]:
     """``flowctl stats``: run durations, success, lateness, and per-step figures."""
-    from flowctl.observe.history import sparkline
+    from flowctl.observe.history import outcome_strip, sparkline
 
     if not stats.runs:
         return [f"{stats.pipeline}: no recorded runs"]
     lines = [
         (f"{stats.pipeline}: {stats.runs} run(s), {stats.finished} finished, "
         f"success rate {_pct(stats.success_rate)} ({stats.succeeded}/{stats.finished})"),
-        f"run duration   {_dist(stats.duration, 'p50', 'p99')}  max {_d(stats.duration.max)}",
+        (f"run duration   {_dist(stats.duration, 'p50', 'p99')}  max {_d(stats.duration.max)}"
+         f"  (over {stats.duration.count} run(s) that succeeded)"),
     ]
     if charts and stats.durations:
         lines.append(f"               {sparkline(stats.durations)}  (oldest to newest)")
-        lines.append("               " + "".join(_MARK.get(s, ".") for s in stats.statuses) + "  (+ ok, x failed)")
+        strip, legend = outcome_strip(stats.statuses)
+        lines.append(f"               {strip}  ({legend})")
     if stats.lateness.count:
         lines.append(
             f"lateness       {_dist(stats.lateness, 'p50', 'p99')}  max {_d(stats.lateness.max)}"
@@ -102,6 +100,9 @@ def stats_lines(stats: PipelineStats, *, charts: bool = False) -> list[str]:
         if charts and s.p50 is not None:
             row += "  " + _bar(s.p50, top)
         lines.append(row.rstrip())
+    if stats.removed:
+        lines.append("")
+        lines.append("no longer in the pipeline (left out above): " + ", ".join(s.step for s in stats.removed))
     return lines
 
 

@@ -44,7 +44,7 @@ _FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 class InstallOptions:
     """How the lines are written; every path is made absolute before use."""
 
-    state_dir: str | None = None  # None: FLOWCTL_STATE_DIR, else .flowctl/ beside each pipeline
+    state_dir: str | None = None  # None: each pipeline's, as a manual `flowctl run` finds it
     ref: str | None = None  # a git ref, or "latest-release" (resolved by each run)
     metrics_file: str | None = None  # may hold {name}; required when several pipelines share it
     user: str | None = None  # the user column (cron.d files)

@@ -103,12 +103,25 @@ def list_schedules(
     by_path = {e.pipeline: e for e in entries}
     history = StateHistory(state_dir, entries)
     statuses = tuple(
-        schedule_status(p, now=now, installed=by_path.get(os.path.abspath(p.path)), history=history)
+        schedule_status(
+            p, now=now, installed=by_path.get(os.path.abspath(p.path)), history=history,
+            manual_state_dir=_manual_state_dir(p),
+        )
         for p in pipelines
         if p.schedule
     )
     unscheduled = tuple(p.path for p in pipelines if not p.schedule)
     return ScheduleList(statuses, unscheduled, target_name, note)
+
+
+def _manual_state_dir(pipeline: Pipeline) -> str | None:
+    """The state folder ``flowctl run PIPELINE`` would use (None when that is an error)."""
+    from flowctl.schedule.install import default_state_dir
+
+    try:
+        return default_state_dir(pipeline.path)
+    except FlowctlError:
+        return None
 
 
 def install_schedules(

@@ -1,6 +1,7 @@
 """What ``flowctl schedule list`` reports per pipeline: words, next fire times, last run, missed runs.
 
-Owns missed-run detection: a fire time after the schedule was installed is missed when no run
+Also flags an installed line whose state folder (and so its overlap lock) is not the one a
+manual ``flowctl run`` of the pipeline would use now. Owns missed-run detection: a fire time after the schedule was installed is missed when no run
 of the pipeline started between it and its grace window later (min(half the interval to the next
 fire time, 15 minutes); see ``fire.grace``). Only fire times whose window has closed are judged,
 and only within ``LOOKBACK`` (7 days) so a minutely schedule stays cheap. Runs come from a
@@ -10,6 +11,7 @@ and only within ``LOOKBACK`` (7 days) so a minutely schedule stays cheap. Runs c
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +63,7 @@ class ScheduleStatus:
     last_run: RunRecord | None
     missed: tuple[datetime, ...]  # oldest first
     missed_since: datetime | None  # the start of the window missed runs were looked for in
+    manual_state_dir: str | None = None  # where a plain `flowctl run PIPELINE` keeps state now
 
     @property
     def stale(self) -> bool:
@@ -69,6 +72,15 @@ class ScheduleStatus:
         return entry is not None and (
             entry.schedule != self.expression or (entry.timezone or None) != self.declared_zone
         )
+
+    @property
+    def state_dir_differs(self) -> bool:
+        """The installed line keeps state (and the overlap lock) in another folder than a manual
+        run would: the two could run at once and their histories are apart."""
+        entry = self.installed
+        if entry is None or not entry.state_dir or self.manual_state_dir is None:
+            return False
+        return os.path.realpath(entry.state_dir) != os.path.realpath(self.manual_state_dir)
 
     @property
     def declared_zone(self) -> str | None:
@@ -112,8 +124,11 @@ def schedule_status(
     installed: Entry | None,
     history: RunHistory | None,
     count: int = 3,
+    manual_state_dir: str | None = None,
 ) -> ScheduleStatus:
-    """The ``schedule list`` row of one scheduled pipeline. Raises CronSyntaxError/UsageError."""
+    """The ``schedule list`` row of one scheduled pipeline; ``manual_state_dir`` is the state
+    folder a manual run would use, compared with the installed line's. Raises
+    CronSyntaxError/UsageError."""
     if not pipeline.schedule:
         raise ValueError(f"{pipeline.path} has no schedule")
     schedule = make_schedule(pipeline.schedule, pipeline.timezone)
@@ -135,6 +150,7 @@ def schedule_status(
         last_run=last,
         missed=missed,
         missed_since=since,
+        manual_state_dir=manual_state_dir,
     )
 
 

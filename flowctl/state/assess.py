@@ -41,16 +41,19 @@ class Assessment:
 
 def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord:
     """The run ``--resume`` continues: ``run_id`` when given, else the latest of the pipeline."""
+    from flowctl.state.elsewhere import where_hint
+
     if not db.db_path(state_dir).exists():
         raise UsageError(
             f"nothing to resume: no runs recorded in {state_dir}",
-            hint="run the pipeline without --resume first (or point --state-dir at its state folder)",
+            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
+            or "run the pipeline without --resume first (or point --state-dir at its state folder)",
         )
     conn = db.connect(state_dir, create=False)
     try:
         with db.translated(db.db_path(state_dir)):
             if run_id:
-                chosen = history.find_run(conn, run_id)
+                chosen = history.find_run(conn, run_id, pipeline_key(pipeline_path))  # latest: of this pipeline
                 if chosen.pipeline_path and chosen.pipeline_path != pipeline_key(pipeline_path):
                     raise UsageError(
                         f"run {chosen.run_id} is a run of {chosen.pipeline_path}, not of {pipeline_path}",
@@ -63,7 +66,8 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
     if found is None:
         raise UsageError(
             f"nothing to resume: no recorded run of {pipeline_path} in {state_dir}",
-            hint="run it without --resume first",
+            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
+            or "run it without --resume first",
         )
     return found
 

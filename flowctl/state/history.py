@@ -1,6 +1,7 @@
 """Read queries over recorded runs: list, find by id, one run in detail, last successes, pruning.
 
-Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values.
+Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values,
+and the one resolution of a run id (``find_run``: an id, a unique prefix, ``latest``, ``latest~N``).
 The functions take an open connection (``db.connect``) and raise ``StateError`` on a bad
 database, ``UsageError`` for an unknown or ambiguous run id. Lock-aware views (a "running" run
 whose runner died) are in ``overview.py``.
@@ -8,6 +9,7 @@ whose runner died) are in ``overview.py``.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -86,10 +88,7 @@ def _step_counts(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, 
     return counts
 
 
-def list_runs(
-    conn: sqlite3.Connection, pipeline: str | None = None, *, limit: int | None = 20, since: float | None = None
-) -> tuple[RunRecord, ...]:
-    """The most recent runs first (of one pipeline when given), with step counts by status."""
+def _where(pipeline: str | None, since: float | None = None) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if pipeline is not None:
@@ -98,25 +97,69 @@ def list_runs(
     if since is not None:
         where.append("started_at >= ?")
         args.append(since)
-    sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC, run_id DESC"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def list_runs(
+    conn: sqlite3.Connection,
+    pipeline: str | None = None,
+    *,
+    limit: int | None = 20,
+    since: float | None = None,
+    offset: int = 0,
+) -> tuple[RunRecord, ...]:
+    """The most recent runs first (of one pipeline when given), with step counts by status;
+    ``offset`` skips that many of the newest."""
+    where, args = _where(pipeline, since)
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY started_at DESC, run_id DESC"
+    if limit is not None or offset:
+        sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
     rows = conn.execute(sql, args).fetchall()
     counts = _step_counts(conn, [r[0] for r in rows])
     return tuple(_run(r, counts[r[0]]) for r in rows)
 
 
-def find_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
-    """The run with id ``run_id`` or a unique prefix of one. Raises ``UsageError`` otherwise."""
+def count_runs(conn: sqlite3.Connection, pipeline: str | None = None) -> int:
+    """How many runs are recorded (of one pipeline when given)."""
+    where, args = _where(pipeline)
+    return int(conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
+
+
+#: ``latest`` is the newest run, ``latest~N`` the N-th before it (as git's ``HEAD~N``).
+_LATEST = re.compile(r"latest(?:~(?P<back>[0-9]+))?")
+LATEST = "latest"
+
+
+def is_latest(run_id: str) -> bool:
+    """Whether ``run_id`` is meant as ``latest`` or ``latest~N`` (well formed or not)."""
+    return run_id == LATEST or run_id.startswith(LATEST + "~")
+
+
+_PREFIX = "run_id LIKE ? ESCAPE '\\'"
+
+
+def _prefix(run_id: str) -> str:
+    return run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def has_run(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether a run id equal to or starting with ``run_id`` is recorded."""
+    return conn.execute(f"SELECT 1 FROM runs WHERE {_PREFIX} LIMIT 1", (_prefix(run_id),)).fetchone() is not None
+
+
+def find_run(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunRecord:
+    """The run ``run_id`` names: a run id, a unique prefix of one, ``latest`` (the newest run) or
+    ``latest~N`` (the N-th before it). ``pipeline`` (a name or a recorded file path) narrows
+    ``latest`` to that pipeline's runs. Every command that takes a run id resolves it here.
+
+    Raises ``UsageError`` for an unknown or ambiguous id, or a ``latest~N`` beyond the oldest run.
+    """
+    if is_latest(run_id):
+        return _nth_latest(conn, run_id, pipeline)
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
-        escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 6",
-            (escaped + "%",),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {_PREFIX} ORDER BY run_id LIMIT 6", (_prefix(run_id),)
         ).fetchall()
         if len(rows) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
@@ -128,15 +171,37 @@ def find_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
     return _run(row, counts[row[0]])
 
 
+def _nth_latest(conn: sqlite3.Connection, text: str, pipeline: str | None) -> RunRecord:
+    match = _LATEST.fullmatch(text)
+    if match is None:
+        raise UsageError(
+            f"{text!r} is not a run id", hint="use latest (the newest run) or latest~N (the N-th before it), e.g. latest~1"
+        )
+    back = int(match["back"] or 0)
+    found = list_runs(conn, pipeline, limit=1, offset=back)
+    if found:
+        return found[0]
+    total = count_runs(conn, pipeline)
+    of = f" of {pipeline}" if pipeline else ""
+    if not total:
+        raise UsageError(f"no runs recorded{of}, so there is no {text}", hint="`flowctl runs` lists recorded runs")
+    oldest = "latest" if total == 1 else f"latest~{total - 1}"
+    raise UsageError(
+        f"there is no {text}: {total} run{'s' * (total != 1)}{of} recorded, the oldest is {oldest}",
+        hint="`flowctl runs` lists recorded runs",
+    )
+
+
 def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
     """The most recent run of ``pipeline`` (by name or path), or None."""
     runs = list_runs(conn, pipeline, limit=1)
     return runs[0] if runs else None
 
 
-def run_detail(conn: sqlite3.Connection, run_id: str) -> RunDetail:
-    """One run with every step (in plan order) and every attempt. Raises ``UsageError``."""
-    run = find_run(conn, run_id)
+def run_detail(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunDetail:
+    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and every
+    attempt. Raises ``UsageError``."""
+    run = find_run(conn, run_id, pipeline)
     attempts: dict[str, list[AttemptRecord]] = {}
     for row in conn.execute(
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run.run_id,)
@@ -220,9 +285,13 @@ def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
 
 
 __all__ = [
+    "LATEST",
+    "count_runs",
     "delete_runs",
     "find_run",
     "fingerprint_parts",
+    "has_run",
+    "is_latest",
     "last_successes",
     "latest_run",
     "list_runs",

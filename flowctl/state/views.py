@@ -3,7 +3,10 @@
 Each function opens the state folder's database, answers one question and closes it. A run
 recorded as ``running`` whose pipeline lock nobody holds died without saying so (``kill -9``,
 reboot): these views show it as ``interrupted`` without writing (the next ``flowctl run`` of the
-pipeline records it). Raises ``StateError`` for a bad database, ``UsageError`` for unknown ids.
+pipeline records it). Which folder is the state folder is ``location.state_dir_for``'s decision
+(re-exported here); run ids, ``latest`` included, are resolved by ``history.find_run``. Raises
+``StateError`` for a bad database, ``UsageError`` for unknown ids (saying where else under the
+project runs are recorded: ``elsewhere.py``).
 """
 
 from __future__ import annotations
@@ -14,29 +17,15 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
 from flowctl.state import db, history, lock
+from flowctl.state.location import STATE_DIR_ENV, state_dir_for
 from flowctl.state.records import AttemptRecord, RunDetail, RunRecord, StepRecord
-
-STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
-STATE_DIR_NAME = ".flowctl"
-
-
-def state_dir_for(explicit: str | os.PathLike[str] | None = None, pipeline_path: str | None = None) -> Path:
-    """``--state-dir``, else ``$FLOWCTL_STATE_DIR``, else ``.flowctl/`` beside the pipeline file
-    (or in the current folder when there is none)."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(STATE_DIR_ENV):
-        return Path(os.environ[STATE_DIR_ENV])
-    if pipeline_path and os.path.isfile(pipeline_path):
-        return Path(os.path.dirname(os.path.abspath(pipeline_path))) / STATE_DIR_NAME
-    return Path(STATE_DIR_NAME)
 
 
 def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
@@ -83,11 +72,46 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     return tuple(_alive(path, r) for r in runs)
 
 
-def run_details(state_dir: str | os.PathLike[str], run_id: str) -> RunDetail:
-    """One run with its steps and attempts (``run_id`` may be a unique prefix)."""
+def count_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> int:
+    """How many runs the state folder records (of ``pipeline``, by name or file path, when given)."""
     path = Path(state_dir)
+    if not db.db_path(path).exists():
+        return 0
     with opened(path) as conn:
-        detail = history.run_detail(conn, run_id)
+        return history.count_runs(conn, _pipeline_key(pipeline))
+
+
+def run_details(
+    state_dir: str | os.PathLike[str],
+    run_id: str,
+    pipeline: str | None = None,
+    *,
+    command: Sequence[str] = ("show",),
+) -> RunDetail:
+    """One run with its steps and attempts. ``run_id`` is what ``history.find_run`` accepts (an
+    id, a unique prefix, ``latest``, ``latest~N``); ``pipeline`` (file or name) narrows ``latest``.
+
+    Raises UsageError when the state folder has no runs or not this one, saying where under the
+    project runs are recorded instead (``elsewhere.py``); ``command`` is the command those
+    hints suggest (default: ``show RUN_ID``).
+    """
+    from flowctl.state import elsewhere  # it reads other state folders through this module
+
+    path = Path(state_dir)
+    key = _pipeline_key(pipeline)
+    words = tuple(command) if len(command) > 1 else (*command, run_id)
+    if not db.db_path(path).exists():
+        raise elsewhere.no_runs_error(path, pipeline, words)
+    with opened(path) as conn:
+        try:
+            detail = history.run_detail(conn, run_id, key)
+        except UsageError as exc:
+            latest = history.is_latest(run_id)
+            if history.count_runs(conn, key if latest else None) == 0:
+                raise elsewhere.no_runs_error(path, pipeline if latest else None, words) from None
+            if latest or history.has_run(conn, run_id):
+                raise  # ambiguous, or a latest~N beyond the oldest: nothing to look for elsewhere
+            raise elsewhere.unknown_run_error(path, exc, run_id, words) from None
     run = _alive(path, detail.run)
     if run is detail.run:
         return detail
@@ -115,9 +139,17 @@ class StepLog:
     exists: bool  # False: the attempt printed nothing (an attempt's log is made with its first byte)
 
 
-def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None) -> StepLog:
-    """The log of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id``."""
-    detail = run_details(state_dir, run_id)
+def step_log(
+    state_dir: str | os.PathLike[str], run_id: str, step: str, attempt: int | None = None, pipeline: str | None = None
+) -> StepLog:
+    """The log of ``step``'s attempt ``attempt`` (default: its last) in run ``run_id`` (as
+    ``run_details`` takes it)."""
+    detail = run_details(state_dir, run_id, pipeline, command=("logs", run_id, step))
+    return attempt_step_log(state_dir, detail, step, attempt)
+
+
+def attempt_step_log(state_dir: str | os.PathLike[str], detail: RunDetail, step: str, attempt: int | None = None) -> StepLog:
+    """``step_log`` for a run already read."""
     record = detail.step(step)
     if record is None:
         from flowctl.spec.schema import suggest
@@ -136,6 +168,17 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
         raise UsageError(f"step {step} of run {detail.run.run_id} has no attempt {attempt} (it has {numbers})")
     path = attempt_log(state_dir, chosen)
     return StepLog(run_id=detail.run.run_id, step=step, attempt=chosen.attempt, path=path, exists=path.is_file())
+
+
+def failure_log(state_dir: str | os.PathLike[str], detail: RunDetail) -> StepLog | None:
+    """The log of the last attempt of the run's root failure (the first step that failed for
+    good; for a run recorded without one, its first failed step), None when no step failed."""
+    failed = (StepStatus.FAILED.value, StepStatus.FAILED_ALLOWED.value)
+    root = detail.run.root_failure or next((s.step for s in detail.steps if s.status in failed), None)
+    record = detail.step(root) if root else None
+    if record is None or not record.attempt_records:
+        return None
+    return attempt_step_log(state_dir, detail, record.step)
 
 
 def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Path:
@@ -196,7 +239,10 @@ __all__ = [
     "GcResult",
     "StepLog",
     "attempt_log",
+    "attempt_step_log",
     "collect_garbage",
+    "count_runs",
+    "failure_log",
     "pipeline_key",
     "recent_runs",
     "run_details",

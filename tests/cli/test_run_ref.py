@@ -54,11 +54,16 @@ def test_run_an_older_release_while_the_work_tree_has_uncommitted_edits(project:
     # The work tree, index and HEAD are exactly as they were; the temporary worktree is gone.
     assert {p: (project.path / p).read_bytes() for p in before} == before
     assert project.repo.head.commit.hexsha == head_before
-    status_after = set(project.repo.git.status("--porcelain").splitlines()) - {"?? pipelines/.flowctl/"}
+    status_after = set(project.repo.git.status("--porcelain").splitlines()) - {"?? .flowctl/"}
     assert status_after == set(status_before.splitlines())
     assert len(project.repo.git.worktree("list").splitlines()) == 1
-    # State stays in the usual folder beside the (work tree's) pipeline file.
-    assert (project.path / "pipelines" / ".flowctl" / "runs").is_dir()
+    # State stays in the project's folder at the top of the main work tree, never in the
+    # temporary worktree (gone by now) nor beside the pipeline file.
+    assert (project.path / ".flowctl" / "runs").is_dir()
+    assert not (project.path / "pipelines" / ".flowctl").exists()
+    shown = run_flowctl("show", "latest", "--json", cwd=project.path / "scripts")
+    assert shown.returncode == 0, shown.stderr
+    assert '"git_ref": "hello/v1.0.0"' in shown.stdout
 
 
 def test_unknown_ref_and_missing_pipeline_are_exit_2(project: GitRepo) -> None:

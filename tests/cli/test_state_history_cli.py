@@ -60,7 +60,7 @@ def test_runs_shows_a_dead_running_run_as_interrupted(tmp_path):
 
 def test_runs_with_no_state_says_so(tmp_path):
     got = run_flowctl("runs", cwd=tmp_path)
-    assert got.returncode == 0 and got.stdout.strip() == "no runs recorded"
+    assert got.returncode == 0 and got.stdout.strip() == "no runs recorded in .flowctl"
     assert not (tmp_path / ".flowctl").exists()
 
 
@@ -179,7 +179,7 @@ def test_a_newer_database_is_refused_and_moved_aside_on_request(tmp_path):
     moved = run_flowctl("doctor", "--move-aside", "--state-dir", str(state))
     assert moved.returncode == 0 and "moved" in moved.stdout
     assert list(state.glob("state.db.aside-*"))
-    assert run_flowctl("runs", "--state-dir", str(state)).stdout.strip() == "no runs recorded"
+    assert run_flowctl("runs", "--state-dir", str(state)).stdout.strip() == f"no runs recorded in {state}"
 
 
 def test_doctor_records_dead_running_runs_as_interrupted(tmp_path):

@@ -63,11 +63,15 @@ def test_stats_json_over_recorded_runs(project: Path, tmp_path: Path) -> None:
     assert data["duration"]["p50"] == 75.0  # 75, 75, 75, 130
     assert data["slowest_step"] == "load"  # p50 of 30, 30, 30, 90
     assert data["most_failing_step"] == "report"  # lint and report each failed in 1 of 4 runs: ties by name
-    # latest vs baseline (median of the 3 earlier runs): lint 25/5, report 9/5 and load 90/30 are
-    # above 1.5x; transform 28/20 = 1.4x is not
-    assert data["slower_than_baseline"] == ["lint", "report", "load"]
+    # latest success vs baseline (median of the 3 earlier successes): load 90/30 is above 1.5x;
+    # transform 28/20 = 1.4x is not; lint (timed out) and report (failed) did not succeed in the
+    # latest run, so their latest successful time is 5/5
+    assert data["slower_than_baseline"] == ["load"]
     steps = {s["step"]: s for s in data["steps"]}
     assert steps["load"]["latest"] == 90.0 and steps["load"]["baseline"] == 30.0
+    assert steps["lint"]["latest"] == 5.0 and steps["lint"]["p99"] == 5.0  # the 25 s timeout is no step time
+    assert [s["step"] for s in data["steps"]] == ["extract", "lint", "transform", "report", "load", "publish"]
+    assert data["removed_steps"] == []
     assert data["lateness"]["count"] == 0  # RunStarted carries no fire time yet
 
 
@@ -84,9 +88,10 @@ def test_stats_text_and_window_options(project: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
-def test_stats_without_runs(project: Path) -> None:
+def test_stats_without_runs(project: Path, tmp_path: Path) -> None:
     result = run_flowctl("stats", str(project))
-    assert result.returncode == 0 and "etl: no recorded runs" in result.stdout
+    assert result.returncode == 0
+    assert result.stdout == f"etl: no runs recorded in {tmp_path / '.flowctl'}\n"
 
 
 def test_alerts_check_fires_and_notifies(project: Path, tmp_path: Path) -> None:
@@ -151,3 +156,39 @@ def test_show_includes_the_run_metrics(project: Path, tmp_path: Path) -> None:
     data = json.loads(run_flowctl("show", "20261129", "--json", cwd=tmp_path).stdout)
     assert data["metrics"]["max_queue_depth"] == 2 and data["metrics"]["error_rate"] == pytest.approx(4 / 7)
     assert data["run"]["run_id"] == "20261129T000000-zzzz"
+
+
+def test_stats_by_name_shows_the_current_definition_and_keeps_removed_steps_apart(tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipelines" / "etl.yaml"
+    pipeline.parent.mkdir()
+    (tmp_path / ".flowctl").mkdir()  # the project's state folder, as `flowctl init` makes it
+    pipeline.write_text("version: 1\nname: etl\nsteps:\n  old: {run: 'true'}\n  extract: {run: 'true'}\n")
+    assert run_flowctl("run", str(pipeline)).returncode == 0
+    pipeline.write_text(
+        "version: 1\nname: etl\nsteps:\n  load: {run: 'true', needs: [extract]}\n  extract: {run: 'true'}\n"
+    )
+    assert run_flowctl("run", str(pipeline)).returncode == 0
+    for where, args in ((tmp_path, ("etl",)), (tmp_path / "pipelines", ("etl.yaml",))):
+        data = json.loads(run_flowctl("stats", *args, "--json", cwd=where).stdout)
+        assert [s["step"] for s in data["steps"]] == ["load", "extract"]
+        assert [(s["step"], s["runs"]) for s in data["removed_steps"]] == [("old", 1)]
+    text = run_flowctl("stats", "etl", cwd=tmp_path).stdout
+    assert text.rstrip().endswith("no longer in the pipeline (left out above): old")
+
+
+def test_stats_says_where_runs_are_when_there_are_none_here(tmp_path: Path) -> None:
+    sub = tmp_path / "team"
+    (sub / "pipelines").mkdir(parents=True)
+    path = sub / "pipelines" / "etl.yaml"
+    path.write_text("version: 1\nname: etl\nsteps:\n  a: {run: 'true'}\n")
+    assert run_flowctl("run", str(path)).returncode == 0  # no project folder: beside the file
+    (tmp_path / ".flowctl").mkdir()
+    got = run_flowctl("stats", "etl", cwd=tmp_path)
+    assert got.returncode == 0
+    assert got.stdout.splitlines() == [
+        "etl: no runs recorded in .flowctl",
+        "runs are recorded elsewhere under the project:",
+        f"  team/pipelines/.flowctl: 1 run(s), newest {json.loads(run_flowctl('runs', '--json', cwd=sub / 'pipelines').stdout)[0]['run_id']} (etl, succeeded)",
+        "read them with: flowctl stats etl --state-dir team/pipelines/.flowctl",
+    ]
+    assert "etl: 1 run(s)" in run_flowctl("stats", "etl", "--state-dir", "team/pipelines/.flowctl", cwd=tmp_path).stdout

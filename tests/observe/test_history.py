@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from flowctl.observe.history import pipeline_stats, sparkline
+from flowctl.observe.history import outcome_strip, pipeline_stats, sparkline
 from flowctl.observe.metrics import compute_run_metrics
+from flowctl.observe.records import RunRecord
 from flowctl.observe.report import stats_lines
-from flowctl.run.events import RunStatus
+from flowctl.run.events import AttemptOutcome, RunStatus, StepStatus
 from tests.observe.helpers import recorded_run, simple_run
 
 
@@ -37,7 +40,9 @@ def test_a_failed_latest_run_is_compared_with_earlier_successes() -> None:
         compute_run_metrics(simple_run(f"ok{i}", 10.0 * i, {"load": 30.0, "lint": 5.0})) for i in range(3)
     ]
     stats = pipeline_stats("etl", runs)
-    assert [s.step for s in stats.slower_than_baseline] == ["lint", "load"]
+    # load's latest success took 90 s against 30 s; lint timed out in the latest run (no step
+    # time), so its latest success is the 5 s of the run before
+    assert [s.step for s in stats.slower_than_baseline] == ["load"]
     # report ran once and failed (100%); lint failed in 1 of its 4 runs
     assert stats.most_failing is not None and stats.most_failing.step == "report"
     text = "\n".join(stats_lines(stats, charts=True))
@@ -54,3 +59,74 @@ def test_sparkline() -> None:
     assert sparkline([5, 5]) == "▅▅"
     assert sparkline([0, 10], ascii_only=True) == "_@"
     assert sparkline([]) == ""
+
+
+def _cut(record: RunRecord, step: str, outcome: AttemptOutcome, status: StepStatus, seconds: float) -> RunRecord:
+    """``record`` with ``step``'s one attempt ending as ``outcome`` after ``seconds``."""
+    steps = []
+    for s in record.steps:
+        if s.step == step:
+            start = s.attempts[0].started_at
+            attempt = dataclasses.replace(s.attempts[0], finished_at=start + seconds, outcome=outcome, exit_code=None)
+            s = dataclasses.replace(s, status=status, finished_at=start + seconds, attempts=(attempt,))
+        steps.append(s)
+    return dataclasses.replace(record, steps=tuple(steps))
+
+
+def test_cancelled_and_interrupted_executions_are_no_step_time() -> None:
+    """Step percentiles, latest and baseline count executions that succeeded only."""
+    ok = [simple_run(f"ok{i}", 1000.0 * i, {"extract": 10.0, "load": 20.0}) for i in range(1, 4)]
+    cancelled = _cut(
+        dataclasses.replace(simple_run("c", 5000.0, {"extract": 10.0, "load": 20.0}), status=RunStatus.CANCELLED),
+        "load", AttemptOutcome.CANCELLED, StepStatus.CANCELLED, 900.0,
+    )
+    interrupted = _cut(
+        dataclasses.replace(simple_run("i", 6000.0, {"extract": 10.0, "load": 20.0}), status=RunStatus.INTERRUPTED),
+        "load", AttemptOutcome.CANCELLED, StepStatus.INTERRUPTED, 700.0,
+    )
+    runs = [compute_run_metrics(r) for r in (interrupted, cancelled, *reversed(ok))]  # newest first
+    stats = pipeline_stats("etl", runs)
+    load = next(s for s in stats.steps if s.step == "load")
+    assert (load.p50, load.p99, load.latest, load.baseline, load.runs) == (20.0, 20.0, 20.0, 20.0, 5)
+    assert stats.slowest is not None and (stats.slowest.step, stats.slowest.p50) == ("load", 20.0)
+    assert stats.slower_than_baseline == ()
+    assert stats.duration.count == 3 and stats.duration.p50 == 30.0  # runs that succeeded
+
+
+def test_steps_of_the_current_definition_come_first_and_removed_ones_apart() -> None:
+    old = [simple_run(f"old{i}", 100.0 * i, {"legacy": 500.0, "extract": 10.0}, failed=frozenset({"legacy"}))
+           for i in range(1, 3)]
+    new = [simple_run(f"new{i}", 1000.0 * i, {"extract": 12.0, "load": 20.0}) for i in range(1, 3)]
+    runs = [compute_run_metrics(r) for r in reversed([*old, *new])]
+    stats = pipeline_stats("etl", runs, steps=("load", "extract", "report"))
+    assert [s.step for s in stats.steps] == ["load", "extract", "report"]  # the definition's order
+    assert [s.step for s in stats.removed] == ["legacy"]
+    assert stats.most_failing is None  # legacy failed twice, but it is gone
+    assert stats.slowest is not None and stats.slowest.step == "load"
+    report = next(s for s in stats.steps if s.step == "report")
+    assert (report.runs, report.p50) == (0, None)  # not run yet: shown, no figures
+    text = stats_lines(stats)
+    assert text[-1] == "no longer in the pipeline (left out above): legacy"
+    assert not any(line.startswith("legacy") for line in text[:-1])
+    data = stats.to_dict()
+    assert [s["step"] for s in data["removed_steps"]] == ["legacy"]  # type: ignore[index]
+    everything = pipeline_stats("etl", runs)  # definition unknown: every recorded step
+    assert {s.step for s in everything.steps} == {"legacy", "extract", "load"} and everything.removed == ()
+
+
+@given(st.lists(st.sampled_from(list(RunStatus)), max_size=40))
+def test_every_symbol_of_the_outcome_strip_is_in_its_legend(statuses: list[RunStatus]) -> None:
+    runs = [
+        dataclasses.replace(
+            compute_run_metrics(simple_run(f"r{i}", 100.0 * i, {"a": 1.0}), now=10_000.0), status=status
+        )
+        for i, status in enumerate(reversed(statuses))
+    ]
+    lines = stats_lines(pipeline_stats("etl", runs), charts=True)
+    strip, legend = outcome_strip(tuple(statuses))
+    assert len(strip) == len(statuses)
+    explained = {part.split(" ", 1)[0] for part in legend.split(", ")} if legend else set()
+    assert set(strip) == explained
+    if statuses and any(r.status in {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED,
+                                     RunStatus.INTERRUPTED} for r in runs):
+        assert f"               {strip}  ({legend})" in lines
