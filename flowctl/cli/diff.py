@@ -9,6 +9,7 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, no_color, pick_format, stdout_is_tty
+from flowctl.cli._tags import tag_format_alias, tag_pattern, tag_pattern_option
 from flowctl.errors import ExitCode
 
 FORMATS = ("text", "markdown", "json")
@@ -24,9 +25,8 @@ def diff(
     fmt: str = typer.Option("text", "--format", "-f", help="text, markdown (a pull-request comment) or json."),
     as_json: bool = json_option(),
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes (like git diff)."),
-    tag_pattern: str = typer.Option(
-        None, "--tag-pattern", help="Release tags to look for, with {name} and {version}, e.g. 'release-{version}'."
-    ),
+    pattern: str = tag_pattern_option(),
+    tag_format: str = tag_format_alias(),
 ) -> int:
     """Show what changed in the pipelines' behaviour since their last release.
 
@@ -42,7 +42,7 @@ def diff(
     from flowctl.diff.project import diff_project
 
     chosen = pick_format(fmt, as_json, FORMATS)
-    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern)
+    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern(pattern, tag_format))
     if chosen == "json":
         text = render.render_json(report)
     elif chosen == "markdown":
