@@ -56,7 +56,11 @@ def test_text_json_and_exit_code(released: GitRepo) -> None:
     kinds = {p["name"]: p["kind"] for p in doc["pipelines"]}
     assert kinds == {"etl": "changed", "nightly": "added", "checks": "removed"}
     etl = next(p for p in doc["pipelines"] if p["name"] == "etl")
-    assert etl["impact"]["invalidated"] == ["fetch", "transform", "load"]  # notify is new
+    assert etl["impact"] == {"rerun": ["fetch", "transform", "load"], "policy_only": [], "new": ["notify"]}
+    fields = {(c["step"], f["field"]): f["change_class"] for c in etl["steps"] for f in c["fields"]}
+    assert fields[("load", "run")] == "invalidating" and fields[("load", "retries")] == "policy"
+    settings = {s["field"]: s["change_class"] for s in etl["settings"]}
+    assert settings == {"schedule": "policy", "env.API_TOKEN": "invalidating", "defaults.retries": "policy"}
 
 
 def test_invalid_pipeline_at_the_release_is_reported_with_ref_and_line(git_repo: GitRepo) -> None:
@@ -188,3 +192,35 @@ def test_versions_outside_a_repo_and_without_releases(git_repo: GitRepo, tmp_pat
     git_repo.commit()
     none = run_flowctl("versions", "pipelines/checks.yaml", cwd=git_repo.path)
     assert none.returncode == 0 and "no releases of pipelines/checks.yaml yet" in none.stdout
+
+
+def _chain(steps: int = 10) -> str:
+    lines = ["version: 1", "name: chain", "steps:"]
+    for i in range(steps):
+        lines += [f"  s{i}:", f"    run: echo {i}"] + ([f"    needs: [s{i - 1}]"] if i else [])
+    return "\n".join(lines) + "\n"
+
+
+def test_policy_changes_rerun_nothing_and_say_so_in_every_format(git_repo: GitRepo, update_golden: bool) -> None:
+    """The reported case: a `retries` change on the first of ten steps said "10 steps run
+    differently". It is execution policy: nothing re-runs. A command change further down
+    re-runs that step and what needs it."""
+    git_repo.write("pipelines/chain.yaml", _chain())
+    git_repo.commit("chain")
+    git_repo.tag("v1.0.0")
+    text = _chain().replace("    run: echo 0\n", "    run: echo 0\n    retries: 3\n", 1)
+    git_repo.write("pipelines/chain.yaml", text)
+    policy = json.loads(run_flowctl("diff", "--json", cwd=git_repo.path).stdout)
+    (chain,) = policy["pipelines"]
+    assert chain["impact"] == {"rerun": [], "policy_only": ["s0"], "new": []}
+    assert "no step re-runs, 1 step changes execution policy only (no re-run)" in policy["summary"]
+    git_repo.write("pipelines/chain.yaml", text.replace("run: echo 6", "run: echo six"))
+    for fmt, name in (("text", "diff_policy_and_rerun.txt"), ("markdown", "diff_policy_and_rerun.md")):
+        result = run_flowctl("diff", "--format", fmt, cwd=git_repo.path)
+        assert result.returncode == 0, result.stderr
+        golden = GOLDEN / name
+        if update_golden:
+            golden.write_text(result.stdout, encoding="utf-8")
+        assert result.stdout == golden.read_text(encoding="utf-8")
+    both = json.loads(run_flowctl("diff", "--json", cwd=git_repo.path).stdout)
+    assert both["pipelines"][0]["impact"] == {"rerun": ["s6", "s7", "s8", "s9"], "policy_only": ["s0"], "new": []}
