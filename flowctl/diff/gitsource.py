@@ -10,6 +10,7 @@ into a ``Pipeline`` is ``spec.load_pipeline``'s job; comparing is ``compare.py``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -257,6 +258,54 @@ class GitSource:
         ref = self.repo.tags[tag]
         return ref.tag.message if ref.tag is not None else ""
 
+    # -- worktrees (run --ref) -------------------------------------------------------------
+
+    def add_worktree(self, path: str, commit: str, label: str) -> None:
+        """A detached worktree of ``commit`` at ``path`` (absent or an empty folder)."""
+        import git
+
+        try:
+            self.repo.git.worktree("add", "--detach", "--quiet", path, commit)
+        except git.GitCommandError as exc:
+            raise GitError(f"could not check out {label} into {path}: {exc.stderr.strip() or exc}") from None
+
+    def remove_worktree(self, path: str) -> None:
+        """Remove the worktree at ``path`` with everything in it, and git's record of it."""
+        import shutil
+
+        import git
+
+        with contextlib.suppress(git.GitCommandError):  # a step deleted it, or git refuses: rmtree
+            self.repo.git.worktree("remove", "--force", "--force", path)
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(git.GitCommandError):
+            self.repo.git.worktree("prune")
+
+    def worktree_heads(self) -> dict[str, str]:
+        """Each worktree of the repository (real path) → the commit it has checked out."""
+        heads: dict[str, str] = {}
+        path = ""
+        for line in self.repo.git.worktree("list", "--porcelain").splitlines():
+            if line.startswith("worktree "):
+                path = os.path.realpath(line.removeprefix("worktree "))
+            elif line.startswith("HEAD ") and path:
+                heads[path] = line.removeprefix("HEAD ")
+        return heads
+
+    def changes_in(self, worktree: str) -> tuple[str, ...]:
+        """Files created, changed or deleted in ``worktree`` since its checkout, ignored ones
+        included (a step's ``warehouse.db`` is often in .gitignore). GitError when git cannot
+        tell (then nothing there may be assumed disposable)."""
+        import git
+
+        try:
+            out = self.repo.git.execute(
+                ["git", "-C", worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching"]
+            )
+        except git.GitCommandError as exc:
+            raise GitError(f"could not read what changed in {worktree}: {exc.stderr.strip() or exc}") from None
+        return tuple(entry[3:] for entry in str(out).split("\0") if len(entry) > 3)
+
     # -- files -----------------------------------------------------------------------------
 
     def read(self, commit: str, path: str) -> bytes | None:
@@ -287,6 +336,7 @@ class GitSource:
                 str(item.path)
                 for item in folder.traverse()
                 if isinstance(item, Blob) and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
+                and not any(part.startswith(".") for part in str(item.path).split("/")[1:-1])
             )
         )
 

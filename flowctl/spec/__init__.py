@@ -85,13 +85,19 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
 
 
 def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted.
+    """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted; hidden
+    folders (``.flowctl/``) are not searched.
 
     Raises UsageError when there is none (a CI gate must never pass by checking nothing).
     """
     base = Path(root) if root is not None else project_root()
     folder = base / PIPELINE_DIR
-    found = sorted(p for p in folder.rglob("*") if p.suffix in PIPELINE_SUFFIXES and p.is_file()) if folder.is_dir() else []
+    found = sorted(
+        p for p in folder.rglob("*")
+        if p.suffix in PIPELINE_SUFFIXES and p.is_file()
+        # never a hidden folder's: a state folder there holds `run --ref` worktrees (issue 13)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+    ) if folder.is_dir() else []
     if not found:
         raise UsageError(f"no pipeline files found under {folder}",
                          hint="pass pipeline files as arguments, or create one with `flowctl init`")
