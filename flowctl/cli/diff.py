@@ -31,10 +31,12 @@ def diff(
     """Show what changed in the pipelines' behaviour since their last release.
 
     Compares the pipelines (not their text): steps added, removed, renamed and changed, dependency
-    edges, schedule/params/defaults, and which steps will run differently or lose their recorded
-    results. The base is REF from --against, else each pipeline's latest release tag reachable from
-    HEAD (<name>/vX.Y.Z, else vX.Y.Z). Exit 2 outside a git repo, without release tags, with an
-    unknown ref or an invalid pipeline on either side.
+    edges, schedule/params/defaults. Each change has a class (docs/change-classes.md):
+    invalidating (the step and what needs it re-run), identity, execution policy (no re-run) or
+    documentation; the impact lists the steps that re-run, those whose policy alone changed, and
+    new ones. The base is REF from --against, else each pipeline's latest release reachable from
+    HEAD, under either tag scheme (<name>/vX.Y.Z or vX.Y.Z). Exit 2 outside a git repo, without
+    release tags, with an unknown ref or an invalid pipeline on either side.
 
     Example: flowctl diff --against v1.2.0 --format markdown > comment.md
     """
