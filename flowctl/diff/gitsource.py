@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.errors import GitError, PipelineError, UsageError
-from flowctl.spec import PIPELINE_DIR, PIPELINE_SUFFIXES
+from flowctl.spec import PIPELINE_DIR, is_pipeline_file
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
@@ -335,8 +334,7 @@ class GitSource:
             sorted(
                 str(item.path)
                 for item in folder.traverse()
-                if isinstance(item, Blob) and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
-                and not any(part.startswith(".") for part in str(item.path).split("/")[1:-1])
+                if isinstance(item, Blob) and is_pipeline_file(str(item.path).split("/")[1:])
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from flowctl.errors import Diagnostic, PipelineError, UsageError
@@ -84,6 +85,12 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     return here
 
 
+def is_pipeline_file(parts: Sequence[str]) -> bool:
+    """Whether the path ``parts`` below ``pipelines/`` is one discovery takes: a pipeline suffix,
+    in no hidden folder (a state folder there holds `run --ref` worktrees, issue 13)."""
+    return os.path.splitext(parts[-1])[1] in PIPELINE_SUFFIXES and not any(p.startswith(".") for p in parts[:-1])
+
+
 def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted; hidden
     folders (``.flowctl/``) are not searched.
@@ -93,10 +100,7 @@ def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]
     base = Path(root) if root is not None else project_root()
     folder = base / PIPELINE_DIR
     found = sorted(
-        p for p in folder.rglob("*")
-        if p.suffix in PIPELINE_SUFFIXES and p.is_file()
-        # never a hidden folder's: a state folder there holds `run --ref` worktrees (issue 13)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+        p for p in folder.rglob("*") if is_pipeline_file(p.relative_to(folder).parts) and p.is_file()
     ) if folder.is_dir() else []
     if not found:
         raise UsageError(f"no pipeline files found under {folder}",
@@ -104,4 +108,4 @@ def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]
     return found
 
 
-__all__ = ["check_document", "discover_pipelines", "load_pipeline", "project_root", "read_document"]
+__all__ = ["check_document", "discover_pipelines", "is_pipeline_file", "load_pipeline", "project_root", "read_document"]
