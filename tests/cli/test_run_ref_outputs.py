@@ -47,7 +47,10 @@ def project(git_repo: GitRepo) -> GitRepo:
 
 
 def _state(repo: GitRepo) -> Path:
-    return repo.path / "pipelines" / ".flowctl"
+    """The state folder `run` chose: the project's (top level), or beside the pipeline file as
+    flowctl did before the state folder became the project's."""
+    top = repo.path / ".flowctl"
+    return top if top.is_dir() else repo.path / "pipelines" / ".flowctl"
 
 
 def _worktrees(repo: GitRepo) -> list[str]:
