@@ -15,7 +15,14 @@ value is hashed and never kept):
 * ``cwd`` — the folder the step runs in;
 * ``needs:<step>`` — the fingerprint of every step it needs (so a change flows downstream);
 * ``input:<path>`` — the content hash of each file its ``inputs`` name, globs expanded and sorted,
-  folders walked; a pattern that matches nothing is ``input:<pattern>`` = ``missing``.
+  folders walked; a pattern that matches nothing is ``input:<pattern>`` = ``missing``;
+* ``outputs`` — the list of files it declares it writes (as written, values filled in), when it
+  declares any: a step asked for other outputs has not produced them (DVC hashes its outs too).
+
+``FINGERPRINT_KEYS`` names the pipeline keys that feed these parts. It is the one list of what
+invalidates a recorded result: ``diff`` classes exactly these keys as invalidating
+(``diff/classes.py``, docs/change-classes.md), and a test changes every schema key and checks
+that the digest moves for these keys and for no other.
 
 The digest is SHA-256 over the sorted parts. ``diff_parts`` says which parts changed, which
 ``plan --explain`` turns into words. Used by the run wiring, resume, ``plan`` and ``diff``; pure
@@ -37,6 +44,22 @@ from flowctl.spec.expr import ENV_VAR_PREFIX
 MISSING = "missing"
 _CHUNK = 1 << 20
 
+#: Each pipeline key (a schema path: ``<name>`` a parameter, ``<id>`` a step) whose value goes
+#: into the fingerprint, and the part it feeds. Keep in step with ``fingerprint_step``.
+FINGERPRINT_KEYS: Mapping[str, str] = {
+    "params": "param",  # a parameter added or removed changes what the steps using it see
+    "params.<name>": "param",
+    "params.<name>.type": "param",  # the value is read as this type
+    "params.<name>.default": "param",
+    "env": "env",
+    "steps.<id>.run": "command",
+    "steps.<id>.needs": "needs",
+    "steps.<id>.env": "env",
+    "steps.<id>.cwd": "cwd",
+    "steps.<id>.inputs": "input",
+    "steps.<id>.outputs": "outputs",
+}
+
 
 class InvocationLike(Protocol):
     """The parts of ``spec.resolve.Invocation`` a fingerprint reads."""
@@ -51,6 +74,8 @@ class InvocationLike(Protocol):
     def params_used(self) -> tuple[str, ...]: ...
     @property
     def inputs(self) -> tuple[str, ...]: ...
+    @property
+    def outputs(self) -> tuple[str, ...]: ...
     @property
     def env(self) -> Mapping[str, str]: ...
 
@@ -81,6 +106,7 @@ class PartChange:
             "envref": f"the value of ${{{{ env.{name} }}}}",
             "input": f"input {name}",
             "needs": f"upstream step {name}",
+            "outputs": "the declared outputs",
         }.get(kind, self.part)
         if kind == "needs":
             return {"changed": f"{what} changed", "added": f"now needs {name}"}.get(
@@ -164,6 +190,8 @@ def fingerprint_step(
         parts[f"needs:{need}"] = digest
     for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
         parts[f"input:{rel}"] = digest[:32]
+    if invocation.outputs:  # only then: steps without outputs keep the digests they had
+        parts["outputs"] = _hash(*invocation.outputs)
     return Fingerprint(step=step, digest=digest_of(parts), parts=parts)
 
 
@@ -194,7 +222,7 @@ def fingerprint_steps(
 
 def diff_parts(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PartChange, ...]:
     """The parts that differ, commands first, then params, env, cwd, inputs, upstream."""
-    rank = {"command": 0, "param": 1, "env": 2, "envref": 2, "cwd": 3, "input": 4, "needs": 5}
+    rank = {"command": 0, "param": 1, "env": 2, "envref": 2, "cwd": 3, "input": 4, "outputs": 4, "needs": 5}
     changes = [
         PartChange(k, "changed" if k in old and k in new else ("added" if k in new else "removed"))
         for k in set(old) | set(new)
@@ -204,6 +232,7 @@ def diff_parts(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PartChan
 
 
 __all__ = [
+    "FINGERPRINT_KEYS",
     "MISSING",
     "Fingerprint",
     "InvocationLike",

@@ -9,6 +9,7 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, no_color, pick_format, stdout_is_tty
+from flowctl.cli._tags import tag_format_alias, tag_pattern, tag_pattern_option
 from flowctl.errors import ExitCode
 
 FORMATS = ("text", "markdown", "json")
@@ -24,17 +25,18 @@ def diff(
     fmt: str = typer.Option("text", "--format", "-f", help="text, markdown (a pull-request comment) or json."),
     as_json: bool = json_option(),
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes (like git diff)."),
-    tag_pattern: str = typer.Option(
-        None, "--tag-pattern", help="Release tags to look for, with {name} and {version}, e.g. 'release-{version}'."
-    ),
+    pattern: str = tag_pattern_option(),
+    tag_format: str = tag_format_alias(),
 ) -> int:
     """Show what changed in the pipelines' behaviour since their last release.
 
     Compares the pipelines (not their text): steps added, removed, renamed and changed, dependency
-    edges, schedule/params/defaults, and which steps will run differently or lose their recorded
-    results. The base is REF from --against, else each pipeline's latest release tag reachable from
-    HEAD (<name>/vX.Y.Z, else vX.Y.Z). Exit 2 outside a git repo, without release tags, with an
-    unknown ref or an invalid pipeline on either side.
+    edges, schedule/params/defaults. Each change has a class (docs/change-classes.md):
+    invalidating (the step and what needs it re-run), identity, execution policy (no re-run) or
+    documentation; the impact lists the steps that re-run, those whose policy alone changed, and
+    new ones. The base is REF from --against, else each pipeline's latest release reachable from
+    HEAD, under either tag scheme (<name>/vX.Y.Z or vX.Y.Z). Exit 2 outside a git repo, without
+    release tags, with an unknown ref or an invalid pipeline on either side.
 
     Example: flowctl diff --against v1.2.0 --format markdown > comment.md
     """
@@ -42,7 +44,7 @@ def diff(
     from flowctl.diff.project import diff_project
 
     chosen = pick_format(fmt, as_json, FORMATS)
-    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern)
+    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern(pattern, tag_format))
     if chosen == "json":
         text = render.render_json(report)
     elif chosen == "markdown":

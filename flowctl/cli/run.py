@@ -78,7 +78,12 @@ def run(
     ),
     ref: str | None = typer.Option(
         None, "--ref", metavar="REF",
-        help="Run the pipeline as it was at this tag, branch or commit, from a temporary git worktree.",
+        help="Run the pipeline as it was at this tag, branch or commit, from a git worktree (under the "
+        "state folder, kept only when the steps write files in it).",
+    ),
+    worktree: str | None = typer.Option(
+        None, "--worktree", metavar="DIR",
+        help="With --ref: check REF out into DIR and keep it there (reused when DIR already holds REF).",
     ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
@@ -99,15 +104,11 @@ def run(
     )
     only, from_ = list(chosen_only), list(chosen_from)
     with contextlib.ExitStack() as stack:
-        source, shown, ref_provenance = pipeline, pipeline, {}
-        if ref is not None:  # the work tree stays untouched; state stays in the usual folder
-            from flowctl.diff.worktree import checkout_at
+        # --ref: the work tree stays untouched, state stays in the usual folder; what the steps
+        # write in REF's worktree is kept and announced after the summary (cli/_ref.py)
+        from flowctl.cli._ref import enter_ref
 
-            at = stack.enter_context(checkout_at(pipeline, ref))
-            source, shown, ref_provenance = at.pipeline_path, f"{pipeline} --ref {ref}", at.provenance
-            named = at.ref if at.ref == ref else f"{at.ref} ({ref})"
-            sys.stdout.write(f"Running {pipeline} as of {named} (commit {at.commit[:12]}) from a temporary worktree\n")
-            sys.stdout.flush()
+        source, shown, ref_provenance = enter_ref(stack, pipeline, ref, worktree, folder, quiet=dry_run)
         prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
         if dry_run:
             print_dry_run(prepared, concurrency)

@@ -9,9 +9,12 @@ as given (a string for the shell form, a list for argv). Secret values never get
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
+
+from flowctl.diff.classes import ChangeClass, class_of, setting_key, step_key
 
 #: A JSON-ready value of a field (``None``: the field is not set on that side).
 Value: TypeAlias = str | int | float | bool | list[Any] | dict[str, Any] | None
@@ -27,13 +30,17 @@ class ChangeKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
-    """One field that differs, e.g. ``timeout`` 300 → 600 or ``env.TOKEN`` (secret)."""
+    """One field of a step that differs, e.g. ``timeout`` 300 → 600 or ``env.TOKEN`` (secret)."""
 
-    field: str  # dotted: "run", "needs", "env.TARGET", "defaults.retries", "params.date.default"
+    field: str  # dotted: "run", "needs", "env.TARGET", "remediate.timeout"
     old: Value
     new: Value
     secret: bool = False  # an entry named in secret_env: values withheld
     inherited: bool = False  # the step took the value from ``defaults`` on both sides
+    change_class: ChangeClass = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "change_class", class_of(step_key(self.field)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +52,8 @@ class StepChange:
     old_id: str | None = None  # set for renamed steps
     fields: tuple[FieldChange, ...] = ()
 
-    @property
-    def behaviour_fields(self) -> tuple[FieldChange, ...]:
-        """The changes that make the step run differently (not description or tags)."""
-        return tuple(f for f in self.fields if f.field.split(".")[0] not in DOC_FIELDS)
-
-
-#: Fields that document a step or pipeline without changing how it runs.
-DOC_FIELDS = frozenset({"description", "tags"})
-
-#: Step fields that decide a recorded result (the fingerprint): a change re-runs the step on
-#: resume. ``env`` is the declared environment (pipeline ``env`` merged with the step's).
-RESULT_FIELDS = frozenset({"run", "env", "cwd", "inputs"})
+    def of_class(self, cls: ChangeClass) -> tuple[FieldChange, ...]:
+        return tuple(f for f in self.fields if f.change_class is cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +69,30 @@ class EdgeChange:
 class SettingChange:
     """A pipeline-level change (schedule, params, concurrency, defaults, env, ...)."""
 
-    field: str
+    field: str  # dotted: "schedule", "params.date.default", "env.LEVEL", "defaults.retries"
     old: Value
     new: Value
     secret: bool = False
     affects: tuple[str, ...] = ()  # steps that see the change (e.g. a default they inherit)
+    change_class: ChangeClass = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "change_class", class_of(setting_key(self.field)))
 
 
 @dataclass(frozen=True, slots=True)
 class Impact:
-    """What a change does when the pipeline runs next."""
+    """What a change does when the pipeline runs next (steps in the new pipeline's order).
 
-    runs_differently: tuple[str, ...] = ()  # changed steps and everything downstream of them
-    invalidated: tuple[str, ...] = ()  # recorded results that no longer count on resume
+    ``rerun``: steps that existed before whose recorded results no longer count (an
+    invalidating or identity change to them or to a step they need, transitively): resume and
+    up-to-date checks run them again. ``policy_only``: steps whose execution policy changed and
+    nothing else that counts: their results stay valid. ``new``: steps with no release before.
+    """
+
+    rerun: tuple[str, ...] = ()
+    policy_only: tuple[str, ...] = ()
+    new: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +140,7 @@ class DiffReport:
 
 
 __all__ = [
-    "DOC_FIELDS",
-    "RESULT_FIELDS",
+    "ChangeClass",
     "ChangeKind",
     "DiffReport",
     "EdgeChange",

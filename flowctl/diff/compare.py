@@ -11,8 +11,9 @@ Reading files and git refs is ``gitsource.py``'s job; rendering is ``render.py``
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Mapping
+import json
+import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 from flowctl.diff.changes import (
@@ -26,7 +27,7 @@ from flowctl.diff.changes import (
     Value,
 )
 from flowctl.diff.impact import compute_impact
-from flowctl.spec.model import DEFAULTABLE, Param, Pipeline, Step
+from flowctl.spec.model import DEFAULTABLE, Param, ParamValue, Pipeline, Step
 
 #: Step fields compared as sets (their order means nothing).
 _SET_FIELDS = frozenset({"needs", "tags", "secret_env"})
@@ -43,13 +44,13 @@ def diff_pipelines(old: Pipeline | None, new: Pipeline | None, *, old_side: Side
         kind = ChangeKind.ADDED if old is None else ChangeKind.REMOVED
         steps = tuple(StepChange(kind, sid) for sid in present.steps)
         edges = tuple(EdgeChange(kind, need, sid) for sid, s in present.steps.items() for need in s.needs)
-        impact = compute_impact(new, steps, (), renames={})
+        impact = compute_impact(old, new, steps, ())
         return PipelineDiff(present.name, kind, old_side, new_side, (), steps, edges, impact, **graphs)
     renames = _match_renames(old, new)
     steps = _step_changes(old, new, renames)
     edges = _edge_changes(old, new, renames)
     settings = _setting_changes(old, new)
-    impact = compute_impact(new, steps, settings, renames=renames)
+    impact = compute_impact(old, new, steps, settings)
     kind = ChangeKind.CHANGED if steps or edges or settings else ChangeKind.UNCHANGED
     return PipelineDiff(new.name, kind, old_side, new_side, settings, steps, edges, impact, **graphs)
 
@@ -126,12 +127,18 @@ def _field_changes(
         if secret:
             ta = _secret_token(old_p, old_s, key) if key in a else None
             tb = _secret_token(new_p, new_s, key) if key in b else None
-            if ta != tb or (va is _SECRET) != (vb is _SECRET):
+            if ta != tb:  # only made secret or public: the ``secret_env`` change says so
                 changes.append(FieldChange(key, None, None, secret=True, inherited=_inherited(key, old_s, new_s)))
             continue
+        if key == "cwd" and _folder(va) == _folder(vb):
+            continue  # "." and no cwd are the same folder, as the fingerprint sees it
         if va != vb and not isinstance(va, _Secret) and not isinstance(vb, _Secret):
             changes.append(FieldChange(key, va, vb, inherited=_inherited(key, old_s, new_s)))
     return tuple(changes)
+
+
+def _folder(cwd: object) -> object:
+    return posixpath.normpath(cwd) if isinstance(cwd, str) else "."
 
 
 def _inherited(key: str, old_s: Step, new_s: Step) -> bool:
@@ -227,9 +234,6 @@ def _edge_changes(old: Pipeline, new: Pipeline, renames: Mapping[str, str]) -> t
 
 # -- pipeline settings ---------------------------------------------------------------------
 
-_PARAM_MENTION = r"(\$\{\{\s*params\.%s\s*\}\}|FLOWCTL_PARAM_%s\b)"
-
-
 def _param_value(param: Param) -> dict[str, Value]:
     return {
         "type": param.type.value,
@@ -239,29 +243,23 @@ def _param_value(param: Param) -> dict[str, Value]:
     }
 
 
-def steps_using_param(p: Pipeline, name: str) -> tuple[str, ...]:
-    """Steps whose command, env, cwd or remediation mention parameter ``name``."""
-    pattern = re.compile(_PARAM_MENTION % (re.escape(name), re.escape(name.upper())))
-    used = []
-    for sid, s in p.steps.items():
-        texts: list[str] = [s.run] if isinstance(s.run, str) else list(s.run)
-        texts += list(p.env.values()) + list(s.env.values()) + [s.cwd or ""]
-        if s.remediate is not None:
-            r = s.remediate
-            texts += [r.run] if isinstance(r.run, str) else list(r.run)
-            texts += list(r.env.values())
-        if any(pattern.search(t) for t in texts):
-            used.append(sid)
-    return tuple(used)
+def params_used(p: Pipeline) -> dict[str, tuple[str, ...]]:
+    """Step id → the parameters its fingerprint takes, as ``spec.resolve`` finds them (the
+    command, env, cwd, inputs and outputs; ``FLOWCTL_PARAM_<NAME>`` mentions too)."""
+    from flowctl.spec.resolve import resolve_step
+
+    values: dict[str, ParamValue] = {n: "" if q.default is None else q.default for n, q in p.params.items()}
+    return {sid: resolve_step(p, s, values, {}).params_used for sid, s in p.steps.items()}
 
 
 def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
     out: list[SettingChange] = []
     everyone = tuple(new.steps)
+    used = params_used(new)
     for name in ("name", "version", "description", "schedule", "timezone", "concurrency"):
         a, b = getattr(old, name), getattr(new, name)
-        if a != b:
-            out.append(SettingChange(name, a, b))
+        if a != b:  # a new name finds none of the old one's recorded results
+            out.append(SettingChange(name, a, b, affects=everyone if name == "name" else ()))
     if sorted(old.tags) != sorted(new.tags):
         out.append(SettingChange("tags", sorted(old.tags), sorted(new.tags)))
     for name in ("alerts", "notify"):
@@ -270,7 +268,7 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             out.append(SettingChange(name, a_list, b_list))
     for pname in _ordered_keys(old.params, new.params):
         a_param, b_param = old.params.get(pname), new.params.get(pname)
-        users = steps_using_param(new, pname) if b_param is not None else ()
+        users = tuple(sid for sid, names in used.items() if pname in names)
         if a_param is None or b_param is None:
             out.append(
                 SettingChange(
@@ -283,12 +281,12 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             continue
         va, vb = _param_value(a_param), _param_value(b_param)
         for key in va:
-            if va[key] != vb[key]:
+            if json.dumps(va[key]) != json.dumps(vb[key]):  # 1, 1.0 and true are three values
                 out.append(SettingChange(f"params.{pname}.{key}", va[key], vb[key], affects=users))
     secrets = old.secret_env | new.secret_env
     for key in _ordered_keys(old.env, new.env):
         a_env, b_env = old.env.get(key), new.env.get(key)
-        if a_env != b_env or (key in old.secret_env) != (key in new.secret_env):
+        if a_env != b_env:  # a value made secret (or public) is the ``secret_env`` change below
             affected = tuple(sid for sid, s in new.steps.items() if key not in s.env)
             if key in secrets:
                 out.append(SettingChange(f"env.{key}", None, None, secret=True, affects=affected))
@@ -330,9 +328,4 @@ def _plain(value: object) -> Value:
     return value  # type: ignore[return-value]
 
 
-def steps_in_order(p: Pipeline, ids: Iterable[str]) -> tuple[str, ...]:
-    wanted = set(ids)
-    return tuple(sid for sid in p.steps if sid in wanted)
-
-
-__all__ = ["diff_pipelines", "steps_in_order", "steps_using_param"]
+__all__ = ["diff_pipelines", "params_used"]

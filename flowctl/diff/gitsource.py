@@ -1,22 +1,23 @@
 """Pipelines as they were at a git revision, and release tags (through gitpython).
 
 Owns: opening the repository (``GitError`` outside one), resolving refs to commits, release tags
-(``<name>/vX.Y.Z`` per pipeline, else repo-wide ``vX.Y.Z``, or a ``TagFormat`` given with
-``--tag-pattern``/``--tag-format``), reading a file at a revision without touching the work
-tree, listing the pipeline files of a revision, and creating annotated tags. Loading the text
+(two schemes, ``<name>/vX.Y.Z`` per pipeline and repo-wide ``vX.Y.Z``, read together in history
+order, or a ``TagFormat`` given with ``--tag-pattern``), which scheme a new tag continues,
+reading a file at a revision without touching the work tree, listing the pipeline files of a
+revision, creating annotated tags, and the linked worktrees of ``run --ref``. Loading the text
 into a ``Pipeline`` is ``spec.load_pipeline``'s job; comparing is ``compare.py``'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.errors import GitError, PipelineError, UsageError
-from flowctl.spec import PIPELINE_DIR, PIPELINE_SUFFIXES
+from flowctl.spec import PIPELINE_DIR, is_pipeline_file
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
@@ -55,7 +56,7 @@ class TagFormat:
         if self.template.count("{version}") != 1:
             raise UsageError(
                 f"tag format {self.template!r} must contain {{version}} exactly once",
-                hint="e.g. --tag-format '{name}/v{version}' or 'release-{version}'",
+                hint="e.g. --tag-pattern '{name}/v{version}' or 'release-{version}'",
             )
         try:
             self.template.format(name="x", version="1.0.0")
@@ -114,6 +115,7 @@ class GitSource:
         self.root = os.path.realpath(self.repo.working_tree_dir)
         self.cwd = os.path.abspath(path)  # relative paths given by the user start here
         self._tags: dict[str | None, list[tuple[str, str]]] = {}  # per reachability point
+        self._order: dict[frozenset[str], dict[str, int]] = {}  # commit → position in history
 
     # -- refs ------------------------------------------------------------------------------
 
@@ -167,26 +169,45 @@ class GitSource:
         return tags
 
     def releases(self, name: str, fmt: TagFormat, *, reachable_from: str | None = "HEAD") -> list[Release]:
-        """Releases of ``name`` in ``fmt``, oldest version first."""
+        """Releases of ``name`` in ``fmt``, oldest first (see ``_history_order``)."""
         found = []
         for tag, sha in self._all_tags(reachable_from):
             version = fmt.match(name, tag)
             if version is not None:
                 found.append(Release(tag, version, sha))
-        return sorted(found, key=lambda r: r.version)
+        return self._history_order(found)
 
     def release_history(
         self, name: str, fmt: TagFormat | None, *, reachable_from: str | None = "HEAD"
     ) -> list[Release]:
-        """Releases in ``fmt``; without one, ``<name>/vX.Y.Z`` tags, else repo-wide ``vX.Y.Z``."""
+        """Releases in ``fmt``; without one, under either scheme (``<name>/vX.Y.Z`` and
+        repo-wide ``vX.Y.Z`` tags together), oldest first."""
         if fmt is not None:
             return self.releases(name, fmt, reachable_from=reachable_from)
-        own = self.releases(name, PER_PIPELINE, reachable_from=reachable_from)
-        return own or self.releases(name, REPO_WIDE, reachable_from=reachable_from)
+        both = self.releases(name, PER_PIPELINE, reachable_from=reachable_from)
+        both += self.releases(name, REPO_WIDE, reachable_from=reachable_from)
+        return self._history_order(both)
 
     def latest_release(self, name: str, fmt: TagFormat | None = None, *, reachable_from: str = "HEAD") -> Release | None:
         history = self.release_history(name, fmt, reachable_from=reachable_from)
         return history[-1] if history else None
+
+    def tag_scheme(self, fmt: TagFormat | None) -> TagFormat:
+        """The format a new release tag takes: ``fmt`` when given, else the scheme the
+        repository's tags already use (per-pipeline when it has none). UsageError when it uses
+        both, naming the option that picks one (issue 13)."""
+        if fmt is not None:
+            return fmt
+        per_pipeline = sorted(self.released_names(None, reachable_from=None))
+        repo_wide = [tag for tag, _ in self._all_tags(None) if REPO_WIDE.match("", tag)]
+        if per_pipeline and repo_wide:
+            example = next(t for t, _ in self._all_tags(None) if PER_PIPELINE.match(per_pipeline[0], t))
+            raise UsageError(
+                f"this repository has release tags in both schemes: per pipeline (e.g. {example}) "
+                f"and repo-wide (e.g. {repo_wide[0]}), so the next tag's name is ambiguous",
+                hint="pick one with --tag-pattern '{name}/v{version}' or --tag-pattern 'v{version}'",
+            )
+        return REPO_WIDE if repo_wide else PER_PIPELINE
 
     def has_release_tags(self, fmt: TagFormat | None, *, reachable_from: str = "HEAD") -> bool:
         """Whether any reachable tag is a release (of any pipeline) in ``fmt`` or the defaults."""
@@ -196,7 +217,7 @@ class GitSource:
         repo_wide = [f for f in formats if not f.per_pipeline]
         return any(f.match("", tag) for tag, _ in self._all_tags(reachable_from) for f in repo_wide)
 
-    def released_names(self, fmt: TagFormat | None, *, reachable_from: str = "HEAD") -> set[str]:
+    def released_names(self, fmt: TagFormat | None, *, reachable_from: str | None = "HEAD") -> set[str]:
         """Pipeline names that have per-pipeline release tags."""
         f = fmt or PER_PIPELINE
         if not f.per_pipeline:
@@ -205,12 +226,28 @@ class GitSource:
         pattern = pattern.replace(r"\{version\}", r"\d+\.\d+\.\d+")
         return {m["name"] for tag, _ in self._all_tags(reachable_from) if (m := re.fullmatch(pattern, tag))}
 
+    def _history_order(self, releases: list[Release]) -> list[Release]:
+        """``releases`` in the order history made them: a release comes after the releases of
+        its ancestors (``git rev-list --date-order``), so two schemes interleave correctly;
+        tags of one commit by version, a per-pipeline tag after a repo-wide one."""
+        position = self._positions(frozenset(r.commit for r in releases))
+        return sorted(releases, key=lambda r: (position.get(r.commit, -1), r.version, "/" in r.tag, r.tag))
+
+    def _positions(self, commits: frozenset[str]) -> dict[str, int]:
+        if len(commits) < 2:
+            return {}
+        if commits not in self._order:
+            listed = self.repo.git.rev_list("--date-order", "--reverse", *sorted(commits)).split()
+            self._order[commits] = {sha: i for i, sha in enumerate(listed) if sha in commits}
+        return self._order[commits]
+
     def create_tag(self, tag: str, commit: str, message: str) -> None:
         import git
 
         if tag in {t.name for t in self.repo.tags}:
             raise GitError(f"tag {tag!r} already exists", hint="pick another --bump or delete the tag")
         self._tags.clear()
+        self._order.clear()
         try:
             self.repo.create_tag(tag, ref=commit, message=message)
         except git.GitCommandError as exc:
@@ -219,6 +256,54 @@ class GitSource:
     def tag_message(self, tag: str) -> str:
         ref = self.repo.tags[tag]
         return ref.tag.message if ref.tag is not None else ""
+
+    # -- worktrees (run --ref) -------------------------------------------------------------
+
+    def add_worktree(self, path: str, commit: str, label: str) -> None:
+        """A detached worktree of ``commit`` at ``path`` (absent or an empty folder)."""
+        import git
+
+        try:
+            self.repo.git.worktree("add", "--detach", "--quiet", path, commit)
+        except git.GitCommandError as exc:
+            raise GitError(f"could not check out {label} into {path}: {exc.stderr.strip() or exc}") from None
+
+    def remove_worktree(self, path: str) -> None:
+        """Remove the worktree at ``path`` with everything in it, and git's record of it."""
+        import shutil
+
+        import git
+
+        with contextlib.suppress(git.GitCommandError):  # a step deleted it, or git refuses: rmtree
+            self.repo.git.worktree("remove", "--force", "--force", path)
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(git.GitCommandError):
+            self.repo.git.worktree("prune")
+
+    def worktree_heads(self) -> dict[str, str]:
+        """Each worktree of the repository (real path) → the commit it has checked out."""
+        heads: dict[str, str] = {}
+        path = ""
+        for line in self.repo.git.worktree("list", "--porcelain").splitlines():
+            if line.startswith("worktree "):
+                path = os.path.realpath(line.removeprefix("worktree "))
+            elif line.startswith("HEAD ") and path:
+                heads[path] = line.removeprefix("HEAD ")
+        return heads
+
+    def changes_in(self, worktree: str) -> tuple[str, ...]:
+        """Files created, changed or deleted in ``worktree`` since its checkout, ignored ones
+        included (a step's ``warehouse.db`` is often in .gitignore). GitError when git cannot
+        tell (then nothing there may be assumed disposable)."""
+        import git
+
+        try:
+            out = self.repo.git.execute(
+                ["git", "-C", worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching"]
+            )
+        except git.GitCommandError as exc:
+            raise GitError(f"could not read what changed in {worktree}: {exc.stderr.strip() or exc}") from None
+        return tuple(entry[3:] for entry in str(out).split("\0") if len(entry) > 3)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -249,7 +334,7 @@ class GitSource:
             sorted(
                 str(item.path)
                 for item in folder.traverse()
-                if isinstance(item, Blob) and posixpath.splitext(str(item.path))[1] in PIPELINE_SUFFIXES
+                if isinstance(item, Blob) and is_pipeline_file(str(item.path).split("/")[1:])
             )
         )
 

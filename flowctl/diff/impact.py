@@ -1,20 +1,20 @@
-"""Impact of a change: which steps run differently, which recorded results stop counting.
+"""Impact of a change: which recorded results stop counting, which steps change policy only.
 
-A step runs differently when its behaviour changed (any field but description/tags, a default
-or pipeline env entry it inherits, a parameter default it uses) or it is new, and so does
-everything downstream of it. A recorded result is invalidated when a field that decides it
-(``RESULT_FIELDS``: command, declared env, cwd, inputs, or a parameter default the step uses)
-changed, together with everything downstream: resume runs those steps again. Steps new in this
-version have no recorded result, so they are never "invalidated".
+Each field and setting change carries its class (``classes.py``). A step's recorded result
+stops counting when a change that re-runs (invalidating: what the fingerprint takes; identity:
+its id, or the pipeline's name) reaches it, and then so do the results of everything
+downstream: resume and up-to-date checks run them again (``rerun``). A step whose only changes
+are execution policy (retries, timeouts, remediation, ...) keeps its results (``policy_only``).
+Steps new in this version have no recorded result: they are ``new``, never ``rerun``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from flowctl.diff.changes import (
-    RESULT_FIELDS,
+    ChangeClass,
     ChangeKind,
     Impact,
     SettingChange,
@@ -39,44 +39,38 @@ def downstream(pipeline: Pipeline, roots: Iterable[str]) -> set[str]:
     return seen
 
 
-def _is_param_value_change(setting: SettingChange) -> bool:
-    # A changed default (or a param added/removed) changes what the steps using it run.
-    parts = setting.field.split(".")
-    return parts[0] == "params" and (len(parts) == 2 or parts[2] in ("default", "type"))
-
-
 def compute_impact(
+    old: Pipeline | None,
     new: Pipeline | None,
     steps: Iterable[StepChange],
     settings: Iterable[SettingChange],
-    *,
-    renames: Mapping[str, str],
 ) -> Impact:
-    """The ``Impact`` of ``steps``/``settings`` changes on the ``new`` pipeline."""
+    """The ``Impact`` of the ``steps``/``settings`` changes from ``old`` to ``new``."""
     if new is None:
         return Impact()
-    behaves: set[str] = set()
-    results: set[str] = set()
+    order = tuple(new.steps)
+    if old is None:
+        return Impact(new=order)
+    roots: set[str] = set()  # steps whose own recorded result stops counting
+    policy: set[str] = set()
     added: set[str] = set()
     for change in steps:
         if change.kind is ChangeKind.ADDED:
-            behaves.add(change.step)
             added.add(change.step)
-        elif change.kind in (ChangeKind.CHANGED, ChangeKind.RENAMED):
-            if change.behaviour_fields:
-                behaves.add(change.step)
-            if any(f.field.split(".")[0] in RESULT_FIELDS for f in change.fields):
-                results.add(change.step)
+        elif change.kind is ChangeKind.RENAMED:  # results are recorded per step id
+            roots.add(change.step)
+        if any(f.change_class.reruns for f in change.fields):
+            roots.add(change.step)
+        elif change.of_class(ChangeClass.POLICY):
+            policy.add(change.step)
     for setting in settings:
-        if _is_param_value_change(setting):
-            behaves.update(setting.affects)
-            results.update(setting.affects)
-    order = tuple(new.steps)
-    runs = downstream(new, behaves)
-    invalid = downstream(new, results) - added
+        if setting.change_class.reruns:
+            roots.update(setting.affects)
+    rerun = downstream(new, roots) - added
     return Impact(
-        runs_differently=tuple(s for s in order if s in runs),
-        invalidated=tuple(s for s in order if s in invalid),
+        rerun=tuple(s for s in order if s in rerun),
+        policy_only=tuple(s for s in order if s in policy and s not in rerun),
+        new=tuple(s for s in order if s in added),
     )
 
 

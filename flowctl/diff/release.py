@@ -1,10 +1,11 @@
-"""Releases: tag a pipeline's version, and list the releases that changed it.
+"""Releases: tag a pipeline's next version, and list the releases at which it exists.
 
 ``make_release`` checks the work tree is clean and the pipeline valid (as committed at HEAD),
-finds the last release (``gitsource``), bumps its version, diffs the two and creates the
-annotated tag whose message is the changelog-style summary (``summarize`` renders it: the core
-does not format text). No file is written. ``release_history`` is ``flowctl versions``: every
-release in which the pipeline changed, with its diff against the release before.
+finds the last release in the tag scheme the repository uses (``gitsource``), bumps its
+version, diffs the two and creates the annotated tag whose message is the changelog-style
+summary (``summarize`` renders it: the core does not format text). No file is written.
+``release_history`` is ``flowctl versions``: every release, under either scheme, at which the
+pipeline exists, with its diff against the release before.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from flowctl.diff.changes import PipelineDiff, Side
 from flowctl.diff.compare import diff_pipelines
 from flowctl.diff.gitsource import (
-    PER_PIPELINE,
     ZERO,
     GitSource,
     Release,
@@ -53,8 +53,10 @@ def make_release(
 ) -> ReleaseResult:
     """Tag HEAD as the next version of the pipeline in ``path``.
 
-    Raises GitError (not a repo, dirty tree, pipeline not committed, nothing changed, tag
-    exists), PipelineError (invalid pipeline) or UsageError (bad --bump / --tag-format).
+    The tag follows ``tag_format`` when given, else the scheme the repository's tags already
+    use (``GitSource.tag_scheme``). Raises GitError (not a repo, dirty tree, pipeline not
+    committed, nothing changed, tag exists), PipelineError (invalid pipeline) or UsageError (bad
+    --bump or --tag-pattern, or release tags in both schemes and no --tag-pattern).
     """
     if bump not in BUMPS:
         raise UsageError(f"--bump {bump!r} is not one of: {', '.join(BUMPS)}")
@@ -69,8 +71,8 @@ def make_release(
     pipeline = src.load(head.commit, rel, "HEAD")
     if pipeline is None:
         raise GitError(f"{rel} is not committed at HEAD", hint=f"git add {rel} && git commit")
-    fmt = TagFormat(tag_format) if tag_format else PER_PIPELINE
-    previous = src.latest_release(pipeline.name, TagFormat(tag_format) if tag_format else None)
+    fmt = src.tag_scheme(TagFormat(tag_format) if tag_format else None)
+    previous = src.latest_release(pipeline.name, fmt)
     old: Pipeline | None = None
     old_path: str | None = None
     if previous is not None:
@@ -114,17 +116,26 @@ def _at_release(src: GitSource, release: Release, rel: str, name: str) -> tuple[
 
 @dataclass(frozen=True, slots=True)
 class VersionEntry:
+    """One release at which the pipeline exists, compared with the release before it."""
+
     release: Release
     date: str  # ISO date of the tagged commit
     diff: PipelineDiff | None  # None: the pipeline was invalid at this release
     error: str | None = None
 
+    @property
+    def changed(self) -> bool:
+        """The pipeline differs from the release before (or is new, or could not be read)."""
+        return self.diff is None or self.diff.changed
+
 
 def release_history(cwd: str | os.PathLike[str], path: str, *, tag_format: str | None = None) -> list[VersionEntry]:
-    """Releases (oldest first) in which the pipeline in ``path`` changed.
+    """Every release (oldest first) at which the pipeline in ``path`` exists, each compared
+    with the release before it: under either tag scheme unless ``tag_format`` names one.
 
-    The pipeline's name comes from the work tree file (PipelineError if it is invalid).
-    Raises GitError outside a repository.
+    A release where it is absent is left out, and makes the next one "new". The pipeline's name
+    comes from the work tree file (PipelineError if it is invalid). Raises GitError outside a
+    repository.
     """
     src = GitSource(cwd)
     rel = src.relpath(path)
@@ -142,14 +153,14 @@ def release_history(cwd: str | os.PathLike[str], path: str, *, tag_format: str |
             found_path, pipeline = _at_release(src, release, rel, current.name)
         except PipelineError as exc:
             entries.append(VersionEntry(release, date.date().isoformat(), None, exc.message))
-            continue
-        if pipeline is None:
-            continue  # a repo-wide release from before this pipeline existed
+            continue  # the next release is compared with the last one that could be read
         side = Side(release.tag, found_path, release.commit)
+        if pipeline is None:  # absent here: the next release where it exists is "new"
+            before = (side, None)
+            continue
         diff = diff_pipelines(before[1], pipeline, old_side=before[0], new_side=side)
         before = (side, pipeline)
-        if diff.changed:
-            entries.append(VersionEntry(release, date.date().isoformat(), diff))
+        entries.append(VersionEntry(release, date.date().isoformat(), diff))
     return entries
 
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from flowctl.diff.changes import (
+    ChangeClass,
     ChangeKind,
     DiffReport,
     FieldChange,
@@ -83,6 +84,16 @@ def describe_field(
     return text
 
 
+def impact_rows(diff: PipelineDiff) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(title, what it means, steps) for each part of the impact, in the order shown."""
+    impact = diff.impact
+    return (
+        ("re-run", "recorded results invalidated", impact.rerun),
+        ("policy only", "execution policy changed, results stay valid", impact.policy_only),
+        ("new", "no recorded result yet", impact.new),
+    )
+
+
 def own_and_inherited(change: StepChange) -> tuple[tuple[FieldChange, ...], tuple[str, ...]]:
     """The step's own field changes, and the names of those it only inherits from the pipeline
     (defaults, pipeline env): those are listed once under the pipeline's settings."""
@@ -113,11 +124,30 @@ def step_counts(diffs: Iterable[PipelineDiff]) -> str:
     return ", ".join([first] + [f"{n} {word}" for n, word in parts[1:]])
 
 
+#: How each class reads beside a change (text and changelog; markdown wraps it in <i>).
+CLASS_LABEL = {
+    ChangeClass.INVALIDATING: "invalidates results",
+    ChangeClass.IDENTITY: "new identity: results not found",
+    ChangeClass.POLICY: "policy: no re-run",
+    ChangeClass.DOCUMENTATION: "docs only",
+}
+
+
+def impact_words(rerun: int, policy_only: int) -> str:
+    """``3 steps re-run (recorded results invalidated), 1 step changes execution policy only
+    (no re-run)``; the policy part only when there is one."""
+    words = f"{_plural(rerun, 'step')} re-run" if rerun else "no step re-runs"
+    words += " (recorded results invalidated)" if rerun else ""
+    if policy_only:
+        verb = "changes" if policy_only == 1 else "change"
+        words += f", {_plural(policy_only, 'step')} {verb} execution policy only (no re-run)"
+    return words
+
+
 def impact_line(diff: PipelineDiff) -> str:
-    """``3 steps changed, 1 added; 4 steps run differently, 1 recorded result invalidated.``"""
+    """``3 steps changed, 1 added; 3 steps re-run (recorded results invalidated).``"""
     steps = step_counts([diff])
-    runs, invalid = len(diff.impact.runs_differently), len(diff.impact.invalidated)
-    tail = f"{_plural(runs, 'step')} run differently, {_plural(invalid, 'recorded result')} invalidated."
+    tail = impact_words(len(diff.impact.rerun), len(diff.impact.policy_only)) + "."
     return f"{steps}; {tail}" if steps else tail[0].upper() + tail[1:]
 
 
@@ -134,10 +164,9 @@ def summary_line(report: DiffReport) -> str:
     head = _plural(len(changed), "pipeline") + " changed" + (f" ({', '.join(whole)})" if whole else "")
     steps = step_counts(changed)
     head += f"; {steps}" if steps else ""
-    runs = sum(len(d.impact.runs_differently) for d in changed if d.kind is ChangeKind.CHANGED)
-    invalid = sum(len(d.impact.invalidated) for d in changed)
-    tail = f"{_plural(runs, 'step')} run differently, {_plural(invalid, 'recorded result')} invalidated"
-    return f"{head}; {tail}."
+    rerun = sum(len(d.impact.rerun) for d in changed)
+    policy_only = sum(len(d.impact.policy_only) for d in changed)
+    return f"{head}; {impact_words(rerun, policy_only)}."
 
 
 def one_line(diff: PipelineDiff) -> str:
@@ -172,7 +201,7 @@ def _sides(diff: PipelineDiff) -> str:
 
 def _step_title(change: StepChange) -> str:
     if change.kind is ChangeKind.RENAMED:
-        return f"step {change.step} (renamed from {change.old_id})"
+        return f"step {change.step} (renamed from {change.old_id})  [{CLASS_LABEL[ChangeClass.IDENTITY]}]"
     return f"step {change.step}" + (" (added)" if change.kind is ChangeKind.ADDED else " (removed)" if change.kind is ChangeKind.REMOVED else "")
 
 
@@ -195,7 +224,7 @@ def render_text(report: DiffReport, *, color: bool = False) -> str:
         for change in diff.steps:
             lines.append("  " + paint(change.kind, f"{_MARK[change.kind]} {_step_title(change)}"))
             own, inherited = own_and_inherited(change)
-            lines.extend(f"      {describe_field(f)}" for f in own)
+            lines.extend(f"      {describe_field(f)}  [{CLASS_LABEL[f.change_class]}]" for f in own)
             if inherited:
                 lines.append(f"      inherits changed {', '.join(inherited)}")
         for edge in diff.edges:
@@ -204,10 +233,9 @@ def render_text(report: DiffReport, *, color: bool = False) -> str:
             lines.append("  settings:")
             for s in diff.settings:
                 affects = f" (affects {', '.join(s.affects)})" if s.affects else ""
-                lines.append(f"      {describe_field(s)}{affects}")
-        impact = diff.impact
-        lines.append("  runs differently: " + (", ".join(impact.runs_differently) or "(none)"))
-        lines.append("  recorded results invalidated: " + (", ".join(impact.invalidated) or "(none)"))
+                lines.append(f"      {describe_field(s)}{affects}  [{CLASS_LABEL[s.change_class]}]")
+        for title, meaning, ids in impact_rows(diff):
+            lines.append(f"  {title} ({meaning}): " + (", ".join(ids) or "(none)"))
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -229,16 +257,27 @@ def _cell(text: str) -> str:
 
 
 def _md_field(change: FieldChange | SettingChange) -> str:
-    return describe_field(change, code=_code, secret="changed (secret)", inherited=" <i>(inherited)</i>")
+    text = describe_field(change, code=_code, secret="changed (secret)", inherited=" <i>(inherited)</i>")
+    return f"{text} <i>({CLASS_LABEL[change.change_class]})</i>"
 
 
-def _md_step(change: StepChange) -> str:
+def _effect(diff: PipelineDiff, step: str) -> str:
+    """The step's row in the Effect column."""
+    impact = diff.impact
+    if step in impact.rerun:
+        return "re-run"
+    if step in impact.policy_only:
+        return "policy only"
+    return "new" if step in impact.new else ""
+
+
+def _md_step(diff: PipelineDiff, change: StepChange) -> str:
     if change.kind is ChangeKind.ADDED:
         detail = "added"
     elif change.kind is ChangeKind.REMOVED:
         detail = "removed"
     elif change.kind is ChangeKind.RENAMED:
-        detail = f"renamed from {_code(change.old_id or '')}"
+        detail = f"renamed from {_code(change.old_id or '')} <i>({CLASS_LABEL[ChangeClass.IDENTITY]})</i>"
     else:
         detail = ""
     own, inherited = own_and_inherited(change)
@@ -246,7 +285,8 @@ def _md_step(change: StepChange) -> str:
     if inherited:
         fields += ("<br>" if fields else "") + "inherits changed " + ", ".join(_code(i) for i in inherited)
     both = "<br>".join(x for x in (detail, fields) if x)
-    return f"| {_ICON[change.kind]} | {_code(change.step)} | {both} |"
+    effect = _effect(diff, change.step) if change.kind is not ChangeKind.REMOVED else ""
+    return f"| {_ICON[change.kind]} | {_code(change.step)} | {both} | {effect} |"
 
 
 def _ids(ids: Iterable[str]) -> str:
@@ -261,19 +301,17 @@ def _md_pipeline(diff: PipelineDiff) -> list[str]:
         text = one_line(diff)
         out += [f"{_cell(text[0].upper() + text[1:])}.", ""]
     else:
-        rows = [_md_step(c) for c in diff.steps]
-        rows += [f"| {_ICON[e.kind]} | {_code(e.need + ' → ' + e.step)} | dependency {e.kind.value} |" for e in diff.edges]
+        rows = [_md_step(diff, c) for c in diff.steps]
+        rows += [
+            f"| {_ICON[e.kind]} | {_code(e.need + ' → ' + e.step)} | dependency {e.kind.value} | |" for e in diff.edges
+        ]
         for s in diff.settings:
             affects = f"<br>affects {', '.join(_code(a) for a in s.affects)}" if s.affects else ""
-            rows.append(f"| ⚙️ | pipeline | {_md_field(s)}{affects} |")
+            rows.append(f"| ⚙️ | pipeline | {_md_field(s)}{affects} | |")
         if rows:
-            out += ["| | Step | Change |", "|---|---|---|", *rows, ""]
-        impact = diff.impact
-        out += [
-            f"**Runs differently:** {_ids(impact.runs_differently)}  ",
-            f"**Recorded results invalidated** (re-run on resume): {_ids(impact.invalidated)}",
-            "",
-        ]
+            out += ["| | Step | Change | Effect |", "|---|---|---|---|", *rows, ""]
+        impact = [f"**{title[0].upper() + title[1:]}** ({meaning}): {_ids(ids)}" for title, meaning, ids in impact_rows(diff)]
+        out += [line + "  " for line in impact[:-1]] + [impact[-1], ""]  # two spaces: a line break
     out += ["```mermaid", mermaid_graph(diff).rstrip("\n"), "```", ""]
     return out
 
@@ -346,14 +384,15 @@ def changelog(diff: PipelineDiff, title: str) -> str:
         else:
             what = f"- step {change.step}" + (f" (renamed from {change.old_id})" if change.old_id else "")
             own, inherited = own_and_inherited(change)
-            parts = [describe_field(f) for f in own] + ([f"inherits changed {', '.join(inherited)}"] if inherited else [])
+            parts = [f"{describe_field(f)} ({CLASS_LABEL[f.change_class]})" for f in own]
+            parts += [f"inherits changed {', '.join(inherited)}"] if inherited else []
             fields = "; ".join(parts)
             sections["Changed"].append(what + (f": {fields}" if fields else ""))
     for edge in diff.edges:
         key = "Added" if edge.kind is ChangeKind.ADDED else "Removed"
         sections[key].append(f"- dependency {edge.need} → {edge.step}")
     for s in diff.settings:
-        sections["Changed"].append(f"- {describe_field(s)}")
+        sections["Changed"].append(f"- {describe_field(s)} ({CLASS_LABEL[s.change_class]})")
     for name, items in sections.items():
         if items:
             lines += ["", name, *items]
@@ -361,11 +400,14 @@ def changelog(diff: PipelineDiff, title: str) -> str:
 
 
 __all__ = [
+    "CLASS_LABEL",
     "changelog",
     "describe_field",
     "format_duration",
     "format_value",
     "impact_line",
+    "impact_rows",
+    "impact_words",
     "mermaid_graph",
     "one_line",
     "render_json",

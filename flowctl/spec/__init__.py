@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from flowctl.errors import Diagnostic, PipelineError, UsageError
@@ -84,18 +85,27 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     return here
 
 
+def is_pipeline_file(parts: Sequence[str]) -> bool:
+    """Whether the path ``parts`` below ``pipelines/`` is one discovery takes: a pipeline suffix,
+    in no hidden folder (a state folder there holds `run --ref` worktrees, issue 13)."""
+    return os.path.splitext(parts[-1])[1] in PIPELINE_SUFFIXES and not any(p.startswith(".") for p in parts[:-1])
+
+
 def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted.
+    """Every ``*.yaml``/``*.yml`` under ``pipelines/`` of the project root, sorted; hidden
+    folders (``.flowctl/``) are not searched.
 
     Raises UsageError when there is none (a CI gate must never pass by checking nothing).
     """
     base = Path(root) if root is not None else project_root()
     folder = base / PIPELINE_DIR
-    found = sorted(p for p in folder.rglob("*") if p.suffix in PIPELINE_SUFFIXES and p.is_file()) if folder.is_dir() else []
+    found = sorted(
+        p for p in folder.rglob("*") if is_pipeline_file(p.relative_to(folder).parts) and p.is_file()
+    ) if folder.is_dir() else []
     if not found:
         raise UsageError(f"no pipeline files found under {folder}",
                          hint="pass pipeline files as arguments, or create one with `flowctl init`")
     return found
 
 
-__all__ = ["check_document", "discover_pipelines", "load_pipeline", "project_root", "read_document"]
+__all__ = ["check_document", "discover_pipelines", "is_pipeline_file", "load_pipeline", "project_root", "read_document"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from flowctl.diff.worktree import checkout_at
+from flowctl.diff.worktree import checkout_at, kept_worktrees
 from flowctl.errors import GitError, UsageError
 from tests.conftest import run_flowctl
 from tests.diff import gitrepo
@@ -48,7 +49,11 @@ def test_run_an_older_release_while_the_work_tree_has_uncommitted_edits(project:
     result = run_flowctl("run", "pipelines/hello.yaml", "--ref", "hello/v1.0.0", "--stream", cwd=project.path)
     assert result.returncode == 0, result.stdout + result.stderr
     commit = project.repo.commit("hello/v1.0.0").hexsha
-    assert f"as of hello/v1.0.0 (commit {commit[:12]})" in result.stdout
+    assert f"as of hello/v1.0.0 (commit {commit[:12]}) in worktree " in result.stdout
+    # The steps wrote nothing there: the worktree is gone, and the run says so after its summary.
+    assert result.stdout.rstrip().endswith(
+        "Outputs: none in the worktree of hello/v1.0.0: the steps wrote nothing there, so it was removed"
+    )
     assert "greeting from release one" in result.stdout
     assert "release two" not in result.stdout and "uncommitted greeting" not in result.stdout
     # The work tree, index and HEAD are exactly as they were; the temporary worktree is gone.
@@ -75,13 +80,15 @@ def test_unknown_ref_and_missing_pipeline_are_exit_2(project: GitRepo) -> None:
     assert "Traceback" not in unknown.stderr + missing.stderr
 
 
-def test_checkout_at_records_ref_and_commit_and_cleans_up(project: GitRepo) -> None:
-    with checkout_at("pipelines/hello.yaml", "hello/v1.0.0", cwd=project.path) as at:
+def test_checkout_at_records_ref_and_commit_and_cleans_up(project: GitRepo, tmp_path: Path) -> None:
+    with checkout_at("pipelines/hello.yaml", "hello/v1.0.0", worktrees=tmp_path / "wt", cwd=project.path) as at:
         assert at.provenance == {
             "git_ref": "hello/v1.0.0",
             "git_commit": project.repo.commit("hello/v1.0.0").hexsha,
             "git_dirty": False,
+            "git_worktree": at.root,
         }
+        assert os.path.dirname(at.root) == str(tmp_path / "wt")
         with open(os.path.join(at.root, "scripts", "greet.sh"), encoding="utf-8") as fh:
             assert "release one" in fh.read()
         assert os.path.isfile(at.pipeline_path)
@@ -90,14 +97,16 @@ def test_checkout_at_records_ref_and_commit_and_cleans_up(project: GitRepo) -> N
     assert len(project.repo.git.worktree("list").splitlines()) == 1
 
 
-def test_checkout_at_cleans_up_after_an_error(project: GitRepo) -> None:
-    with pytest.raises(RuntimeError), checkout_at("pipelines/hello.yaml", "HEAD~1", cwd=project.path) as at:
+def test_checkout_at_cleans_up_after_an_error(project: GitRepo, tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    with pytest.raises(RuntimeError), checkout_at("pipelines/hello.yaml", "HEAD~1", worktrees=wt, cwd=project.path) as at:
         root = at.root
         raise RuntimeError("a step blew up")
     assert not os.path.exists(root)
-    with pytest.raises(UsageError), checkout_at("pipelines/absent.yaml", "HEAD", cwd=project.path):
+    assert kept_worktrees(wt) == []
+    with pytest.raises(UsageError), checkout_at("pipelines/absent.yaml", "HEAD", worktrees=wt, cwd=project.path):
         pass
-    with pytest.raises(GitError), checkout_at("pipelines/hello.yaml", "nope", cwd=project.path):
+    with pytest.raises(GitError), checkout_at("pipelines/hello.yaml", "nope", worktrees=wt, cwd=project.path):
         pass
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flowctl.diff.changes import ChangeKind, FieldChange
+from flowctl.diff.changes import ChangeClass, ChangeKind, FieldChange, Impact
 from flowctl.diff.compare import diff_pipelines
 from flowctl.spec import load_pipeline
 from flowctl.spec.model import Defaults, Param, ParamType, Remediation
@@ -25,7 +25,7 @@ def test_identical_pipelines_have_no_changes() -> None:
     diff = _diff(p, p)
     assert diff.kind is ChangeKind.UNCHANGED
     assert not diff.changed and diff.steps == () and diff.edges == () and diff.settings == ()
-    assert diff.impact.runs_differently == () and diff.impact.invalidated == ()
+    assert diff.impact == Impact()
 
 
 def test_field_changes_old_to_new_and_impact_downstream() -> None:
@@ -39,9 +39,11 @@ def test_field_changes_old_to_new_and_impact_downstream() -> None:
     diff = _diff(old, new)
     assert _fields(diff, "a")["timeout"] == FieldChange("timeout", None, 60.0)
     assert _fields(diff, "b")["run"] == FieldChange("run", "make b", "make b --fast")
-    # a's timeout changes how it runs, not its result; b's command invalidates b and c.
-    assert diff.impact.runs_differently == ("a", "b", "c")
-    assert diff.impact.invalidated == ("b", "c")
+    # a's timeout is execution policy (no re-run); b's command invalidates b's result and c's.
+    assert diff.impact.rerun == ("b", "c")
+    assert diff.impact.policy_only == ("a",)
+    assert _fields(diff, "a")["timeout"].change_class is ChangeClass.POLICY
+    assert _fields(diff, "b")["run"].change_class is ChangeClass.INVALIDATING
 
 
 def test_rename_is_detected_and_follows_renamed_needs() -> None:
@@ -50,10 +52,11 @@ def test_rename_is_detected_and_follows_renamed_needs() -> None:
     diff = _diff(old, new)
     renamed = {(c.old_id, c.step) for c in diff.steps_of(ChangeKind.RENAMED)}
     assert renamed == {("extract", "fetch"), ("clean", "tidy")}
-    # load's needs point at the renamed step: no change, no edge change, nothing runs differently.
+    # load's needs point at the renamed step: no field change, no edge change. But results are
+    # recorded per step id (and load's fingerprint takes its needs' ids): all three run again.
     assert [c.step for c in diff.steps if c.kind is ChangeKind.CHANGED] == []
     assert diff.edges == ()
-    assert diff.impact.runs_differently == ()
+    assert diff.impact.rerun == ("fetch", "tidy", "load")
 
 
 def test_rename_with_a_changed_default_in_the_same_commit() -> None:
@@ -71,8 +74,8 @@ def test_added_removed_steps_and_edges() -> None:
     diff = _diff(old, new)
     assert [(c.kind, c.step) for c in diff.steps] == [(ChangeKind.ADDED, "c"), (ChangeKind.REMOVED, "gone")]
     assert [(e.kind, e.need, e.step) for e in diff.edges] == [(ChangeKind.ADDED, "b", "c")]
-    assert diff.impact.runs_differently == ("c",)
-    assert diff.impact.invalidated == ()  # a new step has no recorded result
+    assert diff.impact.new == ("c",)
+    assert diff.impact.rerun == ()  # a new step has no recorded result; b keeps its own
 
 
 def test_changed_default_lists_the_steps_that_inherit_it() -> None:
@@ -84,7 +87,7 @@ def test_changed_default_lists_the_steps_that_inherit_it() -> None:
     assert (setting.field, setting.old, setting.new, setting.affects) == ("defaults.timeout", 60.0, 120.0, ("a",))
     assert _fields(diff, "a")["timeout"].inherited
     assert [c.step for c in diff.steps] == ["a"]
-    assert diff.impact.runs_differently == ("a",) and diff.impact.invalidated == ()
+    assert diff.impact.policy_only == ("a",) and diff.impact.rerun == ()
 
 
 def test_secret_env_is_reported_changed_without_values() -> None:
@@ -96,7 +99,7 @@ def test_secret_env_is_reported_changed_without_values() -> None:
     assert fields["env.TOKEN"] == FieldChange("env.TOKEN", None, None, secret=True)
     assert fields["env.MODE"] == FieldChange("env.MODE", "x", "y")
     assert "hunter2" not in repr(diff) and "s3cret!" not in repr(diff)
-    assert diff.impact.invalidated == ("a",)
+    assert diff.impact.rerun == ("a",)
 
 
 def test_unchanged_secret_is_not_a_change() -> None:
@@ -117,7 +120,7 @@ def test_pipeline_env_and_params_affect_the_steps_using_them() -> None:
     by_field = {s.field: s for s in diff.settings}
     assert by_field["params.date.default"].affects == ("a",)
     assert (by_field["env.LEVEL"].old, by_field["env.LEVEL"].new, by_field["env.LEVEL"].affects) == ("info", "debug", ("a",))
-    assert "a" in diff.impact.invalidated and "b" in diff.impact.invalidated
+    assert diff.impact.rerun == ("a", "b")
 
 
 def test_schedule_concurrency_and_remediation() -> None:
@@ -133,8 +136,8 @@ def test_whole_pipeline_added_and_removed() -> None:
     added = diff_pipelines(None, p, old_side=OLD, new_side=NEW)
     removed = diff_pipelines(p, None, old_side=OLD, new_side=NEW)
     assert added.kind is ChangeKind.ADDED and [c.kind for c in added.steps] == [ChangeKind.ADDED] * 2
-    assert added.impact.runs_differently == ("a", "b")
-    assert removed.kind is ChangeKind.REMOVED and removed.impact.runs_differently == ()
+    assert added.impact == Impact(new=("a", "b"))
+    assert removed.kind is ChangeKind.REMOVED and removed.impact == Impact()
 
 
 def test_reordered_keys_comments_and_whitespace_are_not_changes(tmp_path: Path) -> None:
@@ -188,4 +191,4 @@ def test_alerts_and_notify_changes_hide_webhook_urls() -> None:
     assert (by_field["alerts"].old, by_field["alerts"].new) == (["failed"], ["duration > 10m"])
     assert "SECRET" not in repr(diff)
     assert by_field["notify"].old != by_field["notify"].new  # a new token still shows as a change
-    assert diff.impact.runs_differently == ()
+    assert diff.impact == Impact()

@@ -33,7 +33,7 @@ def test_work_tree_edits_against_the_highest_reachable_release(released: GitRepo
     assert etl.old.label == "etl/v1.1.0"  # highest version, not the last tag created
     (change,) = etl.steps
     assert [(f.field, f.old, f.new) for f in change.fields] == [("timeout", 420.0, 540.0)]
-    assert etl.impact.runs_differently == ("load", "report")
+    assert etl.impact.policy_only == ("load",) and etl.impact.rerun == ()  # a timeout: no re-run
     older = _by_name(diff_project(released.path, against="etl/v1.0.0"))["etl"]
     assert [(f.old, f.new) for f in older.steps[0].fields] == [(300.0, 540.0)]
 

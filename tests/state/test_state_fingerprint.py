@@ -23,6 +23,7 @@ class Inv:
     params_used: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
 
 
 def fp(inv, tmp_path=None, **kw):
@@ -46,6 +47,7 @@ def test_each_part_changes_the_digest(tmp_path):
         "env:A": fp(replace(base, declared_env={"A": "2"}), params={"day": "mon"}),
         "param:day": fp(base, params={"day": "tue"}),
         "needs:up": fp(base, params={"day": "mon"}, upstream={"up": "x"}),
+        "outputs": fp(replace(base, outputs=("out.csv",)), params={"day": "mon"}),
         "envref:HOME": fp(replace(base, env={"FLOWCTL_ENV_HOME": "/root", "FLOWCTL_PARAM_DAY": "x"}),
                           params={"day": "mon"}),
     }
