@@ -1,0 +1,101 @@
+"""What a run's step durations are compared with: ``--baseline last-success|RUN_ID|median:N``.
+
+The default is what ``flowctl stats`` calls a step's baseline: the median of its execution time
+over the last ``BASELINE_RUNS`` (10) successful runs that executed it (``median:N`` picks another
+N). Only runs of the same pipeline that started before the reported run count, so a report of a
+run reads the same tomorrow as today. Execution times come from ``observe.metrics`` like every
+other figure; the "slower" flag uses ``observe.history.is_slower``, the threshold ``stats`` uses.
+Raises ``UsageError`` for a bad spec or an unknown run, ``StateError`` for a bad database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from flowctl.errors import UsageError
+from flowctl.observe.history import BASELINE_RUNS, median_baseline
+from flowctl.observe.metrics import RunMetrics
+from flowctl.observe.recorded import run_metrics
+from flowctl.run.events import RunStatus
+from flowctl.state.records import RunRecord
+
+_HINT = "use last-success, a run id, or median:N (e.g. median:5)"
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineSpec:
+    """A parsed ``--baseline``: ``median`` of ``runs`` successful runs, ``last-success``, or ``run``."""
+
+    kind: str
+    runs: int = BASELINE_RUNS
+    run_id: str = ""
+
+
+def parse_baseline(text: str | None) -> BaselineSpec:
+    """``--baseline`` as given (None: the default, ``median:10``). Raises ``UsageError``."""
+    if text is None or text.strip() in ("", "median"):
+        return BaselineSpec("median")
+    value = text.strip()
+    if value == "last-success":
+        return BaselineSpec("last-success")
+    head, colon, tail = value.partition(":")
+    if colon:
+        if head != "median":
+            raise UsageError(f"--baseline {value!r}: unknown kind {head!r}", hint=_HINT)
+        try:
+            runs = int(tail)
+        except ValueError:
+            raise UsageError(f"--baseline {value!r}: N must be a whole number of runs", hint=_HINT) from None
+        if runs < 1:
+            raise UsageError(f"--baseline {value!r}: N must be 1 or more", hint=_HINT)
+        return BaselineSpec("median", runs=runs)
+    return BaselineSpec("run", run_id=value)
+
+
+def _earlier_successes(state_dir: str | os.PathLike[str], run: RunRecord) -> Iterator[RunRecord]:
+    from flowctl.state.views import recent_runs
+
+    for other in recent_runs(state_dir, run.pipeline, limit=None):  # newest first
+        if other.status == RunStatus.SUCCEEDED.value and (other.started_at, other.run_id) < (run.started_at, run.run_id):
+            yield other
+
+
+def step_baselines(
+    state_dir: str | os.PathLike[str], run: RunRecord, steps: Sequence[str], spec: BaselineSpec
+) -> tuple[str, Mapping[str, float]]:
+    """In words what ``steps`` of ``run`` are compared with, and each step's baseline duration
+    (steps without one are left out)."""
+    if spec.kind == "run":
+        other = run_metrics(state_dir, spec.run_id)
+        return f"run {other.run_id} ({other.status.value})", {
+            s: other.step_duration[s] for s in steps if s in other.step_duration
+        }
+    if spec.kind == "last-success":
+        previous = next(_earlier_successes(state_dir, run), None)
+        if previous is None:
+            return "the last successful run (there is none before this run)", {}
+        other = run_metrics(state_dir, previous.run_id)
+        return f"the last successful run, {other.run_id}", {
+            s: other.step_duration[s] for s in steps if s in other.step_duration
+        }
+    # median:N: walk earlier successful runs, newest first, until every step has N samples.
+    seen: list[RunMetrics] = []
+    samples = dict.fromkeys(steps, 0)
+    for record in _earlier_successes(state_dir, run):
+        metrics = run_metrics(state_dir, record.run_id)
+        seen.append(metrics)
+        for s in metrics.step_duration:
+            if s in samples:
+                samples[s] += 1
+        if all(n >= spec.runs for n in samples.values()):
+            break
+    found = {s: b for s in steps if (b := median_baseline(s, seen, spec.runs)) is not None}
+    words = f"the median of each step's last {spec.runs} successful run{'s' if spec.runs != 1 else ''}"
+    if not seen:
+        words += " (there are none before this run)"
+    return words, found
+
+
+__all__ = ["BaselineSpec", "parse_baseline", "step_baselines"]
