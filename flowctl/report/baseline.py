@@ -2,7 +2,7 @@
 
 The default is what ``flowctl stats`` calls a step's baseline: the median of its execution time
 over the last ``BASELINE_RUNS`` (10) successful runs that executed it (``median:N`` picks another
-N). Only runs of the same pipeline that started before the reported run count, so a report of a
+N), looking back at most ``LOOKBACK`` successful runs. Only runs of the same pipeline that started before the reported run count, so a report of a
 run reads the same tomorrow as today. Execution times come from ``observe.metrics`` like every
 other figure; the "slower" flag uses ``observe.history.is_slower``, the threshold ``stats`` uses.
 Raises ``UsageError`` for a bad spec or an unknown run, ``StateError`` for a bad database.
@@ -54,12 +54,32 @@ def parse_baseline(text: str | None) -> BaselineSpec:
     return BaselineSpec("run", run_id=value)
 
 
-def _earlier_successes(state_dir: str | os.PathLike[str], run: RunRecord) -> Iterator[RunRecord]:
+#: How far back ``median:N`` looks for a step that did not run in every successful run: at most
+#: this many earlier successful runs (``stats`` reads its last 50 runs).
+LOOKBACK = 50
+_BATCH, _MOST_ROWS = 64, 16384
+
+
+def _earlier_successes(state_dir: str | os.PathLike[str], run: RunRecord, most: int) -> Iterator[RunRecord]:
+    """Successful runs of ``run``'s pipeline that started before it, newest first, at most
+    ``most``. Reads the run list in growing pages (a report of an old run skips the newer ones)."""
     from flowctl.state.views import recent_runs
 
-    for other in recent_runs(state_dir, run.pipeline, limit=None):  # newest first
-        if other.status == RunStatus.SUCCEEDED.value and (other.started_at, other.run_id) < (run.started_at, run.run_id):
-            yield other
+    limit, seen, found = _BATCH, set(), 0
+    while True:
+        batch = recent_runs(state_dir, run.pipeline, limit=limit)  # newest first
+        for other in batch:
+            if other.run_id in seen:
+                continue
+            seen.add(other.run_id)
+            if other.status == RunStatus.SUCCEEDED.value and (other.started_at, other.run_id) < (run.started_at, run.run_id):
+                yield other
+                found += 1
+                if found >= most:
+                    return
+        if len(batch) < limit or limit >= _MOST_ROWS:
+            return
+        limit *= 4
 
 
 def step_baselines(
@@ -73,7 +93,7 @@ def step_baselines(
             s: other.step_duration[s] for s in steps if s in other.step_duration
         }
     if spec.kind == "last-success":
-        previous = next(_earlier_successes(state_dir, run), None)
+        previous = next(_earlier_successes(state_dir, run, 1), None)
         if previous is None:
             return "the last successful run (there is none before this run)", {}
         other = run_metrics(state_dir, previous.run_id)
@@ -83,7 +103,7 @@ def step_baselines(
     # median:N: walk earlier successful runs, newest first, until every step has N samples.
     seen: list[RunMetrics] = []
     samples = dict.fromkeys(steps, 0)
-    for record in _earlier_successes(state_dir, run):
+    for record in _earlier_successes(state_dir, run, max(LOOKBACK, spec.runs)):
         metrics = run_metrics(state_dir, record.run_id)
         seen.append(metrics)
         for s in metrics.step_duration:
@@ -98,4 +118,4 @@ def step_baselines(
     return words, found
 
 
-__all__ = ["BaselineSpec", "parse_baseline", "step_baselines"]
+__all__ = ["LOOKBACK", "BaselineSpec", "parse_baseline", "step_baselines"]

@@ -126,3 +126,20 @@ def test_bad_baseline_on_the_command_line_exits_2(history: Path, tmp_path: Path)
     res = run_flowctl("report", "--baseline", "nosuchrun", "--state-dir", str(history), "-o", str(tmp_path / "r.html"))
     assert res.returncode == 2 and "no run with id 'nosuchrun'" in res.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_an_old_run_finds_its_baseline_behind_many_newer_runs(tmp_path: Path) -> None:
+    """The run list is read in pages: 100 newer runs (more than the first page) do not hide the
+    five successful runs before the reported one, and do not count."""
+    pipeline = tmp_path / "shop.yaml"
+    pipeline.write_text(PIPELINE, encoding="utf-8")
+    state = tmp_path / ".flowctl"
+    older = [_run(n, 1.0) for n in range(1, 6)]
+    reported = _run(6, 3.0)
+    newer = [
+        RunScript(f"20251126T{n:06d}-{n:04x}", 100_000.0 + n * 60, 2.5, RunStatus.SUCCEEDED, _run(n, 0.5).steps)
+        for n in range(100)
+    ]
+    record(state, pipeline, *older, reported, *newer)
+    load = build_run_report(state, reported.run_id, baseline=parse_baseline("median:5")).step("load")
+    assert load is not None and load.baseline == pytest.approx(1.0) and load.delta == pytest.approx(2.0)
