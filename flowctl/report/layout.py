@@ -103,6 +103,7 @@ class Tick:
 class Gantt:
     width: float
     height: float
+    row_h: float  # a lane's height: a step's lanes sit one under the other
     chart_x: float
     rows: tuple[GanttRow, ...]
     ticks: tuple[Tick, ...]
@@ -189,7 +190,7 @@ def gantt(report: RunReport) -> Gantt:
         lanes = gantt_lanes(s, scale)
         rows.append(GanttRow(s.step, y, f"st-{slug(s.status)}", s.critical, short(s.step, 30), _step_title(s), lanes))
         y += GANTT_ROW * len(lanes)
-    return Gantt(GANTT_LABEL + GANTT_CHART + MARGIN, y + 4, GANTT_LABEL, tuple(rows),
+    return Gantt(GANTT_LABEL + GANTT_CHART + MARGIN, y + 4, GANTT_ROW, GANTT_LABEL, tuple(rows),
                  ticks(scale.span, GANTT_CHART, GANTT_LABEL))
 
 

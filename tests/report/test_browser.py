@@ -127,3 +127,26 @@ def test_hostile_text_is_shown_as_text_and_nothing_executes(browser: str, tmp_pa
     assert PAYLOAD in descriptions
     scripts = dom.find_all("script")
     assert len(scripts) == 2  # the data and the page's own script, nothing injected
+
+
+# Appended to a copy of the page: point at build's second try, then type into the filter.
+_DRIVE = """<script>
+var bar = document.querySelectorAll('svg.gantt g[data-step="build"] rect.attempt')[1];
+bar.dispatchEvent(new MouseEvent("mouseover", {bubbles: true}));
+var box = document.querySelector(".filter input[type=search]");
+box.value = "VAL";
+box.dispatchEvent(new Event("input", {bubbles: true}));
+</script>"""
+
+
+def test_the_script_highlights_on_hover_and_filters(browser: str, page: Path, tmp_path: Path) -> None:
+    driven = page.with_name("driven.html")
+    driven.write_text(page.read_text(encoding="utf-8").replace("</body>", _DRIVE + "</body>"), encoding="utf-8")
+    dom = _dump(browser, driven, tmp_path / "profile")
+    [panel] = [e for e in dom.iter() if e.attrs.get("id") == "hover"]
+    assert "hidden" not in panel.attrs and panel.all_text() == "build\ntry 2: failed, exit 2, 800ms"
+    lit = {e.attrs["data-step"] for e in dom.iter() if "lit" in e.classes()}
+    assert lit == {"build"}
+    marked = [e for e in dom.iter() if "data-step" in e.attrs]
+    dimmed = {e.attrs["data-step"] for e in marked if "dim" in e.classes()}
+    assert {e.attrs["data-step"] for e in marked} - dimmed == {"validate"}
