@@ -81,19 +81,4 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def pipeline_and_state(pipeline: str, state_dir: str | None) -> tuple[str, dict[str, tuple[str, ...]], str]:
-    """The recorded name, the ``needs`` edges and the state folder for a pipeline given as a
-    file or as the bare name its runs were recorded under (``stats``, ``report --history``)."""
-    import os
-
-    from flowctl.cli._common import load
-    from flowctl.state.views import state_dir_for
-
-    if os.path.isfile(pipeline):
-        pipe = load(pipeline)
-        needs = {sid: step.needs for sid, step in pipe.steps.items()}
-        return pipe.name, needs, str(state_dir_for(state_dir, pipeline))
-    return pipeline, {}, str(state_dir_for(state_dir, None))
-
-
-__all__ = ["counts_text", "emit_json", "format_option", "pipeline_and_state", "seconds", "stamp", "state_dir_option", "table", "to_jsonable"]
+__all__ = ["counts_text", "emit_json", "format_option", "seconds", "stamp", "state_dir_option", "table", "to_jsonable"]

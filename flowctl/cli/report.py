@@ -66,9 +66,11 @@ def report(
     if history is not None:
         if run_id != "latest" or baseline is not None:
             raise UsageError("--history makes a page of many runs: give no RUN_ID and no --baseline with it")
-        from flowctl.cli._history import pipeline_and_state
+        from flowctl.cli.stats import (
+            _pipeline_and_state,  # the same pipeline and folder as stats
+        )
 
-        name, needs, folder = pipeline_and_state(history, state_dir)
+        name, needs, folder = _pipeline_and_state(history, state_dir)
         page, html = history_html(folder, name, last=last or 50, needs=needs, generated_at=made)
         target, what = output or "history.html", {"pipeline": page.pipeline, "runs": len(page.runs)}
     else:

@@ -28,7 +28,6 @@ def stats(
 
     Example: flowctl stats pipelines/etl.yaml --since 7d
     """
-    from flowctl.cli._history import pipeline_and_state
     from flowctl.errors import UsageError
     from flowctl.observe.history import pipeline_stats
     from flowctl.observe.recorded import history_metrics
@@ -44,7 +43,7 @@ def stats(
             start = time.time() - parse_duration(since)
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from exc
-    name, needs, folder = pipeline_and_state(pipeline, state_dir)
+    name, needs, folder = _pipeline_and_state(pipeline, state_dir)
     limit = last if last is not None else (None if since is not None else 50)
     runs = history_metrics(folder, name, last=limit, since=start, needs=needs)
     summary = pipeline_stats(name, runs)
@@ -54,3 +53,17 @@ def stats(
     else:
         sys.stdout.write("\n".join(stats_lines(summary, charts=stdout_is_tty())) + "\n")
     return 0
+
+
+def _pipeline_and_state(pipeline: str, state_dir: str | None) -> tuple[str, dict[str, tuple[str, ...]], str]:
+    """The recorded name, the ``needs`` edges and the state folder for a file or a bare name."""
+    import os
+
+    from flowctl.cli._common import load
+    from flowctl.state.views import state_dir_for
+
+    if os.path.isfile(pipeline):
+        pipe = load(pipeline)
+        needs = {sid: step.needs for sid, step in pipe.steps.items()}
+        return pipe.name, needs, str(state_dir_for(state_dir, pipeline))
+    return pipeline, {}, str(state_dir_for(state_dir, None))

@@ -20,6 +20,12 @@ SLOWER_FACTOR = 1.5
 BASELINE_RUNS = 10
 
 
+def is_slower(duration: float | None, baseline: float | None) -> bool:
+    """The one threshold for "slower than its baseline" (``stats`` and ``report`` flag with it):
+    more than ``SLOWER_FACTOR`` times a positive baseline."""
+    return duration is not None and baseline is not None and baseline > 0 and duration > SLOWER_FACTOR * baseline
+
+
 @dataclass(frozen=True, slots=True)
 class StepStats:
     step: str
@@ -102,19 +108,6 @@ class PipelineStats:
         }
 
 
-def is_slower(duration: float | None, baseline: float | None) -> bool:
-    """The one threshold for "slower than its baseline" (``stats`` and ``report`` both flag
-    with it): more than ``SLOWER_FACTOR`` times a positive baseline."""
-    return duration is not None and baseline is not None and baseline > 0 and duration > SLOWER_FACTOR * baseline
-
-
-def median_baseline(step: str, runs: Sequence[RunMetrics], limit: int = BASELINE_RUNS) -> float | None:
-    """A step's baseline: the median of its execution time over the ``limit`` most recent
-    successful runs among ``runs`` (newest first) that executed it; None when there are none."""
-    times = [r.step_duration[step] for r in runs if r.status is RunStatus.SUCCEEDED and step in r.step_duration]
-    return median(times[:limit])
-
-
 _FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
 _FAILED = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 
@@ -123,6 +116,11 @@ def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
     times = [r.step_duration[step] for r in runs if step in r.step_duration]
     executed = [r for r in runs if r.step_attempts.get(step)]
     latest_run = next((r for r in runs if step in r.step_duration), None)
+    previous = [
+        r.step_duration[step]
+        for r in runs
+        if r is not latest_run and r.status is RunStatus.SUCCEEDED and step in r.step_duration
+    ][:BASELINE_RUNS]
     return StepStats(
         step=step,
         runs=len(executed),
@@ -131,7 +129,7 @@ def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
         failed_runs=sum(1 for r in executed if r.step_status.get(step) in _FAILED),
         attempts=sum(r.step_attempts.get(step, 0) for r in runs),
         latest=latest_run.step_duration[step] if latest_run else None,
-        baseline=median_baseline(step, [r for r in runs if r is not latest_run]),
+        baseline=median(previous),
     )
 
 
@@ -171,13 +169,4 @@ def sparkline(values: Sequence[float], *, ascii_only: bool = False) -> str:
     return "".join(bars[min(len(bars) - 1, int((v - low) / span * (len(bars) - 1) + 0.5))] for v in values)
 
 
-__all__ = [
-    "BASELINE_RUNS",
-    "SLOWER_FACTOR",
-    "PipelineStats",
-    "StepStats",
-    "is_slower",
-    "median_baseline",
-    "pipeline_stats",
-    "sparkline",
-]
+__all__ = ["SLOWER_FACTOR", "PipelineStats", "StepStats", "is_slower", "pipeline_stats", "sparkline"]

@@ -1,10 +1,11 @@
 """What a run's step durations are compared with: ``--baseline last-success|RUN_ID|median:N``.
 
-The default is what ``flowctl stats`` calls a step's baseline: the median of its execution time
-over the last ``BASELINE_RUNS`` (10) successful runs that executed it (``median:N`` picks another
-N), looking back at most ``LOOKBACK`` successful runs. Only runs of the same pipeline that started before the reported run count, so a report of a
-run reads the same tomorrow as today. Execution times come from ``observe.metrics`` like every
-other figure; the "slower" flag uses ``observe.history.is_slower``, the threshold ``stats`` uses.
+The default, ``median:10``, is the median of a step's execution time over the last
+``BASELINE_RUNS`` (10) successful runs that executed it, looking back at most ``LOOKBACK``
+successful runs. Only runs of the same pipeline that started before the reported run count, so a
+report of a run reads the same tomorrow as today. Execution times come from ``observe.metrics``
+like every other figure; the "slower" flag is ``observe.history.is_slower``, the threshold
+``stats`` uses.
 Raises ``UsageError`` for a bad spec or an unknown run, ``StateError`` for a bad database.
 """
 
@@ -15,8 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from flowctl.errors import UsageError
-from flowctl.observe.history import BASELINE_RUNS, median_baseline
-from flowctl.observe.metrics import RunMetrics
+from flowctl.observe.history import BASELINE_RUNS
+from flowctl.observe.metrics import RunMetrics, median
 from flowctl.observe.recorded import run_metrics
 from flowctl.run.events import RunStatus
 from flowctl.state.records import RunRecord
@@ -52,6 +53,13 @@ def parse_baseline(text: str | None) -> BaselineSpec:
             raise UsageError(f"--baseline {value!r}: N must be 1 or more", hint=_HINT)
         return BaselineSpec("median", runs=runs)
     return BaselineSpec("run", run_id=value)
+
+
+def median_baseline(step: str, runs: Sequence[RunMetrics], limit: int = BASELINE_RUNS) -> float | None:
+    """A step's ``median:N`` baseline: the median of its execution time over the ``limit`` most
+    recent successful runs among ``runs`` (newest first) that executed it; None when none did."""
+    times = [r.step_duration[step] for r in runs if r.status is RunStatus.SUCCEEDED and step in r.step_duration]
+    return median(times[:limit])
 
 
 #: How far back ``median:N`` looks for a step that did not run in every successful run: at most
@@ -118,4 +126,4 @@ def step_baselines(
     return words, found
 
 
-__all__ = ["LOOKBACK", "BaselineSpec", "parse_baseline", "step_baselines"]
+__all__ = ["LOOKBACK", "BaselineSpec", "median_baseline", "parse_baseline", "step_baselines"]
