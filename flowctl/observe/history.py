@@ -169,4 +169,4 @@ def sparkline(values: Sequence[float], *, ascii_only: bool = False) -> str:
     return "".join(bars[min(len(bars) - 1, int((v - low) / span * (len(bars) - 1) + 0.5))] for v in values)
 
 
-__all__ = ["SLOWER_FACTOR", "PipelineStats", "StepStats", "is_slower", "pipeline_stats", "sparkline"]
+__all__ = ["SLOWER_FACTOR", "PipelineStats", "StepStats", "pipeline_stats", "sparkline"]
