@@ -85,6 +85,10 @@ def run(
         None, "--worktree", metavar="DIR",
         help="With --ref: check REF out into DIR and keep it there (reused when DIR already holds REF).",
     ),
+    report: str | None = typer.Option(
+        None, "--report", metavar="FILE",
+        help="At the end (also after a failure) write the run's HTML report to FILE (see `flowctl report`).",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -136,7 +140,7 @@ def run(
         )
         if session is None:
             return 0  # a resume with nothing left to do (already said so)
-        return execute(
+        code = execute(
             prepared,
             pipeline_arg=shown,
             state_dir=folder,
@@ -150,6 +154,11 @@ def run(
             fire_time=fire_time,
             provenance=ref_provenance,
         )
+        if report is not None:  # a report that cannot be written is a warning, never the exit code
+            from flowctl.cli.report import write_after_run
+
+            write_after_run(report, state_dir=folder, run_id=session.run_id, pipeline=prepared.pipeline)
+        return code
 
 
 def state_folder(pipeline_arg: str, given: str | None) -> str:

@@ -27,6 +27,12 @@ SLOWER_FACTOR = 1.5
 BASELINE_RUNS = 10
 
 
+def is_slower(duration: float | None, baseline: float | None) -> bool:
+    """The one threshold for "slower than its baseline" (``stats`` and ``report`` flag with it):
+    more than ``SLOWER_FACTOR`` times a positive baseline."""
+    return duration is not None and baseline is not None and baseline > 0 and duration > SLOWER_FACTOR * baseline
+
+
 @dataclass(frozen=True, slots=True)
 class StepStats:
     step: str
@@ -44,12 +50,7 @@ class StepStats:
 
     @property
     def slower(self) -> bool:
-        return (
-            self.latest is not None
-            and self.baseline is not None
-            and self.baseline > 0
-            and self.latest > SLOWER_FACTOR * self.baseline
-        )
+        return is_slower(self.latest, self.baseline)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -19,6 +19,7 @@ from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 if TYPE_CHECKING:
+    from flowctl.spec.model import Pipeline
     from flowctl.state.records import RunDetail
 
 Needs = Mapping[str, tuple[str, ...]]
@@ -79,20 +80,25 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
     )
 
 
-def needs_of(pipeline_path: str) -> Needs:
-    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or invalid
-    (the figures then leave the critical path out rather than fail)."""
+def recorded_pipeline(pipeline_path: str) -> Pipeline | None:
+    """The pipeline file a run recorded, as it is now; None when it is gone or invalid."""
     from flowctl.errors import FlowctlError
 
     if not pipeline_path or not os.path.isfile(pipeline_path):
-        return {}
+        return None
     try:
         from flowctl.spec import load_pipeline
 
-        pipe = load_pipeline(pipeline_path)
+        return load_pipeline(pipeline_path)
     except (FlowctlError, OSError):
-        return {}
-    return {sid: step.needs for sid, step in pipe.steps.items()}
+        return None
+
+
+def needs_of(pipeline_path: str) -> Needs:
+    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or invalid
+    (the figures then leave the critical path out rather than fail)."""
+    pipe = recorded_pipeline(pipeline_path)
+    return {} if pipe is None else {sid: step.needs for sid, step in pipe.steps.items()}
 
 
 def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
@@ -136,4 +142,4 @@ def history_metrics(
     )
 
 
-__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "run_metrics"]
+__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "recorded_pipeline", "run_metrics"]
