@@ -70,7 +70,7 @@ def report(
             _pipeline_and_state,  # the same pipeline and folder as stats
         )
 
-        name, needs, folder = _pipeline_and_state(history, state_dir)
+        name, _, needs, folder = _pipeline_and_state(history, state_dir)
         page, html = history_html(folder, name, last=last or 50, needs=needs, generated_at=made)
         target, what = output or "history.html", {"pipeline": page.pipeline, "runs": len(page.runs)}
     else:

@@ -200,4 +200,4 @@ def sparkline(values: Sequence[float], *, ascii_only: bool = False) -> str:
     return "".join(bars[min(len(bars) - 1, int((v - low) / span * (len(bars) - 1) + 0.5))] for v in values)
 
 
-__all__ = ["OUTCOME_MARKS", "SLOWER_FACTOR", "PipelineStats", "StepStats", "outcome_strip", "pipeline_stats", "sparkline"]
+__all__ = ["OUTCOME_MARKS", "SLOWER_FACTOR", "PipelineStats", "StepStats", "is_slower", "outcome_strip", "pipeline_stats", "sparkline"]

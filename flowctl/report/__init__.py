@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
 from flowctl.report.baseline import BaselineSpec, parse_baseline
-from flowctl.report.gather import build_history_report, build_run_report, resolve_run
+from flowctl.report.gather import build_history_report, build_run_report
 from flowctl.report.model import HistoryReport, RunReport
 
 if TYPE_CHECKING:
@@ -77,7 +77,6 @@ __all__ = [
     "build_run_report",
     "history_html",
     "parse_baseline",
-    "resolve_run",
     "run_report_html",
     "write_html",
 ]

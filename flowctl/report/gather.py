@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from flowctl.errors import StateError, UsageError
+from flowctl.errors import UsageError
 from flowctl.observe.history import BASELINE_RUNS, is_slower, pipeline_stats
 from flowctl.observe.metrics import compute_run_metrics, percentile
 from flowctl.observe.recorded import from_detail, history_metrics, recorded_pipeline
@@ -41,26 +41,6 @@ LINE_CHARS = 400
 _FAILED = (StepStatus.FAILED.value, StepStatus.FAILED_ALLOWED.value, StepStatus.INTERRUPTED.value)
 
 
-def resolve_run(state_dir: str | os.PathLike[str], ref: str) -> str:
-    """``latest``: the newest run recorded in the state folder; anything else is a run id (or a
-    unique prefix) as given, resolved by the state queries.
-
-    Kept to this one function so the state layer's ``latest``/``latest~N`` resolution can
-    replace its body. Raises ``StateError`` when nothing was recorded.
-    """
-    if ref != "latest":
-        return ref
-    from flowctl.state.views import recent_runs
-
-    runs = recent_runs(state_dir, limit=1)
-    if not runs:
-        raise StateError(
-            f"no runs recorded in {state_dir}",
-            hint="run a pipeline first, or point --state-dir / FLOWCTL_STATE_DIR at its state folder",
-        )
-    return runs[0].run_id
-
-
 def build_run_report(
     state_dir: str | os.PathLike[str],
     run_id: str,
@@ -73,7 +53,7 @@ def build_run_report(
     defaults to the recorded pipeline file as it is now."""
     from flowctl.state.views import run_details
 
-    detail = run_details(state_dir, resolve_run(state_dir, run_id))
+    detail = run_details(state_dir, run_id, command=("report", run_id))
     run = detail.run
     notes: list[str] = []
     pipe = pipeline if pipeline is not None else recorded_pipeline(run.pipeline_path)
@@ -303,4 +283,4 @@ def _rolling(values: Sequence[float | None], q: float, window: int = BASELINE_RU
     return tuple(out)
 
 
-__all__ = ["LINE_CHARS", "attempt_rows", "build_history_report", "build_run_report", "chaos_seed", "resolve_run"]
+__all__ = ["LINE_CHARS", "attempt_rows", "build_history_report", "build_run_report", "chaos_seed"]
