@@ -108,6 +108,9 @@ def run(
             sys.stdout.write(f"Running {pipeline} as of {named} (commit {at.commit[:12]}) from a temporary worktree\n")
             sys.stdout.flush()
         prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        if prepared.short_secrets:  # once per run, by name: never the value
+            print(f"flowctl: warning: secret {', '.join(prepared.short_secrets)}: shorter than 4 characters, so "
+                  "masked in output only where it stands as a whole word", file=sys.stderr)
         if dry_run:
             print_dry_run(prepared, concurrency)
             return 0

@@ -28,7 +28,7 @@ from itertools import count
 from flowctl.run import procs
 from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
 from flowctl.run.events import AttemptOutcome
-from flowctl.run.masking import Masker
+from flowctl.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
 
 _TAIL_BYTES = 8192
