@@ -59,6 +59,12 @@ def run(
     force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
     wait: str | None = _WAIT_OPTION,
+    orphans: str = typer.Option(
+        "kill", "--orphans", metavar="kill|wait[=DURATION]",
+        help="Processes an earlier run of this pipeline left running when its runner died (kill -9): "
+        "end them before anything starts (kill, the default), or wait for them to end (for ever, or "
+        "at most DURATION) and then end what is left.",
+    ),
     log_format: str | None = typer.Option(
         None, "--log-format", metavar="FORMAT",
         help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
@@ -133,7 +139,8 @@ def run(
         )
         live = stdout_is_tty() and not no_progress
         session = stack.enter_context(
-            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live)
+            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live,
+                     orphans=orphans)
         )
         if session is None:
             return 0  # a resume with nothing left to do (already said so)

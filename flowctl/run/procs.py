@@ -7,7 +7,10 @@ process on Linux (measured: a third of the per-step budget), and a group is what
 is not the terminal's foreground group either, so Ctrl-C reaches only the runner. Also:
 signalling a process group, becoming a child subreaper on Linux so that grandchildren which
 called ``setsid`` are reparented to us and can be swept, and listing our children with the token
-each carries in its environment. It leaves policy (when to kill, grace periods) to the executor.
+each carries in its environment. Also finding, machine-wide, the processes a flowctl run started
+(``tagged_processes``: their environment carries ``FLOWCTL_RUN_ID``; ``setsid`` and ``nohup``
+keep it), which is how a run finds the steps an earlier runner left when it was killed.
+It leaves policy (when to kill, grace periods) to the executor and ``sweep``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 
 #: Environment variable tagging every process of one attempt; sweeping matches on it.
 TOKEN_VAR = "FLOWCTL_PROC_TOKEN"
+#: Environment variables every step process gets from the scheduler (and its children inherit).
+RUN_ID_VAR = "FLOWCTL_RUN_ID"
+STEP_VAR = "FLOWCTL_STEP"
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
@@ -239,6 +246,95 @@ def process_token(pid: int) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """A live process whose environment says which flowctl run (and step, attempt) started it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    run_id: str
+    step: str = ""
+    token: str = ""
+
+
+def tagged_processes() -> list[Tagged]:
+    """Every live process of this machine whose environment carries ``FLOWCTL_RUN_ID``, except
+    this process and its ancestors (a run started from inside a step must not find itself).
+    Reads ``/proc/*/environ`` (the environment a process started with); [] without ``/proc``.
+    Processes of other users are invisible unless we are root; zombies are left out."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    mine = _ancestors()
+    needle = RUN_ID_VAR.encode() + b"="
+    found: list[Tagged] = []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) in mine:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if needle not in data:
+            continue
+        stat = _stat_fields(int(entry))
+        if stat is None or stat[0] in (b"Z", b"X"):
+            continue
+        env = dict(item.partition(b"=")[::2] for item in data.split(b"\0") if b"=" in item)
+        found.append(
+            Tagged(
+                pid=int(entry), ppid=int(stat[1]), pgid=int(stat[2]),
+                run_id=env.get(RUN_ID_VAR.encode(), b"").decode(errors="replace"),
+                step=env.get(STEP_VAR.encode(), b"").decode(errors="replace"),
+                token=env.get(TOKEN_VAR.encode(), b"").decode(errors="replace"),
+            )
+        )
+    return found
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, ... (None: gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return None
+    return fields if len(fields) > 2 else None
+
+
+def _ancestors() -> set[int]:
+    found = {os.getpid()}
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        stat = _stat_fields(pid)
+        if stat is None:
+            break
+        pid = int(stat[1])
+    return found
+
+
+def signal_exact(pid: int, fd: int | None, sig: int) -> None:
+    """Signal the process a pidfd refers to (immune to pid reuse); by pid without a pidfd."""
+    if fd is not None:
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+        return
+    signal_pid(pid, sig)
+
+
+def exited(fd: int | None, pid: int) -> bool:
+    """Whether the process behind pidfd ``fd`` (or ``pid`` without one) has ended."""
+    if fd is None:
+        return not is_alive(pid)
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 def reap(pid: int) -> int | None:
     """Collect ``pid`` if it has ended; return its exit code (128+N for signal N) or None."""
     try:
@@ -281,10 +377,14 @@ def is_alive(pid: int) -> bool:
 
 
 __all__ = [
+    "RUN_ID_VAR",
+    "STEP_VAR",
     "TOKEN_VAR",
     "Poller",
+    "Tagged",
     "child_pids",
     "exit_code",
+    "exited",
     "find_executable",
     "group_alive",
     "is_alive",
@@ -295,7 +395,9 @@ __all__ = [
     "remember_cwd",
     "restore_cwd",
     "set_subreaper",
+    "signal_exact",
     "signal_group",
     "signal_pid",
     "spawn",
+    "tagged_processes",
 ]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from itertools import count
 
 from flowctl.run import procs
-from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
+from flowctl.run.executors.sweep import FORGET_AFTER, GRACE, Sweeper
 from flowctl.run.events import AttemptOutcome
 from flowctl.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
@@ -66,7 +66,7 @@ class LocalExecutor:
     def __init__(
         self,
         *,
-        grace: float = 3.0,
+        grace: float = GRACE,
         on_output: OutputCallback | None = None,
         subreaper: bool = True,
         own_all_children: bool = False,
