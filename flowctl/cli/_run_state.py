@@ -194,6 +194,19 @@ def _say_plan(session: RunSession, plain: bool) -> None:
     _Say(plain, session.run_id)(lines)
 
 
+def make_logs_dir(logs_dir: str) -> None:
+    """Create the run's log folder. Raises ``StorageError`` (exit 74) when it cannot be made."""
+    try:
+        os.makedirs(logs_dir, exist_ok=True)
+    except OSError as exc:
+        from flowctl.errors import StorageError
+
+        raise StorageError(
+            f"cannot create the run's log folder {logs_dir}: {exc.strerror}",
+            hint="check that the state folder is writable and its disk not full (or use another --state-dir)",
+        ) from exc
+
+
 def run_options(session: RunSession | None) -> Mapping[str, Any]:
     """What the session adds to the scheduler's ``RunOptions``."""
     if session is None:
@@ -207,4 +220,4 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
     }
 
 
-__all__ = ["open_run", "orphan_wait", "resume_target", "run_options", "wait_seconds"]
+__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "run_options", "wait_seconds"]

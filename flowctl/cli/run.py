@@ -90,7 +90,8 @@ def run(
 
     Logs of every attempt go to <state>/runs/<run-id>/<step>/<attempt>.log. Exit codes: 0 all
     steps succeeded (failures under continue_on_error allowed), 1 a step failed, 2 invalid
-    pipeline or usage, 70 internal error, 75 another run holds the lock, 130 interrupted.
+    pipeline or usage, 70 internal error, 74 the state or log storage failed (disk full, state
+    deleted or replaced, not writable), 75 another run holds the lock, 130 interrupted.
 
     Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
     """
@@ -183,7 +184,7 @@ def execute(
     provenance: dict[str, object] | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
-    from flowctl.cli._run_state import run_options
+    from flowctl.cli._run_state import make_logs_dir, run_options
     from flowctl.observe.fanout import FanOut, sink_name
     from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
@@ -192,7 +193,7 @@ def execute(
 
     run_id = session.run_id
     logs_dir = os.path.join(state_dir, "runs", run_id)
-    os.makedirs(logs_dir, exist_ok=True)  # step folders appear with their first output
+    make_logs_dir(logs_dir)  # step folders appear with their first output
     summary = RunSummary()
     view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])

@@ -79,7 +79,9 @@ class RunSession:
     def __enter__(self) -> RunSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:  # the run stops on an error: never leave it recorded as running
+            self.store.abandon(f"flowctl stopped: {getattr(exc, 'message', None) or type(exc).__name__}")
         self.close()
 
 
@@ -108,6 +110,7 @@ def open_session(
             outputs_of=lambda sid: outputs_of(invocations[sid]) if getattr(invocations[sid], "outputs", ()) else {},
             pipeline_path=pipeline_key(pipeline.path),
         )
+        store.watch(held.identity)  # a deleted or replaced lock excludes nobody: stop (exit 74)
         if after_lock is not None:
             after_lock(held)
         interrupted = store.mark_interrupted(pipeline.name)  # we hold the lock: they are dead
