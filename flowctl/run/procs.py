@@ -21,7 +21,7 @@ import selectors
 import shutil
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -214,22 +214,28 @@ def child_pids() -> list[int]:
 def _child_pids_by_scan() -> list[int]:
     me = str(os.getpid()).encode()
     found: list[int] = []
+    for pid, stat in _each_process("stat"):
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == me:
+            found.append(pid)
+    return found
+
+
+def _each_process(name: str, skip: set[int] | frozenset[int] = frozenset()) -> Iterator[tuple[int, bytes]]:
+    """(pid, content of ``/proc/PID/NAME``) for every process we can read, except ``skip``."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return found
+        return
     for entry in entries:
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in skip:
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
+            with open(f"/proc/{entry}/{name}", "rb") as fh:
+                data = fh.read()
         except OSError:
             continue
-        fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == me:
-            found.append(int(entry))
-    return found
+        yield int(entry), data
 
 
 def process_token(pid: int) -> str | None:
@@ -263,30 +269,18 @@ def tagged_processes() -> list[Tagged]:
     this process and its ancestors (a run started from inside a step must not find itself).
     Reads ``/proc/*/environ`` (the environment a process started with); [] without ``/proc``.
     Processes of other users are invisible unless we are root; zombies are left out."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    mine = _ancestors()
     needle = RUN_ID_VAR.encode() + b"="
     found: list[Tagged] = []
-    for entry in entries:
-        if not entry.isdigit() or int(entry) in mine:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                data = fh.read()
-        except OSError:
-            continue
+    for pid, data in _each_process("environ", skip=_ancestors()):
         if needle not in data:
             continue
-        stat = _stat_fields(int(entry))
+        stat = _stat_fields(pid)
         if stat is None or stat[0] in (b"Z", b"X"):
             continue
         env = dict(item.partition(b"=")[::2] for item in data.split(b"\0") if b"=" in item)
         found.append(
             Tagged(
-                pid=int(entry), ppid=int(stat[1]), pgid=int(stat[2]),
+                pid=pid, ppid=int(stat[1]), pgid=int(stat[2]),
                 run_id=env.get(RUN_ID_VAR.encode(), b"").decode(errors="replace"),
                 step=env.get(STEP_VAR.encode(), b"").decode(errors="replace"),
                 token=env.get(TOKEN_VAR.encode(), b"").decode(errors="replace"),

@@ -304,21 +304,13 @@ _TEMP_PREFIX = "."
 
 def _drop_dead_temps(path: Path) -> None:
     """Remove what a creator killed half way left (``.state.db.new-PID-*`` of a dead PID)."""
+    from flowctl.run.procs import is_alive  # only when creating: readers need not import it
+
     for temp in path.parent.glob(f"{_TEMP_PREFIX}{path.name}.new-*"):
         pid = temp.name.rsplit(".new-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not is_alive(int(pid)):
             with contextlib.suppress(OSError):
                 temp.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _drop_stale_wal(path: Path) -> None:
