@@ -47,7 +47,7 @@ class FileIdentity:
             return "deleted"
         except OSError as exc:
             return f"no longer reachable ({exc.strerror})"
-        if (st.st_dev, st.st_ino) != (self.device, self.inode):
+        if st.st_ino != self.inode or st.st_dev != self.device:
             return "replaced by another file"
         return None
 

@@ -34,6 +34,8 @@ def guarded_pipeline(folder: Path, name: str = "guarded") -> Path:
     text = f"""
 version: 1
 name: {name}
+schedule: "0 0 1 1 *"
+timezone: UTC
 steps:
   plain_a: {{run: '{copy} plain_a'}}
   plain_b: {{run: '{copy} plain_b'}}
@@ -166,6 +168,19 @@ def test_orphans_wait_lets_the_old_copies_finish_before_starting(guards):
     assert resume.returncode == 0, out + err
     said = re.search(r"(\d+) process\(es\) ended \((\d+) ended by themselves\)$", "".join(seen) + out, re.M)
     assert said and said[1] == said[2], "".join(seen) + out  # none had to be terminated
+    check_no_second_copy_and_nothing_left(guards, old_run)
+
+
+def test_a_cron_firing_that_is_not_due_touches_nothing(guards):
+    """The --scheduled check comes first: a firing that is not due ends nobody's processes
+    (not even a dead run's); the next real run does."""
+    old_run, old = kill_runner_while_steps_run(guards)
+    fired = run_flowctl("run", str(guards / "guarded.yaml"), "--scheduled", cwd=guards)
+    assert fired.returncode == 0, fired.stdout + fired.stderr
+    assert "left" not in fired.stdout and all(guard_alive(p) for p in old)
+    (guards / "generation").write_text("2")
+    (guards / "release-2").touch()
+    assert run_flowctl("run", str(guards / "guarded.yaml"), "--resume", cwd=guards).returncode == 0
     check_no_second_copy_and_nothing_left(guards, old_run)
 
 
