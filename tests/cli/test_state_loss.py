@@ -42,11 +42,29 @@ def waiting_pipeline(folder: Path, name: str = "held") -> Path:
     return path
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
 def start_run(path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "flowctl", "run", str(path), *args],
         cwd=path.parent, env=flowctl_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    _STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _let_go(tmp_path):
+    """Whatever a test leaves waiting (a failed assertion, a timed-out run) ends with it: the
+    waiting steps see ``go``, the runners started here are stopped."""
+    yield
+    (tmp_path / "go").touch()
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.terminate()
+        proc.communicate(timeout=60)
 
 
 def wait_started(folder: Path, proc: subprocess.Popen[str]) -> None:
