@@ -133,7 +133,7 @@ def _end_leftovers(
         f"waiting for them to end (--orphans {policy}), then ending what is left"
     )
     say(_leftover_lines(found) + [f"  {how}"])
-    ending = end_leftovers(found.processes, found.run_ids, wait=wait, grace=GRACE)
+    ending = end_leftovers(found.processes, wait=wait, grace=GRACE)
     say([_ending_line(ending)])
     if ending.left:
         raise LockedError(

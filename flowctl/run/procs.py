@@ -21,6 +21,7 @@ import selectors
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -28,7 +29,9 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 if TYPE_CHECKING:
     import ctypes
 
-#: Environment variable tagging every process of one attempt; sweeping matches on it.
+#: Environment variable tagging every process of one attempt; sweeping matches on it. Its value
+#: is ``RUNNER_PID.NONCE.N`` (``token_prefix`` + the attempt's number): the runner's pid tells a
+#: run's processes from those of a run elsewhere that happens to have the same run id.
 TOKEN_VAR = "FLOWCTL_PROC_TOKEN"
 #: Environment variables every step process gets from the scheduler (and its children inherit).
 RUN_ID_VAR = "FLOWCTL_RUN_ID"
@@ -60,6 +63,11 @@ def set_subreaper(on: bool) -> bool:
     libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
     return bool(previous.value)
+
+
+def token_prefix() -> str:
+    """What every ``TOKEN_VAR`` value of this runner's attempts starts with: its pid and a nonce."""
+    return f"{os.getpid()}.{time.monotonic_ns():x}"
 
 
 def find_executable(name: str, path: str | None) -> str | None:
@@ -263,6 +271,12 @@ class Tagged:
     step: str = ""
     token: str = ""
 
+    @property
+    def runner_pid(self) -> int | None:
+        """The pid of the runner that started its attempt (from ``token``; None without one)."""
+        head = self.token.split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
 
 def tagged_processes() -> list[Tagged]:
     """Every live process of this machine whose environment carries ``FLOWCTL_RUN_ID``, except
@@ -394,4 +408,5 @@ __all__ = [
     "signal_pid",
     "spawn",
     "tagged_processes",
+    "token_prefix",
 ]

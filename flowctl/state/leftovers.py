@@ -9,12 +9,14 @@ CLI wires the two and says what it does.
 
 The decision comes from state, and the lock is the proof: it is only asked while the caller
 holds the pipeline's lock, so no runner of the pipeline is alive in this state folder, and only
-processes of runs of *this* pipeline recorded in *this* folder are ever candidates (a healthy
-run of another pipeline, or one in another state folder, is never touched). One more check
-guards against a lock that proves nothing because its file was deleted or replaced under a live
-run: a process whose parent is still the runner recorded for its run (same host, same pid; a
-process's parent is re-set the moment its parent dies, so a reused pid cannot fake this) means
-that runner is alive, and the caller must not start (``LockedError``, exit 75).
+processes of runs of *this* pipeline recorded in *this* folder, started by the runner recorded
+for that run (its pid is part of each process's ``FLOWCTL_PROC_TOKEN``), are ever candidates: a
+healthy run of another pipeline, or one of another state folder that happens to share a run id,
+is never touched. One more check guards against a lock that proves nothing because its file
+was deleted or replaced under a live run: a process whose parent is still the runner recorded
+for its run (same host, same pid; a process's parent is re-set the moment its parent dies, so a
+reused pid cannot fake this) means that runner is alive, and the caller must not start
+(``LockedError``, exit 75).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def find_leftovers(
             return Leftovers()
         found = scan()
         owners = history.runners(conn, pipeline, {p.run_id for p in found}) if found else {}
-    theirs = tuple(p for p in found if p.run_id in owners)
+    # Same run id *and* started by that run's recorded runner: a run of another state folder
+    # that happens to share the id (second + 16 random bits) is never taken for ours.
+    theirs = tuple(p for p in found if p.run_id in owners and p.runner_pid == owners[p.run_id][1])
     host = os.uname().nodename
     for run_id, (runner_host, runner_pid) in sorted(owners.items()):
         if runner_host == host and runner_pid and any(p.ppid == runner_pid for p in theirs if p.run_id == run_id):

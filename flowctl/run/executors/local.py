@@ -91,7 +91,7 @@ class LocalExecutor:
         self._timers: list[tuple[float, int, _Attempt]] = []
         self._seq = count()
         self._results: list[AttemptResult] = []
-        self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
+        self._prefix = procs.token_prefix()
         self._sweeper = Sweeper(
             prefix=self._prefix, grace=grace, own_all=own_all_children, is_direct=self._by_pid.__contains__
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from flowctl.run import procs
@@ -178,21 +178,22 @@ class Ending:
 
 def end_leftovers(
     found: Sequence[procs.Tagged],
-    run_ids: Collection[str],
     *,
     wait: float | None,
     grace: float,
     scan: Callable[[], Sequence[procs.Tagged]] = procs.tagged_processes,
 ) -> Ending:
     """Wait up to ``wait`` seconds (None: for ever; 0: not at all) for ``found`` to end, then
-    SIGTERM each with its process group, SIGKILL what is left after ``grace``. Processes of
-    ``run_ids`` that appear meanwhile (started by those being waited for) are ended too.
-    Signals go through pidfds where there are some, so a reused pid is never hit."""
+    SIGTERM each with its process group, SIGKILL what is left after ``grace``. Processes of the
+    same runs (same run id and runner) that appear meanwhile, started by those being waited
+    for, are ended too. Signals go through pidfds where there are some, so a reused pid is never
+    hit."""
+    runs = {(t.run_id, t.runner_pid) for t in found}
     pending: dict[int, int | None] = {}
 
     def add(more: Sequence[procs.Tagged]) -> None:
         for t in more:
-            if t.pid not in pending and t.run_id in run_ids:
+            if t.pid not in pending and (t.run_id, t.runner_pid) in runs:
                 pending[t.pid] = procs.pidfd(t.pid)
 
     def settle(until: float | None, rescan: bool) -> int:
