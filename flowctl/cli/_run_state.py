@@ -2,8 +2,9 @@
 
 Thin glue between ``cli/run.py`` and ``state/`` (the runner's ``run/`` never imports
 ``state/``): ``resume_target`` settles which run ``--resume``/``--run-id`` continue and with
-which params and selection; ``open_run`` opens the session (lock, SQLite store, decisions) and
-says before the run starts which steps are reused and why the others run.
+which params and selection; ``open_run`` opens the session (lock, SQLite store, decisions),
+ends what dead runs of the pipeline left running (``--orphans``), and says before the run starts
+which steps are reused and why the others run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from flowctl.run.executors.sweep import Ending
     from flowctl.run.prepare import PreparedRun
+    from flowctl.state.leftovers import Leftovers
+    from flowctl.state.lock import PipelineLock
     from flowctl.state.records import RunRecord
     from flowctl.state.session import RunSession
 
@@ -50,25 +54,118 @@ def wait_seconds(wait: str | None) -> float | None:
         raise UsageError(f"--wait: {exc}", hint="put --wait after the pipeline file, or give it a duration") from exc
 
 
+def orphan_wait(policy: str) -> float | None:
+    """``--orphans``: ``kill`` → 0 (end them at once), ``wait`` → None (wait for ever),
+    ``wait=DURATION`` → at most that many seconds. Raises ``UsageError``."""
+    from flowctl.errors import UsageError
+    from flowctl.spec.durations import parse_duration
+
+    how, _, limit = policy.partition("=")
+    if how == "kill" and not limit:
+        return 0.0
+    if how == "wait":
+        if not limit:
+            return None
+        try:
+            return parse_duration(limit)
+        except ValueError as exc:
+            raise UsageError(f"--orphans {policy}: {exc}", hint="e.g. --orphans wait=10m") from exc
+    raise UsageError(f"--orphans {policy!r}: expected kill, wait or wait=DURATION", hint="e.g. --orphans wait=10m")
+
+
 @contextlib.contextmanager
 def open_run(
     state_dir: str, prepared: PreparedRun, previous: RunRecord | None, *, force: bool,
-    force_steps: Sequence[str], wait: str | None, plain: bool,
+    force_steps: Sequence[str], wait: str | None, plain: bool, orphans: str = "kill",
 ) -> Iterator[RunSession | None]:
     """The session of this run, or None when a resume leaves nothing to do (said on stdout)."""
     from flowctl.run.scheduler import new_run_id
     from flowctl.state.session import open_session
 
     run_id = new_run_id()
+    end_wait = orphan_wait(orphans)
+
+    def end_leftovers(lock: PipelineLock) -> None:  # the lock is held: earlier runners are dead
+        _end_leftovers(state_dir, prepared.pipeline.name, lock, end_wait, orphans, _Say(plain, run_id))
+
     with open_session(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=force,
-        force_steps=force_steps, wait=wait_seconds(wait),
+        force_steps=force_steps, wait=wait_seconds(wait), after_lock=end_leftovers,
     ) as session:
         _say_plan(session, plain)
         if previous is not None and session.nothing_to_do:
             yield None
         else:
             yield session
+
+
+class _Say:
+    """Lines on stdout before the run starts (timestamp and run id in front when plain)."""
+
+    def __init__(self, plain: bool, run_id: str) -> None:
+        self.plain = plain
+        self.run_id = run_id
+
+    def __call__(self, lines: Sequence[str]) -> None:
+        if not lines:
+            return
+        prefix = ""
+        if self.plain:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {self.run_id} "
+        for line in lines:
+            sys.stdout.write(prefix + line + "\n")
+        sys.stdout.flush()
+
+
+def _end_leftovers(
+    state_dir: str, pipeline: str, lock: PipelineLock, wait: float | None, policy: str, say: _Say
+) -> None:
+    """Find what dead runs of ``pipeline`` left running, say so, wait for it and/or end it.
+    Raises ``LockedError`` when something cannot be ended (a second copy would run beside it)."""
+    from flowctl.errors import LockedError
+    from flowctl.run.executors.sweep import GRACE, end_leftovers
+    from flowctl.state.leftovers import find_leftovers
+
+    found = find_leftovers(state_dir, pipeline, lock)
+    if not found.processes:
+        return
+    how = "ending them before anything starts" if wait == 0 else (
+        f"waiting for them to end (--orphans {policy}), then ending what is left"
+    )
+    say(_leftover_lines(found) + [f"  {how}"])
+    ending = end_leftovers(found.processes, wait=wait, grace=GRACE)
+    say([_ending_line(ending)])
+    if ending.left:
+        raise LockedError(
+            f"{len(ending.left)} process(es) left by an earlier run of {pipeline} survive SIGKILL "
+            f"(pids {', '.join(map(str, ending.left))}): not starting a second copy beside them",
+            hint="they are stuck in the kernel (see `ps -o pid,stat,wchan,cmd -p PID`); run again once they are gone",
+        )
+
+
+def _leftover_lines(found: Leftovers) -> list[str]:
+    lines = []
+    for run_id, processes in found.by_run().items():
+        steps: dict[str, list[int]] = {}
+        for p in processes:
+            steps.setdefault(p.step or "?", []).append(p.pid)
+        shown = ", ".join(
+            f"{step} (pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, sorted(pids)))})"
+            for step, pids in sorted(steps.items())
+        )
+        lines.append(f"run {run_id} left {len(processes)} process(es) running when its runner died: {shown}")
+    return lines
+
+
+def _ending_line(ending: Ending) -> str:
+    done = ending.by_themselves + ending.terminated + ending.killed
+    parts = [f"{ending.by_themselves} ended by themselves"] if ending.by_themselves else []
+    if ending.terminated:
+        parts.append(f"{ending.terminated} terminated")
+    if ending.killed:
+        parts.append(f"{ending.killed} killed")
+    line = f"  {done} process(es) ended" + (f" ({', '.join(parts)})" if parts else "")
+    return line + (f"; {len(ending.left)} still alive" if ending.left else "")
 
 
 def _say_plan(session: RunSession, plain: bool) -> None:
@@ -94,14 +191,20 @@ def _say_plan(session: RunSession, plain: bool) -> None:
         lines.append(f"{len(kept)} step(s) up to date, running {len(running)}")
     if session.resumed is not None or kept:
         lines += [f"  run {d.step}: {d.reason}" for d in running]
-    if not lines:
-        return
-    prefix = ""
-    if plain:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {session.run_id} "
-    for line in lines:
-        sys.stdout.write(prefix + line + "\n")
-    sys.stdout.flush()
+    _Say(plain, session.run_id)(lines)
+
+
+def make_logs_dir(logs_dir: str) -> None:
+    """Create the run's log folder. Raises ``StorageError`` (exit 74) when it cannot be made."""
+    try:
+        os.makedirs(logs_dir, exist_ok=True)
+    except OSError as exc:
+        from flowctl.errors import StorageError
+
+        raise StorageError(
+            f"cannot create the run's log folder {logs_dir}: {exc.strerror}",
+            hint="check that the state folder is writable and its disk not full (or use another --state-dir)",
+        ) from exc
 
 
 def run_options(session: RunSession | None) -> Mapping[str, Any]:
@@ -117,4 +220,4 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
     }
 
 
-__all__ = ["open_run", "resume_target", "run_options", "wait_seconds"]
+__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "run_options", "wait_seconds"]

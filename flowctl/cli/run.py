@@ -60,6 +60,12 @@ def run(
     force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
     wait: str | None = _WAIT_OPTION,
+    orphans: str = typer.Option(
+        "kill", "--orphans", metavar="kill|wait[=DURATION]",
+        help="Processes an earlier run of this pipeline left running when its runner died (kill -9): "
+        "end them before anything starts (kill, the default), or wait for them to end (for ever, or "
+        "at most DURATION) and then end what is left.",
+    ),
     log_format: str | None = typer.Option(
         None, "--log-format", metavar="FORMAT",
         help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
@@ -94,7 +100,8 @@ def run(
 
     Logs of every attempt go to <state>/runs/<run-id>/<step>/<attempt>.log. Exit codes: 0 all
     steps succeeded (failures under continue_on_error allowed), 1 a step failed, 2 invalid
-    pipeline or usage, 70 internal error, 75 another run holds the lock, 130 interrupted.
+    pipeline or usage, 70 internal error, 74 the state or log storage failed (disk full, state
+    deleted or replaced, not writable), 75 another run holds the lock, 130 interrupted.
 
     Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
     """
@@ -114,6 +121,9 @@ def run(
 
         source, shown, ref_provenance = enter_ref(stack, pipeline, ref, worktree, folder, quiet=dry_run)
         prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        if prepared.short_secrets:  # once per run, by name: never the value
+            print(f"flowctl: warning: secret {', '.join(prepared.short_secrets)}: shorter than 4 characters, so "
+                  "masked in output only where it stands as a whole word", file=sys.stderr)
         if dry_run:
             print_dry_run(prepared, concurrency)
             return 0
@@ -136,7 +146,8 @@ def run(
         )
         live = stdout_is_tty() and not no_progress
         session = stack.enter_context(
-            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live)
+            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live,
+                     orphans=orphans)
         )
         if session is None:
             return 0  # a resume with nothing left to do (already said so)
@@ -184,7 +195,7 @@ def execute(
     provenance: dict[str, object] | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
-    from flowctl.cli._run_state import run_options
+    from flowctl.cli._run_state import make_logs_dir, run_options
     from flowctl.observe.fanout import FanOut, sink_name
     from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
@@ -193,7 +204,7 @@ def execute(
 
     run_id = session.run_id
     logs_dir = os.path.join(state_dir, "runs", run_id)
-    os.makedirs(logs_dir, exist_ok=True)  # step folders appear with their first output
+    make_logs_dir(logs_dir)  # step folders appear with their first output
     summary = RunSummary()
     view, out = build_view(live=live, logs_dir=logs_dir)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])

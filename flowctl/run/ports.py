@@ -63,7 +63,8 @@ class Executor(Protocol):
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
         """Block until at least one attempt ended or ``timeout`` seconds passed; may return
-        early with nothing (after ``wakeup``, or for the executor's own timers)."""
+        early with nothing (after ``wakeup``, or for the executor's own timers). Raises
+        ``StorageError`` when an attempt's log could not be written (the run must stop)."""
 
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return now; safe to call from a signal handler."""

@@ -32,6 +32,13 @@ class PreparedRun:
     invocations: Mapping[str, Invocation]  # every selected step
     remediations: Mapping[str, Invocation | None]
 
+    @property
+    def short_secrets(self) -> tuple[str, ...]:
+        """Names of the secrets too short to mask inside running text (masked only as whole
+        words; ``flowctl run`` warns once), over every selected step and remediation."""
+        invocations = [*self.invocations.values(), *(r for r in self.remediations.values() if r is not None)]
+        return tuple(sorted({name for inv in invocations for name in inv.short_secrets}))
+
 
 def prepare_run(
     path: str | os.PathLike[str],

@@ -7,7 +7,10 @@ process on Linux (measured: a third of the per-step budget), and a group is what
 is not the terminal's foreground group either, so Ctrl-C reaches only the runner. Also:
 signalling a process group, becoming a child subreaper on Linux so that grandchildren which
 called ``setsid`` are reparented to us and can be swept, and listing our children with the token
-each carries in its environment. It leaves policy (when to kill, grace periods) to the executor.
+each carries in its environment. Also finding, machine-wide, the processes a flowctl run started
+(``tagged_processes``: their environment carries ``FLOWCTL_RUN_ID``; ``setsid`` and ``nohup``
+keep it), which is how a run finds the steps an earlier runner left when it was killed.
+It leaves policy (when to kill, grace periods) to the executor and ``sweep``.
 """
 
 from __future__ import annotations
@@ -18,14 +21,21 @@ import selectors
 import shutil
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     import ctypes
 
-#: Environment variable tagging every process of one attempt; sweeping matches on it.
+#: Environment variable tagging every process of one attempt; sweeping matches on it. Its value
+#: is ``RUNNER_PID.NONCE.N`` (``token_prefix`` + the attempt's number): the runner's pid tells a
+#: run's processes from those of a run elsewhere that happens to have the same run id.
 TOKEN_VAR = "FLOWCTL_PROC_TOKEN"
+#: Environment variables every step process gets from the scheduler (and its children inherit).
+RUN_ID_VAR = "FLOWCTL_RUN_ID"
+STEP_VAR = "FLOWCTL_STEP"
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
@@ -53,6 +63,11 @@ def set_subreaper(on: bool) -> bool:
     libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
     return bool(previous.value)
+
+
+def token_prefix() -> str:
+    """What every ``TOKEN_VAR`` value of this runner's attempts starts with: its pid and a nonce."""
+    return f"{os.getpid()}.{time.monotonic_ns():x}"
 
 
 def find_executable(name: str, path: str | None) -> str | None:
@@ -207,22 +222,28 @@ def child_pids() -> list[int]:
 def _child_pids_by_scan() -> list[int]:
     me = str(os.getpid()).encode()
     found: list[int] = []
+    for pid, stat in _each_process("stat"):
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == me:
+            found.append(pid)
+    return found
+
+
+def _each_process(name: str, skip: set[int] | frozenset[int] = frozenset()) -> Iterator[tuple[int, bytes]]:
+    """(pid, content of ``/proc/PID/NAME``) for every process we can read, except ``skip``."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return found
+        return
     for entry in entries:
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in skip:
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
+            with open(f"/proc/{entry}/{name}", "rb") as fh:
+                data = fh.read()
         except OSError:
             continue
-        fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == me:
-            found.append(int(entry))
-    return found
+        yield int(entry), data
 
 
 def process_token(pid: int) -> str | None:
@@ -237,6 +258,89 @@ def process_token(pid: int) -> str | None:
         if item.startswith(prefix):
             return item[len(prefix) :].decode(errors="replace")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """A live process whose environment says which flowctl run (and step, attempt) started it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    run_id: str
+    step: str = ""
+    token: str = ""
+
+    @property
+    def runner_pid(self) -> int | None:
+        """The pid of the runner that started its attempt (from ``token``; None without one)."""
+        head = self.token.split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
+
+def tagged_processes() -> list[Tagged]:
+    """Every live process of this machine whose environment carries ``FLOWCTL_RUN_ID``, except
+    this process and its ancestors (a run started from inside a step must not find itself).
+    Reads ``/proc/*/environ`` (the environment a process started with); [] without ``/proc``.
+    Processes of other users are invisible unless we are root; zombies are left out."""
+    needle = RUN_ID_VAR.encode() + b"="
+    found: list[Tagged] = []
+    for pid, data in _each_process("environ", skip=_ancestors()):
+        if needle not in data:
+            continue
+        stat = _stat_fields(pid)
+        if stat is None or stat[0] in (b"Z", b"X"):
+            continue
+        env = dict(item.partition(b"=")[::2] for item in data.split(b"\0") if b"=" in item)
+        found.append(
+            Tagged(
+                pid=pid, ppid=int(stat[1]), pgid=int(stat[2]),
+                run_id=env.get(RUN_ID_VAR.encode(), b"").decode(errors="replace"),
+                step=env.get(STEP_VAR.encode(), b"").decode(errors="replace"),
+                token=env.get(TOKEN_VAR.encode(), b"").decode(errors="replace"),
+            )
+        )
+    return found
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, ... (None: gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return None
+    return fields if len(fields) > 2 else None
+
+
+def _ancestors() -> set[int]:
+    found = {os.getpid()}
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        stat = _stat_fields(pid)
+        if stat is None:
+            break
+        pid = int(stat[1])
+    return found
+
+
+def signal_exact(pid: int, fd: int | None, sig: int) -> None:
+    """Signal the process a pidfd refers to (immune to pid reuse); by pid without a pidfd."""
+    if fd is not None:
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+        return
+    signal_pid(pid, sig)
+
+
+def exited(fd: int | None, pid: int) -> bool:
+    """Whether the process behind pidfd ``fd`` (or ``pid`` without one) has ended."""
+    if fd is None:
+        return not is_alive(pid)
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def reap(pid: int) -> int | None:
@@ -281,10 +385,14 @@ def is_alive(pid: int) -> bool:
 
 
 __all__ = [
+    "RUN_ID_VAR",
+    "STEP_VAR",
     "TOKEN_VAR",
     "Poller",
+    "Tagged",
     "child_pids",
     "exit_code",
+    "exited",
     "find_executable",
     "group_alive",
     "is_alive",
@@ -295,7 +403,10 @@ __all__ = [
     "remember_cwd",
     "restore_cwd",
     "set_subreaper",
+    "signal_exact",
     "signal_group",
     "signal_pid",
     "spawn",
+    "tagged_processes",
+    "token_prefix",
 ]

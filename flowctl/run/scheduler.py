@@ -41,7 +41,7 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
-from flowctl.run.masking import mask_text
+from flowctl.masking import mask_text
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.spec.model import Step

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from flowctl.errors import UsageError
+from flowctl.masking import MASK, mask_text, short_secret_names
 from flowctl.spec import expr
 from flowctl.spec.build import coerce_param
 from flowctl.spec.model import Command, ParamValue, Pipeline, Step
 from flowctl.spec.schema import suggest
 
 SHELL = "/bin/sh"
-MASK = "***"
 _PARAM_MENTION = re.compile(re.escape(expr.PARAM_VAR_PREFIX) + r"([A-Za-z0-9_]+)")
 
 
@@ -40,6 +40,7 @@ class Invocation:
     secrets: tuple[str, ...]  # secret values to mask, longest first
     inputs: tuple[str, ...] = ()  # declared inputs (paths or globs) with values filled in, relative to cwd
     outputs: tuple[str, ...] = ()  # declared outputs with values filled in, relative to cwd
+    short_secrets: tuple[str, ...] = ()  # names of secrets masked only as whole words (too short)
 
 
 def parse_param_args(items: Sequence[str]) -> dict[str, str]:
@@ -148,15 +149,9 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
     env.update({expr.param_var(k): expr.value_text(v) for k, v in params.items()})
     env.update(helper)
 
-    secret_names = pipeline.secrets_for(step)
-    secrets: set[str] = set()
-    for name in secret_names:
-        secret = declared.get(name) or environ.get(name)
-        if secret:
-            secrets.add(secret)
-    ordered = tuple(sorted(secrets, key=len, reverse=True))
-    for value in ordered:
-        display = display.replace(value, MASK)
+    named = [(name, declared.get(name) or environ.get(name) or "") for name in pipeline.secrets_for(step)]
+    ordered = tuple(sorted({value for _, value in named if value}, key=len, reverse=True))
+    display = mask_text(display, ordered)
     return Invocation(
         argv=argv,
         env=MappingProxyType(env),
@@ -165,6 +160,7 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
         display=display,
         params_used=tuple(sorted(used)),
         secrets=ordered,
+        short_secrets=short_secret_names(named),
         inputs=inputs,
         outputs=outputs,
     )

@@ -7,9 +7,14 @@ committed transaction survives the death of the process (``kill -9``), which is 
 only a power loss can drop the last few commits. Schema changes are additive migrations applied
 in one ``BEGIN IMMEDIATE`` transaction, so a half-created or half-migrated schema never exists.
 
-A database that is not SQLite, is corrupt, unreadable, or was written by a newer flowctl raises
-``StateError`` with a hint (``flowctl doctor``); it is never silently replaced by an empty one.
-The tables themselves are written by ``store.py`` and read by ``history.py``.
+A new database is built whole under a temporary name and linked into place, so whatever sits at
+``state.db`` was either made complete by flowctl or is not flowctl's. A database that is empty
+(0 bytes), foreign (no flowctl schema), not SQLite, corrupt, unreadable, or written by a newer
+flowctl raises ``StateError`` with a hint (``flowctl doctor``); it is never silently replaced by
+an empty one. A full disk, an I/O error or a folder that cannot be written raise
+``StorageError`` (exit 74) with a hint about the disk. Readers open the file read-only
+(``connect_readonly``), so history commands work on a folder they cannot write. The tables
+themselves are written by ``store.py`` and read by ``history.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from flowctl.errors import StateError
+from flowctl.errors import StateError, StorageError
+from flowctl.state.failpoint import Failpoints
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -104,15 +110,36 @@ def db_path(state_dir: str | os.PathLike[str]) -> Path:
 
 
 def state_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> StateError:
-    """Translate a sqlite3 error about ``path`` into a ``StateError`` with a way out."""
+    """Translate a sqlite3 error about ``path`` into a ``StateError`` with a way out: a
+    ``StorageError`` (exit 74) when the storage failed (disk full, I/O error, not writable),
+    whose hint is about the disk, never ``doctor --repair`` (the database is fine)."""
     text = str(exc)
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+    folder = Path(path).parent
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return StorageError(
+            f"no space left on the disk that holds the state folder {folder} ({text})",
+            hint=f"free space on the disk that holds {folder} (or point --state-dir at another disk); "
+            "a run stopped by this goes on with `flowctl run PIPELINE --resume`",
+        )
     if "locked" in text or "busy" in text:
         return StateError(
             f"state database {path} is locked by another process ({text})",
-            hint="another flowctl is writing it; try again, or use another --state-dir",
+            hint="another flowctl is writing it; try again",
         )
-    if "unable to open" in text or "readonly" in text or "permission" in text.lower():
-        return StateError(
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return StorageError(
+            f"cannot write the state database {path}: {text}",
+            hint=f"{folder} is read-only here: run as a user who can write it, or point --state-dir at a writable folder",
+        )
+    if code == sqlite3.SQLITE_IOERR or "disk I/O error" in text:
+        return StorageError(
+            f"reading or writing the state database {path} failed: {text}",
+            hint=f"check the disk that holds {folder} (free space, the kernel log); if the disk is fine, "
+            "`flowctl doctor` checks the database",
+        )
+    if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text or "permission" in text.lower():
+        return StorageError(
             f"cannot open state database {path}: {text}",
             hint="check the permissions of the file and its folder, or use another --state-dir",
         )
@@ -131,28 +158,171 @@ def translated(path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def connect(state_dir: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Connection:
-    """Open (and create or migrate) the state database of ``state_dir``.
+    """Open (and create or migrate) the state database of ``state_dir`` for writing.
 
     With ``create=False`` a missing database raises ``StateError`` instead of being created
-    (read-only commands must not leave empty databases behind).
-    Raises ``StateError`` when the file is corrupt, unreadable or from a newer flowctl.
+    (read-only commands must not leave empty databases behind). A new database is made whole
+    under a temporary name and then linked into place, so a file at ``state.db`` that is empty
+    or has no flowctl schema was never flowctl's, and is an error, not a fresh start (issue 12).
+    Raises ``StateError`` when the file is empty, foreign, corrupt, unreadable or from a newer
+    flowctl; ``StorageError`` (exit 74) when the disk is full or the folder not writable.
     """
     path = db_path(state_dir)
-    if not path.exists():
-        if not create:
-            raise StateError(
-                f"no flowctl state in {Path(state_dir)} (no runs recorded yet)",
-                hint="run a pipeline first, or point --state-dir / FLOWCTL_STATE_DIR at its state folder",
-            )
+    if not _existing(path, create=create):
+        _create(path)
+    conn = _open(path)
+    try:
+        with translated(path):
+            migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(state_dir: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open the state database of ``state_dir`` for reading only (``runs``, ``show``, ``logs``,
+    ``stats``): they work on a folder this user cannot write (see ``read_only``). A database from
+    an older flowctl is upgraded first, which needs write access once.
+    Raises ``StateError`` like ``connect``; ``StorageError`` when it cannot be opened at all."""
+    path = db_path(state_dir)
+    _existing(path, create=False)
+    conn = read_only(path)
+    with translated(path):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create state folder {path.parent}: {exc.strerror}") from exc
-    elif not os.access(path, os.R_OK):
+            found = schema_version(conn)
+        except BaseException:
+            conn.close()
+            raise
+    if found == SCHEMA_VERSION:
+        return conn
+    conn.close()
+    if found > SCHEMA_VERSION:
+        raise _newer(path, found)
+    if found == 0:
+        raise _foreign(path, "it has no flowctl schema")
+    try:
+        connect(state_dir, create=False).close()  # migrate once, through a writing connection
+    except StorageError as exc:
+        raise StorageError(
+            f"state database {path} is from an older flowctl (schema {found}) and cannot be upgraded here: {exc.message}",
+            hint="run any flowctl command on it once as a user who can write its folder",
+        ) from exc
+    return read_only(path)
+
+
+def read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the database file ``path``, with no schema checks.
+
+    ``mode=ro`` first: it reads the WAL, and needs the WAL's shared-memory index (``-shm``) to
+    exist or be creatable. When it is absent and cannot be made (a read-only folder) nobody is
+    writing the database, and ``immutable=1`` reads the main file without it; commits still in
+    a WAL left without its index by a crashed writer are then not seen.
+    Raises ``StorageError`` when neither way opens it.
+    """
+    from urllib.parse import quote
+
+    target = "file:" + quote(os.path.abspath(path), safe="/")
+    with translated(path):
+        conn = sqlite3.connect(target + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute("PRAGMA user_version").fetchone()  # opens the WAL and its index
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+                raise
+        return sqlite3.connect(target + "?immutable=1", uri=True, isolation_level=None)
+
+
+def _existing(path: Path, *, create: bool) -> bool:
+    """Whether a database file is at ``path``; raise when there is none and ``create`` is off,
+    or when what is there cannot be flowctl's (empty) or cannot be read."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if create:
+            return False
+        raise StateError(
+            f"no flowctl state in {path.parent} (no runs recorded yet)",
+            hint="run a pipeline first, or point --state-dir / FLOWCTL_STATE_DIR at its state folder",
+        ) from None
+    except OSError as exc:
+        raise StorageError(f"cannot reach state database {path}: {exc.strerror}") from exc
+    if not os.access(path, os.R_OK):
         raise StateError(
             f"cannot read state database {path}: permission denied",
             hint="check the file's permissions, or use another --state-dir",
         )
+    if size == 0 and path.is_file():
+        raise _foreign(path, "it is empty (0 bytes)")
+    return True
+
+
+def _create(path: Path) -> None:
+    """Make a new database at ``path`` atomically: build it whole under a temporary name, then
+    link it into place (if another process was quicker, its database is used)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create state folder {path.parent}: {exc.strerror}",
+            hint="check that its parent folder is writable and not full, or use another --state-dir",
+        ) from exc
+    _drop_dead_temps(path)
+    temp = path.with_name(f"{_TEMP_PREFIX}{path.name}.new-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        conn = _open(temp)
+        try:
+            with translated(path):
+                migrate(conn, temp, new=True)
+        finally:
+            conn.close()  # the last connection checkpoints the temporary WAL into the file
+        Failpoints.from_environ(os.environ).hit("state.before-link")  # test-only (failpoint.py)
+        if not path.exists():
+            _drop_stale_wal(path)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.rename(temp, path)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create state database {path}: {exc.strerror}",
+            hint=f"check that {path.parent} is writable and not full, or use another --state-dir",
+        ) from exc
+    finally:
+        for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+_TEMP_PREFIX = "."
+
+
+def _drop_dead_temps(path: Path) -> None:
+    """Remove what a creator killed half way left (``.state.db.new-PID-*`` of a dead PID)."""
+    from flowctl.run.procs import is_alive  # only when creating: readers need not import it
+
+    for temp in path.parent.glob(f"{_TEMP_PREFIX}{path.name}.new-*"):
+        pid = temp.name.rsplit(".new-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not is_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _drop_stale_wal(path: Path) -> None:
+    """Remove a ``-wal``/``-shm`` left without its database (someone deleted ``state.db``
+    alone): SQLite would replay that WAL into the new database, which is not its database."""
+    for side in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            side.unlink()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A writing connection to ``path`` with flowctl's pragmas (WAL, ``synchronous=NORMAL``)."""
     conn: sqlite3.Connection | None = None
     with translated(path):
         try:
@@ -164,7 +334,6 @@ def connect(state_dir: str | os.PathLike[str], *, create: bool = True) -> sqlite
                 raise StateError(f"state database {path} could not switch to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn, path)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -176,13 +345,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
-    """Bring the schema to ``SCHEMA_VERSION`` atomically; return the version found before."""
+def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str], *, new: bool = False) -> int:
+    """Bring the schema to ``SCHEMA_VERSION`` atomically; return the version found before.
+    Only a database being created (``new``) may start from nothing."""
     found = schema_version(conn)
     if found == SCHEMA_VERSION:
         return found
     if found > SCHEMA_VERSION:
         raise _newer(path, found)
+    if found == 0 and not new:
+        raise _foreign(path, "it has tables and no schema version" if _has_tables(conn) else "it has no flowctl schema")
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Read again under the write lock: another process may have migrated meanwhile.
@@ -190,10 +362,7 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
         if found > SCHEMA_VERSION:
             raise _newer(path, found)
         if found == 0 and _has_tables(conn):
-            raise StateError(
-                f"{path} is a SQLite database but not flowctl's (it has tables and no schema version)",
-                hint="use another --state-dir, or move the file aside with `flowctl doctor --move-aside`",
-            )
+            raise _foreign(path, "it has tables and no schema version")
         for statements in MIGRATIONS[found:]:
             for sql in statements:
                 conn.execute(sql)
@@ -208,6 +377,14 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> int:
 def _has_tables(conn: sqlite3.Connection) -> bool:
     count: int = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
     return count > 0
+
+
+def _foreign(path: str | os.PathLike[str], why: str) -> StateError:
+    return StateError(
+        f"{path} is not a flowctl state database: {why}",
+        hint="run `flowctl doctor` to look at it; `flowctl doctor --repair` keeps it aside and starts a new "
+        "database (or use another --state-dir)",
+    )
 
 
 def _newer(path: str | os.PathLike[str], found: int) -> StateError:
@@ -240,8 +417,10 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "connect",
+    "connect_readonly",
     "db_path",
     "migrate",
+    "read_only",
     "schema_version",
     "state_error",
     "transaction",

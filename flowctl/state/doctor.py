@@ -18,10 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowctl.errors import LockedError, StateError
+from flowctl.errors import LockedError, StateError, StorageError
 from flowctl.state import db, lock
+from flowctl.state.files import unwritable
 
 _HEADER = b"SQLite format 3\x00"
+_REPAIR_HINT = "flowctl doctor --repair keeps it aside and starts a new database"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +57,15 @@ def _database_findings(path: Path) -> list[Finding]:
             header = fh.read(len(_HEADER))
     except OSError as exc:
         return [Finding("database", "error", f"cannot read {path}: {exc.strerror}", "check its permissions")]
-    if header and header != _HEADER:
+    if not header:  # flowctl makes a database whole before it is at this path (issue 12)
+        return [Finding("database", "error", f"{path} is empty (0 bytes): not a flowctl database", _REPAIR_HINT)]
+    if header != _HEADER:
         return [Finding("database", "error", f"{path} is not a SQLite database", "flowctl doctor --repair")]
     try:
-        with contextlib.closing(_raw(path)) as conn:
+        with contextlib.closing(db.read_only(path)) as conn:
             rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
             version = db.schema_version(conn)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StateError) as exc:
         return [Finding("database", "error", f"{path} is unreadable: {exc}", "flowctl doctor --repair")]
     found: list[Finding] = []
     if rows != ["ok"]:
@@ -69,7 +73,9 @@ def _database_findings(path: Path) -> list[Finding]:
         found.append(Finding("integrity", "error", f"{path} is damaged: {shown}", "flowctl doctor --repair"))
     else:
         found.append(Finding("integrity", "ok", f"{path} passes the integrity check"))
-    if version > db.SCHEMA_VERSION:
+    if version == 0:
+        found.append(Finding("database", "error", f"{path} has no flowctl schema: not a flowctl database", _REPAIR_HINT))
+    elif version > db.SCHEMA_VERSION:
         found.append(
             Finding(
                 "schema",
@@ -84,13 +90,14 @@ def _database_findings(path: Path) -> list[Finding]:
 
 
 def _dead_runs(state_dir: Path) -> list[tuple[str, str]]:
-    with contextlib.closing(_raw(db.db_path(state_dir))) as conn:
+    with contextlib.closing(db.read_only(db.db_path(state_dir))) as conn:
         rows = conn.execute("SELECT run_id, pipeline FROM runs WHERE status = 'running'").fetchall()
     return [(r, p) for r, p in rows if not lock.is_locked(state_dir, p)]
 
 
 def check(state_dir: str | os.PathLike[str]) -> DoctorReport:
-    """Look at ``state_dir`` without changing anything."""
+    """Look at ``state_dir`` without changing anything (whether it can be written is tried with a
+    probe file, made and removed at once)."""
     folder = Path(state_dir)
     path = db.db_path(folder)
     if not path.exists():
@@ -103,6 +110,12 @@ def check(state_dir: str | os.PathLike[str]) -> DoctorReport:
                 Finding("runs", "warning", f"run {run_id} of {pipeline} is recorded as running but its runner is gone",
                         "`flowctl doctor --repair` or the next run records it as interrupted")
             )
+    problem = unwritable(folder, path)
+    if problem is not None:
+        findings.append(
+            Finding("writable", "warning", f"the state folder cannot be written here ({problem})",
+                    "history commands work; `flowctl run` and `doctor --repair` stop with exit 74")
+        )
     for lock_file in sorted(folder.glob("*.lock")):
         holder = lock.read_holder(lock_file)
         pipeline = lock_file.stem
@@ -127,11 +140,13 @@ def _aside(path: Path, tag: str) -> Path:
 
 
 def move_aside(state_dir: str | os.PathLike[str]) -> DoctorReport:
-    """Rename the database (and its WAL files) so the next run starts with an empty one."""
+    """Rename the database (and its WAL files) so the next run starts with an empty one.
+    Raises ``StorageError`` (exit 74) when the folder cannot be written."""
     folder = Path(state_dir)
     path = db.db_path(folder)
     if not path.exists():
         return DoctorReport(str(folder), (Finding("database", "ok", f"no database at {path}"),))
+    _need_writable(folder, "--move-aside")
     target = _aside(path, "aside")
     return DoctorReport(str(folder), check(folder).findings, (f"moved {path} to {target}",))
 
@@ -207,6 +222,8 @@ def _salvage(bad: Path, fresh: Path) -> dict[str, int]:
                 except sqlite3.Error:
                     have = set(wanted)  # the schema page is damaged: try the columns we know
                 columns = [c for c in wanted if c in have]
+                if not set(_KEYS[table]) <= set(columns):
+                    continue  # no such table (an empty or foreign file): nothing to salvage
                 with db.transaction(target):
                     copied[table] = _copy_rows(source, target, table, columns)
     finally:
@@ -217,11 +234,13 @@ def _salvage(bad: Path, fresh: Path) -> dict[str, int]:
 def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
     """Fix what ``check`` found: salvage a damaged database, record dead runs as interrupted.
 
-    Raises ``StateError`` for a database from a newer flowctl (use ``move_aside``)."""
+    Raises ``StateError`` for a database from a newer flowctl (use ``move_aside``),
+    ``StorageError`` (exit 74) when the folder cannot be written."""
     folder = Path(state_dir)
     path = db.db_path(folder)
     if not path.exists():
         return check(folder)
+    _need_writable(folder, "--repair")
     findings = _database_findings(path)
     actions: list[str] = []
     if any(f.check == "schema" and f.level == "error" for f in findings):
@@ -254,6 +273,16 @@ def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
         finally:
             store.close()
     return DoctorReport(str(folder), check(folder).findings, tuple(actions))
+
+
+def _need_writable(folder: Path, option: str) -> None:
+    problem = unwritable(folder, db.db_path(folder))
+    if problem is not None:
+        raise StorageError(
+            f"doctor {option} cannot change the state folder {folder}: it cannot be written here ({problem})",
+            hint=f"run it as a user who can write {folder}, or copy the folder to a writable place and "
+            f"run `flowctl doctor {option} --state-dir COPY` there",
+        )
 
 
 __all__ = ["DoctorReport", "Finding", "check", "move_aside", "repair"]

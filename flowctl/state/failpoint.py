@@ -16,7 +16,9 @@ The grammar is that of FreeBSD's fail(9) and fail-rs, reduced to what the tests 
   or failing, so the store's real error path runs.
 
 Points the store hits: ``state.before-commit`` (inside the transaction, before ``COMMIT``: an
-error rolls it back) and ``state.after-commit`` (the transaction is durable). The chaos issue's
+error rolls it back) and ``state.after-commit`` (the transaction is durable); ``db.connect`` hits
+``state.before-link`` when a new database is built under its temporary name, before it is
+linked into place. The chaos issue's
 ``kill-runner`` reuses ``kill``. A ``Failpoints`` is owned by the object that hits it (no
 process-wide state); with the variable unset it does nothing and costs one dict lookup.
 """
@@ -33,7 +35,7 @@ from flowctl.errors import UsageError
 
 ENV_VAR = "FLOWCTL_FAILPOINTS"
 ACTIONS = ("kill", "enospc", "eio")
-POINTS = ("state.before-commit", "state.after-commit")
+POINTS = ("state.before-commit", "state.after-commit", "state.before-link")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +109,16 @@ def _fire(action: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         signal.pause()  # SIGKILL is delivered before this returns
     elif action == "enospc":
-        raise sqlite3.OperationalError("database or disk is full")
+        raise _sqlite_error("database or disk is full", sqlite3.SQLITE_FULL)
     elif action == "eio":
-        raise sqlite3.OperationalError("disk I/O error")
+        raise _sqlite_error("disk I/O error", sqlite3.SQLITE_IOERR)
+
+
+def _sqlite_error(text: str, code: int) -> sqlite3.OperationalError:
+    """The error SQLite itself raises, result code included (``db.state_error`` maps by it)."""
+    exc = sqlite3.OperationalError(text)
+    exc.sqlite_errorcode = code
+    return exc
 
 
 __all__ = ["ACTIONS", "ENV_VAR", "POINTS", "Failpoint", "Failpoints", "parse"]

@@ -284,6 +284,32 @@ def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
     )
 
 
+def may_have_left_processes(conn: sqlite3.Connection, pipeline: str) -> bool:
+    """Whether an earlier run of ``pipeline`` may have left processes behind: one is still
+    recorded as running (read under the pipeline's lock: its runner died), or the latest one
+    was interrupted. A run that ended otherwise killed everything of its own; and every run
+    ends what earlier ones left before it starts, so older runs need no look."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE pipeline = ? AND status = 'running') OR coalesce(("
+        "SELECT status FROM runs WHERE pipeline = ? ORDER BY started_at DESC, run_id DESC LIMIT 1"
+        ") = 'interrupted', 0)",
+        (pipeline, pipeline),
+    ).fetchone()
+    return bool(row[0])
+
+
+def runners(conn: sqlite3.Connection, pipeline: str, run_ids: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+    """Of ``run_ids``, the runs of ``pipeline`` recorded here: run id → (host, pid) of its runner."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT run_id, host, pid FROM runs WHERE pipeline = ? AND run_id IN ({marks})", (pipeline, *ids)
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 __all__ = [
     "LATEST",
     "count_runs",
@@ -295,6 +321,8 @@ __all__ = [
     "last_successes",
     "latest_run",
     "list_runs",
+    "may_have_left_processes",
     "run_detail",
+    "runners",
     "runs_to_prune",
 ]

@@ -5,6 +5,13 @@ last file descriptor closes, which includes ``kill -9`` and crashes, so a lock n
 process; the descriptor is opened close-on-exec, so step processes never inherit it. Who holds
 the lock is decided only by the kernel: the run id, pid, host and start time written inside are
 for the message, never a test of liveness, so pid reuse cannot fool it.
+
+A lock on a file that is no longer at the path excludes nobody (issue 12): after locking,
+``acquire`` checks that the path still names the file it locked and starts again when it does
+not (the holder before us may have been deleting or replacing it), and the holder checks the same
+at each checkpoint (``PipelineLock.identity``, see ``files.py``), stopping with exit 74 when the
+file was deleted or replaced under it. One file per pipeline: runs of different pipelines never
+exclude each other.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowctl.errors import LockedError, StateError
+from flowctl.errors import LockedError, StateError, StorageError
+from flowctl.state.files import FileIdentity
 
 _POLL = 0.05
+_RELOCK_LIMIT = 100  # the path changed under us this many times in a row: give up
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,8 @@ class PipelineLock:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
+        #: The file locked; a checkpoint finding the path changed stops the run (exit 74).
+        self.identity = FileIdentity.of_fd(path, fd, "lock file")
 
     def update(self, run_id: str) -> None:
         """Write the holder's run id (known only once the run is created) into the lock file."""
@@ -92,42 +103,71 @@ def acquire(
 
     ``wait`` is how long to wait for a holder to finish: 0 fails at once, ``None`` waits forever.
     Raises ``LockedError`` (exit 75) naming the holder's run id and pid when the lock stays held,
-    ``StateError`` when the lock file cannot be opened.
+    ``StorageError`` (exit 74) when the lock file cannot be opened or made (a read-only or full
+    state folder).
     """
     path = lock_path(state_dir, pipeline)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise StateError(f"cannot open lock file {path}: {exc.strerror}") from exc
     deadline = None if wait is None else time.monotonic() + wait
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    for _ in range(_RELOCK_LIMIT):
+        fd = _open(path)
+        try:
+            _flock(fd, path, pipeline, wait, deadline)
+            if _still_at(path, fd):
                 break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise StateError(f"cannot lock {path}: {exc.strerror}") from exc
-            if deadline is not None and time.monotonic() >= deadline:
-                holder = read_holder(path)
-                waited = f" after waiting {wait:g}s" if wait else ""
-                raise LockedError(
-                    f"pipeline {pipeline} is already running{waited}: {holder.describe()} holds {path}",
-                    hint="wait for it with `flowctl run --wait [DURATION]`, or run with another --state-dir",
-                )
-            time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
-    except BaseException:
-        os.close(fd)
-        raise
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # we locked a file that was deleted or replaced meanwhile: lock the new one
+    else:
+        raise StateError(f"cannot lock {path}: it keeps being deleted or replaced", hint="find what removes it")
     _write_holder(fd, run_id)
     return PipelineLock(path, fd)
 
 
+def _open(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot open lock file {path}: {exc.strerror}",
+            hint=f"flowctl run needs to write in {path.parent}: check that it is writable and not full, "
+            "or point --state-dir / FLOWCTL_STATE_DIR at a folder that is",
+        ) from exc
+
+
+def _flock(fd: int, path: Path, pipeline: str, wait: float | None, deadline: float | None) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StateError(f"cannot lock {path}: {exc.strerror}") from exc
+        if deadline is not None and time.monotonic() >= deadline:
+            holder = read_holder(path)
+            waited = f" after waiting {wait:g}s" if wait else ""
+            # Not "or use another --state-dir": two state folders for one pipeline let two runs
+            # write the same outputs at once (issue 13).
+            raise LockedError(
+                f"pipeline {pipeline} is already running{waited}: {holder.describe()} holds {path}",
+                hint="wait for it with `flowctl run --wait [DURATION]`",
+            )
+        time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    return FileIdentity.of_fd(path, fd).changed() is None
+
+
 def _write_holder(fd: int, run_id: str) -> None:
     text = json.dumps({"run_id": run_id, "pid": os.getpid(), "host": os.uname().nodename, "since": time.time()})
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text.encode() + b"\n", 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode() + b"\n", 0)
+    except OSError:  # a full disk: the lock holds all the same; the message then says less
+        pass
 
 
 def read_holder(path: str | os.PathLike[str]) -> Holder:

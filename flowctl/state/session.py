@@ -12,7 +12,7 @@ must be closed (``with``) to release the lock. Raises ``LockedError`` (75), ``St
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,7 +79,9 @@ class RunSession:
     def __enter__(self) -> RunSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:  # the run stops on an error: never leave it recorded as running
+            self.store.abandon(f"flowctl stopped: {getattr(exc, 'message', None) or type(exc).__name__}")
         self.close()
 
 
@@ -93,8 +95,11 @@ def open_session(
     force: bool = False,
     force_steps: Sequence[str] = (),
     wait: float | None = 0.0,
+    after_lock: Callable[[locks.PipelineLock], None] | None = None,
 ) -> RunSession:
-    """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever."""
+    """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever.
+    ``after_lock`` runs once the lock is held and the store open, before anything is decided
+    (the CLI ends what dead runs left running there: ``state.leftovers``)."""
     pipeline = prepared.pipeline
     held = locks.acquire(state_dir, pipeline.name, run_id=run_id, wait=wait)
     store: SqliteRunStore | None = None
@@ -105,6 +110,9 @@ def open_session(
             outputs_of=lambda sid: outputs_of(invocations[sid]) if getattr(invocations[sid], "outputs", ()) else {},
             pipeline_path=pipeline_key(pipeline.path),
         )
+        store.watch(held.identity)  # a deleted or replaced lock excludes nobody: stop (exit 74)
+        if after_lock is not None:
+            after_lock(held)
         interrupted = store.mark_interrupted(pipeline.name)  # we hold the lock: they are dead
         found = assess(
             state_dir, prepared.plan, prepared.params, invocations, environ,

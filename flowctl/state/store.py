@@ -18,6 +18,12 @@ With WAL and ``synchronous=NORMAL`` a commit is a write into the WAL file withou
 survives the death of the process (``kill -9``), and costs tens of microseconds. A power loss
 may drop the last commits; resume then re-runs those steps, which is safe (steps are the unit
 of idempotency).
+
+State loss is never silent (issue 12): before each commit the store checks that ``state.db``
+(and what else it ``watch``es: the run's lock file) is still the file it opened, and raises
+``StorageError`` (exit 74) when it was deleted or replaced; a full disk or an I/O error is a
+``StorageError`` too. After one, the store writes nothing more, except ``abandon``: recording the
+run as interrupted when the database is still the one it opened and can take it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from flowctl.errors import StateError
+from flowctl.errors import StateError, StorageError
 from flowctl.run.events import (
     AttemptFinished,
     AttemptStarted,
@@ -48,6 +54,7 @@ from flowctl.run.events import (
 )
 from flowctl.state import db
 from flowctl.state.failpoint import Failpoints
+from flowctl.state.files import FileIdentity
 
 _Row = tuple[str, tuple[Any, ...]]
 
@@ -124,6 +131,13 @@ class SqliteRunStore:
         self.state_dir = Path(state_dir)
         self.path = db.db_path(state_dir)
         self._conn: sqlite3.Connection | None = db.connect(state_dir)
+        try:
+            self._watched = [FileIdentity.of_path(self.path, "state database")]
+        except OSError as exc:
+            self._conn.close()
+            raise StorageError(f"state database {self.path} vanished as it was opened: {exc.strerror}") from exc
+        self._run_id = ""  # the run being recorded (from RunStarted), for messages and abandon
+        self._failed: StorageError | None = None  # once storage failed, nothing more is written
         self._fingerprints = dict(fingerprints or {})
         self._outputs_of = outputs_of
         self._carried = dict(carried_outputs or {})
@@ -174,7 +188,7 @@ class SqliteRunStore:
             if self._conn is None:
                 return
             try:
-                if self._buffer:
+                if self._buffer and self._failed is None:
                     self._commit()
             finally:
                 self._conn.close()
@@ -185,6 +199,29 @@ class SqliteRunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def watch(self, identity: FileIdentity) -> None:
+        """Also check, before each commit, that ``identity``'s path still names its file (the
+        run's lock file: a run whose lock was deleted or replaced no longer excludes others)."""
+        self._watched.append(identity)
+
+    def abandon(self, reason: str) -> bool:
+        """The run stops on an error: record it as interrupted (its running steps and unfinished
+        attempts too) when that is still possible, so it is never left ``running``. Never
+        raises; returns whether it was recorded. Writes nothing into a database that was
+        deleted or replaced (that file is not this run's any more)."""
+        with self._lock:
+            self._buffer.clear()
+            self._ready_rows.clear()
+            if self._conn is None or not self._run_id or any(w.changed() for w in self._watched[:1]):
+                return False
+            try:
+                with db.translated(self.path), db.transaction(self._conn) as conn:
+                    self._failpoints.hit("state.before-commit")
+                    _interrupt(conn, self._run_id, reason, time.time())
+            except (StateError, sqlite3.Error):
+                return False
+            return True
 
     # -- writes outside the event stream ---------------------------------------------------------
 
@@ -217,20 +254,7 @@ class SqliteRunStore:
                 )
             )
             for run_id in ids:
-                conn.execute(
-                    "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
-                    (run_id,),
-                )
-                conn.execute(
-                    "UPDATE steps SET status = ?, reason = 'the runner died while it ran' "
-                    "WHERE run_id = ? AND status = 'running'",
-                    (StepStatus.INTERRUPTED.value, run_id),
-                )
-                conn.execute(
-                    "UPDATE runs SET status = ?, finished_at = (SELECT max(coalesce(finished_at, started_at)) "
-                    "FROM attempts WHERE attempts.run_id = runs.run_id) WHERE run_id = ?",
-                    (RunStatus.INTERRUPTED.value, run_id),
-                )
+                _interrupt(conn, run_id, "the runner died while it ran", None)
         return ids
 
     # -- internals ---------------------------------------------------------------------------
@@ -242,14 +266,23 @@ class SqliteRunStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Every write of the store: one short transaction, errors as ``StateError``, and the
-        test-only failpoints around its commit."""
+        """Every write of the store: one short transaction, errors as ``StateError``, the files
+        checked first, and the test-only failpoints around its commit."""
         conn = self._connection()
-        with db.translated(self.path):
-            with db.transaction(conn):
-                yield conn
-                self._failpoints.hit("state.before-commit")
-            self._failpoints.hit("state.after-commit")
+        if self._failed is not None:
+            raise self._failed
+        try:
+            doing = f"run {self._run_id}" if self._run_id else "flowctl"
+            for identity in self._watched:
+                identity.check(doing)
+            with db.translated(self.path):
+                with db.transaction(conn):
+                    yield conn
+                    self._failpoints.hit("state.before-commit")
+                self._failpoints.hit("state.after-commit")
+        except StorageError as exc:
+            self._failed = exc
+            raise
 
     def _commit(self) -> None:
         rows, self._buffer = self._buffer, []
@@ -326,6 +359,7 @@ class SqliteRunStore:
         return []  # OutputLine: the log files hold output
 
     def _run_started(self, event: RunStarted) -> list[_Row]:
+        self._run_id = event.run_id
         fire_time = getattr(event, "fire_time", None)  # set by scheduled runs (cron issue)
         rows: list[_Row] = [
             (
@@ -337,6 +371,24 @@ class SqliteRunStore:
         ]
         rows.extend((_INSERT_PENDING, (event.run_id, step, i)) for i, step in enumerate(event.steps))
         return rows
+
+
+def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | None) -> None:
+    """Record run ``run_id`` as interrupted: its unfinished attempts, its running steps (with
+    ``reason``) and the run itself, ending at ``at`` (None: its last attempt's time)."""
+    conn.execute(
+        "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
+        (run_id,),
+    )
+    conn.execute(
+        "UPDATE steps SET status = ?, reason = ? WHERE run_id = ? AND status = 'running'",
+        (StepStatus.INTERRUPTED.value, reason, run_id),
+    )
+    conn.execute(
+        "UPDATE runs SET status = ?, finished_at = coalesce(?, (SELECT max(coalesce(finished_at, started_at)) "
+        "FROM attempts WHERE attempts.run_id = runs.run_id)) WHERE run_id = ? AND status = 'running'",
+        (RunStatus.INTERRUPTED.value, at, run_id),
+    )
 
 
 class NullRunStore:

@@ -34,8 +34,10 @@ def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
 
 
 @contextlib.contextmanager
-def opened(state_dir: str | os.PathLike[str], *, create: bool = False) -> Iterator[sqlite3.Connection]:
-    conn = db.connect(state_dir, create=create)
+def opened(state_dir: str | os.PathLike[str], *, write: bool = False) -> Iterator[sqlite3.Connection]:
+    """The folder's database, read-only unless ``write`` (so history works on a folder this user
+    cannot write; issue 12)."""
+    conn = db.connect(state_dir, create=False) if write else db.connect_readonly(state_dir)
     try:
         with db.translated(db.db_path(state_dir)):
             yield conn
@@ -215,7 +217,7 @@ def collect_garbage(
     if keep is not None and keep < 0:
         raise UsageError("--keep must be 0 or more")
     path = Path(state_dir)
-    with opened(path) as conn:
+    with opened(path, write=True) as conn:
         candidates = history.runs_to_prune(
             conn, keep=keep, older_than=older_than, pipeline=_pipeline_key(pipeline), now=time.time() if now is None else now
         )

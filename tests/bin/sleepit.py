@@ -88,6 +88,49 @@ def split(first: str, second: str) -> int:
     return 0
 
 
+def guard(folder: str, name: str) -> int:
+    """One copy of step NAME that notices any other copy alive beside it.
+
+    Appends its pid to FOLDER/NAME.pids and 'NAME PID OTHER' to FOLDER/overlaps whenever another
+    listed copy is alive (checked at start and every 20 ms). Runs until FOLDER/release-G exists,
+    G being the content of FOLDER/generation when it started (so copies started later can be let
+    go while older ones keep running), or 60 s. Writes FOLDER/NAME.started-PID once listed.
+    """
+    me = os.getpid()
+    generation = open(os.path.join(folder, "generation")).read().strip()
+    with open(os.path.join(folder, f"{name}.pids"), "a") as fh:
+        fh.write(f"{me}\n")
+    open(os.path.join(folder, f"{name}.started-{me}"), "w").close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _note_overlaps(folder, name, me)
+        if os.path.exists(os.path.join(folder, f"release-{generation}")):
+            return 0
+        time.sleep(0.02)
+    return 0
+
+
+def _note_overlaps(folder: str, name: str, me: int) -> None:
+    with open(os.path.join(folder, f"{name}.pids")) as fh:
+        others = [int(p) for p in fh.read().split() if int(p) != me]
+    for pid in others:
+        if guard_alive(pid):
+            with open(os.path.join(folder, "overlaps"), "a") as fh:
+                fh.write(f"{name} {me} {pid}\n")
+
+
+def guard_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) copy of ``guard`` (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[-1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X") and b"guard" in cmdline
+
+
 def echo(*words: str) -> int:
     print("\n".join(words), flush=True)
     return 0

@@ -291,3 +291,29 @@ def test_live_view_on_a_terminal(write_pipeline, tmp_path):
     assert "✗ b attempt 1: exit 2" in text and "oops" in text
     assert "failed (allowed)" in text and "succeeded" in text
     assert not re.search(LINE.pattern, text, re.M)  # no plain timestamped lines on a terminal
+
+
+def test_a_short_secret_warns_once_by_name_and_is_masked_as_a_whole_word(flowctl, write_pipeline, tmp_path):
+    path = write_pipeline(
+        """
+        version: 1
+        name: short
+        secret_env: [PIN]
+        env: {PIN: '42', TOKEN: 's3cr3t-token'}
+        steps:
+          one: {run: 'echo "pin $PIN, not 1420 or 42x; token $TOKEN"'}
+          two: {run: 'echo "pin=$PIN."', secret_env: [TOKEN], needs: [one]}
+        """
+    )
+    res = flowctl("run", str(path), "--stream")
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "flowctl: warning: secret PIN: shorter than 4 characters, so masked in output only where it stands as a whole word"
+    ]
+    assert "42" not in warnings[0].replace("PIN", "")
+    logs = tmp_path / ".flowctl" / "runs"
+    one = next(logs.glob("*/one/1.log")).read_text()
+    assert one == "pin ***, not 1420 or 42x; token s3cr3t-token\n"  # TOKEN is no secret of step one
+    assert next(logs.glob("*/two/1.log")).read_text() == "pin=***.\n"
+    assert "pin ***, not 1420 or 42x" in res.stdout

@@ -177,7 +177,7 @@ def test_a_foreign_sqlite_file_is_refused(tmp_path):
     conn.execute("CREATE TABLE notes (x)")
     conn.commit()
     conn.close()
-    with pytest.raises(StateError, match="not flowctl's"):
+    with pytest.raises(StateError, match="not a flowctl state database"):
         db.connect(tmp_path)
 
 

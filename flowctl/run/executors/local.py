@@ -11,6 +11,9 @@ whose token belongs to an attempt that ended, with its group. ``close`` kills wh
 Output comes back through a pipe: masked (``masking.Masker``) when the attempt has secrets,
 reported line by line when it streams (``--stream``), and written to the attempt's log file,
 which is created with the first byte: an attempt that prints nothing leaves no log file.
+A log that cannot be written (a full disk, a read-only folder) is a storage failure: the
+attempt's output is still drained, and ``wait`` raises ``StorageError`` (exit 74) so the
+scheduler stops the run instead of running on with output lost (issue 12).
 While an executor is open the process's working folder is that of the last attempt started
 (``procs.spawn``); ``close`` restores it. Keep paths absolute.
 Leaves to the scheduler: retries, ordering, what a failure means.
@@ -18,6 +21,7 @@ Leaves to the scheduler: retries, ordering, what a failure means.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import signal
@@ -25,10 +29,11 @@ import time
 from collections.abc import Sequence
 from itertools import count
 
+from flowctl.errors import StorageError
 from flowctl.run import procs
-from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
+from flowctl.run.executors.sweep import FORGET_AFTER, GRACE, Sweeper
 from flowctl.run.events import AttemptOutcome
-from flowctl.run.masking import Masker
+from flowctl.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
 
 _TAIL_BYTES = 8192
@@ -66,7 +71,7 @@ class LocalExecutor:
     def __init__(
         self,
         *,
-        grace: float = 3.0,
+        grace: float = GRACE,
         on_output: OutputCallback | None = None,
         subreaper: bool = True,
         own_all_children: bool = False,
@@ -86,7 +91,7 @@ class LocalExecutor:
         self._timers: list[tuple[float, int, _Attempt]] = []
         self._seq = count()
         self._results: list[AttemptResult] = []
-        self._prefix = f"{os.getpid()}.{time.monotonic_ns():x}"
+        self._prefix = procs.token_prefix()
         self._sweeper = Sweeper(
             prefix=self._prefix, grace=grace, own_all=own_all_children, is_direct=self._by_pid.__contains__
         )
@@ -94,6 +99,7 @@ class LocalExecutor:
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
+        self._storage_failure: StorageError | None = None  # a log could not be written
 
 
     # -- the Executor protocol ---------------------------------------------------------------
@@ -107,7 +113,7 @@ class LocalExecutor:
             self._start(att)
         except OSError as exc:
             self._close_fds(att)
-            logged = self._write_error(spec.log_path, exc)
+            logged = self._write_error(spec, exc)
             self._results.append(
                 AttemptResult(
                     key=spec.key, outcome=AttemptOutcome.ERROR, exit_code=None,
@@ -124,8 +130,11 @@ class LocalExecutor:
             heapq.heappush(self._timers, (att.started + spec.timeout, next(self._seq), att))
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
+        """See ``Executor.wait``. Raises ``StorageError`` once a log could not be written."""
         if not self._results:
             self._poll(timeout)
+        if self._storage_failure is not None:
+            raise self._storage_failure
         results, self._results = self._results, []
         return results
 
@@ -220,15 +229,28 @@ class LocalExecutor:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             att.log_fd = os.open(path, flags, 0o644)
 
-    @staticmethod
-    def _write_error(log_path: str, exc: OSError) -> bool:
+    def _write_error(self, spec: AttemptSpec, exc: OSError) -> bool:
         try:
-            os.makedirs(os.path.dirname(log_path), exist_ok=True)
-            with open(log_path, "a", encoding="utf-8") as fh:
+            os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
+            with open(spec.log_path, "a", encoding="utf-8") as fh:
                 fh.write(f"flowctl: could not start: {exc}\n")
-        except OSError:
+        except OSError as err:
+            self._log_failed(spec, err)
             return False
         return True
+
+    def _log_failed(self, spec: AttemptSpec, exc: OSError) -> str:
+        """Note that ``spec``'s log could not be written (``wait`` raises it); return why."""
+        why = f"could not write the log {spec.log_path}: {exc.strerror or exc}"
+        if self._storage_failure is None:
+            folder = os.path.dirname(spec.log_path)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            self._storage_failure = StorageError(
+                f"step {spec.key.step}: {why}" + (f" (no space left on the disk that holds {folder})" if full else ""),
+                hint=(f"free space on the disk that holds {folder}" if full else f"make {folder} writable")
+                + " (or point --state-dir at another disk), then `flowctl run PIPELINE --resume`",
+            )
+        return why
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -340,8 +362,8 @@ class LocalExecutor:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(att.log_fd, view) :]
-            except OSError as exc:  # full disk, lost permission: keep draining, say so at the end
-                att.log_error = f"could not write the log {att.spec.log_path}: {exc.strerror or exc}"
+            except OSError as exc:  # full disk, lost permission: keep draining; wait() raises
+                att.log_error = self._log_failed(att.spec, exc)
         if att.spec.stream and self._on_output is not None:
             lines = (att.partial + data).split(b"\n")
             att.partial = lines.pop()

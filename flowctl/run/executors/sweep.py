@@ -8,6 +8,12 @@ seconds, so a burst of tiny steps shares one ``/proc`` read), reads the token of
 did not start, and gives the SIGTERM → grace → SIGKILL ladder to every orphan whose attempt has
 ended and to what is left of that attempt's group. It reaps the orphans that die. At the end
 (``final_pass``) everything of ours is killed at once.
+
+``end_leftovers`` is the same ladder for what an earlier runner left when it was killed itself
+(``kill -9``, OOM): processes found by their ``FLOWCTL_RUN_ID`` (``procs.tagged_processes``),
+which the next run of the pipeline waits for (``--orphans wait``) and/or ends before starting
+anything, so a step never runs twice at once (issue 12). Which runs are dead is not decided
+here: the caller holds the pipeline's lock and asks the state store.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from flowctl.run import procs
 
+GRACE = 3.0  # seconds from SIGTERM to SIGKILL, unless the executor is given another
 SWEEP_INTERVAL = 0.02  # seconds between looks while something of an ended attempt is left
 SCAN_EVERY = 0.05  # at most this often we list our children after attempts end
 FORGET_AFTER = 2.0  # seconds after SIGKILL after which we stop chasing an unkillable process
@@ -158,6 +166,88 @@ class Sweeper:
         self._leftovers = keep
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How the processes an earlier run left behind ended."""
+
+    by_themselves: int = 0  # ended while we waited for them
+    terminated: int = 0  # ended after SIGTERM
+    killed: int = 0  # needed SIGKILL
+    left: tuple[int, ...] = ()  # pids still alive after SIGKILL (stuck in the kernel)
+
+
+def end_leftovers(
+    found: Sequence[procs.Tagged],
+    *,
+    wait: float | None,
+    grace: float,
+    scan: Callable[[], Sequence[procs.Tagged]] = procs.tagged_processes,
+) -> Ending:
+    """Wait up to ``wait`` seconds (None: for ever; 0: not at all) for ``found`` to end, then
+    SIGTERM each with its process group, SIGKILL what is left after ``grace``. Processes of the
+    same runs (same run id and runner) that appear meanwhile, started by those being waited
+    for, are ended too. Signals go through pidfds where there are some, so a reused pid is never
+    hit."""
+    runs = {(t.run_id, t.runner_pid) for t in found}
+    pending: dict[int, int | None] = {}
+
+    def add(more: Sequence[procs.Tagged]) -> None:
+        for t in more:
+            if t.pid not in pending and (t.run_id, t.runner_pid) in runs:
+                pending[t.pid] = procs.pidfd(t.pid)
+
+    def settle(until: float | None, rescan: bool) -> int:
+        """Wait until nothing is pending or ``until``; return how many ended."""
+        ended, last_scan = 0, time.monotonic()
+        while True:
+            for pid, fd in list(pending.items()):
+                if procs.exited(fd, pid):
+                    _close(pending.pop(pid))
+                    ended += 1
+            now = time.monotonic()
+            if rescan and now - last_scan >= _RESCAN_EVERY:
+                add(scan())
+                last_scan = now
+            if not pending or (until is not None and now >= until):
+                return ended
+            time.sleep(SWEEP_INTERVAL)
+
+    add(found)
+    try:
+        waited = 0 if wait == 0 else settle(None if wait is None else time.monotonic() + wait, True)
+        terminated = killed = 0
+        for _ in range(3):  # a round, then again for what was started meanwhile
+            add(scan())
+            if not pending:
+                break
+            _signal_all(pending, signal.SIGTERM)
+            terminated += settle(time.monotonic() + grace, False)
+            _signal_all(pending, signal.SIGKILL)
+            killed += settle(time.monotonic() + FORGET_AFTER, False)
+            if pending:
+                break  # unkillable (uninterruptible sleep): say so rather than loop
+        return Ending(waited, terminated, killed, tuple(sorted(pending)))
+    finally:
+        for fd in pending.values():
+            _close(fd)
+
+
+_RESCAN_EVERY = 0.5  # while waiting: look for processes the waited-for ones started
+
+
+def _signal_all(pending: dict[int, int | None], sig: int) -> None:
+    for pid, fd in pending.items():
+        if procs.exited(fd, pid):
+            continue
+        procs.signal_group(_pgid(pid), sig)  # what it started without setsid goes too
+        procs.signal_exact(pid, fd, sig)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
 def _pgid(pid: int) -> int:
     try:
         return os.getpgid(pid)
@@ -165,4 +255,4 @@ def _pgid(pid: int) -> int:
         return -1
 
 
-__all__ = ["FORGET_AFTER", "SCAN_EVERY", "SWEEP_INTERVAL", "Sweeper"]
+__all__ = ["FORGET_AFTER", "GRACE", "SCAN_EVERY", "SWEEP_INTERVAL", "Ending", "Sweeper", "end_leftovers"]
