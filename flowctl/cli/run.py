@@ -107,7 +107,10 @@ def run(
             named = at.ref if at.ref == ref else f"{at.ref} ({ref})"
             sys.stdout.write(f"Running {pipeline} as of {named} (commit {at.commit[:12]}) from a temporary worktree\n")
             sys.stdout.flush()
-        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_, force_steps=force_step)
+        from flowctl.cli._boundary import report_warnings
+
+        report_warnings(prepared.warnings)
         if dry_run:
             print_dry_run(prepared, concurrency)
             return 0
@@ -300,7 +303,10 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
 
 
 def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
-    """What would run, in order, with the commands after substitution (secrets masked)."""
+    """What would run, in order, with the commands after substitution (secrets masked); a step
+    where a value reaches a nested interpreter is marked ``!`` with the places (issue 12)."""
+    from flowctl.spec.lint import step_nested_uses
+
     pipe = prepared.pipeline
     plan = prepared.plan
     conc = concurrency or pipe.concurrency or os.cpu_count() or 1
@@ -310,7 +316,10 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
     for n, sid in enumerate(plan.selected, 1):
         step = pipe.steps[sid]
         inv = prepared.invocations[sid]
-        out.write(f"{n:>4}. {sid:<{width}}  $ {inv.display}\n")
+        nested = step_nested_uses(pipe, step)
+        out.write(f"{'!' if nested else ' '}{n:>3}. {sid:<{width}}  $ {inv.display}\n")
+        for use in nested:
+            out.write(f"{'':>6}{'':<{width}}  ! nested-shell-substitution: {use.message}\n")
         notes = []
         if step.needs:
             notes.append("needs " + ", ".join(step.needs))
