@@ -102,14 +102,16 @@ class NestedUse:
         if self.kind == "ssh":
             return ("ssh joins its arguments into one command line for the remote shell, and env: does not reach "
                     "the remote side: quote the value for the remote shell (printf %q) or send it on stdin")
-        if self.kind in ("here-document", "here-string", "pipe"):
-            return (f"pass the value as an env: variable ({name}) and use \"${name}\" in the script itself; "
-                    "quote a here-document's delimiter (<<'EOF') so the outer shell leaves its body alone")
+        env = f'env: {{{name}: "{self.text}"}}' if self.via is None else f"env: {name}"
+        if self.kind in ("here-document", "here-string"):
+            return (f"pass the value as an env: variable ({env}), quote the delimiter (<<'EOF') so the outer "
+                    f"shell leaves the {self.kind} alone, and use \"${name}\" in it")
+        if self.kind == "pipe":
+            return f"pass the value as an env: variable ({env}) and use \"${name}\" in the script instead of piping it in"
         if self.via is not None:
             if self.kind == "shell":
                 return f"single-quote the script so that {self.command} expands \"${name}\" itself: {self.command} '… \"${name}\" …'"
             return f"single-quote the code and read the variable inside it: {self._read(name)}"
-        env = f'env: {{{name}: "{self.text}"}}'
         if self.kind == "shell":
             return (f"pass the value as an env: variable ({env}) and use \"${name}\" inside a single-quoted "
                     f"script: {self.command} '… \"${name}\" …'")

@@ -210,15 +210,18 @@ class _Checker:
             resolved = self.paths(sid)
             if resolved is None or os.path.isdir(resolved.cwd):
                 continue
+            shown = self._shown(resolved.cwd)
             if os.path.exists(resolved.cwd):
-                self.add(MISSING_CWD, ["steps", sid, "cwd"],
-                         f"step {sid!r}: cwd {step.cwd!r} is a file, not a folder ({resolved.cwd})",
+                self.add(MISSING_CWD, ["steps", sid, "cwd"], f"step {sid!r}: cwd {shown} is a file, not a folder",
                          "point `cwd:` at a folder (relative to the pipeline file's folder)")
             elif not self.produced(resolved.cwd):
-                self.add(MISSING_CWD, ["steps", sid, "cwd"],
-                         f"step {sid!r}: cwd {step.cwd!r} does not exist ({resolved.cwd})",
+                self.add(MISSING_CWD, ["steps", sid, "cwd"], f"step {sid!r}: cwd {shown} does not exist",
                          "create it, fix `cwd:` (relative to the pipeline file's folder), or add it to the "
                          "`outputs:` of the step that creates it")
+
+    def _shown(self, path: str) -> str:
+        """``path`` as the user wrote it: relative to the pipeline file's folder."""
+        return os.path.relpath(path, self.pipeline.base_dir)
 
     def inputs(self) -> None:
         if not checked(MISSING_INPUT, self.stage):
@@ -234,9 +237,10 @@ class _Checker:
                 path = os.path.join(resolved.cwd, pattern)
                 if _exists(path) or self.produced(path):
                     continue
+                where = self._shown(path)
+                shown = pattern if where == os.path.normpath(pattern) else f"{pattern} ({where} from the pipeline's folder)"
                 self.add(MISSING_INPUT, ["steps", sid, "inputs", i],
-                         f"step {sid!r}: input {pattern} exists nowhere ({os.path.normpath(path)}) and no step "
-                         "declares it among its outputs",
+                         f"step {sid!r}: input {shown} exists nowhere and no step declares it among its outputs",
                          "create it, fix the path (relative to the step's cwd), or add it to the `outputs:` of "
                          "the step that writes it")
 

@@ -4,7 +4,10 @@
 of ``flowctl validate NAME.yaml`` that name a location (``NAME.yaml:LINE:COL: ...``) and the
 hints under them. Refresh them with ``pytest tests/cli/test_validate_corpus.py --update-golden``
 and review the diff by eye: a wrong line number is a bug, not a new golden.
-``tests/corpus/valid/*.yaml`` must validate with exit 0.
+``tests/corpus/valid/*.yaml`` must validate with exit 0, and with ``--strict`` too (no warning
+on a good pipeline). ``tests/corpus/warning/NAME.yaml`` holds one file per warning rule case:
+exit 0 with the lines of ``NAME.expected``, and exit 1 with the same lines as errors under
+``--strict``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ Flowctl = Callable[..., CompletedProcess[str]]
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 INVALID = sorted((CORPUS / "invalid").glob("*.yaml"))
 VALID = sorted((CORPUS / "valid").glob("*.yaml"))
+WARNING = sorted((CORPUS / "warning").glob("*.yaml"))
 
 #: Signs that an error escaped the boundary instead of being reported.
 CRASH_MARKERS = ("Traceback (most recent call last)", "internal error", "crash report")
@@ -67,6 +71,37 @@ def test_valid_pipeline_passes(path: Path, flowctl: Flowctl) -> None:
     proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
     assert proc.returncode == 0, f"{path.name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
+    # The variables the files read are set here, as they would be where they run.
+    strict = flowctl("validate", "--strict", path.name, cwd=path.parent, timeout=60, env={"API_TOKEN": "t0ken"})
+    assert strict.returncode == 0, f"{path.name} warns:\n{strict.stdout}{strict.stderr}"
+
+
+def test_warning_corpus_covers_every_rule() -> None:
+    from flowctl.spec.rules import RULES, Severity, Stage
+
+    warned = {name for name, rule in RULES.items() if rule.severities.get(Stage.CHECK) is Severity.WARNING}
+    text = "".join(p.with_suffix(".expected").read_text(encoding="utf-8") for p in WARNING
+                   if p.with_suffix(".expected").exists())
+    assert {name for name in warned if f"warning[{name}]" in text} == warned
+
+
+@pytest.mark.parametrize("path", WARNING, ids=[p.stem for p in WARNING])
+def test_warning_is_reported_with_its_rule_and_fails_only_under_strict(
+    path: Path, flowctl: Flowctl, update_golden: bool
+) -> None:
+    proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{path.name}: warnings alone must exit 0, got {proc.returncode}\n{output}"
+    located = _located_lines(path.name, output)
+    assert located and all(": warning[" in line for line in located if line.startswith(path.name)), output
+    expected_file = path.with_suffix(".expected")
+    if update_golden:
+        expected_file.write_text("\n".join(located) + "\n", encoding="utf-8")
+    assert located == expected_file.read_text(encoding="utf-8").splitlines(), output
+    strict = flowctl("validate", "--strict", path.name, cwd=path.parent, timeout=60)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    as_errors = [line.replace(": warning[", ": error[", 1) for line in located]
+    assert _located_lines(path.name, strict.stdout + strict.stderr) == as_errors
 
 
 #: Files whose first diagnostic must point inside a multi-line value, at the culprit itself.
