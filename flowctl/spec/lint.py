@@ -55,6 +55,8 @@ _INTERPRETER_WORD = re.compile(
     r"(?<![\w.-])(?:sh|bash|zsh|dash|ksh|mksh|ash|yash|eval|su|runuser|ssh|python[0-9.]*|pypy[0-9.]*"
     r"|perl5?|ruby|node|nodejs|php)(?![\w.-])"
 )
+#: ... and one of these: an inline-code option, eval, ssh, a here-document or a pipe.
+_CODE_HINT = re.compile(r"(?:^|\s)-[A-Za-z]*[cer](?:\s|$|[\"'])|--eval|--print|--command|\beval\b|\bssh\b|<<|\|")
 _PRINTERS = frozenset({"echo", "printf"})
 _SSH_VALUED = frozenset("BbcDEeFIiJLlmOopQRSWw")
 _MAX_DEPTH = 3
@@ -343,15 +345,13 @@ def nested_uses(run: Command, tainted: Tainted = lambda name: None) -> list[Nest
 
     ``tainted(NAME)`` says what an environment variable carries (a substitution's text), or None.
     """
+    text = run if isinstance(run, str) else " ".join(run)
+    if "$" not in text or not _INTERPRETER_WORD.search(text) or not _CODE_HINT.search(text):
+        return []  # the cheap test: no interpreter that could parse a value here
+    finder = _Finder(tainted)
     if isinstance(run, str):
-        if not _INTERPRETER_WORD.search(run) or "$" not in run:
-            return []
-        finder = _Finder(tainted)
         finder.shell(run, 0, None, 0)
     else:
-        if not any(_INTERPRETER_WORD.search(item) for item in run) or not any("$" in item for item in run):
-            return []
-        finder = _Finder(tainted)
         finder.argv(run)
     return sorted(finder.found.values(), key=lambda u: (u.item or 0, u.start))
 

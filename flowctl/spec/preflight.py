@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -258,10 +259,13 @@ def preflight(pipeline: Pipeline, doc: Document, *, stage: Stage, params: Mappin
     return sorted(checker.out, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
 
 
+_SENSITIVE = re.compile(r"\$\{\{\s*env\.|secret_env|\bcwd\b|\binputs\b")
+
+
 def sensitive(text: str) -> bool:
     """Whether a pipeline's text has anything ``preflight`` looks at (a cheap test on the text,
     so that ``validate`` builds no model for files that need none)."""
-    return "${{" in text or "secret_env" in text or "cwd" in text or "inputs" in text
+    return _SENSITIVE.search(text) is not None
 
 
 __all__ = ["preflight", "sensitive"]
