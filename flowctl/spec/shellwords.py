@@ -213,16 +213,9 @@ class _Lexer:
             elif c == '"':
                 i, plain = self._double(i + 1, parts, expansions)
                 literal = literal and plain
-            elif c == "$":
-                j = self._dollar(i, expansions)
-                if j == i + 1 and text[i : i + 1] == "$":  # a lone '$' is itself
-                    parts.append("$")
-                else:
-                    literal = False
-                i = j
-            elif c == "`":
-                i = self._backtick(i)
-                literal = False
+            elif c in "$`":
+                i, expands = self._expansion(i, parts, expansions)
+                literal = literal and not expands
             else:
                 parts.append(c)
                 i += 1
@@ -240,20 +233,24 @@ class _Lexer:
                 if text[i + 1] != "\n":
                     parts.append(text[i + 1])
                 i += 2
-            elif c == "$":
-                j = self._dollar(i, expansions)
-                if j == i + 1:
-                    parts.append("$")
-                else:
-                    plain = False
-                i = j
-            elif c == "`":
-                i = self._backtick(i)
-                plain = False
+            elif c in "$`":
+                i, expands = self._expansion(i, parts, expansions)
+                plain = plain and not expands
             else:
                 parts.append(c)
                 i += 1
         return n, plain
+
+    def _expansion(self, i: int, parts: list[str], expansions: list[Expansion]) -> tuple[int, bool]:
+        """At a ``$`` or a backtick: the index after what it introduces, and whether the shell
+        expands something there (a lone ``$`` is itself)."""
+        if self.text[i] == "`":
+            return self._backtick(i), True
+        j = self._dollar(i, expansions)
+        if j == i + 1:
+            parts.append("$")
+            return j, False
+        return j, True
 
     def _dollar(self, i: int, expansions: list[Expansion]) -> int:
         """At a ``$``: the index after what it introduces (``i + 1`` for a lone ``$``)."""

@@ -30,6 +30,23 @@ WARNING = sorted((CORPUS / "warning").glob("*.yaml"))
 CRASH_MARKERS = ("Traceback (most recent call last)", "internal error", "crash report")
 
 
+def _validate(flowctl: Flowctl, path: Path, *options: str) -> tuple[int, str]:
+    """``flowctl validate [OPTIONS] NAME.yaml`` in the file's folder: exit code and output."""
+    proc = flowctl("validate", *options, path.name, cwd=path.parent, timeout=60)
+    output = proc.stdout + proc.stderr
+    for marker in CRASH_MARKERS:
+        assert marker not in output, f"{path.name} crashed flowctl:\n{output}"
+    return proc.returncode, output
+
+
+def _check_golden(path: Path, located: list[str], output: str, update_golden: bool) -> None:
+    expected_file = path.with_suffix(".expected")
+    if update_golden:
+        expected_file.write_text("\n".join(located) + "\n", encoding="utf-8")
+    expected = expected_file.read_text(encoding="utf-8").splitlines()
+    assert located == expected, f"{path.name}: output differs from {expected_file.name}:\n{output}"
+
+
 def _located_lines(name: str, output: str) -> list[str]:
     """The diagnostic lines of ``output`` (``NAME:LINE:COL: ...``) and their hints."""
     keep = []
@@ -50,20 +67,12 @@ def test_corpus_is_big_enough(update_golden: bool) -> None:
 def test_invalid_pipeline_is_reported_with_its_line(
     path: Path, flowctl: Flowctl, update_golden: bool
 ) -> None:
-    proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
-    output = proc.stdout + proc.stderr
-    for marker in CRASH_MARKERS:
-        assert marker not in output, f"{path.name} crashed flowctl:\n{output}"
-    assert proc.returncode == 1, f"{path.name}: exit {proc.returncode}, expected 1\n{output}"
+    code, output = _validate(flowctl, path)
+    assert code == 1, f"{path.name}: exit {code}, expected 1\n{output}"
     assert re.search(rf"^{re.escape(path.name)}:\d+:\d+: ", output, re.MULTILINE), (
         f"{path.name}: no FILE:LINE:COL location in the message:\n{output}"
     )
-    located = _located_lines(path.name, output)
-    expected_file = path.with_suffix(".expected")
-    if update_golden:
-        expected_file.write_text("\n".join(located) + "\n", encoding="utf-8")
-    expected = expected_file.read_text(encoding="utf-8").splitlines()
-    assert located == expected, f"{path.name}: output differs from {expected_file.name}:\n{output}"
+    _check_golden(path, _located_lines(path.name, output), output, update_golden)
 
 
 @pytest.mark.parametrize("path", VALID, ids=[p.stem for p in VALID])
@@ -89,19 +98,15 @@ def test_warning_corpus_covers_every_rule() -> None:
 def test_warning_is_reported_with_its_rule_and_fails_only_under_strict(
     path: Path, flowctl: Flowctl, update_golden: bool
 ) -> None:
-    proc = flowctl("validate", path.name, cwd=path.parent, timeout=60)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{path.name}: warnings alone must exit 0, got {proc.returncode}\n{output}"
+    code, output = _validate(flowctl, path)
+    assert code == 0, f"{path.name}: warnings alone must exit 0, got {code}\n{output}"
     located = _located_lines(path.name, output)
     assert located and all(": warning[" in line for line in located if line.startswith(path.name)), output
-    expected_file = path.with_suffix(".expected")
-    if update_golden:
-        expected_file.write_text("\n".join(located) + "\n", encoding="utf-8")
-    assert located == expected_file.read_text(encoding="utf-8").splitlines(), output
-    strict = flowctl("validate", "--strict", path.name, cwd=path.parent, timeout=60)
-    assert strict.returncode == 1, strict.stdout + strict.stderr
+    _check_golden(path, located, output, update_golden)
+    code, strict = _validate(flowctl, path, "--strict")
+    assert code == 1, strict
     as_errors = [line.replace(": warning[", ": error[", 1) for line in located]
-    assert _located_lines(path.name, strict.stdout + strict.stderr) == as_errors
+    assert _located_lines(path.name, strict) == as_errors
 
 
 #: Files whose first diagnostic must point inside a multi-line value, at the culprit itself.
