@@ -340,14 +340,19 @@ class _Finder:
                     self.shell(item, 0, index, 1)
 
 
+def _may_nest(run: Command) -> bool:
+    """The cheap test: could any value reach an interpreter's script in ``run`` at all?"""
+    text = run if isinstance(run, str) else " ".join(run)
+    return "$" in text and _INTERPRETER_WORD.search(text) is not None and _CODE_HINT.search(text) is not None
+
+
 def nested_uses(run: Command, tainted: Tainted = lambda name: None) -> list[NestedUse]:
     """Every place where a value reaches a nested interpreter's script in ``run``.
 
     ``tainted(NAME)`` says what an environment variable carries (a substitution's text), or None.
     """
-    text = run if isinstance(run, str) else " ".join(run)
-    if "$" not in text or not _INTERPRETER_WORD.search(text) or not _CODE_HINT.search(text):
-        return []  # the cheap test: no interpreter that could parse a value here
+    if not _may_nest(run):
+        return []
     finder = _Finder(tainted)
     if isinstance(run, str):
         finder.shell(run, 0, None, 0)
@@ -397,7 +402,11 @@ def _command(raw: Any) -> Command | None:
     return None
 
 
-def _commands(data: Mapping[str, Any]) -> Iterator[tuple[list[Any], Command, Tainted]]:
+_Env = Mapping[str, Any] | None
+
+
+def _commands(data: Mapping[str, Any]) -> Iterator[tuple[list[Any], Command, tuple[_Env, ...]]]:
+    """Every command of a document, with the ``env:`` maps (pipeline first) that reach it."""
     env = data.get("env") if isinstance(data.get("env"), dict) else None
     raw_steps = data.get("steps")
     steps: Mapping[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
@@ -407,15 +416,15 @@ def _commands(data: Mapping[str, Any]) -> Iterator[tuple[list[Any], Command, Tai
         step_env = step.get("env") if isinstance(step.get("env"), dict) else None
         run = _command(step.get("run"))
         if run is not None:
-            yield ["steps", sid, "run"], run, carriers(env, step_env)
+            yield ["steps", sid, "run"], run, (env, step_env)
         rem = step.get("remediate")
         if isinstance(rem, dict) and (rem_run := _command(rem.get("run"))) is not None:
             rem_env = rem.get("env") if isinstance(rem.get("env"), dict) else None
-            yield ["steps", sid, "remediate", "run"], rem_run, carriers(env, step_env, rem_env)
+            yield ["steps", sid, "remediate", "run"], rem_run, (env, step_env, rem_env)
     notify = data.get("notify")
     for i, notifier in enumerate(notify if isinstance(notify, list) else []):
         if isinstance(notifier, dict) and (note_run := _command(notifier.get("run"))) is not None:
-            yield ["notify", i, "run"], note_run, carriers(env)
+            yield ["notify", i, "run"], note_run, (env,)
 
 
 def lint_document(doc: Document) -> list[Diagnostic]:
@@ -423,8 +432,10 @@ def lint_document(doc: Document) -> list[Diagnostic]:
     if not isinstance(doc.data, dict) or ("${{" not in doc.text and "FLOWCTL_" not in doc.text):
         return []  # the fast path: nothing a nested interpreter could receive
     out: list[Diagnostic] = []
-    for path, run, tainted in _commands(doc.data):
-        for use in nested_uses(run, tainted):
+    for path, run, envs in _commands(doc.data):
+        if not _may_nest(run):
+            continue
+        for use in nested_uses(run, carriers(*envs)):
             at = path if use.item is None else [*path, use.item]
             text = run if isinstance(run, str) else run[use.item or 0]
             span = span_within(doc, at, text, use.start, use.end - use.start)
