@@ -45,7 +45,7 @@ def validate(
         json.dump(_json(report), out, indent=2)
         out.write("\n")
     else:
-        render_diagnostics(report.results, "text" if chosen == "text" else chosen, out)
+        render_diagnostics(report.results, chosen, out)
         if chosen == "text" and not quiet:
             for result in report.results:
                 if result.error is None:

@@ -193,8 +193,9 @@ def upcoming(pipeline_path: str, *, count: int, after: datetime) -> tuple[Schedu
     """The schedule of one pipeline and its next ``count`` fire times after ``after``."""
     if count < 1:
         raise UsageError("--count must be at least 1")
-    if os.path.isdir(pipeline_path):
-        raise UsageError(f"{pipeline_path} is a folder; give one pipeline file")
+    from flowctl.spec import require_pipeline_file
+
+    require_pipeline_file(pipeline_path)
     (pipeline,) = load_pipelines([pipeline_path])
     if not pipeline.schedule:
         raise UsageError(

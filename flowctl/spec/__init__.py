@@ -32,7 +32,7 @@ def read_document(path: str | os.PathLike[str], *, text: bytes | None = None,
         try:
             text = Path(path).read_bytes()
         except IsADirectoryError:
-            raise UsageError(f"{name} is a folder, not a pipeline file", hint=_folder_hint(Path(path))) from None
+            raise _a_folder(name, Path(path)) from None
         except FileNotFoundError:
             raise UsageError(f"{name}: no such file", hint="check the path, or run `flowctl init`") from None
         except OSError as exc:
@@ -48,12 +48,20 @@ def pipeline_files(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.suffix in PIPELINE_SUFFIXES and p.is_file())
 
 
-def _folder_hint(folder: Path, most: int = 8) -> str:
+def require_pipeline_file(path: str | os.PathLike[str]) -> None:
+    """For a command that takes one pipeline file: UsageError when ``path`` is a folder, listing
+    the pipeline files in it (issue 13: `flowctl run pipelines` was a dead end)."""
+    if os.path.isdir(path):
+        raise _a_folder(os.fspath(path), Path(path))
+
+
+def _a_folder(name: str, folder: Path, most: int = 8) -> UsageError:
     found = pipeline_files(folder)
     if not found:
-        return "it holds no pipeline files (*.yaml, *.yml); give a pipeline file"
+        return UsageError(f"{name} is a folder, not a pipeline file",
+                          hint="it holds no pipeline files (*.yaml, *.yml); give a pipeline file")
     shown = ", ".join(str(p) for p in found[:most]) + (f" and {len(found) - most} more" if len(found) > most else "")
-    return f"give one of the pipeline files in it: {shown}"
+    return UsageError(f"{name} is a folder, not a pipeline file", hint=f"give one of the pipeline files in it: {shown}")
 
 
 def check_document(doc: Document) -> list[Diagnostic]:
@@ -130,5 +138,5 @@ def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]
 
 __all__ = [
     "Source", "check_document", "discover_pipelines", "load_pipeline", "load_source", "pipeline_files", "project_root",
-    "read_document",
+    "read_document", "require_pipeline_file",
 ]

@@ -60,6 +60,16 @@ def expand_paths(paths: Sequence[os.PathLike[str] | str]) -> list[Path]:
     """
     if not paths:
         return [_relative(p) for p in discover_pipelines()]
+    out = expand_folders(paths)
+    for path in out:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+    return out
+
+
+def expand_folders(paths: Sequence[os.PathLike[str] | str]) -> list[Path]:
+    """``paths`` with each folder replaced by its pipeline files (other paths as given, so a
+    file that exists only at a git ref stays usable). Raises UsageError for a folder without any."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -68,10 +78,8 @@ def expand_paths(paths: Sequence[os.PathLike[str] | str]) -> list[Path]:
             if not found:
                 raise UsageError(f"no pipeline files (*.yaml, *.yml) under {path}")
             out.extend(found)
-        elif path.exists():
-            out.append(path)
         else:
-            raise UsageError(f"{path}: no such file or folder")
+            out.append(path)
     return out
 
 
@@ -156,4 +164,6 @@ def default_params(pipeline: Pipeline) -> dict[str, ParamValue]:
     return {name: p.default for name, p in pipeline.params.items() if p.default is not None}
 
 
-__all__ = ["FileResult", "ValidationReport", "default_params", "expand_paths", "findings", "gate", "validate_paths"]
+__all__ = [
+    "FileResult", "ValidationReport", "default_params", "expand_folders", "expand_paths", "findings", "gate", "validate_paths",
+]

@@ -127,15 +127,30 @@ def test_warnings_in_json_github_and_sarif(tmp_path: Path) -> None:
 # -- smaller dead ends --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["run", "plan", "graph"])
+@pytest.mark.parametrize("command", ["run", "plan", "graph", "versions", "release --bump minor", "schedule next"])
 def test_a_folder_given_for_a_pipeline_lists_its_pipeline_files(command: str, tmp_path: Path) -> None:
     (tmp_path / "pipelines").mkdir()
     for name in ("etl.yaml", "build.yml"):
         write(tmp_path / "pipelines", "version: 1\nname: x\nsteps: {a: {run: 'true'}}\n", name)
-    done = run_flowctl(command, "pipelines", cwd=tmp_path)
-    assert done.returncode == 2
+    words = command.split()
+    done = run_flowctl(*words[:2 if command.startswith("schedule") else 1], "pipelines",
+                       *words[2 if command.startswith("schedule") else 1:], cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
     assert "pipelines is a folder, not a pipeline file" in done.stderr
     assert "give one of the pipeline files in it: pipelines/build.yml, pipelines/etl.yaml" in done.stderr
+
+
+def test_diff_takes_a_folder_as_the_pipeline_files_in_it(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "pipelines").mkdir()
+    write(tmp_path / "pipelines", "version: 1\nname: x\nsteps: {a: {run: 'true'}}\n", "x.yaml")
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    done = run_flowctl("diff", "pipelines", "--against", "HEAD", cwd=tmp_path)
+    assert done.returncode == 0 and "1 pipeline compared" in done.stdout, done.stdout + done.stderr
 
 
 def test_force_step_of_an_unknown_step_is_an_error_with_dry_run_too(tmp_path: Path) -> None:

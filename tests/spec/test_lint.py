@@ -146,3 +146,17 @@ def test_lexer_here_documents_and_strings() -> None:
 def test_lexer_records_expansions_the_shell_makes_and_only_those() -> None:
     [cmd] = simple_commands("echo '$no' \"$yes ${also:-x}\" $bare \\$escaped")
     assert [e.name for w in cmd.words for e in w.expansions] == ["yes", "also", "bare"]
+
+
+SHELLISH = st.lists(st.sampled_from([*"ab $(){}`'\"\\|&;<>-\n\t#=*", "${{ params.v }}", "sh -c ", "eval ", "<<EOF\n",
+                                     "EOF\n", "ssh h ", "python3 -c ", "$((", "${", "$a"]), max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(SHELLISH)
+def test_any_text_is_lexed_without_error(text: str) -> None:
+    # validate must never crash on a command, however broken its quoting.
+    for use in nested_uses(text, carriers({"a": "${{ params.v }}"})):
+        assert 0 <= use.start < use.end <= len(text)
+    nested_uses(tuple(text.split(" ")))
+    simple_commands(text)
