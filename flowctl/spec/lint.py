@@ -385,8 +385,8 @@ def carriers(*envs: Mapping[str, Any] | None) -> Tainted:
 
 def step_nested_uses(pipeline: Pipeline, step: Step) -> list[NestedUse]:
     """The nested uses in a step's command and its remediation (``run --dry-run`` marks them)."""
-    uses = nested_uses(step.run, carriers(pipeline.env, step.env))
-    if step.remediate is not None:
+    uses = nested_uses(step.run, carriers(pipeline.env, step.env)) if _may_nest(step.run) else []
+    if step.remediate is not None and _may_nest(step.remediate.run):
         uses += nested_uses(step.remediate.run, carriers(pipeline.env, step.env, step.remediate.env))
     return uses
 
