@@ -29,7 +29,7 @@ from flowctl.errors import Diagnostic
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
 from flowctl.spec.build import expression_places, span_within
-from flowctl.spec.model import ParamValue, Pipeline
+from flowctl.spec.model import ParamValue, Pipeline, Step
 from flowctl.spec.resolve import StepPaths, step_paths
 from flowctl.spec.rules import MISSING_CWD, MISSING_INPUT, UNSET_ENV, UNSET_SECRET, Stage, checked, severity
 from flowctl.spec.schema import dotted
@@ -86,6 +86,11 @@ def _concrete(path: str) -> str:
             break
         keep.append(part)
     return os.sep.join(keep) or os.sep
+
+
+def _declared(step: Step) -> set[str]:
+    """The env names a step declares itself (its remediation's included)."""
+    return set(step.env) | set(step.remediate.env if step.remediate is not None else ())
 
 
 def _exists(pattern: str) -> bool:
@@ -175,18 +180,25 @@ class _Checker:
         return f"set {name} (export {name}=…), or remove the reference"
 
     def secrets(self) -> None:
-        """Secret names that nothing declares and the environment does not set."""
+        """Secret names that the environment must provide and does not: a step's own
+        ``secret_env`` name that neither it nor the pipeline declares under ``env:``, or a
+        pipeline-wide one that no ``env:`` anywhere declares (a name some other step declares is
+        that step's secret, not one this step expects from the environment)."""
         if not checked(UNSET_SECRET, self.stage):
             return
         pipeline = self.pipeline
+        declared_somewhere = set(pipeline.env).union(*(_declared(step) for step in pipeline.steps.values()))
         seen: set[str] = set()
         for sid in self.selected:
             step = pipeline.steps[sid]
             for name in sorted(pipeline.secrets_for(step)):
-                if name in seen or name in pipeline.env or name in step.env or name in self.environ:
+                if name in seen or name in pipeline.env or name in _declared(step) or name in self.environ:
+                    continue
+                own = name in step.secret_env
+                if not own and name in declared_somewhere:
                     continue
                 seen.add(name)
-                if name in step.secret_env:
+                if own:
                     path = ["steps", sid, "secret_env", self._index(["steps", sid, "secret_env"], name)]
                 else:
                     path = ["secret_env", self._index(["secret_env"], name)]

@@ -65,6 +65,9 @@ def test_a_secret_name_nothing_declares_must_be_in_the_environment(tmp_path: Pat
     assert check(tmp_path, body, stage=Stage.RUN) == [(3, 14, "unset-secret", E), (5, 33, "unset-secret", E)]
     assert check(tmp_path, body, stage=Stage.RUN, environ={"PASSWORD": "p", "KEY": "k"}) == []
     assert check(tmp_path, body, stage=Stage.RUN, selected=["b"]) == [(3, 14, "unset-secret", E)]
+    # A pipeline-wide secret that one step declares is that step's; the others do not expect it.
+    shared = "secret_env: [TOKEN]\nsteps:\n  a: {run: 'true', env: {TOKEN: literal}}\n  b: {run: 'true'}\n"
+    assert check(tmp_path, shared, stage=Stage.RUN) == []
 
 
 def test_missing_cwd_unless_a_step_declares_it(tmp_path: Path) -> None:
