@@ -50,6 +50,7 @@ def explain(
     environ = dict(os.environ)
     report_warnings(gate(source, stage=Stage.CHECK, params=params, environ=environ, selected=plan.selected,
                          strict=strict))
+    del source  # the document's node tree: not needed any more (peak memory on large files)
     invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
     found = assess(folder, plan, params, invocations, environ, resume=record, force=force, force_steps=force_steps)
     decisions = [found.decisions[sid] for sid in plan.selected]

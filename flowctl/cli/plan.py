@@ -65,6 +65,7 @@ def plan(
     environ = dict(os.environ)
     warnings = gate(source, stage=Stage.CHECK, params=values, environ=environ, selected=compiled.selected,
                     strict=strict)
+    del source  # the document's node tree: not needed any more (peak memory on large files)
     report_warnings(warnings)
     commands = {sid: resolve_step(pipe, pipe.steps[sid], values, environ).display for sid in compiled.selected}
     if chosen == "json":
