@@ -8,7 +8,8 @@ text, JSON, SARIF or GitHub annotations.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 class ExitCode(enum.IntEnum):
@@ -65,6 +66,16 @@ class Diagnostic:
     severity: Severity = Severity.ERROR
 
 
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """Diagnostics about one file that do not stop anything (warnings), with the file's text
+    for showing source lines; a ``PipelineError`` carries the same three things."""
+
+    file: str
+    diagnostics: tuple[Diagnostic, ...]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
 class FlowctlError(Exception):
     """Base of every error flowctl reports to a user."""
 
@@ -87,9 +98,11 @@ class PipelineError(FlowctlError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, file: str, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+    def __init__(self, file: str, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...],
+                 sources: Mapping[str, str] | None = None) -> None:
         self.file = file
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.sources: Mapping[str, str] = dict(sources or {})  # file → text, for source lines
         first = self.diagnostics[0] if self.diagnostics else None
         summary = first.message if first else "invalid pipeline"
         super().__init__(f"{file}: {summary}")
@@ -130,6 +143,7 @@ __all__ = [
     "EXIT_CODE_TABLE",
     "Diagnostic",
     "ExitCode",
+    "Findings",
     "FlowctlError",
     "GitError",
     "InterruptedRun",

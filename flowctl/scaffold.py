@@ -18,6 +18,8 @@ from flowctl.spec import PIPELINE_DIR
 from flowctl.spec.schema import SCHEMA_FILE, schema_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: Where the starter template takes the pipeline's name.
+PLACEHOLDER = "__PIPELINE__"
 
 
 def write_atomic(path: Path, text: str, *, exclusive: bool = True) -> bool:
@@ -57,7 +59,9 @@ def write_starter(root: Path, name: str) -> list[tuple[Path, bool]]:
     if pipeline.exists():
         raise UsageError(f"{pipeline} already exists; flowctl init never overwrites a file",
                          hint="choose another name: flowctl init OTHER-NAME")
-    if not write_atomic(pipeline, template.replace("NAME", name)):
+    # A placeholder no pipeline text can contain: replacing "NAME" once wrote the pipeline's name
+    # into `${{ params.NAME }}` in the starter's comment (issue 13).
+    if not write_atomic(pipeline, template.replace(PLACEHOLDER, name)):
         raise UsageError(f"{pipeline} already exists; flowctl init never overwrites a file")
     schema_path = root / "schemas" / SCHEMA_FILE
     created = write_atomic(schema_path, schema_text())
@@ -78,4 +82,4 @@ def make_state_folder(root: Path) -> tuple[Path, bool]:
     return folder, True
 
 
-__all__ = ["make_state_folder", "write_atomic", "write_starter"]
+__all__ = ["PLACEHOLDER", "make_state_folder", "write_atomic", "write_starter"]

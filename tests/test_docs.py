@@ -145,5 +145,8 @@ def test_every_pipeline_shown_validates(path: Path, index: int, block: str, tmp_
     pipeline = tmp_path / "pipelines" / "shown.yaml"
     pipeline.parent.mkdir()
     pipeline.write_text(block, encoding="utf-8")
+    # A shown `cwd:` is a folder of the reader's project; validate checks that it exists.
+    for folder in re.findall(r"^\s*cwd:\s*([\w./-]+)", block, re.MULTILINE):
+        (pipeline.parent / folder).mkdir(parents=True, exist_ok=True)
     proc = run_flowctl("validate", str(pipeline), cwd=tmp_path)
     assert proc.returncode == 0, f"{path.name} example {index}:\n{proc.stdout}{proc.stderr}"

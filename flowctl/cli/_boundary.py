@@ -15,13 +15,24 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any, Protocol
 
 from flowctl import __version__
-from flowctl.errors import Diagnostic, ExitCode, FlowctlError, PipelineError
+from flowctl.errors import Diagnostic, ExitCode, Findings, FlowctlError, PipelineError
 
 FORMATS = ("text", "json", "github", "sarif")
+
+
+class Reported(Protocol):
+    """What is rendered: a file's diagnostics and its text (a PipelineError or Findings)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]: ...
+    @property
+    def sources(self) -> Mapping[str, str]: ...
 
 
 def run_app(app: Any, argv: Sequence[str] | None) -> int:
@@ -111,7 +122,13 @@ def report_error(exc: FlowctlError, stream: IO[str] | None = None) -> None:
 # -- diagnostics ---------------------------------------------------------------------------
 
 
-def _source_line(diag: Diagnostic, cache: dict[str, list[str] | None], sources: dict[str, str]) -> str | None:
+def report_warnings(found: Findings, stream: IO[str] | None = None) -> None:
+    """Print warnings (as ``validate`` shows them) on stderr; nothing when there are none."""
+    if found.diagnostics:
+        render_diagnostics([found], "text", stream or sys.stderr)
+
+
+def _source_line(diag: Diagnostic, cache: dict[str, list[str] | None], sources: Mapping[str, str]) -> str | None:
     span = diag.span
     if span is None or span.line < 1:
         return None
@@ -130,17 +147,17 @@ def _source_line(diag: Diagnostic, cache: dict[str, list[str] | None], sources: 
     return lines[span.line - 1]
 
 
-def _all_diagnostics(errors: Iterable[PipelineError]) -> list[tuple[PipelineError, Diagnostic]]:
+def _all_diagnostics(errors: Iterable[Reported]) -> list[tuple[Reported, Diagnostic]]:
     return [(err, d) for err in errors for d in err.diagnostics]
 
 
-def _location(err: PipelineError, diag: Diagnostic) -> str:
+def _location(err: Reported, diag: Diagnostic) -> str:
     if diag.span is None:
         return err.file
     return f"{diag.span.file}:{diag.span.line}:{diag.span.col}"
 
 
-def render_diagnostics(errors: Sequence[PipelineError], fmt: str, out: IO[str]) -> None:
+def render_diagnostics(errors: Sequence[Reported], fmt: str, out: IO[str]) -> None:
     """Print every diagnostic of ``errors`` in ``fmt`` (text, json, github or sarif)."""
     pairs = _all_diagnostics(errors)
     if fmt == "json":
@@ -156,13 +173,18 @@ def render_diagnostics(errors: Sequence[PipelineError], fmt: str, out: IO[str]) 
         _text(errors, out)
 
 
-def _text(errors: Sequence[PipelineError], out: IO[str]) -> None:
+def _text(errors: Sequence[Reported], out: IO[str]) -> None:
+    from flowctl.spec.rules import RULES
+
     cache: dict[str, list[str] | None] = {}
     for err in errors:
-        sources = getattr(err, "sources", {}) or {}
+        sources = err.sources
         for d in err.diagnostics:
             where = f" ({d.path})" if d.path else ""
-            out.write(f"{_location(err, d)}: {d.severity.value}: {d.message}{where}\n")
+            # A named rule (one that can be a warning) shows its name: `validate --strict`,
+            # docs/validation-rules.md and CI annotations all speak of it by that name.
+            rule = f"[{d.code}]" if d.code in RULES else ""
+            out.write(f"{_location(err, d)}: {d.severity.value}{rule}: {d.message}{where}\n")
             line = _source_line(d, cache, sources)
             if line is not None and d.span is not None:
                 shown = line.replace("\t", " ")
@@ -176,7 +198,7 @@ def _text(errors: Sequence[PipelineError], out: IO[str]) -> None:
                 out.write(f"  hint: {d.hint}\n")
 
 
-def diagnostic_json(err: PipelineError, d: Diagnostic) -> dict[str, Any]:
+def diagnostic_json(err: Reported, d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.span.file if d.span else err.file,
         "line": d.span.line if d.span else None,
@@ -198,7 +220,7 @@ def _gh_escape(text: str, prop: bool = False) -> str:
     return text
 
 
-def _github(err: PipelineError, d: Diagnostic) -> str:
+def _github(err: Reported, d: Diagnostic) -> str:
     file = d.span.file if d.span else err.file
     props = [f"file={_gh_escape(file, True)}"]
     if d.span:
@@ -211,10 +233,13 @@ def _github(err: PipelineError, d: Diagnostic) -> str:
     return f"::{kind} {','.join(props)}::{_gh_escape(message)}"
 
 
-def sarif_log(pairs: Sequence[tuple[PipelineError, Diagnostic]]) -> dict[str, Any]:
+def sarif_log(pairs: Sequence[tuple[Reported, Diagnostic]]) -> dict[str, Any]:
     """A SARIF 2.1.0 log with one result per diagnostic."""
+    from flowctl.spec.rules import RULES
+
     codes = sorted({d.code for _, d in pairs})
-    rules = [{"id": c, "name": c, "shortDescription": {"text": f"flowctl {c}"}} for c in codes]
+    rules = [{"id": c, "name": c, "shortDescription": {"text": RULES[c].summary if c in RULES else f"flowctl {c}"}}
+             for c in codes]
     results = []
     for err, d in pairs:
         file = d.span.file if d.span else err.file
@@ -267,4 +292,6 @@ def _uri(file: str) -> str:
     return quote(file.replace(os.sep, "/"))
 
 
-__all__ = ["FORMATS", "diagnostic_json", "render_diagnostics", "report_error", "run_app", "sarif_log"]
+__all__ = [
+    "FORMATS", "Reported", "diagnostic_json", "render_diagnostics", "report_error", "report_warnings", "run_app", "sarif_log",
+]

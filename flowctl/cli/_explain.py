@@ -22,14 +22,18 @@ def explain(
     force_steps: Sequence[str],
     fmt: str,
     check: bool,
+    strict: bool = False,
 ) -> int:
     """Print the decision for every selected step; with ``check``, 1 when anything would run."""
     import os
 
+    from flowctl.cli._boundary import report_warnings
     from flowctl.cli._history import emit_json
     from flowctl.graph import compile_plan
-    from flowctl.spec import load_pipeline
+    from flowctl.spec import load_source
     from flowctl.spec.resolve import resolve_params, resolve_step
+    from flowctl.spec.rules import Stage
+    from flowctl.spec.validation import gate
     from flowctl.state.assess import assess, find_resumable, resume_arguments
     from flowctl.state.decide import Verdict
     from flowctl.state.views import state_dir_for
@@ -39,10 +43,14 @@ def explain(
     if resume or run_id:
         record = find_resumable(folder, pipeline_arg, run_id)
         overrides, only, from_ = resume_arguments(record, overrides, only, from_)
-    pipeline = load_pipeline(pipeline_arg)
+    source = load_source(pipeline_arg)
+    pipeline = source.pipeline
     params = resolve_params(pipeline, overrides)
     plan = compile_plan(pipeline, only=only, from_=from_)
     environ = dict(os.environ)
+    report_warnings(gate(source, stage=Stage.CHECK, params=params, environ=environ, selected=plan.selected,
+                         strict=strict))
+    del source  # the document's node tree: not needed any more (peak memory on large files)
     invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
     found = assess(folder, plan, params, invocations, environ, resume=record, force=force, force_steps=force_steps)
     decisions = [found.decisions[sid] for sid in plan.selected]

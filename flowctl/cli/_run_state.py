@@ -45,13 +45,9 @@ def wait_seconds(wait: str | None) -> float | None:
         return 0.0
     if wait == "forever":
         return None
-    from flowctl.errors import UsageError
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
 
-    try:
-        return parse_duration(wait)
-    except ValueError as exc:
-        raise UsageError(f"--wait: {exc}", hint="put --wait after the pipeline file, or give it a duration") from exc
+    return duration_option("--wait", wait)
 
 
 def orphan_wait(policy: str) -> float | None:

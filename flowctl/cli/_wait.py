@@ -1,20 +1,28 @@
 """``--wait [DURATION]``: an option whose value is optional, which typer cannot declare.
 
 ``OptionalWaitCommand`` rewrites the arguments before parsing: a ``--wait`` not followed by a
-duration becomes ``--wait forever``. So ``run p.yaml --wait``, ``run --wait p.yaml`` and
-``run p.yaml --wait 10m`` all mean what they say. Import-light (typer only).
+duration becomes ``--wait forever``. So ``run p.yaml --wait``, ``run --wait p.yaml``,
+``run p.yaml --wait 10`` and ``run p.yaml --wait 10m`` all mean what they say. What counts as
+a duration is ``spec/durations.py``'s one grammar; a value that starts with a digit and is not
+a file (``--wait 1h30``) is taken as a duration too, so that it gets that grammar's error
+instead of becoming the pipeline argument. Import-light (typer and the standard library).
 """
 
 from __future__ import annotations
 
-import re
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from typer.core import TyperCommand
 
 FOREVER = "forever"
-_DURATION = re.compile(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d)?\s*)+$")
+
+
+def _meant_as_duration(arg: str) -> bool:
+    from flowctl.spec.durations import is_duration  # lazily: flowctl.spec loads yaml
+
+    return is_duration(arg) or (arg[:1].isdigit() and not os.path.exists(arg))
 
 
 def expand_wait(args: Sequence[str], option: str = "--wait") -> list[str]:
@@ -25,7 +33,7 @@ def expand_wait(args: Sequence[str], option: str = "--wait") -> list[str]:
         out.append(arg)
         if arg == option:
             following = items[i + 1] if i + 1 < len(items) else None
-            if following is None or not _DURATION.match(following):
+            if following is None or not _meant_as_duration(following):
                 out.append(FOREVER)
         if arg == "--":
             out.extend(items[i + 1 :])

@@ -17,7 +17,7 @@ FORMATS = ("text", "markdown", "json")
 
 @app.command()
 def diff(
-    pipelines: list[str] = typer.Argument(None, help="Pipeline files (default: every file under pipelines/)."),
+    pipelines: list[str] = typer.Argument(None, help="Pipeline files or folders (default: every file under pipelines/)."),
     against: str = typer.Option(
         None, "--against", help="Tag, branch or commit to compare with (default: each pipeline's latest release)."
     ),
@@ -43,8 +43,12 @@ def diff(
     from flowctl.diff import render
     from flowctl.diff.project import diff_project
 
+    from flowctl.spec.validation import expand_folders
+
     chosen = pick_format(fmt, as_json, FORMATS)
-    report = diff_project(os.getcwd(), pipelines or [], against=against, to=to, tag_format=tag_pattern(pattern, tag_format))
+    # A folder means the pipeline files in it, as for validate (issue 13: a folder crashed diff).
+    files = [str(p) for p in expand_folders(pipelines)] if pipelines else []
+    report = diff_project(os.getcwd(), files, against=against, to=to, tag_format=tag_pattern(pattern, tag_format))
     if chosen == "json":
         text = render.render_json(report)
     elif chosen == "markdown":

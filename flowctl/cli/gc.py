@@ -35,17 +35,11 @@ def gc(
     Example: flowctl gc --keep 50 --older-than 30d
     """
     from flowctl.cli._history import emit_json, stamp
-    from flowctl.errors import UsageError
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
     from flowctl.state.views import collect_garbage, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    age = None
-    if older_than is not None:
-        try:
-            age = parse_duration(older_than)
-        except ValueError as exc:
-            raise UsageError(f"--older-than: {exc}") from exc
+    age = None if older_than is None else duration_option("--older-than", older_than)
     folder = state_dir_for(state_dir, pipeline)
     result = collect_garbage(folder, keep=keep, older_than=age, pipeline=pipeline, dry_run=dry_run)
     removed, busy = _collect_worktrees(folder, keep, age, pipeline, dry_run)

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli._common import json_option, load, param_option, pick_format
+from flowctl.cli._common import json_option, param_option, pick_format
 
 FORMATS = ("text", "json")
 
@@ -30,17 +30,24 @@ def plan(
     force: bool = typer.Option(False, "--force", help="With --explain: as `run --force` would see it."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="With --explain: as `run --force-step` would see it."),
     state_dir: str = typer.Option(None, "--state-dir", metavar="DIR", help="The state folder (default: $FLOWCTL_STATE_DIR, else the project's, as `flowctl run` finds it)."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings (e.g. an unset ${{ env.X }}) as errors: exit 2."),
 ) -> int:
     """Show the execution levels (what can run in parallel), the critical path and the commands.
 
-    With --explain, say instead what a run would do with each step and why.
+    With --explain, say instead what a run would do with each step and why. Warnings (an unset
+    ${{ env.X }}, a missing input, a value reaching a nested shell) go to stderr; --strict makes
+    them errors.
 
     Example: flowctl plan pipelines/etl.yaml -p day=2026-11-24 --from transform
 
     Example: flowctl plan pipelines/etl.yaml --explain --check
     """
+    from flowctl.cli._boundary import report_warnings
     from flowctl.graph import compile_plan
+    from flowctl.spec import load_source
     from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
+    from flowctl.spec.rules import Stage
+    from flowctl.spec.validation import gate
 
     chosen = pick_format(fmt, as_json, FORMATS)
     if explain or check:
@@ -49,14 +56,20 @@ def plan(
         return explain_plan(
             pipeline, overrides=parse_param_args(params), only=only, from_=from_, state_dir=state_dir,
             resume=resume, run_id=run_id, force=force, force_steps=force_step, fmt=chosen, check=check,
+            strict=strict,
         )
-    pipe = load(pipeline)
+    source = load_source(pipeline)
+    pipe = source.pipeline
     values = resolve_params(pipe, parse_param_args(params))
     compiled = compile_plan(pipe, only=only, from_=from_)
     environ = dict(os.environ)
+    warnings = gate(source, stage=Stage.CHECK, params=values, environ=environ, selected=compiled.selected,
+                    strict=strict)
+    del source  # the document's node tree: not needed any more (peak memory on large files)
+    report_warnings(warnings)
     commands = {sid: resolve_step(pipe, pipe.steps[sid], values, environ).display for sid in compiled.selected}
     if chosen == "json":
-        json.dump(_json(compiled, values, commands), sys.stdout, indent=2)
+        json.dump({**_json(compiled, values, commands), "warnings": _warnings_json(warnings)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     out = sys.stdout
@@ -79,6 +92,12 @@ def plan(
     if skipped:
         out.write(f"Not selected ({len(skipped)}): {', '.join(skipped)}\n")
     return 0
+
+
+def _warnings_json(found: Any) -> list[dict[str, Any]]:
+    from flowctl.cli._boundary import diagnostic_json
+
+    return [diagnostic_json(found, d) for d in found.diagnostics]
 
 
 def _json(compiled: Any, values: dict[str, Any], commands: dict[str, str]) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def release(
     """
     from flowctl.diff.release import make_release
     from flowctl.diff.render import changelog
+    from flowctl.spec import require_pipeline_file
 
+    require_pipeline_file(pipeline)
     chosen = pick_format(fmt, as_json, ("text", "json"))
     result = make_release(
         os.getcwd(), pipeline, bump, summarize=changelog, tag_format=tag_pattern(pattern, tag_format), dry_run=dry_run

@@ -120,7 +120,10 @@ def run(
         from flowctl.cli._ref import enter_ref
 
         source, shown, ref_provenance = enter_ref(stack, pipeline, ref, worktree, folder, quiet=dry_run)
-        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_)
+        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_, force_steps=force_step)
+        from flowctl.cli._boundary import report_warnings
+
+        report_warnings(prepared.warnings)
         if prepared.short_secrets:  # once per run, by name: never the value
             print(f"flowctl: warning: secret {', '.join(prepared.short_secrets)}: shorter than 4 characters, so "
                   "masked in output only where it stands as a whole word", file=sys.stderr)
@@ -326,7 +329,10 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
 
 
 def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
-    """What would run, in order, with the commands after substitution (secrets masked)."""
+    """What would run, in order, with the commands after substitution (secrets masked); a step
+    where a value reaches a nested interpreter is marked ``!`` with the places (issue 12)."""
+    from flowctl.spec.lint import step_nested_uses
+
     pipe = prepared.pipeline
     plan = prepared.plan
     conc = concurrency or pipe.concurrency or os.cpu_count() or 1
@@ -336,7 +342,10 @@ def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
     for n, sid in enumerate(plan.selected, 1):
         step = pipe.steps[sid]
         inv = prepared.invocations[sid]
-        out.write(f"{n:>4}. {sid:<{width}}  $ {inv.display}\n")
+        nested = step_nested_uses(pipe, step)
+        out.write(f"{'!' if nested else ' '}{n:>3}. {sid:<{width}}  $ {inv.display}\n")
+        for use in nested:
+            out.write(f"{'':>6}{'':<{width}}  ! nested-shell-substitution: {use.message}\n")
         notes = []
         if step.needs:
             notes.append("needs " + ", ".join(step.needs))

@@ -261,6 +261,10 @@ def install_command(
     result = install_schedules(
         paths or [], options, file=file, cron_d=cron_d, now=_now(), dry_run=dry_run
     )
+    from flowctl.cli._boundary import report_warnings
+
+    for found in result.warnings:
+        report_warnings(found)
     if dry_run:
         sys.stdout.write(result.block)
         return int(ExitCode.OK)

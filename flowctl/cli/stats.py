@@ -38,17 +38,12 @@ def stats(
     from flowctl.observe.history import pipeline_stats
     from flowctl.observe.recorded import history_metrics
     from flowctl.observe.report import stats_lines
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
 
     chosen = pick_format(fmt, as_json, FORMATS)
     if last is not None and since is not None:
         raise UsageError("--last and --since cannot be combined", hint="pick one way to choose the runs")
-    start = None
-    if since is not None:
-        try:
-            start = time.time() - parse_duration(since)
-        except ValueError as exc:
-            raise UsageError(f"--since: {exc}") from exc
+    start = None if since is None else time.time() - duration_option("--since", since)
     name, steps, needs, folder = _pipeline_and_state(pipeline, state_dir)
     limit = last if last is not None else (None if since is not None else 50)
     runs = history_metrics(folder, name, last=limit, since=start, needs=needs)

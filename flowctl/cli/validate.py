@@ -23,38 +23,41 @@ def validate(
     as_json: bool = json_option(),
     params: list[str] = param_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only problems."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors (exit 1 when there is any)."),
 ) -> int:
     """Check pipeline files against the schema and the rules beyond it.
 
-    Every problem is reported as FILE:LINE:COL with what to do. Exit 0 when all are valid,
-    1 when any is invalid, 2 when no pipeline file was found.
+    Every problem is reported as FILE:LINE:COL with what to do; warnings name their rule
+    (docs/validation-rules.md). Exit 0 when all are valid (warnings allowed), 1 when any is
+    invalid (or, with --strict, has a warning), 2 when no pipeline file was found.
 
     Example: flowctl validate --format github pipelines/
+
+    Example: flowctl validate --strict pipelines/etl.yaml -p day=2026-11-24
     """
     from flowctl.cli._boundary import render_diagnostics
     from flowctl.spec.validation import validate_paths
 
     chosen = pick_format(fmt, as_json, FORMATS)
-    report = validate_paths(paths or [], params=params)
+    report = validate_paths(paths or [], params=params, strict=strict)
     out = sys.stdout
     if chosen == "json":
         json.dump(_json(report), out, indent=2)
         out.write("\n")
-    elif chosen in ("github", "sarif"):
-        render_diagnostics(report.errors, chosen, out)
     else:
-        render_diagnostics(report.errors, "text", out)
-        if not quiet:
+        render_diagnostics(report.results, chosen, out)
+        if chosen == "text" and not quiet:
             for result in report.results:
                 if result.error is None:
                     out.write(f"ok    {result.file} ({result.steps} steps)\n")
             bad = len(report.errors)
             total = len(report.results)
             problems = sum(len(e.diagnostics) for e in report.errors)
+            warned = f", {report.warnings} warning(s)" if report.warnings else ""
             if bad:
-                out.write(f"{bad} of {total} pipeline file(s) invalid, {problems} problem(s)\n")
+                out.write(f"{bad} of {total} pipeline file(s) invalid, {problems} problem(s){warned}\n")
             else:
-                out.write(f"all {total} pipeline file(s) valid\n")
+                out.write(f"all {total} pipeline file(s) valid{warned}\n")
     return int(ExitCode.FAILED if report.errors else ExitCode.OK)
 
 
@@ -63,12 +66,13 @@ def _json(report: Any) -> dict[str, Any]:
 
     return {
         "valid": not report.errors,
+        "warnings": report.warnings,
         "files": [
             {
                 "file": r.file,
                 "valid": r.error is None,
                 "steps": r.steps,
-                "diagnostics": [diagnostic_json(r.error, d) for d in r.error.diagnostics] if r.error else [],
+                "diagnostics": [diagnostic_json(r, d) for d in r.diagnostics],
             }
             for r in report.results
         ],

@@ -33,7 +33,9 @@ def versions(
     """
     from flowctl.diff.release import release_history
     from flowctl.diff.render import one_line
+    from flowctl.spec import require_pipeline_file
 
+    require_pipeline_file(pipeline)
     chosen = pick_format(fmt, as_json, ("text", "json"))
     entries = release_history(os.getcwd(), pipeline, tag_format=tag_pattern(pattern, tag_format))
     if chosen == "json":

@@ -353,9 +353,9 @@ def load_text(path: str, text: bytes, display_path: str) -> Pipeline:
     try:
         return load_pipeline(path, text=text, display_path=display_path)
     except PipelineError as exc:
-        sources = dict(getattr(exc, "sources", None) or {})
+        sources = dict(exc.sources)
         sources.setdefault(display_path, text.decode("utf-8", errors="replace"))
-        exc.sources = sources  # type: ignore[attr-defined]
+        exc.sources = sources
         raise
 
 

@@ -86,7 +86,8 @@ def _reach(start: Sequence[str], nxt: Callable[[str], Sequence[str]]) -> set[str
     return seen
 
 
-def _check_ids(pipeline: Pipeline, ids: Sequence[str], option: str) -> None:
+def check_step_ids(pipeline: Pipeline, ids: Sequence[str], option: str) -> None:
+    """Raise UsageError (with the closest id) for the first of ``ids`` that is not a step."""
     for sid in ids:
         if sid not in pipeline.steps:
             guess = suggest(sid, pipeline.steps)
@@ -100,8 +101,8 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
 
     Linear in steps + needs. Raises UsageError for an unknown step id.
     """
-    _check_ids(pipeline, only, "--only")
-    _check_ids(pipeline, from_, "--from")
+    check_step_ids(pipeline, only, "--only")
+    check_step_ids(pipeline, from_, "--from")
     steps = pipeline.steps
     index = {sid: i for i, sid in enumerate(steps)}
     users_lists: dict[str, list[str]] = {sid: [] for sid in steps}
@@ -164,4 +165,4 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
     return Plan(pipeline, tuple(selected), levels, tuple(critical), priority, tuple(only), tuple(from_), users)
 
 
-__all__ = ["Plan", "build_graph", "compile_plan"]
+__all__ = ["Plan", "build_graph", "check_step_ids", "compile_plan"]

@@ -206,6 +206,9 @@ def _yaml_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     message = f"invalid YAML: {problem}"
     if exc.context and exc.context not in problem:
         message = f"invalid YAML: {exc.context}: {problem}"
+    flow = _flow_error(file, text, exc)
+    if flow is not None:
+        return flow
     hint = None
     if "'\\t'" in problem or "\t" in problem or "tab" in problem.lower():
         hint = "indent with spaces; YAML does not allow tab characters for indentation"
@@ -219,6 +222,44 @@ def _yaml_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     elif mark is not None and mark.line < len(text.splitlines()) and "\t" in text.splitlines()[mark.line][: mark.column + 1]:
         hint = "indent with spaces; YAML does not allow tab characters for indentation"
     return Diagnostic(_mark_span(file, mark), message, hint=hint, code="yaml")
+
+
+_FLOW = {"while parsing a flow sequence": ("list", "[", "]"), "while parsing a flow mapping": ("mapping", "{", "}")}
+
+
+def _flow_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic | None:
+    """A flow collection (``[…]``/``{…}``) that does not go on as YAML expects: name the line
+    where it was opened (issue 13), and when a ``${{ … }}`` inside it is the cause (its braces
+    are flow indicators), say to quote it or use block style."""
+    shape = _FLOW.get(exc.context or "")
+    opened, mark = exc.context_mark, exc.problem_mark
+    if shape is None or opened is None or mark is None:
+        return None
+    kind, opener, closer = shape
+    where = f"line {opened.line + 1}, column {opened.column + 1}"
+    # libyaml stops at the '{' right after the '$' of an unquoted expression.
+    expression = text.rfind("${{", opened.index, mark.index + 3)
+    if expression >= 0 and expression <= mark.index <= expression + 2:
+        line_end = text.find("\n", expression)
+        end = text.find("}}", expression, len(text) if line_end < 0 else line_end)
+        written = text[expression : end + 2] if end >= 0 else "${{ … }}"
+        line = text.count("\n", 0, expression)
+        col = expression - (text.rfind("\n", 0, expression) + 1)
+        return Diagnostic(
+            Span(file, line + 1, col + 1, line + 1, col + 4),
+            f"invalid YAML: ${{{{ … }}}} inside the flow {kind} opened with '{opener}' at {where}: "
+            f"YAML reads its braces as part of the {kind}",
+            hint=f"quote the value that holds it (\"… {written} …\") or write the {kind} in block style, one entry per line",
+            code="yaml",
+        )
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    at = opened if mark.line >= lines else mark  # at the very end of the file: where it was opened
+    return Diagnostic(
+        _mark_span(file, at),
+        f"invalid YAML: the {kind} opened with '{opener}' at {where} is not closed here: expected ',' or '{closer}'",
+        hint=f"close it with '{closer}' (and separate its entries with ','), or write it in block style",
+        code="yaml",
+    )
 
 
 class _Builder:

@@ -2,19 +2,22 @@
 each selected step's resolved invocation (and remediation).
 
 Checks what must fail before the first process starts: unknown or mistyped parameters and step
-ids (UsageError from ``spec.resolve``/``graph``), an invalid pipeline (PipelineError), and a
-step ``cwd`` that does not exist (UsageError naming the step's line). Shared by ``run`` and
-``run --dry-run``; the state store reuses it for ``plan --explain``.
+ids (``--only``, ``--from``, ``--force-step``: UsageError from ``spec.resolve``/``graph``), an
+invalid pipeline (PipelineError), and what this machine lacks for the selected steps
+(``spec/preflight.py`` with the run's severities: an unset secret, a missing ``cwd`` that no step
+makes, an input that exists nowhere and no step makes; PipelineError naming their lines). What
+is only worth a warning (an unset ``${{ env.X }}``) is returned in ``PreparedRun.warnings``.
+Shared by ``run`` and ``run --dry-run``, so a dry run refuses what a run would refuse.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flowctl.errors import UsageError
+from flowctl.errors import Findings
 from flowctl.spec.model import ParamValue, Pipeline
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ class PreparedRun:
     params: Mapping[str, ParamValue]
     invocations: Mapping[str, Invocation]  # every selected step
     remediations: Mapping[str, Invocation | None]
+    warnings: Findings = field(default_factory=lambda: Findings("", ()))
 
     @property
     def short_secrets(self) -> tuple[str, ...]:
@@ -46,31 +50,31 @@ def prepare_run(
     overrides: Mapping[str, str] = {},
     only: Sequence[str] = (),
     from_: Sequence[str] = (),
+    force_steps: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> PreparedRun:
     """Load ``path`` and resolve what would run. Raises PipelineError or UsageError."""
-    from flowctl.graph import compile_plan
-    from flowctl.spec import load_pipeline
+    from flowctl.graph import check_step_ids, compile_plan
+    from flowctl.spec import load_source
     from flowctl.spec.resolve import resolve_params, resolve_remediation, resolve_step
+    from flowctl.spec.rules import Stage
+    from flowctl.spec.validation import gate
 
     env = os.environ if environ is None else environ
-    pipeline = load_pipeline(path)
+    source = load_source(path)
+    pipeline = source.pipeline
     params = resolve_params(pipeline, overrides)
     plan = compile_plan(pipeline, only=only, from_=from_)
+    check_step_ids(pipeline, force_steps, "--force-step")
+    warnings = gate(source, stage=Stage.RUN, params=params, environ=env, selected=plan.selected)
+    del source  # the node tree is not needed any more: keep peak memory down on large files
     invocations: dict[str, Invocation] = {}
     remediations: dict[str, Invocation | None] = {}
     for sid in plan.selected:
         step = pipeline.steps[sid]
-        inv = resolve_step(pipeline, step, params, env)
-        if not os.path.isdir(inv.cwd):
-            where = f"{step.span}: " if step.span else ""
-            raise UsageError(
-                f"{where}step {sid!r}: working folder {inv.cwd} does not exist",
-                hint="create it, or fix the step's `cwd:` (relative to the pipeline file's folder)",
-            )
-        invocations[sid] = inv
+        invocations[sid] = resolve_step(pipeline, step, params, env)
         remediations[sid] = resolve_remediation(pipeline, step, params, env)
-    return PreparedRun(pipeline, plan, params, invocations, remediations)
+    return PreparedRun(pipeline, plan, params, invocations, remediations, warnings)
 
 
 __all__ = ["PreparedRun", "prepare_run"]

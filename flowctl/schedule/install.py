@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
 from flowctl.diff.worktree import LATEST_RELEASE
-from flowctl.errors import UsageError
+from flowctl.errors import Findings, UsageError
 from flowctl.schedule.crontab import (
     Entry,
     Target,
@@ -60,6 +60,7 @@ class InstallResult:
     block: str
     text: str  # the whole crontab after the change
     changed: bool
+    warnings: tuple[Findings, ...] = ()  # per pipeline: e.g. an unset ${{ env.X }}
 
 
 def flowctl_invocation() -> tuple[tuple[str, ...], dict[str, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from flowctl.errors import FlowctlError, UsageError
@@ -133,15 +133,28 @@ def install_schedules(
     now: datetime,
     dry_run: bool,
 ) -> InstallResult:
-    """Write the block for the scheduled pipelines in ``paths`` into the chosen target."""
+    """Write the block for the scheduled pipelines in ``paths`` into the chosen target.
+
+    Raises PipelineError when a scheduled pipeline's secret is unset here (nothing is written).
+    """
     from flowctl.schedule.fire import machine_zone
+    from flowctl.spec import load_source
+    from flowctl.spec.rules import Stage
+    from flowctl.spec.validation import default_params, expand_paths, gate
 
     if options.ref is not None and not options.ref.strip():
         raise UsageError("--ref needs a tag, branch, commit or 'latest-release'")
     target = open_target(file, cron_d)
-    pipelines = load_pipelines(paths)
+    sources = [load_source(str(f)) for f in expand_paths(paths)]
+    # An unset secret would make every firing refuse (run exits 2): refuse now instead, while
+    # someone is watching; an unset ${{ env.X }} is worth a warning (issue 13).
+    warnings = tuple(
+        gate(s, stage=Stage.INSTALL, params=default_params(s.pipeline), environ=os.environ)
+        for s in sources if s.pipeline.schedule
+    )
     machine_tz, _ = machine_zone()
-    return install(target, pipelines, options, now=now, machine_tz=machine_tz, dry_run=dry_run)
+    result = install(target, [s.pipeline for s in sources], options, now=now, machine_tz=machine_tz, dry_run=dry_run)
+    return replace(result, warnings=tuple(w for w in warnings if w.diagnostics))
 
 
 def uninstall_schedules(*, file: str | None, cron_d: str | None, dry_run: bool) -> InstallResult:
@@ -193,8 +206,9 @@ def upcoming(pipeline_path: str, *, count: int, after: datetime) -> tuple[Schedu
     """The schedule of one pipeline and its next ``count`` fire times after ``after``."""
     if count < 1:
         raise UsageError("--count must be at least 1")
-    if os.path.isdir(pipeline_path):
-        raise UsageError(f"{pipeline_path} is a folder; give one pipeline file")
+    from flowctl.spec import require_pipeline_file
+
+    require_pipeline_file(pipeline_path)
     (pipeline,) = load_pipelines([pipeline_path])
     if not pipeline.schedule:
         raise UsageError(

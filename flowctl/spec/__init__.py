@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from flowctl.errors import Diagnostic, PipelineError, UsageError
@@ -32,12 +33,36 @@ def read_document(path: str | os.PathLike[str], *, text: bytes | None = None,
         try:
             text = Path(path).read_bytes()
         except IsADirectoryError:
-            raise UsageError(f"{name} is a folder, not a pipeline file") from None
+            raise _a_folder(name, Path(path)) from None
         except FileNotFoundError:
             raise UsageError(f"{name}: no such file", hint="check the path, or run `flowctl init`") from None
         except OSError as exc:
             raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
     return parse(text, name), text
+
+
+def pipeline_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The pipeline files (``*.yaml``, ``*.yml``) under ``folder``, sorted; none for a non-folder."""
+    base = Path(folder)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*") if is_pipeline_file(p.relative_to(base).parts) and p.is_file())
+
+
+def require_pipeline_file(path: str | os.PathLike[str]) -> None:
+    """For a command that takes one pipeline file: UsageError when ``path`` is a folder, listing
+    the pipeline files in it (issue 13: `flowctl run pipelines` was a dead end)."""
+    if os.path.isdir(path):
+        raise _a_folder(os.fspath(path), Path(path))
+
+
+def _a_folder(name: str, folder: Path, most: int = 8) -> UsageError:
+    found = pipeline_files(folder)
+    if not found:
+        return UsageError(f"{name} is a folder, not a pipeline file",
+                          hint="it holds no pipeline files (*.yaml, *.yml); give a pipeline file")
+    shown = ", ".join(str(p) for p in found[:most]) + (f" and {len(found) - most} more" if len(found) > most else "")
+    return UsageError(f"{name} is a folder, not a pipeline file", hint=f"give one of the pipeline files in it: {shown}")
 
 
 def check_document(doc: Document) -> list[Diagnostic]:
@@ -53,8 +78,16 @@ def check_document(doc: Document) -> list[Diagnostic]:
     return diags
 
 
-def load_pipeline(path: str | os.PathLike[str], *, text: bytes | None = None,
-                  display_path: str | None = None) -> Pipeline:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A pipeline with the document it was built from (for spans of later findings)."""
+
+    pipeline: Pipeline
+    document: Document
+
+
+def load_source(path: str | os.PathLike[str], *, text: bytes | None = None,
+                display_path: str | None = None) -> Source:
     """Read, check and build the pipeline in ``path`` (or in ``text``, e.g. a file at a git ref).
 
     ``display_path`` names the file in messages (e.g. ``v1.2.0:pipelines/etl.yaml``).
@@ -63,13 +96,18 @@ def load_pipeline(path: str | os.PathLike[str], *, text: bytes | None = None,
     doc, raw = read_document(path, text=text, display_path=display_path)
     diags = check_document(doc)
     if diags:
-        err = PipelineError(doc.file, diags)
-        err.sources = {doc.file: doc.text}  # type: ignore[attr-defined]
-        raise err
+        raise PipelineError(doc.file, diags, {doc.file: doc.text})
     from flowctl.spec.build import build_pipeline
 
-    return build_pipeline(doc, doc.data, path=doc.file, base_dir=os.path.dirname(os.path.abspath(path)),
-                          sha256=hashlib.sha256(raw).hexdigest())
+    pipeline = build_pipeline(doc, doc.data, path=doc.file, base_dir=os.path.dirname(os.path.abspath(path)),
+                              sha256=hashlib.sha256(raw).hexdigest())
+    return Source(pipeline, doc)
+
+
+def load_pipeline(path: str | os.PathLike[str], *, text: bytes | None = None,
+                  display_path: str | None = None) -> Pipeline:
+    """``load_source`` without the document: what every command that only reads the model uses."""
+    return load_source(path, text=text, display_path=display_path).pipeline
 
 
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:
@@ -99,13 +137,14 @@ def discover_pipelines(root: str | os.PathLike[str] | None = None) -> list[Path]
     """
     base = Path(root) if root is not None else project_root()
     folder = base / PIPELINE_DIR
-    found = sorted(
-        p for p in folder.rglob("*") if is_pipeline_file(p.relative_to(folder).parts) and p.is_file()
-    ) if folder.is_dir() else []
+    found = pipeline_files(folder)
     if not found:
         raise UsageError(f"no pipeline files found under {folder}",
                          hint="pass pipeline files as arguments, or create one with `flowctl init`")
     return found
 
 
-__all__ = ["check_document", "discover_pipelines", "is_pipeline_file", "load_pipeline", "project_root", "read_document"]
+__all__ = [
+    "Source", "check_document", "discover_pipelines", "is_pipeline_file", "load_pipeline", "load_source", "pipeline_files", "project_root",
+    "read_document", "require_pipeline_file",
+]

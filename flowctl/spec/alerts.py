@@ -7,7 +7,7 @@ Grammar (whitespace between tokens is free)::
               | "step_latency_p99" | "step." STEP_ID ".duration" | "step." STEP_ID ".attempts"
     OP       := ">" | ">=" | "<" | "<="
     VALUE    := NUMBER | NUMBER "%" | DURATION | NUMBER "x baseline"
-    DURATION := one or more NUMBER UNIT with UNIT in ms, s, m, h, d (e.g. 90s, 10m, 1h30m)
+    DURATION := spec/durations.py's grammar (e.g. 90s, 10m, 1h30m; a number alone is seconds)
 
 Rates (``error_rate``, ``step_error_rate``) take a fraction (0.05) or a percentage (5%);
 time subjects take a duration or a number of seconds; ``attempts`` takes a whole number. Every

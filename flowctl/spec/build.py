@@ -63,7 +63,7 @@ class _Checker:
             if isinstance(notifier, dict):
                 self.durations(notifier, ["notify", i])
         self.needs(steps)
-        self.expressions(data, steps, params)
+        self.expressions(data, params)
         self.schedule(data)
         self.alerts(data, steps)
 
@@ -155,31 +155,14 @@ class _Checker:
             self.error(at, "steps form a cycle: " + ", ".join(f"{a} needs {b}" for a, b in zip(cycle, cycle[1:])),
                        "a step cannot (even indirectly) need itself: remove one of these needs", code="cycle")
 
-    def expressions(self, data: dict[str, Any], steps: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    def expressions(self, data: dict[str, Any], params: Mapping[str, Any]) -> None:
         if "${{" not in self.doc.text:
             return  # nothing to check: the fast path for files without expressions
-        places: list[tuple[list[Any], Any, bool]] = []
-        places += _env_places(data.get("env"), ["env"])
-        for sid, step in steps.items():
-            if not isinstance(step, dict):
-                continue
-            base = ["steps", sid]
-            places += _command_places(step.get("run"), [*base, "run"])
-            places += _env_places(step.get("env"), [*base, "env"])
-            if isinstance(step.get("cwd"), str):
-                places.append(([*base, "cwd"], step["cwd"], False))
-            for field in ("inputs", "outputs"):
-                if isinstance(step.get(field), list):
-                    places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
-            rem = step.get("remediate")
-            if isinstance(rem, dict):
-                places += _command_places(rem.get("run"), [*base, "remediate", "run"])
-                places += _env_places(rem.get("env"), [*base, "remediate", "env"])
-        for path, text, shell in places:
+        for path, text, shell in expression_places(data):
             try:
                 refs = expr.find_refs(text, shell=shell)
             except expr.ExprError as exc:
-                self.error(path, str(exc), exc.hint, code="expression", span=_inside(self.doc, path, text, exc.offset, 3))
+                self.error(path, str(exc), exc.hint, code="expression", span=span_within(self.doc, path, text, exc.offset, 3))
                 continue
             for ref in refs:
                 if ref.source == "params" and ref.name not in params:
@@ -187,7 +170,7 @@ class _Checker:
                     hint = f"did you mean params.{guess}?" if guess else (
                         "define it under `params:`" if not params else f"parameters are: {', '.join(params)}")
                     self.error(path, f"${{{{ params.{ref.name} }}}} names an undefined parameter", hint,
-                               code="undefined-param", span=_inside(self.doc, path, text, ref.start, ref.end - ref.start))
+                               code="undefined-param", span=span_within(self.doc, path, text, ref.start, ref.end - ref.start))
 
     def schedule(self, data: dict[str, Any]) -> None:
         sched = data.get("schedule")
@@ -217,12 +200,38 @@ class _Checker:
                 try:
                     parse_alert(alert["when"], steps=tuple(steps))
                 except ValueError as exc:
-                    span = _inside(self.doc, ["alerts", i, "when"], alert["when"], getattr(exc, "column", 1) - 1,
+                    span = span_within(self.doc, ["alerts", i, "when"], alert["when"], getattr(exc, "column", 1) - 1,
                                    getattr(exc, "length", 0))
                     self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert", span=span)
 
 
-def _inside(doc: Document, path: list[Any], text: str, offset: int, length: int = 0) -> Span:
+def expression_places(data: Mapping[str, Any]) -> list[tuple[list[Any], str, bool]]:
+    """Every string of a (possibly malformed) document where ``${{ … }}`` is filled in:
+    (path, text, whether a shell parses it). Shared by the expression checks here and the
+    environment checks of ``spec/preflight.py``."""
+    raw_steps = data.get("steps")
+    steps: Mapping[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
+    places: list[tuple[list[Any], Any, bool]] = []
+    places += _env_places(data.get("env"), ["env"])
+    for sid, step in steps.items():
+        if not isinstance(step, dict):
+            continue
+        base = ["steps", sid]
+        places += _command_places(step.get("run"), [*base, "run"])
+        places += _env_places(step.get("env"), [*base, "env"])
+        if isinstance(step.get("cwd"), str):
+            places.append(([*base, "cwd"], step["cwd"], False))
+        for field in ("inputs", "outputs"):
+            if isinstance(step.get(field), list):
+                places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
+        rem = step.get("remediate")
+        if isinstance(rem, dict):
+            places += _command_places(rem.get("run"), [*base, "remediate", "run"])
+            places += _env_places(rem.get("env"), [*base, "remediate", "env"])
+    return places
+
+
+def span_within(doc: Document, path: list[Any], text: str, offset: int, length: int = 0) -> Span:
     """The span of ``text[offset:offset + length]`` (to the end with 0), ``text`` being the string
     value at ``path``: exact for one-line scalars (quoted or not) and literal blocks (``|``);
     the whole value's span for other multi-line forms."""
@@ -491,4 +500,7 @@ def semantic_check(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return checker.diags
 
 
-__all__ = ["build_pipeline", "coerce_param", "cron_problem", "find_cycle", "needs_of", "semantic_check", "timezone_problem"]
+__all__ = [
+    "build_pipeline", "coerce_param", "cron_problem", "expression_places", "find_cycle", "needs_of", "semantic_check",
+    "span_within", "timezone_problem",
+]

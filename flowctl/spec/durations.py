@@ -1,7 +1,11 @@
-"""Durations as written in pipelines and options: ``500ms``, ``30s``, ``5m``, ``1h30m``, ``1d``.
+"""Durations as written in pipelines and options: ``90``, ``500ms``, ``30s``, ``5m``, ``1h30m``, ``1d``.
 
-Shared by the pipeline format (timeouts, retry delays), and by options such as ``--wait``,
-``gc --older-than`` and ``stats --since``.
+The one duration grammar (issue 13: ``--wait 10`` failed where ``timeout: 10`` worked). A
+duration is a number of seconds alone, or one or more NUMBER UNIT parts (units ``ms``, ``s``,
+``m``, ``h``, ``d``). ``PATTERN`` is the same grammar for the JSON Schema (a test keeps the
+schema's copy equal to it). Shared by the pipeline format (timeouts, retry delays, alert
+thresholds) and by every option that takes a duration: ``run --wait``, ``gc --older-than`` and
+``stats --since`` (through ``duration_option``).
 """
 
 from __future__ import annotations
@@ -9,8 +13,21 @@ from __future__ import annotations
 import math
 import re
 
-_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
+from flowctl.errors import UsageError
+
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_UNITS = r"(?:ms|s|m|h|d)"
+#: The grammar as a regular expression (ECMA-262 compatible, for the JSON Schema too).
+PATTERN = rf"^\s*(?:{_NUMBER}\s*|(?:{_NUMBER}\s*{_UNITS}\s*)+)$"
+_FULL = re.compile(PATTERN)
+_PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+EXAMPLES = "90, 500ms, 30s, 5m, 1h30m, 1d; a number alone is seconds"
+
+
+def is_duration(text: str) -> bool:
+    """Whether ``text`` is written as a duration (it may still be too long to be finite)."""
+    return _FULL.match(text) is not None
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -23,19 +40,21 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        text = value.strip()
-        pos, seconds, matched = 0, 0.0, False
-        while pos < len(text):
-            m = _PART.match(text, pos)
-            if m is None or m.end() == pos:
-                raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 30s, 5m, 1h30m, 1d)")
-            seconds += float(m.group(1)) * _UNIT[m.group(2)]
-            pos, matched = m.end(), True
-        if not matched:
-            raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 30s, 5m, 1h30m, 1d)")
+        if not is_duration(value):
+            raise ValueError(f"{value!r} is not a duration (use e.g. {EXAMPLES})")
+        parts = _PART.findall(value)
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts) if parts else float(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{value!r} is not a duration (it must be a finite, non-negative time)")
     return seconds
+
+
+def duration_option(option: str, value: str) -> float:
+    """Seconds in the value of a duration option. Raises UsageError naming the option."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def format_duration(seconds: float) -> str:
@@ -54,4 +73,4 @@ def format_duration(seconds: float) -> str:
     return f"{days}d{hours}h"
 
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["EXAMPLES", "PATTERN", "duration_option", "format_duration", "is_duration", "parse_duration"]

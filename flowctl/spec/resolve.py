@@ -98,35 +98,77 @@ def resolve_remediation(pipeline: Pipeline, step: Step, params: Mapping[str, Par
     return _invocation(pipeline, step, step.remediate.run, env, step.cwd, params, environ)
 
 
-def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[str, str], cwd: str | None,
-                params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> Invocation:
-    values: dict[tuple[str, str], str] = {("params", k): expr.value_text(v) for k, v in params.items()}
-    used: set[str] = set()
-    helper: dict[str, str] = {}
+class _Filler:
+    """Fills expressions in plain text (argv items, env values, cwd, inputs, outputs) and notes
+    which parameters and caller variables were used. One filler serves an invocation and the
+    path checks of ``spec/preflight.py``."""
 
-    def plain(text: str) -> str:
-        refs = expr.find_refs(text)
-        _note(refs)
-        return expr.fill_plain(text, refs, values)
+    def __init__(self, params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> None:
+        self.values: dict[tuple[str, str], str] = {("params", k): expr.value_text(v) for k, v in params.items()}
+        self.environ = environ
+        self.used: set[str] = set()
 
-    def _note(refs: list[expr.Ref]) -> None:
+    def note(self, refs: list[expr.Ref]) -> None:
         for r in refs:
             if r.source == "params":
-                used.add(r.name)
+                if ("params", r.name) not in self.values:
+                    raise _NoValue(r.name)
+                self.used.add(r.name)
             else:
-                values[("env", r.name)] = environ.get(r.name, "")
+                self.values[("env", r.name)] = self.environ.get(r.name, "")
+
+    def plain(self, text: str) -> str:
+        refs = expr.find_refs(text)
+        self.note(refs)
+        return expr.fill_plain(text, refs, self.values)
+
+    def folder(self, pipeline: Pipeline, cwd: str | None) -> str:
+        """The absolute working folder for ``cwd`` (relative to the pipeline file's folder)."""
+        return pipeline.base_dir if cwd is None else os.path.normpath(os.path.join(pipeline.base_dir, self.plain(cwd)))
+
+
+class _NoValue(KeyError):
+    """A parameter without a value (required and not given): only ``step_paths`` meets one."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepPaths:
+    """Where a step runs and the paths it declares, with values filled in."""
+
+    cwd: str  # absolute
+    inputs: tuple[str, ...]  # relative to cwd, as declared
+    outputs: tuple[str, ...]
+
+
+def step_paths(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
+               environ: Mapping[str, str]) -> StepPaths | None:
+    """The step's folder, inputs and outputs for these values; None when one of them uses a
+    parameter that has no value here (``validate`` of a pipeline with a required parameter)."""
+    filler = _Filler(params, environ)
+    try:
+        return StepPaths(filler.folder(pipeline, step.cwd), tuple(filler.plain(p) for p in step.inputs),
+                         tuple(filler.plain(p) for p in step.outputs))
+    except _NoValue:
+        return None
+
+
+def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[str, str], cwd: str | None,
+                params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> Invocation:
+    filler = _Filler(params, environ)
+    values, used, plain = filler.values, filler.used, filler.plain
+    helper: dict[str, str] = {}
 
     declared: dict[str, str] = {}
     for source in (pipeline.env, step_env):
         for key, value in source.items():
             declared[key] = plain(value)
-    folder = pipeline.base_dir if cwd is None else os.path.normpath(os.path.join(pipeline.base_dir, plain(cwd)))
+    folder = filler.folder(pipeline, cwd)
     inputs = tuple(plain(p) for p in step.inputs)
     outputs = tuple(plain(p) for p in step.outputs)
 
     if isinstance(run, str):
         refs = expr.find_refs(run, shell=True)
-        _note(refs)
+        filler.note(refs)
         argv: tuple[str, ...] = (SHELL, "-c", expr.fill_shell(run, refs))
         display = expr.show_shell(run, refs, values)
         for r in refs:
@@ -166,4 +208,7 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
     )
 
 
-__all__ = ["MASK", "SHELL", "Invocation", "parse_param_args", "resolve_params", "resolve_remediation", "resolve_step"]
+__all__ = [
+    "MASK", "SHELL", "Invocation", "StepPaths", "parse_param_args", "resolve_params", "resolve_remediation",
+    "resolve_step", "step_paths",
+]

@@ -18,6 +18,7 @@ from typing import Any
 
 from flowctl.errors import Diagnostic
 from flowctl.load.yamlsource import Document
+from flowctl.spec.durations import EXAMPLES
 
 SCHEMA_FILE = "pipeline.schema.json"
 
@@ -183,7 +184,7 @@ def _pattern_message(path: list[Any], inst: Any, sch: dict[str, Any]) -> str:
         return (f"pipeline name {_short(inst)} must use lower-case letters, digits, '-' and '_', "
                 "starting with a letter or digit")
     if "ms|s|m|h|d" in sch.get("pattern", ""):
-        return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. 500ms, 30s, 5m, 1h30m, 1d)"
+        return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. {EXAMPLES})"
     if path and path[-1] == "run" or (len(path) >= 2 and path[-2] == "run"):
         return f"{_label(path)} must not be empty"
     if len(path) >= 2 and path[-2] == "needs" or (path and path[-1] == "needs"):
@@ -196,7 +197,7 @@ def _pattern_message(path: list[Any], inst: Any, sch: dict[str, Any]) -> str:
 def _any_of_message(path: list[Any], err: Any, inst: Any) -> str:
     last = path[-1] if path else ""
     if last in ("timeout", "retry_delay", "retry_max_delay"):
-        return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. 500ms, 30s, 5m, 1h30m, 1d)"
+        return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. {EXAMPLES})"
     if last == "run" and isinstance(inst, str):
         return f"{_label(path)} must not be empty"
     if last == "run":

@@ -157,14 +157,10 @@ def assess(
     force_steps: Sequence[str] = (),
 ) -> Assessment:
     """Fingerprint the plan and decide, for each selected step, run / reused / up to date."""
-    pipeline = plan.pipeline
-    for sid in force_steps:
-        if sid not in pipeline.steps:
-            from flowctl.spec.schema import suggest
+    from flowctl.graph.plan import check_step_ids
 
-            close = suggest(sid, pipeline.steps)
-            raise UsageError(f"--force-step {sid!r}: no such step in {pipeline.name}",
-                             hint=f"did you mean {close!r}?" if close else None)
+    pipeline = plan.pipeline
+    check_step_ids(pipeline, force_steps, "--force-step")
     fingerprints = fingerprint_plan(plan, params, invocations, environ)
     resumed: RunDetail | None = None
     successes: dict[str, LastSuccess] = {}
