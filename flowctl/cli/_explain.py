@@ -30,21 +30,27 @@ def explain(
     from flowctl.graph import compile_plan
     from flowctl.spec import load_pipeline
     from flowctl.spec.resolve import resolve_params, resolve_step
-    from flowctl.state.assess import assess, find_resumable, resume_arguments
+    from flowctl.state.assess import assess, check_resume_params, resume_target
     from flowctl.state.decide import Verdict
+    from flowctl.state.keys import load_key
     from flowctl.state.views import state_dir_for
 
     folder = state_dir_for(state_dir, pipeline_arg)
     record = None
     if resume or run_id:
-        record = find_resumable(folder, pipeline_arg, run_id)
-        overrides, only, from_ = resume_arguments(record, overrides, only, from_)
+        target = resume_target(folder, pipeline_arg, run_id, overrides, only, from_)
+        record, overrides, only, from_ = target.record, target.params, target.only, target.from_
     pipeline = load_pipeline(pipeline_arg)
     params = resolve_params(pipeline, overrides)
+    if record is not None:
+        check_resume_params(target, pipeline, params)
     plan = compile_plan(pipeline, only=only, from_=from_)
     environ = dict(os.environ)
     invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
-    found = assess(folder, plan, params, invocations, environ, resume=record, force=force, force_steps=force_steps)
+    # Read-only: without a key yet, a throwaway one (nothing keyed is recorded to compare with).
+    key = load_key(folder, create=False)
+    found = assess(folder, plan, params, invocations, environ, key=key, resume=record, force=force,
+                   force_steps=force_steps)
     decisions = [found.decisions[sid] for sid in plan.selected]
     would_run = [d.step for d in decisions if d.verdict is Verdict.RUN]
     if fmt == "json":
@@ -59,6 +65,8 @@ def explain(
         head = f"Pipeline {pipeline.name}: {len(would_run)} of {len(decisions)} steps would run"
         if record is not None:
             head += f" (resuming run {record.run_id})"
+        elif resume or run_id:
+            head += " (no recorded run to resume: as a new run)"
         if not found.history_found:
             head += f"; no history in {folder} yet"
         out.write(head + "\n")

@@ -92,6 +92,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             parts TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 2 (issue 12): each stored fingerprint says which scheme and key made it, so a record from
+    # an older flowctl or another key is never compared as if it were current. Rows from before
+    # are scheme 1 (unkeyed SHA-256); their parts, which hashed secret values without a key, are
+    # emptied: under scheme 2 they are never compared, only shown as "the scheme changed".
+    (
+        "ALTER TABLE fingerprints ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE fingerprints ADD COLUMN key_id TEXT NOT NULL DEFAULT ''",
+        "UPDATE fingerprints SET parts = '{}' WHERE scheme = 1",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -138,14 +147,15 @@ def connect(state_dir: str | os.PathLike[str], *, create: bool = True) -> sqlite
     Raises ``StateError`` when the file is corrupt, unreadable or from a newer flowctl.
     """
     path = db_path(state_dir)
-    if not path.exists():
+    created = not path.exists()
+    if created:
         if not create:
             raise StateError(
                 f"no flowctl state in {Path(state_dir)} (no runs recorded yet)",
                 hint="run a pipeline first, or point --state-dir / FLOWCTL_STATE_DIR at its state folder",
             )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the state folder: 0700
         except OSError as exc:
             raise StateError(f"cannot create state folder {path.parent}: {exc.strerror}") from exc
     elif not os.access(path, os.R_OK):
@@ -158,6 +168,9 @@ def connect(state_dir: str | os.PathLike[str], *, create: bool = True) -> sqlite
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves and keep transactions short.
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if created:  # 0600 before anything is written; SQLite gives -wal and -shm the same mode
+                with contextlib.suppress(OSError):  # a file system without modes: the 0700 folder protects it
+                    os.chmod(path, 0o600)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":

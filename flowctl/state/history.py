@@ -20,6 +20,7 @@ from flowctl.state.records import (
     RunDetail,
     RunRecord,
     StepRecord,
+    StoredFingerprint,
     loads,
 )
 
@@ -168,18 +169,23 @@ def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuc
     }
 
 
-def fingerprint_parts(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, dict[str, str]]:
-    """What each recorded fingerprint digest was made of (digests never saved are left out)."""
+def stored_fingerprints(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, StoredFingerprint]:
+    """The recorded fingerprints with these digests (digests never saved are left out)."""
     wanted = sorted({d for d in digests if d})
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, StoredFingerprint] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for digest, parts in conn.execute(
-            f"SELECT digest, parts FROM fingerprints WHERE digest IN ({marks})", chunk
+        for digest, parts, scheme, key_id in conn.execute(
+            f"SELECT digest, parts, scheme, key_id FROM fingerprints WHERE digest IN ({marks})", chunk
         ):
-            found[digest] = loads(parts, {})
+            found[digest] = StoredFingerprint(digest, loads(parts, {}), scheme, key_id)
     return found
+
+
+def has_keyed_fingerprints(conn: sqlite3.Connection) -> bool:
+    """Whether any fingerprint recorded was made with a key (scheme 2 and later)."""
+    return conn.execute("SELECT 1 FROM fingerprints WHERE key_id != '' LIMIT 1").fetchone() is not None
 
 
 def runs_to_prune(
@@ -222,10 +228,11 @@ def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
 __all__ = [
     "delete_runs",
     "find_run",
-    "fingerprint_parts",
+    "has_keyed_fingerprints",
     "last_successes",
     "latest_run",
     "list_runs",
     "run_detail",
     "runs_to_prune",
+    "stored_fingerprints",
 ]

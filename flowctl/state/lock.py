@@ -97,7 +97,7 @@ def acquire(
     path = lock_path(state_dir, pipeline)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StateError(f"cannot open lock file {path}: {exc.strerror}") from exc
     deadline = None if wait is None else time.monotonic() + wait

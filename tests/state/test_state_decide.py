@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flowctl.fingerprint import MISSING, Fingerprint
+from flowctl.fingerprint import MISSING, SCHEME, Fingerprint
 from flowctl.state.decide import Verdict, decide, nothing_to_run
-from flowctl.state.records import LastSuccess, RunDetail, RunRecord, StepRecord
+from flowctl.state.records import LastSuccess, RunDetail, RunRecord, StepRecord, StoredFingerprint
 
 ORDER = ("extract", "transform", "load", "report")
 NEEDS = {"transform": ("extract",), "load": ("transform",), "report": ("extract",)}
@@ -43,10 +43,10 @@ def test_resume_reuses_unchanged_successes_and_reruns_the_rest():
 
 def test_a_changed_fingerprint_reruns_the_step_and_everything_downstream():
     prior = run({s: "succeeded" for s in ORDER})
-    parts = {"extract-v1": {"command": "c1"}}
+    parts = {"extract-v1": StoredFingerprint("extract-v1", {"command": "c1"}, SCHEME, "")}
     current = fps(extract="extract-v2")
     current["extract"] = Fingerprint("extract", "extract-v2", {"command": "c2"})
-    got = decide(ORDER, NEEDS, current, outputs={}, output_hashes=no_outputs, resume=prior, recorded_parts=parts)
+    got = decide(ORDER, NEEDS, current, outputs={}, output_hashes=no_outputs, resume=prior, recorded=parts)
     assert all(d.verdict is Verdict.RUN for d in got.values())
     assert got["extract"].reason == "the command changed since run r1"
     assert got["report"].reason == "upstream extract will run"

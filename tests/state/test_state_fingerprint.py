@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from flowctl.fingerprint import (
     MISSING,
+    FingerprintKey,
     PartChange,
     diff_parts,
     fingerprint_step,
@@ -25,8 +26,11 @@ class Inv:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+KEY = FingerprintKey(b"k" * 32)
+
+
 def fp(inv, tmp_path=None, **kw):
-    return fingerprint_step("s", inv, params=kw.pop("params", {}), **kw)
+    return fingerprint_step("s", inv, params=kw.pop("params", {}), key=kw.pop("key", KEY), **kw)
 
 
 def test_the_same_inputs_give_the_same_digest(tmp_path):
@@ -85,9 +89,9 @@ def test_inputs_globs_are_expanded_sorted_and_hashed_by_content(tmp_path):
 def test_upstream_changes_flow_downstream(tmp_path):
     invs = {s: Inv(("/bin/sh", "-c", f"echo {s}"), str(tmp_path)) for s in "abc"}
     needs = {"b": ("a",), "c": ("b",)}
-    one = fingerprint_steps("abc", needs, invs, {})
+    one = fingerprint_steps("abc", needs, invs, {}, key=KEY)
     invs["a"] = Inv(("/bin/sh", "-c", "echo A"), str(tmp_path))
-    two = fingerprint_steps("abc", needs, invs, {})
+    two = fingerprint_steps("abc", needs, invs, {}, key=KEY)
     assert all(one[s].digest != two[s].digest for s in "abc")
     assert [c.describe() for c in diff_parts(one["c"].parts, two["c"].parts)] == ["upstream step b changed"]
 
