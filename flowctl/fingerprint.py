@@ -110,9 +110,9 @@ class PartChange:
             "envref": f"the value of ${{{{ env.{name} }}}}",
             "input": f"input {name}",
             "needs": f"upstream step {name}",
-            "scheme": "the fingerprint scheme (flowctl was upgraded)",
-            "key": "the fingerprint key (the state folder's fingerprints.key was replaced)",
         }.get(kind, self.part)
+        if kind in _RECORD_CHANGES:  # the record cannot be compared at all: no part is named
+            return _RECORD_CHANGES[kind]
         if kind == "needs":
             return {"changed": f"{what} changed", "added": f"now needs {name}"}.get(
                 self.change, f"no longer needs {name}"
@@ -120,6 +120,12 @@ class PartChange:
         if kind == "input" and self.change != "changed":
             return f"{what} is new" if self.change == "added" else f"{what} is gone"
         return f"{what} {self.change}"
+
+
+_RECORD_CHANGES = {
+    "scheme": "the fingerprint scheme changed (flowctl was upgraded)",
+    "key": "the fingerprint key changed (fingerprints.key was replaced)",
+}
 
 
 def _hash(key: FingerprintKey, *chunks: str) -> str:

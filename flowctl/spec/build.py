@@ -313,8 +313,9 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
     The one place a parameter value gets its canonical form, whatever it came from (a YAML
     default or choice, ``-p``, the params a resumed run recorded): the same number is always the
     same value, so its text (``expr.value_text``: what a step sees and what the fingerprint
-    hashes) is too. ``10``, ``10.0``, ``1e1`` and ``-p x=10`` are all the integer 10 for a
-    ``number``; other numbers stay floats (issue 12: "param changed" on every resume).
+    hashes) is too. ``10``, ``10.0``, ``1e1`` and ``-p x=10`` are all the int 10 for a
+    ``number`` or an ``integer``; other numbers stay floats (issue 12: "param changed" on every
+    resume).
     """
     if ptype == "string":
         if isinstance(value, str):
@@ -341,7 +342,10 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
             try:
                 return True, int(value.strip().replace("_", ""), 10)
             except ValueError:
-                return False, value
+                pass
+            # "10.0" and "1e1" are whole numbers too, as the YAML float 10.0 is (issue 12)
+            ok, number = coerce_param("number", value)
+            return (True, number) if ok and isinstance(number, int) else (False, value)
         return False, value
     if ptype == "number":
         if isinstance(value, bool):
@@ -349,6 +353,10 @@ def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
         if isinstance(value, int):
             return True, value
         if isinstance(value, str):
+            try:  # digits stay an exact int, however large (a float would round them)
+                return True, int(value.strip().replace("_", ""), 10)
+            except ValueError:
+                pass
             try:
                 value = float(value)
             except ValueError:

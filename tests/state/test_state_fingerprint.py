@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from flowctl.fingerprint import (
     MISSING,
+    SCHEME,
     FingerprintKey,
     PartChange,
     diff_parts,
@@ -110,3 +111,21 @@ def test_only_env_expressions_count_among_the_added_variables(tmp_path):
     two = fp(replace(base, env={**base.env, "FLOWCTL_ENV_HOME": "/b", "FLOWCTL_RUN_ID": "other"}))
     changes = diff_parts(one.parts, two.parts)
     assert [c.describe() for c in changes] == ["the value of ${{ env.HOME }} changed"]
+
+
+def test_every_part_is_keyed_and_the_fingerprint_names_its_scheme_and_key(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    inv = Inv(("/bin/sh", "-c", "echo hi"), str(tmp_path), {"A": "1"}, ("day",), inputs=("in.txt",),
+              env={"FLOWCTL_ENV_HOME": "/root"})
+    one = fp(inv, params={"day": "mon"}, upstream={"up": "d"})
+    other = fp(inv, params={"day": "mon"}, upstream={"up": "d"}, key=FingerprintKey(b"o" * 32))
+    assert (one.scheme, one.key_id) == (SCHEME, KEY.id) and other.key_id != KEY.id
+    assert one.digest != other.digest
+    assert {k for k in one.parts if one.parts[k] == other.parts[k]} == {"needs:up"}  # the upstream digest itself
+
+
+def test_typed_values_hash_as_the_text_the_step_sees(tmp_path):
+    inv = Inv(("true",), str(tmp_path), params_used=("n",))
+    assert fp(inv, params={"n": True}).digest == fp(inv, params={"n": "true"}).digest
+    assert fp(inv, params={"n": 10}).digest == fp(inv, params={"n": "10"}).digest
+    assert fp(inv, params={"n": 10}).digest != fp(inv, params={"n": 10.5}).digest
