@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import hmac
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,15 @@ _CHUNK = 1 << 20
 _KEY_ID_MESSAGE = b"flowctl fingerprint key id"
 
 
+class _Sha256(Protocol):
+    """What ``mac`` uses of a ``hashlib.sha256`` object."""
+
+    def copy(self) -> _Sha256: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FingerprintKey:
     """The secret every fingerprint part is keyed with; ``id`` names it without revealing it
@@ -53,11 +61,28 @@ class FingerprintKey:
 
     secret: bytes = field(repr=False)
     id: str = field(init=False, default="")
+    # HMAC's inner and outer SHA-256 states after the padded key (RFC 2104), copied per message:
+    # the same digests as hmac.digest at less than half its cost (a fingerprint hashes 4-6
+    # parts per step; 100,000-step pipelines exist).
+    _inner: _Sha256 | None = field(init=False, repr=False, compare=False, default=None)
+    _outer: _Sha256 | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
             raise ValueError("a fingerprint key needs at least 16 bytes")
-        object.__setattr__(self, "id", hmac.digest(self.secret, _KEY_ID_MESSAGE, "sha256").hex()[:16])
+        block = (hashlib.sha256(self.secret).digest() if len(self.secret) > 64 else self.secret).ljust(64, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in block)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+        object.__setattr__(self, "id", self.mac(_KEY_ID_MESSAGE)[:16])
+
+    def mac(self, data: bytes) -> str:
+        """HMAC-SHA256 of ``data`` under this key, in hex."""
+        assert self._inner is not None and self._outer is not None  # set in __post_init__
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     @classmethod
     def random(cls) -> FingerprintKey:
@@ -131,7 +156,7 @@ _RECORD_CHANGES = {
 def _hash(key: FingerprintKey, *chunks: str) -> str:
     # HMAC-SHA256 of the chunks, each followed by a NUL byte (so ("ab", "c") != ("a", "bc")).
     data = "\0".join(chunks) + "\0" if chunks else ""
-    return hmac.digest(key.secret, data.encode("utf-8", "surrogatepass"), "sha256").hex()[:32]
+    return key.mac(data.encode("utf-8", "surrogatepass"))[:32]
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:

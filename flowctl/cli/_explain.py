@@ -36,13 +36,13 @@ def explain(
     from flowctl.state.views import state_dir_for
 
     folder = state_dir_for(state_dir, pipeline_arg)
-    record = None
-    if resume or run_id:
-        target = resume_target(folder, pipeline_arg, run_id, overrides, only, from_)
-        record, overrides, only, from_ = target.record, target.params, target.only, target.from_
+    target = resume_target(folder, pipeline_arg, run_id, overrides, only, from_) if resume or run_id else None
+    record = target.record if target is not None else None
+    if target is not None:
+        overrides, only, from_ = target.params, target.only, target.from_
     pipeline = load_pipeline(pipeline_arg)
     params = resolve_params(pipeline, overrides)
-    if record is not None:
+    if target is not None:
         check_resume_params(target, pipeline, params)
     plan = compile_plan(pipeline, only=only, from_=from_)
     environ = dict(os.environ)

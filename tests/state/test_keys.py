@@ -75,3 +75,15 @@ def test_a_missing_or_damaged_key_with_keyed_fingerprints_is_an_error_with_a_way
     assert not keys.key_path(tmp_path).exists()
     said = keys.replace_key(tmp_path)
     assert "made a new fingerprint key" in said and keys.load_key(tmp_path, create=False) != key
+
+
+def test_the_key_computes_standard_hmac_sha256():
+    import hashlib
+    import hmac
+    import os
+
+    for size in (16, 32, 64, 65, 100):
+        secret = os.urandom(size)
+        key = FingerprintKey(secret)
+        for data in (b"", b"command\0echo\0", os.urandom(300)):
+            assert key.mac(data) == hmac.new(secret, data, hashlib.sha256).hexdigest()
