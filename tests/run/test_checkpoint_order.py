@@ -6,17 +6,16 @@ only after their flush. Pure and in-process: a recording store and a scripted ex
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowctl.run.events import AttemptOutcome, AttemptStarted, Event, StepFinished, StepStatus
 from flowctl.run.options import RunOptions
-from flowctl.run.ports import AttemptResult, AttemptSpec
+from flowctl.run.ports import AttemptSpec
 from flowctl.run.prepare import prepare_run
 from flowctl.run.scheduler import Scheduler
+from tests.run.fakes import InlineExecutor
 
 
 class Trace:
@@ -35,34 +34,22 @@ class Trace:
         self.pending = []
 
 
-class ScriptedExecutor:
+class ScriptedExecutor(InlineExecutor):
     """Ends running attempts in an order drawn by the test (some fail), a few at a time."""
 
     def __init__(self, trace: Trace, rng: random.Random) -> None:
+        super().__init__()
         self.trace, self.rng = trace, rng
-        self.running: list[AttemptSpec] = []
 
-    def submit(self, spec: AttemptSpec) -> None:
+    def started(self, spec: AttemptSpec) -> None:
         self.trace.entries.append(("submit", spec.key.step))
-        self.running.append(spec)
 
-    def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
-        self.rng.shuffle(self.running)
-        n = self.rng.randint(1, max(1, len(self.running)))
-        done, self.running = self.running[:n], self.running[n:]
-        return [
-            AttemptResult(s.key, AttemptOutcome.OK if self.rng.random() < 0.9 else AttemptOutcome.FAILED,
-                          0, time.time(), 0.0, logged=False)
-            for s in done
-        ]
+    def ending(self, running: list[AttemptSpec]) -> list[AttemptSpec]:
+        self.rng.shuffle(running)
+        return running[: self.rng.randint(1, max(1, len(running)))]
 
-    def wakeup(self) -> None: ...
-    def cancel(self, key: object) -> None: ...
-    def cancel_all(self, *, force: bool = False) -> None: ...
-    def running(self) -> int:
-        return len(self.running)
-
-    def close(self) -> None: ...
+    def outcome(self, spec: AttemptSpec) -> AttemptOutcome:
+        return AttemptOutcome.OK if self.rng.random() < 0.9 else AttemptOutcome.FAILED
 
 
 @settings(max_examples=40, deadline=None)

@@ -14,48 +14,32 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowctl.run.events import AttemptOutcome, StepStatus
+from flowctl.run.events import StepStatus
 from flowctl.run.options import RunOptions
-from flowctl.run.ports import AttemptResult, AttemptSpec
+from flowctl.run.ports import AttemptSpec
 from flowctl.run.prepare import prepare_run
 from flowctl.run.scheduler import Scheduler, new_run_id
 from flowctl.state.assess import ResumeTarget, check_resume_params, resume_target
 from flowctl.state.decide import Verdict
 from flowctl.state.session import open_session
 from tests.conftest import run_flowctl
+from tests.run.fakes import InlineExecutor
 
 
-class WritingExecutor:
+class WritingExecutor(InlineExecutor):
     """Runs an attempt by writing what it would see (argv and its FLOWCTL_PARAM_ / declared
     variables) into ``out_<step>.txt``: the step's declared output."""
 
-    def __init__(self) -> None:
-        self._done: list[AttemptResult] = []
-
-    def submit(self, spec: AttemptSpec) -> None:
+    def started(self, spec: AttemptSpec) -> None:
         seen = {k: v for k, v in spec.env.items() if k.startswith(("FLOWCTL_PARAM_", "V_"))}
         Path(spec.cwd, f"out_{spec.key.step}.txt").write_text(json.dumps([spec.argv, seen], sort_keys=True))
-        self._done.append(AttemptResult(spec.key, AttemptOutcome.OK, 0, time.time(), 0.0, logged=False))
-
-    def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
-        done, self._done = self._done, []
-        return done
-
-    def wakeup(self) -> None: ...
-    def cancel(self, key: object) -> None: ...
-    def cancel_all(self, *, force: bool = False) -> None: ...
-    def running(self) -> int:
-        return len(self._done)
-
-    def close(self) -> None: ...
 
 
 def run_in_process(path: Path, given: Mapping[str, str], *, resume: bool) -> tuple[set[str], dict[str, Verdict]]:
