@@ -8,7 +8,10 @@ the run store; no TTY) must take at most 1.5x the reference runner's wall time; 
 and its ratio to the reference runner.
 
 W0 (one step) shows the fixed start-up cost alone. Tools take turns within each repetition so
-a busy machine slows them alike. Usage: python bench/run_bench.py [--reps 5] [--only W1,W4]
+a busy machine slows them alike. ``--baseline DIR`` also times the flowctl of another checkout
+(e.g. ``git worktree add /tmp/main main``) in the same turns, so what a change costs is a ratio
+measured in one session (issue 12: saving results before starting what they unblock).
+Usage: python bench/run_bench.py [--reps 5] [--only W1,W4] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ def main() -> int:
     ap.add_argument("--state-root", default=None, metavar="DIR",
                     help="Put flowctl's state folders (logs, SQLite) under DIR, e.g. /dev/shm, to see how much "
                     "of the time is the file system's (default: beside the workload)")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="Also time `flowctl run` from this checkout of flowctl, in the same turns")
     args = ap.parse_args()
     chosen = args.only.split(",")
     env = dict(os.environ)
@@ -101,6 +106,11 @@ def main() -> int:
         "flowctl run": lambda d, n: [PY, "-m", "flowctl", "run", "p.yaml", "--concurrency", str(n),
                                      "--no-progress", "--state-dir", str(state_root(d) / f"state-{next(_seq)}")],
     }
+    envs: dict[str, dict[str, str]] = {}
+    if args.baseline:
+        base = str(Path(args.baseline).resolve())
+        tools["flowctl (baseline)"] = tools["flowctl run"]
+        envs["flowctl (baseline)"] = {**env, "PYTHONPATH": os.pathsep.join([base, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     if shutil.which("make"):
         tools["make -jN"] = lambda d, n: ["make", "-s", f"-j{n}", "-f", "Makefile", "all"]
     if shutil.which("ninja"):
@@ -130,13 +140,13 @@ def main() -> int:
             write_ninja(folder / "build.ninja", steps)
             times: dict[str, list[float]] = {t: [] for t in tools}
             for tool, argv in tools.items():  # warm-up: bytecode, page cache
-                timed(argv(folder, conc), folder, env)
+                timed(argv(folder, conc), folder, envs.get(tool, env))
             for _ in range(args.reps):  # tools take turns, so they share the machine's mood
                 for tool, argv in tools.items():
                     if tool.startswith("ninja"):
                         for f in (".ninja_log", ".ninja_deps"):
                             (folder / f).unlink(missing_ok=True)
-                    times[tool].append(timed(argv(folder, conc), folder, env))
+                    times[tool].append(timed(argv(folder, conc), folder, envs.get(tool, env)))
             for tool in tools:
                 results[tool][name] = statistics.median(times[tool])
                 print(f"  {name} {tool}: {results[tool][name]:.3f}s", file=sys.stderr)
@@ -154,6 +164,9 @@ def main() -> int:
         cells = "".join(f"{row[n]:>8.3f} ({row[n] / ref[n]:.2f}x)" for n in names)
         print(f"{tool:<22}{cells}")
     print(f"{'limit for flowctl':<22}" + "".join(f"{limits[n]:>15.2f}x" if limits[n] else f"{'-':>16}" for n in names))
+    if args.baseline:
+        ours, theirs = results["flowctl run"], results["flowctl (baseline)"]
+        print(f"{'this / baseline':<22}" + "".join(f"{ours[n] / theirs[n]:>15.2f}x" for n in names))
     over = [n for n in names if limits[n] and results["flowctl run"][n] / ref[n] > limits[n]]
     print("flowctl within limits" if not over else f"flowctl OVER the limit on: {', '.join(over)}")
     return 0

@@ -1,7 +1,6 @@
-"""Step fingerprints: a hash of everything that decides a step's result, kept with its parts.
+"""Step fingerprints: a keyed hash of everything that decides a step's result, kept with its parts.
 
-A fingerprint is made of these parts (each a short hash; values are never stored, so a secret's
-value is hashed and never kept):
+A fingerprint is made of these parts (each a short keyed hash; values are never stored):
 
 * ``command`` — the command after parameter substitution (the argv for argv-form steps, the
   ``/bin/sh -c`` text for shell steps);
@@ -14,7 +13,7 @@ value is hashed and never kept):
   command as a variable, so the command text alone would not show a change);
 * ``cwd`` — the folder the step runs in;
 * ``needs:<step>`` — the fingerprint of every step it needs (so a change flows downstream);
-* ``input:<path>`` — the content hash of each file its ``inputs`` name, globs expanded and sorted,
+* ``input:<path>`` — the content of each file its ``inputs`` name, globs expanded and sorted,
   folders walked; a pattern that matches nothing is ``input:<pattern>`` = ``missing``;
 * ``outputs`` — the list of files it declares it writes (as written, values filled in), when it
   declares any: a step asked for other outputs has not produced them (DVC hashes its outs too).
@@ -24,25 +23,78 @@ invalidates a recorded result: ``diff`` classes exactly these keys as invalidati
 (``diff/classes.py``, docs/change-classes.md), and a test changes every schema key and checks
 that the digest moves for these keys and for no other.
 
-The digest is SHA-256 over the sorted parts. ``diff_parts`` says which parts changed, which
-``plan --explain`` turns into words. Used by the run wiring, resume, ``plan`` and ``diff``; pure
-apart from reading input files.
+Scheme 2 (``SCHEME``): every part is HMAC-SHA256 under the state folder's ``FingerprintKey``
+(``state/keys.py``), so a stored part is no test for guessing a secret offline (issue 12); typed
+values are hashed as the text the step sees (``expr.value_text`` of the canonical value that
+``spec.build.coerce_param`` makes), so ``10`` and ``10.0`` of a ``number`` never differ. Scheme 1
+(before) was unkeyed SHA-256 over JSON values: its records are never compared with scheme 2 ones
+(``state/decide.py`` says the scheme changed instead).
+
+The digest is the HMAC over the sorted parts. ``diff_parts`` says which parts changed, which
+``plan --explain`` turns into words. Used by the run wiring, resume and ``plan``; pure apart from
+reading input files.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flowctl.spec.expr import ENV_VAR_PREFIX
+from flowctl.spec.expr import ENV_VAR_PREFIX, value_text
 
 MISSING = "missing"
+SCHEME = 2  # 1: unkeyed SHA-256 over JSON values (before issue 12); 2: HMAC-SHA256, canonical text
 _CHUNK = 1 << 20
+_KEY_ID_MESSAGE = b"flowctl fingerprint key id"
+
+
+class _Sha256(Protocol):
+    """What ``mac`` uses of a ``hashlib.sha256`` object."""
+
+    def copy(self) -> _Sha256: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintKey:
+    """The secret every fingerprint part is keyed with; ``id`` names it without revealing it
+    (recorded with each stored fingerprint, so a replaced key is told apart from a change)."""
+
+    secret: bytes = field(repr=False)
+    id: str = field(init=False, default="")
+    # HMAC's inner and outer SHA-256 states after the padded key (RFC 2104), copied per message:
+    # the same digests as hmac.digest at less than half its cost (a fingerprint hashes 4-6
+    # parts per step; 100,000-step pipelines exist).
+    _inner: _Sha256 | None = field(init=False, repr=False, compare=False, default=None)
+    _outer: _Sha256 | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < 16:
+            raise ValueError("a fingerprint key needs at least 16 bytes")
+        block = (hashlib.sha256(self.secret).digest() if len(self.secret) > 64 else self.secret).ljust(64, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in block)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+        object.__setattr__(self, "id", self.mac(_KEY_ID_MESSAGE)[:16])
+
+    def mac(self, data: bytes) -> str:
+        """HMAC-SHA256 of ``data`` under this key, in hex."""
+        assert self._inner is not None and self._outer is not None  # set in __post_init__
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    @classmethod
+    def random(cls) -> FingerprintKey:
+        """A new random key (256 bits)."""
+        return cls(os.urandom(32))
 
 #: Each pipeline key (a schema path: ``<name>`` a parameter, ``<id>`` a step) whose value goes
 #: into the fingerprint, and the part it feeds. Keep in step with ``fingerprint_step``.
@@ -87,6 +139,8 @@ class Fingerprint:
     step: str
     digest: str
     parts: Mapping[str, str] = field(default_factory=dict)
+    scheme: int = SCHEME
+    key_id: str = ""  # FingerprintKey.id of the key it was made with
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +162,8 @@ class PartChange:
             "needs": f"upstream step {name}",
             "outputs": "the declared outputs",
         }.get(kind, self.part)
+        if kind in _RECORD_CHANGES:  # the record cannot be compared at all: no part is named
+            return _RECORD_CHANGES[kind]
         if kind == "needs":
             return {"changed": f"{what} changed", "added": f"now needs {name}"}.get(
                 self.change, f"no longer needs {name}"
@@ -117,10 +173,16 @@ class PartChange:
         return f"{what} {self.change}"
 
 
-def _hash(*chunks: str) -> str:
-    # Each chunk followed by a NUL byte, fed to SHA-256 in one call.
+_RECORD_CHANGES = {
+    "scheme": "the fingerprint scheme changed (flowctl was upgraded)",
+    "key": "the fingerprint key changed (fingerprints.key was replaced)",
+}
+
+
+def _hash(key: FingerprintKey, *chunks: str) -> str:
+    # HMAC-SHA256 of the chunks, each followed by a NUL byte (so ("ab", "c") != ("a", "bc")).
     data = "\0".join(chunks) + "\0" if chunks else ""
-    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return key.mac(data.encode("utf-8", "surrogatepass"))[:32]
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -173,31 +235,36 @@ def fingerprint_step(
     invocation: InvocationLike,
     *,
     params: Mapping[str, object],
+    key: FingerprintKey,
     upstream: Mapping[str, str] | None = None,
 ) -> Fingerprint:
     """The fingerprint of one step: ``params`` are the run's values (only those the step uses
-    count), ``upstream`` need id → its digest; inputs are the invocation's (values filled in)."""
-    parts: dict[str, str] = {"command": _hash(*invocation.argv), "cwd": _hash(invocation.cwd)}
+    count), ``upstream`` need id → its digest; inputs are the invocation's (values filled in).
+    Each part hashes its own name first, so equal values in two parts never hash alike."""
+    parts: dict[str, str] = {
+        "command": _hash(key, "command", *invocation.argv),
+        "cwd": _hash(key, "cwd", invocation.cwd),
+    }
     for name in sorted(set(invocation.params_used)):
-        value = params.get(name)
-        parts[f"param:{name}"] = _hash(json.dumps(value, sort_keys=True, default=str))
-    for key in sorted(invocation.declared_env):
-        parts[f"env:{key}"] = _hash(key, invocation.declared_env[key])
-    for key in sorted(invocation.env):
-        if key.startswith(ENV_VAR_PREFIX):  # the value of a ${{ env.NAME }} in a shell command
-            parts[f"envref:{key[len(ENV_VAR_PREFIX):]}"] = _hash(key, invocation.env[key])
+        # value_text: the text the step gets, the one rendering of every typed value (issue 12).
+        parts[f"param:{name}"] = _hash(key, "param", name, value_text(params.get(name, "")))
+    for k in sorted(invocation.declared_env):
+        parts[f"env:{k}"] = _hash(key, "env", k, invocation.declared_env[k])
+    for k in sorted(invocation.env):
+        if k.startswith(ENV_VAR_PREFIX):  # the value of a ${{ env.NAME }} in a shell command
+            parts[f"envref:{k[len(ENV_VAR_PREFIX):]}"] = _hash(key, "envref", k, invocation.env[k])
     for need, digest in sorted((upstream or {}).items()):
         parts[f"needs:{need}"] = digest
     for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
-        parts[f"input:{rel}"] = digest[:32]
+        parts[f"input:{rel}"] = MISSING if digest == MISSING else _hash(key, "input", rel, digest)
     if invocation.outputs:  # only then: steps without outputs keep the digests they had
-        parts["outputs"] = _hash(*invocation.outputs)
-    return Fingerprint(step=step, digest=digest_of(parts), parts=parts)
+        parts["outputs"] = _hash(key, "outputs", *invocation.outputs)
+    return Fingerprint(step=step, digest=digest_of(parts, key), parts=parts, key_id=key.id)
 
 
-def digest_of(parts: Mapping[str, str]) -> str:
+def digest_of(parts: Mapping[str, str], key: FingerprintKey) -> str:
     """The digest of a set of parts (order-independent)."""
-    return _hash(*(f"{k}={parts[k]}" for k in sorted(parts)))
+    return _hash(key, *(f"{k}={parts[k]}" for k in sorted(parts)))
 
 
 def fingerprint_steps(
@@ -206,6 +273,7 @@ def fingerprint_steps(
     invocations: Mapping[str, InvocationLike],
     params: Mapping[str, object],
     *,
+    key: FingerprintKey,
     known: Mapping[str, str] | None = None,
 ) -> dict[str, Fingerprint]:
     """Fingerprints of the steps in ``order`` (topological). A need outside ``order`` takes its
@@ -216,13 +284,13 @@ def fingerprint_steps(
             need: result[need].digest if need in result else (known or {}).get(need, "")
             for need in needs.get(step, ())
         }
-        result[step] = fingerprint_step(step, invocations[step], params=params, upstream=upstream)
+        result[step] = fingerprint_step(step, invocations[step], params=params, key=key, upstream=upstream)
     return result
 
 
 def diff_parts(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PartChange, ...]:
     """The parts that differ, commands first, then params, env, cwd, inputs, upstream."""
-    rank = {"command": 0, "param": 1, "env": 2, "envref": 2, "cwd": 3, "input": 4, "outputs": 4, "needs": 5}
+    rank = {"scheme": -2, "key": -1, "command": 0, "param": 1, "env": 2, "envref": 2, "cwd": 3, "input": 4, "outputs": 4, "needs": 5}
     changes = [
         PartChange(k, "changed" if k in old and k in new else ("added" if k in new else "removed"))
         for k in set(old) | set(new)
@@ -234,7 +302,9 @@ def diff_parts(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PartChan
 __all__ = [
     "FINGERPRINT_KEYS",
     "MISSING",
+    "SCHEME",
     "Fingerprint",
+    "FingerprintKey",
     "InvocationLike",
     "PartChange",
     "diff_parts",

@@ -34,25 +34,31 @@ def explain(
     from flowctl.spec.resolve import resolve_params, resolve_step
     from flowctl.spec.rules import Stage
     from flowctl.spec.validation import gate
-    from flowctl.state.assess import assess, find_resumable, resume_arguments
+    from flowctl.state.assess import assess, check_resume_params, resume_target
     from flowctl.state.decide import Verdict
+    from flowctl.state.keys import load_key
     from flowctl.state.views import state_dir_for
 
     folder = state_dir_for(state_dir, pipeline_arg)
-    record = None
-    if resume or run_id:
-        record = find_resumable(folder, pipeline_arg, run_id)
-        overrides, only, from_ = resume_arguments(record, overrides, only, from_)
+    target = resume_target(folder, pipeline_arg, run_id, overrides, only, from_) if resume or run_id else None
+    record = target.record if target is not None else None
+    if target is not None:
+        overrides, only, from_ = target.params, target.only, target.from_
     source = load_source(pipeline_arg)
     pipeline = source.pipeline
     params = resolve_params(pipeline, overrides)
+    if target is not None:
+        check_resume_params(target, pipeline, params)
     plan = compile_plan(pipeline, only=only, from_=from_)
     environ = dict(os.environ)
     report_warnings(gate(source, stage=Stage.CHECK, params=params, environ=environ, selected=plan.selected,
                          strict=strict))
     del source  # the document's node tree: not needed any more (peak memory on large files)
     invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
-    found = assess(folder, plan, params, invocations, environ, resume=record, force=force, force_steps=force_steps)
+    # Read-only: without a key yet, a throwaway one (nothing keyed is recorded to compare with).
+    key = load_key(folder, create=False)
+    found = assess(folder, plan, params, invocations, environ, key=key, resume=record, force=force,
+                   force_steps=force_steps)
     decisions = [found.decisions[sid] for sid in plan.selected]
     would_run = [d.step for d in decisions if d.verdict is Verdict.RUN]
     if fmt == "json":
@@ -67,6 +73,8 @@ def explain(
         head = f"Pipeline {pipeline.name}: {len(would_run)} of {len(decisions)} steps would run"
         if record is not None:
             head += f" (resuming run {record.run_id})"
+        elif resume or run_id:
+            head += " (no recorded run to resume: as a new run)"
         if not found.history_found:
             head += f"; no history in {folder} yet"
         out.write(head + "\n")

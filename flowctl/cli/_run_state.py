@@ -2,9 +2,9 @@
 
 Thin glue between ``cli/run.py`` and ``state/`` (the runner's ``run/`` never imports
 ``state/``): ``resume_target`` settles which run ``--resume``/``--run-id`` continue and with
-which params and selection; ``open_run`` opens the session (lock, SQLite store, decisions),
-ends what dead runs of the pipeline left running (``--orphans``), and says before the run starts
-which steps are reused and why the others run.
+which params and selection (a new run when none is recorded); ``open_run`` opens the session
+(lock, SQLite store, decisions), ends what dead runs of the pipeline left running
+(``--orphans``), and says before the run starts which steps are reused and why the others run.
 """
 
 from __future__ import annotations
@@ -19,24 +19,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flowctl.run.executors.sweep import Ending
     from flowctl.run.prepare import PreparedRun
+    from flowctl.state.assess import ResumeTarget
     from flowctl.state.leftovers import Leftovers
     from flowctl.state.lock import PipelineLock
-    from flowctl.state.records import RunRecord
     from flowctl.state.session import RunSession
 
 
 def resume_target(
     state_dir: str, pipeline_arg: str, overrides: dict[str, str], only: Sequence[str], from_: Sequence[str],
-    *, resume: bool, run_id: str | None,
-) -> tuple[RunRecord | None, dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """(the run to continue or None, the params, --only, --from to run with)."""
-    if not resume:
-        return None, overrides, tuple(only), tuple(from_)
-    from flowctl.state.assess import find_resumable, resume_arguments
+    *, resume: bool, run_id: str | None, force: bool = False, force_steps: Sequence[str] = (),
+) -> ResumeTarget:
+    """The run to continue (none without --resume, or when none is recorded), with the params
+    and selection to run with and the selection to record."""
+    from flowctl.state.assess import ResumeTarget, resume_target as target
 
-    record = find_resumable(state_dir, pipeline_arg, run_id)
-    params, rec_only, rec_from = resume_arguments(record, overrides, only, from_)
-    return record, params, rec_only, rec_from
+    if not resume:
+        return ResumeTarget(None, overrides, tuple(only), tuple(from_), force, tuple(force_steps), overrides, False)
+    return target(state_dir, pipeline_arg, run_id, overrides, only, from_, force=force, force_steps=force_steps)
 
 
 def wait_seconds(wait: str | None) -> float | None:
@@ -71,13 +70,16 @@ def orphan_wait(policy: str) -> float | None:
 
 @contextlib.contextmanager
 def open_run(
-    state_dir: str, prepared: PreparedRun, previous: RunRecord | None, *, force: bool,
+    state_dir: str, prepared: PreparedRun, target: ResumeTarget, *, force: bool,
     force_steps: Sequence[str], wait: str | None, plain: bool, orphans: str = "kill",
 ) -> Iterator[RunSession | None]:
     """The session of this run, or None when a resume leaves nothing to do (said on stdout)."""
     from flowctl.run.scheduler import new_run_id
+    from flowctl.state.assess import check_resume_params
     from flowctl.state.session import open_session
 
+    check_resume_params(target, prepared.pipeline, prepared.params)
+    previous = target.record
     run_id = new_run_id()
     end_wait = orphan_wait(orphans)
 
@@ -88,7 +90,9 @@ def open_run(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=force,
         force_steps=force_steps, wait=wait_seconds(wait), after_lock=end_leftovers,
     ) as session:
-        _say_plan(session, plain)
+        fresh = target.requested and previous is None
+        _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"
+                  if fresh else "")
         if previous is not None and session.nothing_to_do:
             yield None
         else:
@@ -164,13 +168,13 @@ def _ending_line(ending: Ending) -> str:
     return line + (f"; {len(ending.left)} still alive" if ending.left else "")
 
 
-def _say_plan(session: RunSession, plain: bool) -> None:
+def _say_plan(session: RunSession, plain: bool, note: str = "") -> None:
     from flowctl.state.decide import Verdict
 
     decisions = list(session.assessment.decisions.values())
     kept = [d for d in decisions if d.verdict is not Verdict.RUN]
     running = [d for d in decisions if d.verdict is Verdict.RUN]
-    lines: list[str] = []
+    lines: list[str] = [note] if note else []
     for run_id in session.interrupted:
         lines.append(f"run {run_id} was interrupted (its runner died); recorded as such")
     if session.resumed is not None:
@@ -185,7 +189,11 @@ def _say_plan(session: RunSession, plain: bool) -> None:
         lines.append(f"nothing to run: all {len(kept)} step(s) up to date")
     elif kept:
         lines.append(f"{len(kept)} step(s) up to date, running {len(running)}")
-    if session.resumed is not None or kept:
+    # After an upgrade or a new key every step with outputs runs once: say why (issue 12).
+    rekeyed = any(c.part in ("scheme", "key") for d in running for c in d.changes)
+    if rekeyed and session.resumed is None and not kept:
+        lines.append(f"running {len(running)} step(s): recorded fingerprints cannot be compared with this run's")
+    if session.resumed is not None or kept or rekeyed:
         lines += [f"  run {d.step}: {d.reason}" for d in running]
     _Say(plain, session.run_id)(lines)
 

@@ -55,7 +55,7 @@ def run(
     ),
     stream: bool = typer.Option(False, "--stream", "-v", help="Also print the steps' output live, prefixed with the step id."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain timestamped lines even on a terminal."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest run of this pipeline: steps that succeeded with an unchanged fingerprint are reused."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest run of this pipeline: steps that succeeded with an unchanged fingerprint are reused (with no run recorded, a new run starts)."),
     run_id: str | None = typer.Option(None, "--run-id", metavar="ID", help="With --resume (implied): continue this run (an id, or latest~N) instead of the latest."),
     force: bool = typer.Option(False, "--force", help="Run every step, even those up to date."),
     force_step: list[str] = typer.Option([], "--force-step", metavar="STEP", help="Run this step and what needs it, even if up to date (repeatable)."),
@@ -110,17 +110,18 @@ def run(
     from flowctl.spec.resolve import parse_param_args
 
     folder = state_folder(pipeline, state_dir)
-    previous, overrides, chosen_only, chosen_from = resume_target(
-        folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None, run_id=run_id
+    target = resume_target(
+        folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None,
+        run_id=run_id, force=force, force_steps=force_step,
     )
-    only, from_ = list(chosen_only), list(chosen_from)
+    only, from_ = list(target.only), list(target.from_)
     with contextlib.ExitStack() as stack:
         # --ref: the work tree stays untouched, state stays in the usual folder; what the steps
         # write in REF's worktree is kept and announced after the summary (cli/_ref.py)
         from flowctl.cli._ref import enter_ref
 
         source, shown, ref_provenance = enter_ref(stack, pipeline, ref, worktree, folder, quiet=dry_run)
-        prepared = prepare_run(source, overrides=overrides, only=only, from_=from_, force_steps=force_step)
+        prepared = prepare_run(source, overrides=target.params, only=only, from_=from_, force_steps=force_step)
         from flowctl.cli._boundary import report_warnings
 
         report_warnings(prepared.warnings)
@@ -139,8 +140,9 @@ def run(
                 print(firing.message, flush=True)
                 return 0
             fire_time = firing.fire_time
-        selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": force,
-                                        "force_steps": list(force_step)}
+        # A resume records the forcing of the run it continues (issue 12: kept along the chain).
+        selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": target.force,
+                                        "force_steps": list(target.force_steps)}
         from flowctl.observe.observer import RunObserver
 
         observer = RunObserver(
@@ -149,7 +151,7 @@ def run(
         )
         live = stdout_is_tty() and not no_progress
         session = stack.enter_context(
-            open_run(folder, prepared, previous, force=force, force_steps=force_step, wait=wait, plain=not live,
+            open_run(folder, prepared, target, force=force, force_steps=force_step, wait=wait, plain=not live,
                      orphans=orphans)
         )
         if session is None:

@@ -86,8 +86,10 @@ class RunStore(Protocol):
     """Where a run is checkpointed. ``record`` is called before any sink sees the event.
 
     The scheduler records the events of one turn of its loop (usually one attempt ending and
-    the next starting), then calls ``flush`` once, then hands them to the sinks: a store may
-    batch everything between two ``flush`` calls into one transaction.
+    the next starting), then calls ``flush`` once, then starts the turn's attempts and hands the
+    events to the sinks: a store may batch everything between two ``flush`` calls into one
+    transaction, and must have made it durable when ``flush`` returns (a run's ``RunStarted``
+    included: the first turn's reuse decisions belong with it).
     """
 
     def record(self, event: Event) -> None: ...

@@ -7,8 +7,11 @@ critical path, then plan order), the concurrency limit, retries (exponential bac
 ``retry_on_exit_codes`` when given), remediation and the final attempt, ``continue_on_error``,
 skipping what depends on a failure, ``--fail-fast``, and cancellation on SIGINT/SIGTERM/SIGHUP
 (a second signal kills at once). It reports everything as events (``run.events``): each turn of
-the loop records its events in the ``RunStore``, flushes it, then hands them to ``emit``, so
-a checkpoint always precedes what the user sees.
+the loop records its events in the ``RunStore`` and flushes it, and only then starts the
+attempts that turn decided on and hands the events to ``emit``. So a checkpoint always precedes
+what the user sees, a finished step is saved before what it unblocks starts, and an attempt is
+recorded as running before its process exists: a ``kill -9`` of the runner loses at most the
+steps recorded as running (issue 12).
 
 It never prints, never touches SQLite or rich, and never assumes an attempt runs on this
 machine: processes, logs and timeouts belong to the ``Executor``.
@@ -101,6 +104,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._concurrency = max(1, options.concurrency)
         self._events: list[Event] = []
+        self._to_submit: list[AttemptSpec] = []  # decided this turn, started after the checkpoint
         self._ready: list[tuple[int, int, _State]] = []
         self._timers: list[tuple[float, int, _State]] = []
         self._running = 0
@@ -178,7 +182,7 @@ class Scheduler:
                 self._on_result(result)
             if self._timers:
                 self._fire_timers()
-        why = self._stopping or "not started"
+        why = self._not_started()
         for st in self._states.values():
             if st.status in (StepStatus.PENDING, StepStatus.READY):
                 self._finish(st, StepStatus.CANCELLED, reason=why)
@@ -209,13 +213,20 @@ class Scheduler:
         self._events.append(event)
 
     def _flush(self) -> None:
-        """Checkpoint this turn's events, then show them (STYLE: store before sinks)."""
+        """Checkpoint this turn's events, then start its attempts, then show the events (STYLE:
+        store before sinks; issue 12: save finished results and record a start before the
+        process exists)."""
         if self._events:
             events, self._events = self._events, []
             record = self._store.record
             for event in events:
                 record(event)
             self._store.flush()
+            if self._to_submit:
+                specs, self._to_submit = self._to_submit, []
+                submit = self._executor.submit
+                for spec in specs:
+                    submit(spec)
             emit = self._emit
             for event in events:
                 emit(event)
@@ -271,7 +282,7 @@ class Scheduler:
                 fingerprint=self._opt.fingerprints.get(st.id, ""), log_path=log_path,
             )
         )
-        self._executor.submit(
+        self._to_submit.append(  # started by _flush, once the AttemptStarted above is saved
             AttemptSpec(
                 key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
                 timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
@@ -303,7 +314,7 @@ class Scheduler:
         if kind is AttemptKind.REMEDIATE:
             # The final attempt follows whatever the remediation's outcome (both are recorded).
             if r.outcome is AttemptOutcome.CANCELLED or self._stopping:
-                self._finish(st, StepStatus.CANCELLED, reason=self._stopping or "cancelled")
+                self._finish(st, StepStatus.CANCELLED, reason=self._cancelled_running())
                 return
             st.kind = AttemptKind.FINAL
             self._make_ready(st)
@@ -313,7 +324,7 @@ class Scheduler:
             return
         st.exit_code = r.exit_code
         if r.outcome is AttemptOutcome.CANCELLED:
-            self._finish(st, StepStatus.CANCELLED, exit_code=r.exit_code, reason=self._stopping or "cancelled")
+            self._finish(st, StepStatus.CANCELLED, exit_code=r.exit_code, reason=self._cancelled_running())
             return
         if self._stopping:
             self._finish_failed(st, r)
@@ -388,7 +399,7 @@ class Scheduler:
                 self._root_failure = st.id
             self._skip_downstream(st)
             if self._opt.fail_fast and not self._stopping:
-                self._stop(f"not started: --fail-fast after {st.id} failed", force=False)
+                self._stop(f"--fail-fast after {st.id} failed", force=False)
 
     def _skip_downstream(self, failed: _State) -> None:
         todo = list(failed.dependents)
@@ -401,14 +412,30 @@ class Scheduler:
             todo.extend(st.dependents)
 
     def _stop(self, why: str, *, force: bool) -> None:
-        """Start nothing more; cancel what runs; what waits for a retry or a slot is cancelled."""
+        """Start nothing more; cancel what runs; what waits for a retry or a slot is cancelled.
+        ``why``: the cause ("interrupted", "--fail-fast after X failed")."""
         self._stopping = why
         self._executor.cancel_all(force=force)
         ready, self._ready = self._ready, []
         timers, self._timers = self._timers, []
+        reason = self._not_started()
         for _, _, st in ready + timers:
             if st.status in (StepStatus.READY, StepStatus.PENDING):
-                self._finish(st, StepStatus.CANCELLED, reason=why)
+                self._finish(st, StepStatus.CANCELLED, reason=reason)
+
+    # The words of a cancelled step say whether it was running (its work may be half done) or
+    # never started (issue 12: a step stopped while it ran was shown "interrupted before it started").
+    def _not_started(self) -> str:
+        why = self._stopping
+        if why == _INTERRUPTED:
+            return "interrupted before it started"
+        return f"not started: {why}" if why else "not started"
+
+    def _cancelled_running(self) -> str:
+        why = self._stopping
+        if why == _INTERRUPTED:
+            return "interrupted while it ran"
+        return f"cancelled while it ran: {why}" if why else "cancelled while it ran"
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -428,9 +455,12 @@ class Scheduler:
         count, self._signals_handled = self._signals, self._signals
         self._interrupted = True
         if not self._stopping:
-            self._stop("interrupted before it started", force=count >= 2)
+            self._stop(_INTERRUPTED, force=count >= 2)
         else:
             self._executor.cancel_all(force=count >= 2)
+
+
+_INTERRUPTED = "interrupted"  # the cause of a stop by SIGINT / SIGTERM / SIGHUP
 
 
 def _retryable(step: Step, r: AttemptResult) -> bool:

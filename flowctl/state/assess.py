@@ -5,7 +5,8 @@ Owns the glue between ``fingerprint.py`` (what decides a step's result), the rec
 ``--run-id``, up-to-date skipping, ``--force``, ``--force-step``) and ``flowctl plan --explain``.
 Also checks the arguments of a resume against the run it continues. Reads the database only;
 recording is the store's job. Raises ``StateError`` for a bad database, ``UsageError`` for a
-resume that cannot be (no run to resume, different params or selection, unknown step).
+resume that cannot be (an unknown ``--run-id``, different params or selection, unknown step).
+``--resume`` with no recorded run is not an error: it starts a new run (issue 12).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
-from flowctl.fingerprint import Fingerprint, fingerprint_steps, hash_paths
+from flowctl.fingerprint import Fingerprint, FingerprintKey, fingerprint_steps, hash_paths
 from flowctl.state import db, history
 from flowctl.state.decide import Decision, decide
-from flowctl.state.records import LastSuccess, RunDetail, RunRecord
+from flowctl.state.records import LastSuccess, RunDetail, RunRecord, StoredFingerprint
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
     from flowctl.graph import Plan
-    from flowctl.spec.model import ParamValue
+    from flowctl.spec.model import ParamValue, Pipeline
     from flowctl.spec.resolve import Invocation
 
 
@@ -36,19 +37,36 @@ class Assessment:
     decisions: Mapping[str, Decision]  # the selected steps, in plan order
     resumed: RunDetail | None = None
     history_found: bool = True  # False when the state folder has no database yet
-    parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # digest -> parts, to save
 
 
-def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord:
-    """The run ``--resume`` continues: ``run_id`` when given, else the latest of the pipeline."""
-    from flowctl.state.elsewhere import where_hint
+@dataclass(frozen=True, slots=True)
+class ResumeTarget:
+    """What ``--resume`` continues and with what: the recorded run (None: there is none, so a
+    new run starts), the params to resolve, the selection, and the selection to record."""
 
+    record: RunRecord | None
+    params: Mapping[str, str]  # -p overrides: the recorded values, then those given
+    only: tuple[str, ...]
+    from_: tuple[str, ...]
+    force: bool  # --force of the run continued, or given now
+    force_steps: tuple[str, ...]  # its --force-step and those given now
+    given: Mapping[str, str] = field(default_factory=dict)  # the -p options given now
+    requested: bool = True  # --resume / --run-id was given (False: a plain run)
+
+
+def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None) -> RunRecord | None:
+    """The run ``--resume`` continues: ``run_id`` when given (a ``UsageError`` when unknown),
+    else the latest run of the pipeline, or None when none is recorded."""
     if not db.db_path(state_dir).exists():
-        raise UsageError(
-            f"nothing to resume: no runs recorded in {state_dir}",
-            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
-            or "run the pipeline without --resume first (or point --state-dir at its state folder)",
-        )
+        if run_id:
+            from flowctl.state.elsewhere import where_hint
+
+            raise UsageError(
+                f"no run with id {run_id!r}: no runs recorded in {state_dir}",
+                hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--run-id", run_id))
+                or "`flowctl runs` lists recorded runs; point --state-dir at their state folder",
+            )
+        return None
     conn = db.connect(state_dir, create=False)
     try:
         with db.translated(db.db_path(state_dir)):
@@ -60,37 +78,27 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
                         hint=f"resume it with `flowctl run {chosen.pipeline_path} --run-id {chosen.run_id}`",
                     )
                 return chosen
-            found = history.latest_run(conn, pipeline_key(pipeline_path))
+            return history.latest_run(conn, pipeline_key(pipeline_path))
     finally:
         conn.close()
-    if found is None:
-        raise UsageError(
-            f"nothing to resume: no recorded run of {pipeline_path} in {state_dir}",
-            hint=where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
-            or "run it without --resume first",
-        )
-    return found
 
 
-def resume_arguments(
-    record: RunRecord, overrides: Mapping[str, str], only: Sequence[str], from_: Sequence[str]
-) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """The params and selection to resume ``record`` with: the recorded ones. Giving different
-    ones is a ``UsageError`` (a resume continues that run; start a new run instead)."""
+def resume_target(
+    state_dir: str | os.PathLike[str], pipeline_path: str, run_id: str | None, overrides: Mapping[str, str],
+    only: Sequence[str], from_: Sequence[str], *, force: bool = False, force_steps: Sequence[str] = (),
+) -> ResumeTarget:
+    """The run ``--resume`` continues and the arguments to continue it with. Without a recorded
+    run, the arguments as given (a new run). Giving another ``--only``/``--from`` than the run
+    had is a ``UsageError``; other params are checked once resolved (``check_resume_params``)."""
+    record = find_resumable(state_dir, pipeline_path, run_id)
+    if record is None:
+        return ResumeTarget(None, dict(overrides), tuple(only), tuple(from_), force, tuple(force_steps))
     from flowctl.spec.expr import value_text
 
-    recorded = {k: value_text(v) for k, v in record.params.items()}
-    for name, value in overrides.items():
-        if recorded.get(name) != value:
-            was = recorded.get(name)
-            raise UsageError(
-                f"--resume continues run {record.run_id}, which ran with "
-                + (f"{name}={was!r}" if was is not None else f"no parameter {name!r}")
-                + f", not {name}={value!r}",
-                hint="drop the -p options to resume it, or start a new run without --resume",
-            )
-    rec_only = tuple(record.selection.get("only") or ())
-    rec_from = tuple(record.selection.get("from") or ())
+    params = {k: value_text(v) for k, v in record.params.items()}
+    params.update(overrides)
+    rec_only = tuple(str(s) for s in record.selection.get("only") or ())
+    rec_from = tuple(str(s) for s in record.selection.get("from") or ())
     for option, given, before in (("--only", tuple(only), rec_only), ("--from", tuple(from_), rec_from)):
         if given and set(given) != set(before):
             shown = " ".join(str(b) for b in before) if before else "(none)"
@@ -98,7 +106,38 @@ def resume_arguments(
                 f"--resume continues run {record.run_id}, which ran with {option} {shown}, not {' '.join(given)}",
                 hint="drop the selection options to resume it, or start a new run without --resume",
             )
-    return recorded, rec_only, rec_from
+    # The forcing of the run continued is kept (recorded again), so a resume of this resume
+    # does not skip as up to date what that run was asked to run afresh (issue 12).
+    rec_force = bool(record.selection.get("force"))
+    rec_steps = tuple(str(s) for s in record.selection.get("force_steps") or ())
+    steps = rec_steps + tuple(s for s in force_steps if s not in rec_steps)
+    return ResumeTarget(record, params, rec_only, rec_from, rec_force or force, steps, dict(overrides))
+
+
+def check_resume_params(target: ResumeTarget, pipeline: Pipeline, params: Mapping[str, ParamValue]) -> None:
+    """A resume runs with the params of the run it continues: a ``UsageError`` when a value
+    given with ``-p`` differs, compared as canonical values of today's types (so ``-p n=10.0``
+    continues a run recorded with ``n=10``)."""
+    record = target.record
+    if record is None:
+        return
+    from flowctl.spec.build import coerce_param
+    from flowctl.spec.expr import value_text
+
+    for name in target.given:
+        value = params.get(name)
+        param = pipeline.params.get(name)
+        was = record.params.get(name)
+        if was is not None and param is not None:
+            ok, canonical = coerce_param(param.type.value, was)
+            was = canonical if ok else was
+        if was is None or value is None or value_text(was) != value_text(value):
+            raise UsageError(
+                f"--resume continues run {record.run_id}, which ran with "
+                + (f"{name}={value_text(was)!r}" if was is not None else f"no parameter {name!r}")
+                + f", not {name}={target.given[name]!r}",
+                hint="drop the -p options to resume it, or start a new run without --resume",
+            )
 
 
 def fingerprint_plan(
@@ -106,6 +145,7 @@ def fingerprint_plan(
     params: Mapping[str, ParamValue],
     invocations: Mapping[str, Invocation],
     environ: Mapping[str, str],
+    key: FingerprintKey,
 ) -> dict[str, Fingerprint]:
     """Fingerprints of the selected steps and of every step they need (resolved here when the
     plan left them out, so a changed upstream outside ``--only`` still counts)."""
@@ -121,7 +161,7 @@ def fingerprint_plan(
     for sid in order:
         if sid not in resolved:
             resolved[sid] = resolve_step(pipeline, pipeline.steps[sid], params, environ)
-    return fingerprint_steps(order, needs, resolved, params)
+    return fingerprint_steps(order, needs, resolved, params, key=key)
 
 
 def _closure_order(selected: Sequence[str], needs: Mapping[str, Sequence[str]]) -> list[str]:
@@ -152,19 +192,21 @@ def assess(
     invocations: Mapping[str, Invocation],
     environ: Mapping[str, str],
     *,
+    key: FingerprintKey,
     resume: RunRecord | None = None,
     force: bool = False,
     force_steps: Sequence[str] = (),
 ) -> Assessment:
-    """Fingerprint the plan and decide, for each selected step, run / reused / up to date."""
+    """Fingerprint the plan (with the state folder's ``key``) and decide, for each selected
+    step, run / reused / up to date."""
     from flowctl.graph.plan import check_step_ids
 
     pipeline = plan.pipeline
     check_step_ids(pipeline, force_steps, "--force-step")
-    fingerprints = fingerprint_plan(plan, params, invocations, environ)
+    fingerprints = fingerprint_plan(plan, params, invocations, environ, key)
     resumed: RunDetail | None = None
     successes: dict[str, LastSuccess] = {}
-    parts: dict[str, dict[str, str]] = {}
+    recorded: dict[str, StoredFingerprint] = {}
     found = db.db_path(state_dir).exists()
     if found:
         conn = db.connect(state_dir, create=False)
@@ -176,7 +218,7 @@ def assess(
                 digests = {s.fingerprint for s in successes.values()}
                 if resumed is not None:
                     digests |= {s.fingerprint for s in resumed.steps}
-                parts = history.fingerprint_parts(conn, digests)
+                recorded = history.stored_fingerprints(conn, digests)
         finally:
             conn.close()
     needs = {sid: pipeline.steps[sid].needs for sid in plan.selected}
@@ -187,11 +229,10 @@ def assess(
 
     decisions = decide(
         plan.selected, needs, fingerprints, outputs=outputs, output_hashes=output_hashes,
-        resume=resumed, successes=successes, recorded_parts=parts,
+        resume=resumed, successes=successes, recorded=recorded,
         force=force, force_steps=frozenset(force_steps),
     )
-    new_parts = {fp.digest: dict(fp.parts) for fp in fingerprints.values()}
-    return Assessment(fingerprints, decisions, resumed, found, new_parts)
+    return Assessment(fingerprints, decisions, resumed, found)
 
 
 def outputs_of(invocation: Invocation) -> dict[str, str]:
@@ -201,9 +242,11 @@ def outputs_of(invocation: Invocation) -> dict[str, str]:
 
 __all__ = [
     "Assessment",
+    "ResumeTarget",
     "assess",
+    "check_resume_params",
     "find_resumable",
     "fingerprint_plan",
     "outputs_of",
-    "resume_arguments",
+    "resume_target",
 ]

@@ -98,6 +98,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             parts TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 2 (issue 12): each stored fingerprint says which scheme and key made it, so a record from
+    # an older flowctl or another key is never compared as if it were current. Rows from before
+    # are scheme 1 (unkeyed SHA-256); their parts, which hashed secret values without a key, are
+    # emptied: under scheme 2 they are never compared, only shown as "the scheme changed".
+    (
+        "ALTER TABLE fingerprints ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE fingerprints ADD COLUMN key_id TEXT NOT NULL DEFAULT ''",
+        "UPDATE fingerprints SET parts = '{}' WHERE scheme = 1",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -263,7 +272,7 @@ def _create(path: Path) -> None:
     """Make a new database at ``path`` atomically: build it whole under a temporary name, then
     link it into place (if another process was quicker, its database is used)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the state folder: 0700
     except OSError as exc:
         raise StorageError(
             f"cannot create state folder {path.parent}: {exc.strerror}",
@@ -272,6 +281,9 @@ def _create(path: Path) -> None:
     _drop_dead_temps(path)
     temp = path.with_name(f"{_TEMP_PREFIX}{path.name}.new-{os.getpid()}-{os.urandom(3).hex()}")
     try:
+        # 0600 before anything is written (SQLite gives -wal and -shm the same mode); the link
+        # below keeps it. A file system without modes: the 0700 folder protects it.
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         conn = _open(temp)
         try:
             with translated(path):

@@ -1,20 +1,30 @@
 """Which steps must run: the resume and up-to-date decision, with the reason for each step.
 
 A pure function of the plan (order and needs), the current fingerprints, and what history
-recorded (the run being resumed, each step's last success, the parts of recorded fingerprints),
-plus a callable that hashes a step's declared outputs now. Used by ``flowctl run`` (``--resume``,
-up-to-date skipping, ``--force``/``--force-step``) and ``flowctl plan --explain``.
+recorded (the run being resumed, each step's last success, the recorded fingerprints with their
+scheme and key), plus a callable that hashes a step's declared outputs now. Used by
+``flowctl run`` (``--resume``, up-to-date skipping, ``--force``/``--force-step``) and
+``flowctl plan --explain``.
 
 For each selected step, in plan order, the first rule that applies decides:
 
-1. ``--force`` or ``--force-step`` (that step, or one it needs transitively) → run;
+1. ``--force`` or ``--force-step`` given now (that step, or one it needs transitively) → run;
 2. a step it needs will run → run ("upstream X will run");
 3. resuming, and the step succeeded (or was reused / up to date) in that run with the same
    fingerprint → reused;
-4. the step declares ``outputs``, its last success anywhere has the same fingerprint, and every
+4. resuming, and the step did not succeed in that run (failed, cancelled, interrupted while it
+   ran, never started) → run, even when an older success with the same fingerprint exists: it
+   was to run in that run and its outputs may be half-written (issue 12). So is a step that run
+   does not record when that run was made with ``--force`` / ``--force-step`` covering it (a
+   resume keeps the forcing of the run it continues);
+5. the step declares ``outputs``, its last success anywhere has the same fingerprint, and every
    output exists with the hash recorded then → up to date;
-5. otherwise → run, saying why (failed/cancelled/interrupted/never started in the resumed run,
-   which fingerprint parts changed, which output is missing or changed, never succeeded).
+6. otherwise → run, saying why (which fingerprint parts changed, which output is missing or
+   changed, never succeeded).
+
+Two fingerprints are "the same" only when their digests are equal and the recorded one was
+made with the current scheme and key; a record of another scheme or key is never compared part
+by part: its reason says the scheme (or key) changed.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flowctl.fingerprint import MISSING, Fingerprint, PartChange, diff_parts
-from flowctl.state.records import LastSuccess, RunDetail
+from flowctl.state.records import LastSuccess, RunDetail, StoredFingerprint
 
 
 class Verdict(enum.Enum):
@@ -54,15 +64,17 @@ def decide(
     output_hashes: Callable[[str], Mapping[str, str]],
     resume: RunDetail | None = None,
     successes: Mapping[str, LastSuccess] | None = None,
-    recorded_parts: Mapping[str, Mapping[str, str]] | None = None,
+    recorded: Mapping[str, StoredFingerprint] | None = None,
     force: bool = False,
     force_steps: Collection[str] = (),
 ) -> dict[str, Decision]:
-    """Decide every step of ``order``; see the module docstring for the rules."""
+    """Decide every step of ``order``; see the module docstring for the rules. ``recorded``:
+    the stored fingerprints by digest (for the changed parts, and their scheme and key)."""
     successes = successes or {}
-    recorded_parts = recorded_parts or {}
+    recorded = recorded or {}
     decided: dict[str, Decision] = {}
     forced_by: dict[str, str] = {}
+    resume_forced = _forced_in(resume, order, needs)
     for step in order:
         fp = fingerprints[step]
         forcing = next((n for n in needs.get(step, ()) if n in forced_by), None)
@@ -81,7 +93,7 @@ def decide(
         resume_reason, resume_changes = "", tuple[PartChange, ...]()
         if resume is not None:
             record = resume.step(step)
-            if record is not None and record.succeeded and record.fingerprint == fp.digest:
+            if record is not None and record.succeeded and _same(record.fingerprint, fp, recorded):
                 decided[step] = Decision(
                     step,
                     Verdict.REUSED,
@@ -90,17 +102,46 @@ def decide(
                     outputs=record.outputs,
                 )
                 continue
-            if record is not None and record.succeeded:
-                resume_changes = _changes(record.fingerprint, fp, recorded_parts)
+            run_id = resume.run.run_id
+            if record is not None and not record.succeeded:
+                decided[step] = Decision(step, Verdict.RUN, f"{_status_words(record.status)} in run {run_id}",
+                                         since_run=run_id)
+                continue
+            if record is not None:  # it succeeded there, and its fingerprint changed since
+                resume_changes = _changes(record.fingerprint, fp, recorded)
                 resume_reason = f"{_describe(resume_changes)} since run {record.run_id}"
+            elif step in resume_forced:
+                resume_reason = f"{resume_forced[step]} in run {run_id}"
             else:
-                status = record.status if record is not None else "not selected"
-                resume_reason = f"{_status_words(status)} in run {resume.run.run_id}"
-        decision = _up_to_date(step, fp, outputs.get(step, ()), successes.get(step), recorded_parts, output_hashes)
+                resume_reason = f"not selected in run {run_id}"
+            if step in resume_forced:  # that run was asked to run it afresh: no up-to-date check
+                decided[step] = Decision(step, Verdict.RUN, resume_reason, resume_changes, run_id)
+                continue
+        decision = _up_to_date(step, fp, outputs.get(step, ()), successes.get(step), recorded, output_hashes)
         if decision.verdict is Verdict.RUN and resume is not None:
             decision = Decision(step, Verdict.RUN, resume_reason, resume_changes, resume.run.run_id)
         decided[step] = decision
     return decided
+
+
+def _forced_in(resume: RunDetail | None, order: Sequence[str], needs: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The steps the resumed run was asked to run afresh (its recorded ``--force`` /
+    ``--force-step``, and what needs a forced step), with the words for it."""
+    if resume is None:
+        return {}
+    selection = resume.run.selection
+    if selection.get("force"):
+        return {step: "forced (--force)" for step in order}
+    named = {str(s) for s in selection.get("force_steps") or ()}
+    root: dict[str, str] = {}
+    for step in order:
+        up = next((n for n in needs.get(step, ()) if n in root), None)
+        if step in named or up is not None:
+            root[step] = step if step in named else root[up or step]
+    return {
+        step: "forced (--force-step)" if first == step else f"--force-step {first} ran upstream"
+        for step, first in root.items()
+    }
 
 
 def _up_to_date(
@@ -108,15 +149,15 @@ def _up_to_date(
     fp: Fingerprint,
     declared: Sequence[str],
     last: LastSuccess | None,
-    recorded_parts: Mapping[str, Mapping[str, str]],
+    recorded: Mapping[str, StoredFingerprint],
     output_hashes: Callable[[str], Mapping[str, str]],
 ) -> Decision:
     if not declared:
         return Decision(step, Verdict.RUN, "declares no outputs, so it always runs")
     if last is None:
         return Decision(step, Verdict.RUN, "never succeeded before")
-    if last.fingerprint != fp.digest:
-        changes = _changes(last.fingerprint, fp, recorded_parts)
+    if not _same(last.fingerprint, fp, recorded):
+        changes = _changes(last.fingerprint, fp, recorded)
         return Decision(step, Verdict.RUN, f"{_describe(changes)} since run {last.run_id}", changes, last.run_id)
     now = output_hashes(step)
     missing = sorted(path for path, digest in now.items() if digest == MISSING)
@@ -136,11 +177,30 @@ def _up_to_date(
     )
 
 
-def _changes(old_digest: str, fp: Fingerprint, recorded: Mapping[str, Mapping[str, str]]) -> tuple[PartChange, ...]:
+def _same(old_digest: str, fp: Fingerprint, recorded: Mapping[str, StoredFingerprint]) -> bool:
+    """The recorded digest is the current one, made with the same scheme and key."""
+    return old_digest == fp.digest and _incomparable(recorded.get(old_digest), fp) is None
+
+
+def _incomparable(old: StoredFingerprint | None, fp: Fingerprint) -> PartChange | None:
+    """Why a recorded fingerprint cannot be compared with ``fp`` (another scheme or key)."""
+    if old is None:  # no record of its parts: the digests alone decide (they differ by scheme)
+        return None
+    if old.scheme != fp.scheme:
+        return PartChange("scheme", "changed")
+    if old.key_id != fp.key_id:
+        return PartChange("key", "changed")
+    return None
+
+
+def _changes(old_digest: str, fp: Fingerprint, recorded: Mapping[str, StoredFingerprint]) -> tuple[PartChange, ...]:
     old = recorded.get(old_digest)
     if old is None:
         return (PartChange("fingerprint", "changed"),)
-    return diff_parts(old, fp.parts) or (PartChange("fingerprint", "changed"),)
+    reason = _incomparable(old, fp)
+    if reason is not None:
+        return (reason,)
+    return diff_parts(old.parts, fp.parts) or (PartChange("fingerprint", "changed"),)
 
 
 def _describe(changes: Sequence[PartChange]) -> str:
@@ -152,6 +212,7 @@ def _describe(changes: Sequence[PartChange]) -> str:
 
 def _status_words(status: str) -> str:
     return {
+        "running": "was running",
         "pending": "never started",
         "ready": "never started",
         "skipped": "skipped",

@@ -4,7 +4,8 @@ Checks: the database file is SQLite, passes ``PRAGMA integrity_check``, has a sc
 this flowctl knows; runs recorded as running whose lock nobody holds (the runner died); lock
 files and their holders. ``repair`` salvages every readable row of a damaged database into a
 fresh one and keeps the damaged file beside it (``state.db.bad-<time>``), and records dead
-"running" runs as interrupted. ``move_aside`` just renames the database so the next run starts
+"running" runs as interrupted, and makes a new fingerprint key when the one recorded
+fingerprints were made with is missing or damaged. ``move_aside`` just renames the database so the next run starts
 afresh (the way out for a database from a newer flowctl). Nothing is ever deleted.
 """
 
@@ -104,6 +105,11 @@ def check(state_dir: str | os.PathLike[str]) -> DoctorReport:
         return DoctorReport(str(folder), (Finding("database", "ok", f"no database yet at {path}"),))
     findings = _database_findings(path)
     if all(f.level == "ok" for f in findings):
+        from flowctl.state.keys import key_problem
+
+        problem = key_problem(folder)
+        if problem:
+            findings.append(Finding("key", "error", problem, "restore it, or `flowctl doctor --repair` makes a new one"))
         dead = _dead_runs(folder)
         for run_id, pipeline in dead:
             findings.append(
@@ -260,8 +266,11 @@ def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
             shutil.rmtree(work, ignore_errors=True)
         rows = ", ".join(f"{n} {t}" for t, n in copied.items()) or "nothing readable"
         actions.append(f"moved the damaged database to {target}; salvaged {rows} into a new {path}")
+    from flowctl.state.keys import key_problem, replace_key
     from flowctl.state.store import SqliteRunStore
 
+    if key_problem(folder):  # on purpose only: a run never makes a new key over recorded fingerprints
+        actions.append(replace_key(folder))
     dead = _dead_runs(folder)
     if dead:
         store = SqliteRunStore(folder)

@@ -22,6 +22,7 @@ from flowctl.state.records import (
     RunDetail,
     RunRecord,
     StepRecord,
+    StoredFingerprint,
     loads,
 )
 
@@ -233,18 +234,23 @@ def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuc
     }
 
 
-def fingerprint_parts(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, dict[str, str]]:
-    """What each recorded fingerprint digest was made of (digests never saved are left out)."""
+def stored_fingerprints(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, StoredFingerprint]:
+    """The recorded fingerprints with these digests (digests never saved are left out)."""
     wanted = sorted({d for d in digests if d})
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, StoredFingerprint] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for digest, parts in conn.execute(
-            f"SELECT digest, parts FROM fingerprints WHERE digest IN ({marks})", chunk
+        for digest, parts, scheme, key_id in conn.execute(
+            f"SELECT digest, parts, scheme, key_id FROM fingerprints WHERE digest IN ({marks})", chunk
         ):
-            found[digest] = loads(parts, {})
+            found[digest] = StoredFingerprint(digest, loads(parts, {}), scheme, key_id)
     return found
+
+
+def has_keyed_fingerprints(conn: sqlite3.Connection) -> bool:
+    """Whether any fingerprint recorded was made with a key (scheme 2 and later)."""
+    return conn.execute("SELECT 1 FROM fingerprints WHERE key_id != '' LIMIT 1").fetchone() is not None
 
 
 def runs_to_prune(
@@ -316,6 +322,7 @@ __all__ = [
     "delete_runs",
     "find_run",
     "fingerprint_parts",
+    "has_keyed_fingerprints",
     "has_run",
     "is_latest",
     "last_successes",
@@ -325,4 +332,5 @@ __all__ = [
     "run_detail",
     "runners",
     "runs_to_prune",
+    "stored_fingerprints",
 ]

@@ -132,6 +132,17 @@ class LastSuccess:
     finished_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFingerprint:
+    """A recorded fingerprint: its parts, and the scheme and key that made it (a record from
+    another scheme or key is never compared with a current fingerprint)."""
+
+    digest: str
+    parts: Mapping[str, str]
+    scheme: int = 1  # fingerprint.SCHEME when it was stored; 1 for rows older than the column
+    key_id: str = ""  # FingerprintKey.id ("" under scheme 1: no key)
+
+
 def loads(text: str | None, default: Any) -> Any:
     """Decode a JSON column, falling back to ``default`` for empty or damaged text."""
     if not text:
@@ -149,5 +160,6 @@ __all__ = [
     "RunDetail",
     "RunRecord",
     "StepRecord",
+    "StoredFingerprint",
     "loads",
 ]

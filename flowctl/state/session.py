@@ -1,9 +1,10 @@
 """A stateful run's set-up and tear-down: lock, store, dead runs, decisions, provenance.
 
 ``open_session`` is what ``flowctl run`` calls once the run is prepared (pipeline loaded,
-params resolved, plan compiled): it takes the pipeline's overlap lock (waiting if asked),
-opens the SQLite store, records runs the lock proves dead as interrupted, fingerprints the plan
-and decides what runs (resume, up to date, force), and gathers the provenance. The result holds
+params resolved, plan compiled): it creates the state folder (0700) when needed, takes the
+pipeline's overlap lock (waiting if asked), opens the SQLite store, records runs the lock proves
+dead as interrupted, loads (or makes) the fingerprint key, fingerprints the plan and decides what
+runs (resume, up to date, force), and gathers the provenance. The result holds
 what the scheduler needs (``reuse``, ``fingerprints``, ``resumed_from``, ``provenance``) and
 must be closed (``with``) to release the lock. Raises ``LockedError`` (75), ``StateError``,
 ``UsageError``.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.run.events import RunId, StepStatus
+from flowctl.state import keys
 from flowctl.state import lock as locks
 from flowctl.state.assess import Assessment, assess, outputs_of
 from flowctl.state.views import pipeline_key
@@ -48,9 +50,10 @@ class RunSession:
         return provenance(self.pipeline_path, self.file_sha256)
 
     def start_recording(self) -> None:
-        """Before the run starts: keep what its fingerprints are made of (for --explain).
-        Left out when nothing runs, so a resume with nothing to do stays quick."""
-        self.store.save_fingerprint_parts(self.assessment.parts)
+        """Before the run starts: keep what its fingerprints are made of (for --explain) and
+        their scheme and key. Left out when nothing runs, so a resume with nothing to do stays
+        quick."""
+        self.store.save_fingerprints(self.assessment.fingerprints.values())
 
     @property
     def nothing_to_do(self) -> bool:
@@ -101,6 +104,7 @@ def open_session(
     ``after_lock`` runs once the lock is held and the store open, before anything is decided
     (the CLI ends what dead runs left running there: ``state.leftovers``)."""
     pipeline = prepared.pipeline
+    keys.ensure_state_dir(state_dir)  # before the lock file and the database appear in it
     held = locks.acquire(state_dir, pipeline.name, run_id=run_id, wait=wait)
     store: SqliteRunStore | None = None
     try:
@@ -116,7 +120,7 @@ def open_session(
         interrupted = store.mark_interrupted(pipeline.name)  # we hold the lock: they are dead
         found = assess(
             state_dir, prepared.plan, prepared.params, invocations, environ,
-            resume=resume, force=force, force_steps=force_steps,
+            key=keys.load_key(state_dir, create=True), resume=resume, force=force, force_steps=force_steps,
         )
         store.set_fingerprints({sid: fp.digest for sid, fp in found.fingerprints.items()})
         store.set_carried_outputs({sid: d.outputs for sid, d in found.decisions.items() if d.outputs})

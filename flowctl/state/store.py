@@ -8,11 +8,15 @@ Commit policy (why it is cheap and still safe): rows are buffered in memory and 
 short transaction when
 
 * ``flush()`` is called: the scheduler records the events of one turn of its loop, flushes,
-  and only then shows them, so a finished step is on disk before anyone sees it, and every
-  started attempt is on disk while it runs;
-* a ``RunStarted`` or ``RunFinished`` arrives;
+  and only then starts the attempts of that turn and shows the events, so a finished step is on
+  disk before anything it unblocks starts or anyone sees it, and every attempt is on disk as
+  started before its process exists (issue 12: a kill loses at most what was running);
+* a ``RunFinished`` arrives;
 * the oldest buffered row is older than ``max_delay`` seconds (a safety net for callers that
-  flush rarely).
+  flush rarely) — except while the run's own ``RunStarted`` row waits: a run's record and what
+  its first turn records (the steps a resume reuses, the up-to-date ones) land in one
+  transaction, so a kill never leaves a resume's run recorded without its reuse decisions
+  (issue 12: the next ``--resume`` would continue the empty run and redo everything).
 
 With WAL and ``synchronous=NORMAL`` a commit is a write into the WAL file without fsync: it
 survives the death of the process (``kill -9``), and costs tens of microseconds. A power loss
@@ -34,9 +38,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowctl.errors import StateError, StorageError
 from flowctl.run.events import (
@@ -55,6 +59,9 @@ from flowctl.run.events import (
 from flowctl.state import db
 from flowctl.state.failpoint import Failpoints
 from flowctl.state.files import FileIdentity
+
+if TYPE_CHECKING:
+    from flowctl.fingerprint import Fingerprint
 
 _Row = tuple[str, tuple[Any, ...]]
 
@@ -145,6 +152,7 @@ class SqliteRunStore:
         self._buffer: list[_Row] = []
         self._ready_rows: dict[tuple[str, str], int] = {}  # (run, step) -> its READY row in the buffer
         self._oldest = 0.0
+        self._starting = False  # a RunStarted is buffered: no commit before flush()
         self._max_delay = max_delay
         self._lock = threading.Lock()
         self._host = os.uname().nodename
@@ -172,8 +180,10 @@ class SqliteRunStore:
                         buffer[at] = (_FOLDED, ())
                         row = (_READY_RUNNING, (*ready, *params[2:]))
                 buffer.append(row)
-            if isinstance(event, (RunStarted, RunFinished)) or (
-                time.monotonic() - self._oldest >= self._max_delay
+            if isinstance(event, RunStarted):
+                self._starting = True  # held back until flush(): see the module docstring
+            elif isinstance(event, RunFinished) or (
+                not self._starting and time.monotonic() - self._oldest >= self._max_delay
             ):
                 self._commit()
 
@@ -233,12 +243,14 @@ class SqliteRunStore:
         """Output hashes reused / up-to-date steps keep from their earlier success."""
         self._carried.update(outputs)
 
-    def save_fingerprint_parts(self, parts: Mapping[str, Mapping[str, str]]) -> None:
-        """Remember what each fingerprint digest was made of, for ``plan --explain``."""
-        rows = [(digest, _json(dict(p))) for digest, p in parts.items()]
+    def save_fingerprints(self, fingerprints: Iterable[Fingerprint]) -> None:
+        """Remember what each fingerprint digest was made of (for ``plan --explain``) and with
+        which scheme and key (so records of another scheme or key are never compared)."""
+        rows = {fp.digest: (fp.digest, _json(dict(fp.parts)), fp.scheme, fp.key_id) for fp in fingerprints}
         with self._lock, self._transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO fingerprints (digest, parts) VALUES (?, ?)", rows
+                "INSERT OR IGNORE INTO fingerprints (digest, parts, scheme, key_id) VALUES (?, ?, ?, ?)",
+                list(rows.values()),
             )
 
     def mark_interrupted(self, pipeline: str, *, except_run: str | None = None) -> tuple[str, ...]:
@@ -287,6 +299,7 @@ class SqliteRunStore:
     def _commit(self) -> None:
         rows, self._buffer = self._buffer, []
         self._ready_rows.clear()
+        self._starting = False
         with self._transaction() as conn:
             # Consecutive rows with the same statement go through one executemany.
             start = 0

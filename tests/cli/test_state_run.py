@@ -177,8 +177,15 @@ def test_resume_with_other_params_or_selection_is_a_usage_error(tmp_path, write_
     same = run_flowctl("run", str(path), "--resume", cwd=tmp_path)  # recorded params are used
     assert same.returncode == 1 and "reusing 1 step(s)" in same.stdout
     assert (tmp_path / "ledger.txt").read_text() == "tue\n"
-    none = run_flowctl("run", str(path), "--resume", "--state-dir", str(tmp_path / "empty"), cwd=tmp_path)
-    assert none.returncode == 2 and "nothing to resume" in none.stderr
+    # Issue 12: nothing recorded to resume (a kill before the first commit) starts a new run and
+    # says so, with the params and selection given.
+    none = run_flowctl("run", str(path), "--resume", "-p", "day=thu", "--only", "a",
+                       "--state-dir", str(tmp_path / "empty"), cwd=tmp_path)
+    assert none.returncode == 0, none.stdout + none.stderr
+    assert "no recorded run of p to resume in " in none.stdout and "starting a new run" in none.stdout
+    assert (tmp_path / "ledger.txt").read_text() == "tue\nthu\n"
+    unknown = run_flowctl("run", str(path), "--run-id", "nope", "--state-dir", str(tmp_path / "void"), cwd=tmp_path)
+    assert unknown.returncode == 2 and "no run with id 'nope'" in unknown.stderr
 
 
 def test_resume_a_chosen_run_id(tmp_path, write_pipeline):

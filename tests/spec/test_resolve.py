@@ -88,3 +88,33 @@ def test_bad_overrides_are_usage_errors(pipe, args, message) -> None:  # type: i
 def test_typed_overrides(pipe) -> None:  # type: ignore[no-untyped-def]
     values = resolve_params(pipe, parse_param_args(["limit=3", "fast=yes", "date=x=y"]))
     assert values == {"date": "x=y", "limit": 3, "fast": True, "mode": "a"}
+
+
+# -- canonical typed values (issue 12) ----------------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from flowctl.spec.build import coerce_param  # noqa: E402
+from flowctl.spec.expr import value_text  # noqa: E402
+
+
+@given(st.sampled_from(["number", "integer", "boolean", "string"]),
+       st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
+                 st.text(max_size=12), st.sampled_from(["10", "10.0", "1e1", "1.0e+1", " 7 ", "1_000", "-0.0", "5e-1"])))
+def test_a_canonical_value_reads_back_from_its_own_text_unchanged(ptype, raw):
+    """Whatever a value came from, its canonical form is a fixed point of text → value: a
+    resume (which passes the recorded values back as text) gets exactly the same value."""
+    ok, value = coerce_param(ptype, raw)
+    if ok:
+        again_ok, again = coerce_param(ptype, value_text(value))
+        assert again_ok and again == value and type(again) is type(value)
+        assert coerce_param(ptype, value) == (True, value)
+
+
+@pytest.mark.parametrize("ptype", ["number", "integer"])
+def test_every_spelling_of_ten_is_the_same_value_and_text(ptype):
+    spellings = [10, 10.0, "10", "10.0", "1e1", "1.0e+1", "+10", "1_0", " 10 "]
+    values = {coerce_param(ptype, s) for s in spellings}
+    assert values == {(True, 10)}
+    assert {value_text(v) for _, v in values} == {"10"}
+    assert coerce_param(ptype, "10.5") == ((True, 10.5) if ptype == "number" else (False, "10.5"))

@@ -36,7 +36,8 @@ def test_enospc_fails_exactly_the_chosen_commit_and_rolls_it_back(tmp_path, monk
     monkeypatch.setenv("FLOWCTL_FAILPOINTS", "state.before-commit=enospc@2")
     events = run_events("r1", ["a", "b"])
     store = SqliteRunStore(tmp_path)
-    store.record(events[0])  # RunStarted commits at once: commit 1
+    store.record(events[0])
+    store.flush()  # commit 1: the run (a RunStarted waits for the flush of its turn)
     with pytest.raises(StateError, match="disk is full"):
         store.record(events[-1])  # RunFinished: commit 2 fails
         store.flush()

@@ -37,7 +37,8 @@ def test_the_store_stops_at_its_next_commit_when_a_file_is_replaced(tmp_path, wh
     with lock.held(tmp_path, "etl") as held:
         store = SqliteRunStore(tmp_path)
         store.watch(held.identity)
-        store.record(events[0])  # RunStarted: committed at once
+        store.record(events[0])
+        store.flush()  # RunStarted: committed
         target = tmp_path / what
         shutil.copyfile(target, tmp_path / "copy")
         os.replace(tmp_path / "copy", target)
@@ -45,7 +46,7 @@ def test_the_store_stops_at_its_next_commit_when_a_file_is_replaced(tmp_path, wh
         with pytest.raises(StorageError, match=f"{what} was replaced by another file while run r1"):
             store.flush()
         with pytest.raises(StorageError):  # and nothing more is written
-            store.save_fingerprint_parts({"d": {"command": "x"}})
+            store.save_fingerprints([])
         recorded = store.abandon("stopped")
         store.close()
     # A replaced database is left alone; with only the lock replaced the run is recorded as interrupted.
@@ -58,7 +59,8 @@ def test_after_a_full_disk_the_run_is_recorded_interrupted_with_its_running_step
     monkeypatch.setenv("FLOWCTL_FAILPOINTS", "state.before-commit=enospc@3")
     events = run_events("r1", ["a", "b"], stop_after=2, finish=False)
     store = SqliteRunStore(tmp_path)
-    store.record(events[0])  # commit 1
+    store.record(events[0])
+    store.flush()  # commit 1
     for event in events[1:4]:  # a ready, started, finished
         store.record(event)
     store.flush()  # commit 2

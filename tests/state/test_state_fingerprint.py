@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 
 from flowctl.fingerprint import (
     MISSING,
+    SCHEME,
+    FingerprintKey,
     PartChange,
     diff_parts,
     fingerprint_step,
@@ -26,8 +28,11 @@ class Inv:
     outputs: tuple[str, ...] = ()
 
 
+KEY = FingerprintKey(b"k" * 32)
+
+
 def fp(inv, tmp_path=None, **kw):
-    return fingerprint_step("s", inv, params=kw.pop("params", {}), **kw)
+    return fingerprint_step("s", inv, params=kw.pop("params", {}), key=kw.pop("key", KEY), **kw)
 
 
 def test_the_same_inputs_give_the_same_digest(tmp_path):
@@ -87,9 +92,9 @@ def test_inputs_globs_are_expanded_sorted_and_hashed_by_content(tmp_path):
 def test_upstream_changes_flow_downstream(tmp_path):
     invs = {s: Inv(("/bin/sh", "-c", f"echo {s}"), str(tmp_path)) for s in "abc"}
     needs = {"b": ("a",), "c": ("b",)}
-    one = fingerprint_steps("abc", needs, invs, {})
+    one = fingerprint_steps("abc", needs, invs, {}, key=KEY)
     invs["a"] = Inv(("/bin/sh", "-c", "echo A"), str(tmp_path))
-    two = fingerprint_steps("abc", needs, invs, {})
+    two = fingerprint_steps("abc", needs, invs, {}, key=KEY)
     assert all(one[s].digest != two[s].digest for s in "abc")
     assert [c.describe() for c in diff_parts(one["c"].parts, two["c"].parts)] == ["upstream step b changed"]
 
@@ -108,3 +113,21 @@ def test_only_env_expressions_count_among_the_added_variables(tmp_path):
     two = fp(replace(base, env={**base.env, "FLOWCTL_ENV_HOME": "/b", "FLOWCTL_RUN_ID": "other"}))
     changes = diff_parts(one.parts, two.parts)
     assert [c.describe() for c in changes] == ["the value of ${{ env.HOME }} changed"]
+
+
+def test_every_part_is_keyed_and_the_fingerprint_names_its_scheme_and_key(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    inv = Inv(("/bin/sh", "-c", "echo hi"), str(tmp_path), {"A": "1"}, ("day",), inputs=("in.txt",),
+              env={"FLOWCTL_ENV_HOME": "/root"})
+    one = fp(inv, params={"day": "mon"}, upstream={"up": "d"})
+    other = fp(inv, params={"day": "mon"}, upstream={"up": "d"}, key=FingerprintKey(b"o" * 32))
+    assert (one.scheme, one.key_id) == (SCHEME, KEY.id) and other.key_id != KEY.id
+    assert one.digest != other.digest
+    assert {k for k in one.parts if one.parts[k] == other.parts[k]} == {"needs:up"}  # the upstream digest itself
+
+
+def test_typed_values_hash_as_the_text_the_step_sees(tmp_path):
+    inv = Inv(("true",), str(tmp_path), params_used=("n",))
+    assert fp(inv, params={"n": True}).digest == fp(inv, params={"n": "true"}).digest
+    assert fp(inv, params={"n": 10}).digest == fp(inv, params={"n": "10"}).digest
+    assert fp(inv, params={"n": 10}).digest != fp(inv, params={"n": 10.5}).digest

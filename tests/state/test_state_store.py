@@ -57,7 +57,9 @@ def test_step_events_are_buffered_until_a_checkpoint(tmp_path):
     events = run_events("r1", ["a", "b"], finish=False)
     store = SqliteRunStore(tmp_path, max_delay=3600)
     reader = db.connect(tmp_path)
-    store.record(events[0])  # RunStarted commits
+    store.record(events[0])  # RunStarted waits for the flush of its turn
+    assert reader.execute("SELECT count(*) FROM steps").fetchone()[0] == 0
+    store.flush()
     assert reader.execute("SELECT count(*) FROM steps").fetchone()[0] == 2
     store.record(events[1])  # StepReady a: buffered
     store.record(events[2])  # AttemptStarted a: buffered
@@ -78,8 +80,27 @@ def test_old_buffered_rows_are_committed_by_the_next_event(tmp_path):
     store = SqliteRunStore(tmp_path, max_delay=0.0)
     reader = db.connect(tmp_path)
     store.record(events[0])
+    store.flush()
     store.record(events[1])
     assert reader.execute("SELECT status FROM steps WHERE step='a'").fetchone()[0] == "ready"
+    store.close()
+
+
+def test_a_run_and_its_first_turn_land_in_one_transaction(tmp_path):
+    """Issue 12: a resume's run record never exists without the reuse decisions of its first
+    turn, even when recording them takes longer than the store's max_delay."""
+    from flowctl.run.events import StepFinished, StepStatus
+
+    store = SqliteRunStore(tmp_path, max_delay=0.0)  # every other row would commit at once
+    reader = db.connect(tmp_path)
+    store.record(run_events("r1", ["a", "b", "c"], finish=False)[0])
+    for step in ("a", "b"):
+        store.record(StepFinished(RunId("r1"), step, StepStatus.REUSED, 1000.0, reason="reused"))
+    assert reader.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    store.flush()
+    assert reader.execute("SELECT step, status FROM steps ORDER BY step").fetchall() == [
+        ("a", "reused"), ("b", "reused"), ("c", "pending")
+    ]
     store.close()
 
 
@@ -135,12 +156,31 @@ def test_last_successes_take_the_newest_success_per_step(tmp_path):
     assert history.last_successes(db.connect(tmp_path), "other") == {}
 
 
-def test_fingerprint_parts_are_kept_by_digest(tmp_path):
+def test_fingerprints_are_kept_by_digest_with_their_scheme_and_key(tmp_path):
+    from flowctl.fingerprint import SCHEME, Fingerprint
+    from flowctl.state.records import StoredFingerprint
+
     with SqliteRunStore(tmp_path) as store:
-        store.save_fingerprint_parts({"d1": {"command": "x", "env:A": "y"}})
-        store.save_fingerprint_parts({"d1": {"command": "changed?"}})  # a digest's parts never change
-    parts = history.fingerprint_parts(db.connect(tmp_path), ["d1", "nope"])
-    assert parts == {"d1": {"command": "x", "env:A": "y"}}
+        store.save_fingerprints([Fingerprint("a", "d1", {"command": "x", "env:A": "y"}, key_id="k1")])
+        store.save_fingerprints([Fingerprint("a", "d1", {"command": "changed?"})])  # a digest's parts never change
+    found = history.stored_fingerprints(db.connect(tmp_path), ["d1", "nope"])
+    assert found == {"d1": StoredFingerprint("d1", {"command": "x", "env:A": "y"}, SCHEME, "k1")}
+    assert history.has_keyed_fingerprints(db.connect(tmp_path))
+
+
+def test_fingerprints_from_before_the_scheme_column_are_scheme_1_and_lose_their_unkeyed_parts(tmp_path, monkeypatch):
+    """Issue 12: the additive migration marks old rows scheme 1 (never compared with current
+    ones) and empties their parts, which hashed secret values without a key."""
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS[:1])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", 1)
+    conn = db.connect(tmp_path)
+    conn.execute("INSERT INTO fingerprints (digest, parts) VALUES ('old', '{\"env:TOKEN\": \"abc\"}')")
+    conn.close()
+    monkeypatch.undo()
+    conn = db.connect(tmp_path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert conn.execute("SELECT digest, parts, scheme, key_id FROM fingerprints").fetchall() == [("old", "{}", 1, "")]
+    assert not history.has_keyed_fingerprints(conn)
 
 
 def test_find_run_accepts_a_unique_prefix(tmp_path):
@@ -205,7 +245,7 @@ def test_migrations_run_forward_from_an_older_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(db, "MIGRATIONS", extended)
     monkeypatch.setattr(db, "SCHEMA_VERSION", len(extended))
     conn = db.connect(tmp_path)
-    assert db.schema_version(conn) == 2
+    assert db.schema_version(conn) == len(extended)
     assert conn.execute("SELECT run_id, trigger FROM runs").fetchall() == [("r1", None)]
 
 
