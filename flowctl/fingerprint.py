@@ -101,7 +101,6 @@ class FingerprintKey:
 FINGERPRINT_KEYS: Mapping[str, str] = {
     "params": "param",  # a parameter added or removed changes what the steps using it see
     "params.<name>": "param",
-    "params.<name>.type": "param",  # the value is read as this type
     "params.<name>.default": "param",
     "env": "env",
     "steps.<id>.run": "command",

@@ -44,6 +44,7 @@ _POLICY = (
     "timezone",
     "concurrency",
     "secret_env",
+    "params.<name>.type",  # which -p values are accepted; steps see the value's canonical text
     "params.<name>.choices",
     "defaults",
     *(f"{where}.{key}" for where in ("defaults", "steps.<id>") for key in (

@@ -243,6 +243,12 @@ def _param_value(param: Param) -> dict[str, Value]:
     }
 
 
+def _default_text(param: Param) -> str | None:
+    from flowctl.spec.expr import value_text
+
+    return None if param.default is None else value_text(param.default)
+
+
 def params_used(p: Pipeline) -> dict[str, tuple[str, ...]]:
     """Step id → the parameters its fingerprint takes, as ``spec.resolve`` finds them (the
     command, env, cwd, inputs and outputs; ``FLOWCTL_PARAM_<NAME>`` mentions too)."""
@@ -280,7 +286,12 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             )
             continue
         va, vb = _param_value(a_param), _param_value(b_param)
+        # A step sees (and its fingerprint hashes) the value's canonical text: a new type or
+        # default that leaves that text as it was (integer 1 → string "1") re-runs nothing.
+        text_moves = _default_text(a_param) != _default_text(b_param)
         for key in va:
+            if key == "default" and not text_moves:
+                continue  # the same value as the steps see it (the type change, if any, is shown)
             if json.dumps(va[key]) != json.dumps(vb[key]):  # 1, 1.0 and true are three values
                 out.append(SettingChange(f"params.{pname}.{key}", va[key], vb[key], affects=users))
     secrets = old.secret_env | new.secret_env

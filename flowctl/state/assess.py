@@ -92,6 +92,14 @@ def resume_target(
     had is a ``UsageError``; other params are checked once resolved (``check_resume_params``)."""
     record = find_resumable(state_dir, pipeline_path, run_id)
     if record is None:
+        # Nothing recorded here. If runs of the pipeline are recorded elsewhere under the
+        # project, the user most likely means those: say where (issue 13) rather than start
+        # afresh. Otherwise a run killed before it recorded anything resumes as a new run (12).
+        from flowctl.state.elsewhere import where_hint
+
+        hint = where_hint(state_dir, pipeline_path, ("run", pipeline_path, "--resume"))
+        if hint:
+            raise UsageError(f"nothing to resume: no recorded run of {pipeline_path} in {state_dir}", hint=hint)
         return ResumeTarget(None, dict(overrides), tuple(only), tuple(from_), force, tuple(force_steps))
     from flowctl.spec.expr import value_text
 

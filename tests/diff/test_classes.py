@@ -27,6 +27,7 @@ from flowctl.fingerprint import FINGERPRINT_KEYS
 from flowctl.run.prepare import prepare_run
 from flowctl.spec import load_pipeline
 from flowctl.state.assess import fingerprint_plan
+from flowctl.fingerprint import FingerprintKey
 from tests.diff.models import NEW, OLD
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,8 @@ DOC = REPO / "docs" / "change-classes.md"
 
 #: The placeholder a map's entries get in a key path (a map whose values are objects).
 PLACEHOLDERS = {"params": "<name>", "steps": "<id>"}
+
+KEY = FingerprintKey(b"test classes key " * 2)  # a fixed key: both sides must use the same one
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +238,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for sub in ("sub", "other"):
         (root / sub).mkdir()
         (root / sub / "in.txt").write_text("data\n")
+        (root / sub / "more.txt").write_text("more\n")
     return root
 
 
@@ -252,7 +256,7 @@ def _compare(folder: Path, keys: list[str]) -> tuple[PipelineDiff, set[str]]:
     runs = []
     for path in paths:
         prepared = prepare_run(path, environ={})
-        fps = fingerprint_plan(prepared.plan, prepared.params, prepared.invocations, {})
+        fps = fingerprint_plan(prepared.plan, prepared.params, prepared.invocations, {}, KEY)
         runs.append((prepared.pipeline, {sid: fp.digest for sid, fp in fps.items()}))
     (old, old_fps), (new, new_fps) = runs
     not_reused = {
