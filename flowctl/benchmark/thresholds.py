@@ -74,19 +74,15 @@ def evaluate_thresholds(
 
 
 def _judge(rule: AlertRule, subjects: Mapping[str, float | None], baseline: Mapping[str, float | None]) -> ThresholdResult:
-    assert rule.op is not None  # parse_thresholds refuses ``failed``
     value = subjects.get(rule.key)
     if value is None:
         return ThresholdResult(rule, False, None, None, reason=f"no {rule.key} was measured")
-    limit = rule.threshold
-    base = None
-    if rule.baseline_factor is not None:
-        base = baseline.get(rule.key)
-        if base is None:
-            return ThresholdResult(rule, False, value, None, reason=f"the baseline has no {rule.key}")
-        limit = rule.baseline_factor * base
-    assert limit is not None
-    return ThresholdResult(rule, rule.op.holds(value, limit), value, limit, base)
+    base = baseline.get(rule.key) if rule.baseline_factor is not None else None
+    verdict = rule.holds(value, base)
+    if verdict is None:
+        return ThresholdResult(rule, False, value, None, reason=f"the baseline has no {rule.key}")
+    passed, limit = verdict
+    return ThresholdResult(rule, passed, value, limit, base)
 
 
 __all__ = ["ThresholdResult", "evaluate_thresholds", "parse_thresholds"]

@@ -111,15 +111,12 @@ def evaluate_alert(
         return AlertResult(rule, bool(value), value, None, description=description)
     if value is None:
         return AlertResult(rule, False, None, None, reason=f"this run has no {rule.key}", description=description)
-    base = None
-    threshold = rule.threshold
-    if rule.baseline_factor is not None:
-        base = baseline(rule, history, exclude=metrics.run_id)
-        if base is None:
-            return AlertResult(rule, False, value, None, reason="no baseline yet", description=description)
-        threshold = rule.baseline_factor * base
-    assert threshold is not None and rule.op is not None
-    return AlertResult(rule, rule.op.holds(value, threshold), value, threshold, base, description=description)
+    base = baseline(rule, history, exclude=metrics.run_id) if rule.baseline_factor is not None else None
+    verdict = rule.holds(value, base)
+    if verdict is None:
+        return AlertResult(rule, False, value, None, reason="no baseline yet", description=description)
+    fired, threshold = verdict
+    return AlertResult(rule, fired, value, threshold, base, description=description)
 
 
 def evaluate_alerts(

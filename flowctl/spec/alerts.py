@@ -186,6 +186,20 @@ class AlertRule:
     threshold: float | None = None
     baseline_factor: float | None = None
 
+    def holds(self, value: float, baseline: float | None = None) -> tuple[bool, float] | None:
+        """Whether ``value OP limit`` holds, and the limit: the threshold, or the factor times
+        ``baseline`` for an ``Nx baseline`` rule (None when such a rule has no baseline). An
+        alert fires when its rule holds; a benchmark threshold passes when it does."""
+        assert self.op is not None  # not for ``failed``
+        if self.baseline_factor is not None:
+            if baseline is None:
+                return None
+            limit = self.baseline_factor * baseline
+        else:
+            assert self.threshold is not None
+            limit = self.threshold
+        return self.op.holds(value, limit), limit
+
     @property
     def key(self) -> str:
         """The subject as written (``step.load.duration``), used to look values up."""
