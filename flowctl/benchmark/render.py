@@ -141,14 +141,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return [line(header), *(line(r) for r in rows)]
 
 
-def _threshold_text(t: ThresholdResult) -> str:
+def _threshold_text(t: ThresholdResult, width: int = 0) -> str:
     unit = _unit_of(t.rule)
     shown = f"{t.rule.key} = {value(unit, t.value)}"
     if t.baseline is not None and t.limit is not None:
         shown += f", limit {value(unit, t.limit)} ({t.rule.baseline_factor:g} x baseline {value(unit, t.baseline)})"
     if t.reason:
         shown = t.reason
-    return f"  {'PASS' if t.passed else 'FAIL'}  {t.rule.text}   ({shown})"
+    return f"  {'PASS' if t.passed else 'FAIL'}  {t.rule.text:<{width}}   ({shown})"
 
 
 def _unit_of(rule: AlertRule) -> str:
@@ -196,7 +196,8 @@ def text_report(result: BenchResult) -> list[str]:
     lines = ["", *_figure_lines(result), ""]
     lines += _table(_RUN_COLUMNS, [_run_cells(s) for s in result.samples])
     if result.thresholds:
-        lines += ["", "Thresholds:", *(_threshold_text(t) for t in result.thresholds)]
+        width = max(len(t.rule.text) for t in result.thresholds)
+        lines += ["", "Thresholds:", *(_threshold_text(t, width) for t in result.thresholds)]
     if result.comparison is not None:
         lines += ["", *_comparison_lines(result.comparison)]
     kept = _kept_lines(result)

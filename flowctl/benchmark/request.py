@@ -57,10 +57,9 @@ class BenchPlan:
 
     @property
     def run_args(self) -> tuple[str, ...]:
-        """``flowctl run`` options after the pipeline file."""
-        args: list[str] = []
-        if self.request.concurrency is not None:
-            args += ["-j", str(self.request.concurrency)]
+        """``flowctl run`` options after the pipeline file: always ``-j``, so the executions run
+        with exactly the concurrency the report states."""
+        args: list[str] = ["-j", str(self.concurrency)]
         for item in self.request.params:
             args += ["-p", item]
         return tuple(args)
@@ -98,6 +97,7 @@ def prepare_bench(request: BenchRequest) -> BenchPlan:
         f"steps run in {folder}, outside the copied tree {workspace.root}: every execution shares it"
         for folder in workspace.outside
     ]
+    # `flowctl run`'s default, decided once here and passed on as -j (run_args).
     concurrency = request.concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1
     return BenchPlan(
         request=request,
