@@ -58,7 +58,8 @@ class BenchPlan:
     @property
     def run_args(self) -> tuple[str, ...]:
         """``flowctl run`` options after the pipeline file: always ``-j``, so the executions run
-        with exactly the concurrency the report states."""
+        with exactly the concurrency the report states. (``--chaos SPEC``, issue 17's fault
+        injection, is to be passed on here once ``flowctl run`` has it.)"""
         args: list[str] = ["-j", str(self.concurrency)]
         for item in self.request.params:
             args += ["-p", item]

@@ -56,7 +56,8 @@ def bench(
     Each execution gets a private copy of the project (the files git sees, else the pipeline's
     folder) and an empty state folder, so every step runs and nothing collides; alerts,
     notifications and metrics exports stay muted. Thresholds use the alerts' grammar; `p99`
-    alone is the step latency p99. Exit codes: 0 every threshold held, 1 one did not, 2 usage.
+    alone is the step latency p99. Exit codes: 0 every threshold held, 1 one did not, 2 usage
+    (before anything runs), 74 no room for the working copies, 130 interrupted.
 
     Example: flowctl bench pipelines/etl.yaml --runs 20 --warmup 2 --parallel 4 --threshold 'p99 < 2s' --export-json bench.json
     """
