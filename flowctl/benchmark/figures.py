@@ -7,8 +7,9 @@ Definitions beyond ``observe.metrics``:
 
 - *wall time*: the ``flowctl run`` process, from spawn to exit (start-up included: what a user
   waits for). *throughput*: steps that finished executing per second of wall time; aggregated,
-  all executions' steps over the measured phase's elapsed time (first spawn to last exit), so it
-  is the rate the machine sustained under ``--parallel N``.
+  all executions' steps over the time at least one execution was running (the union of their
+  spawn-to-exit intervals: the benchmark's own work between executions, such as making the next
+  working copy, is left out), so it is the rate the machine sustained under ``--parallel N``.
 - *runner overhead*: wall time minus the critical path's time (what the run could not have been
   shorter than), i.e. start-up, scheduling and bookkeeping.
 - Aggregated *step latency* and *queue wait* percentiles pool every step of every execution (as
@@ -151,6 +152,7 @@ class Aggregate:
     runs: int
     failed_runs: int  # executions whose run did not succeed
     elapsed_seconds: float  # first spawn to last exit
+    busy_seconds: float  # while at least one execution ran
     steps_completed: int
     attempts: int
     failed_attempts: int
@@ -183,6 +185,7 @@ class Aggregate:
             "runs": self.runs,
             "failed_runs": self.failed_runs,
             "elapsed_seconds": self.elapsed_seconds,
+            "busy_seconds": self.busy_seconds,
             "steps_completed": self.steps_completed,
             "attempts": self.attempts,
             "failed_attempts": self.failed_attempts,
@@ -226,17 +229,19 @@ def aggregate(samples: Sequence[RunSample]) -> Aggregate:
     failed_steps = sum(s.metrics.steps_failed for s in samples)
     completed = sum(s.metrics.steps_completed for s in samples)
     elapsed = (max(s.finished_at for s in samples) - min(s.started_at for s in samples)) if samples else 0.0
+    busy = _covered([(s.started_at, s.finished_at) for s in samples])
     per_run = {f.key: Summary.of(f.read(s) for s in samples) for f in FIGURES}
     depths = [s.metrics.mean_queue_depth for s in samples if s.metrics.mean_queue_depth is not None]
     return Aggregate(
         runs=len(samples),
         failed_runs=sum(1 for s in samples if s.metrics.status is not RunStatus.SUCCEEDED),
         elapsed_seconds=max(0.0, elapsed),
+        busy_seconds=busy,
         steps_completed=completed,
         attempts=attempts,
         failed_attempts=failed_attempts,
         retries=sum(s.metrics.retries for s in samples),
-        throughput=completed / elapsed if elapsed > 0 else None,
+        throughput=completed / busy if busy > 0 else None,
         latency=Distribution.of(v for s in samples for v in s.samples.latency),
         queue_wait=Distribution.of(v for s in samples for v in s.samples.queue_wait),
         queue_depth_max=max((s.metrics.max_queue_depth for s in samples), default=0),
@@ -246,6 +251,16 @@ def aggregate(samples: Sequence[RunSample]) -> Aggregate:
         per_run=MappingProxyType(per_run),
         steps=MappingProxyType(_steps(samples)),
     )
+
+
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of ``intervals``."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def subject_values(agg: Aggregate) -> dict[str, float | None]:

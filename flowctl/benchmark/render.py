@@ -94,7 +94,7 @@ def _figure_lines(result: BenchResult) -> list[str]:
     path = f", {value(t, critical)} on average" if critical is not None else ""
     return [
         f"  wall time     {_mean_sd(t, wall)}   median {value(t, wall.median)}   min {value(t, wall.min)}   max {value(t, wall.max)}",
-        f"  throughput    {value('per_second', a.throughput)} over {value(t, a.elapsed_seconds)}"
+        f"  throughput    {value('per_second', a.throughput)} over {value(t, a.busy_seconds)} of executions"
         f" (per run {_mean_sd('per_second', per['throughput'])})",
         f"  step latency  p50 {value(t, a.latency.p50)}   p95 {value(t, a.latency.p95)}   p99 {value(t, a.latency.p99)}"
         f"   ({a.latency.count} steps, ready to finished)",
@@ -239,7 +239,7 @@ def markdown_report(result: BenchResult) -> list[str]:
             ],
         ),
         "",
-        f"Throughput {value('per_second', a.throughput)} over {value('time', a.elapsed_seconds)}; "
+        f"Throughput {value('per_second', a.throughput)} over {value('time', a.busy_seconds)} of executions; "
         f"error rate {value('rate', a.error_rate)}; {a.failed_runs}/{a.runs} runs failed; {a.retries} retries; "
         f"queue depth max {a.queue_depth_max}, mean {value('number', a.queue_depth_mean)}.",
         "",

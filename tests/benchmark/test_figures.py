@@ -35,7 +35,11 @@ def test_aggregate_pools_steps_and_summarises_runs() -> None:
     agg = aggregate(runs)
     assert (agg.runs, agg.failed_runs, agg.steps_completed, agg.attempts, agg.failed_attempts) == (3, 1, 4, 4, 1)
     assert agg.elapsed_seconds == 6.0  # first spawn (0) to last exit (2 + 4)
+    assert agg.busy_seconds == 6.0  # [0, 2] [1, 4] [2, 6] cover it all
     assert agg.throughput == pytest.approx(4 / 6.0)
+    apart = aggregate([sample(1, start=0.0, wall=1.0), sample(2, start=3.0, wall=1.0)])
+    assert (apart.elapsed_seconds, apart.busy_seconds) == (4.0, 2.0)  # the gap between them is no work
+    assert apart.throughput == pytest.approx(2 / 2.0)
     assert agg.error_rate == pytest.approx(1 / 4) and agg.step_error_rate == pytest.approx(1 / 4)
     # latencies of every step of every run: 1.0, 2.0, 0.5, 0.3 -> pooled, not averaged per run
     assert agg.latency.count == 4 and agg.latency.max == 2.0
