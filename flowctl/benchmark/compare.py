@@ -149,9 +149,9 @@ def _notes(
     notes: list[str] = []
     if baseline.pipeline != pipeline:
         notes.append(f"the baseline benchmarked pipeline {baseline.pipeline!r}, this one {pipeline!r}")
-    for key, what in (("params", "parameters"), ("parallel", "--parallel"), ("concurrency", "concurrency (-j)")):
+    for key, what in (("params", "parameters differ"), ("parallel", "--parallel differs"), ("concurrency", "-j differs")):
         if baseline.settings.get(key) != settings.get(key):
-            notes.append(f"{what} differ: {_shown(baseline.settings.get(key))} then, {_shown(settings.get(key))} now")
+            notes.append(f"{what}: {_shown(baseline.settings.get(key))} then, {_shown(settings.get(key))} now")
     for key in ("cpus", "python", "flowctl", "executor", "platform"):
         if baseline.environment.get(key) != environment.get(key):
             notes.append(f"{key} differs: {baseline.environment.get(key)} then, {environment.get(key)} now")
