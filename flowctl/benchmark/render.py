@@ -168,7 +168,8 @@ def _delta_cells(d: Delta) -> list[str]:
     return [d.figure.label, _mean_sd(unit, d.baseline), _mean_sd(unit, d.current), shown_change, band, verdict]
 
 
-def _comparison_lines(c: Comparison) -> list[str]:
+def comparison_lines(c: Comparison) -> list[str]:
+    """The ``--compare`` table, the overall verdict and the notes."""
     b = c.baseline
     lines = [
         f"Compared with {b.path} ({b.pipeline}, {b.started_at}, {b.runs} runs);"
@@ -199,7 +200,7 @@ def text_report(result: BenchResult) -> list[str]:
         width = max(len(t.rule.text) for t in result.thresholds)
         lines += ["", "Thresholds:", *(_threshold_text(t, width) for t in result.thresholds)]
     if result.comparison is not None:
-        lines += ["", *_comparison_lines(result.comparison)]
+        lines += ["", *comparison_lines(result.comparison)]
     kept = _kept_lines(result)
     if kept:
         lines += ["", *kept]
@@ -266,4 +267,4 @@ def markdown_report(result: BenchResult) -> list[str]:
     return lines
 
 
-__all__ = ["heading", "markdown_report", "progress_line", "text_report", "value"]
+__all__ = ["comparison_lines", "heading", "markdown_report", "progress_line", "text_report", "value"]
