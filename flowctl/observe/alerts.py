@@ -46,7 +46,8 @@ def subject_value(rule: AlertRule, metrics: RunMetrics) -> float | None:
         return metrics.queue_wait.p99
     if subject is Subject.STEP_LATENCY_P99:
         return metrics.latency.p99
-    assert rule.step is not None
+    if rule.step is None:  # a benchmark-only subject: ``parse_alert`` keeps them out of alerts
+        return None
     if subject is Subject.STEP_DURATION:
         return metrics.step_duration.get(rule.step)
     attempts = metrics.step_attempts.get(rule.step)
@@ -110,15 +111,12 @@ def evaluate_alert(
         return AlertResult(rule, bool(value), value, None, description=description)
     if value is None:
         return AlertResult(rule, False, None, None, reason=f"this run has no {rule.key}", description=description)
-    base = None
-    threshold = rule.threshold
-    if rule.baseline_factor is not None:
-        base = baseline(rule, history, exclude=metrics.run_id)
-        if base is None:
-            return AlertResult(rule, False, value, None, reason="no baseline yet", description=description)
-        threshold = rule.baseline_factor * base
-    assert threshold is not None and rule.op is not None
-    return AlertResult(rule, rule.op.holds(value, threshold), value, threshold, base, description=description)
+    base = baseline(rule, history, exclude=metrics.run_id) if rule.baseline_factor is not None else None
+    verdict = rule.holds(value, base)
+    if verdict is None:
+        return AlertResult(rule, False, value, None, reason="no baseline yet", description=description)
+    fired, threshold = verdict
+    return AlertResult(rule, fired, value, threshold, base, description=description)
 
 
 def evaluate_alerts(

@@ -13,7 +13,8 @@ Definitions (the README repeats them):
   error rate*: steps that failed (allowed or not) over steps that ran at least one attempt.
 - *queue depth*: how many steps were ready but not started; the highest value over the run is
   found by sweeping the intervals ``[ready, first start)`` (a step never started counts until it
-  finished, or until the run ended).
+  finished, or until the run ended). The *mean queue depth* is the same sweep weighted by time:
+  the area under the depth curve over the run's wall time.
 - *critical path*: the chain of ``needs`` whose execution times add up to the most; with
   unlimited concurrency the run could not have been shorter than that.
 - Percentiles interpolate linearly between the closest ranks (numpy's default, "type 7").
@@ -108,6 +109,7 @@ class RunMetrics:
     step_attempts: Mapping[str, int] = field(default_factory=dict)
     step_status: Mapping[str, StepStatus] = field(default_factory=dict)
     lateness: float | None = None  # scheduled runs: start minus the cron fire time
+    mean_queue_depth: float | None = None  # time-weighted over the wall time
 
     @property
     def succeeded(self) -> bool:
@@ -151,6 +153,7 @@ class RunMetrics:
             "execution": self.execution.to_dict(),
             "queue_wait": self.queue_wait.to_dict(),
             "max_queue_depth": self.max_queue_depth,
+            "mean_queue_depth": self.mean_queue_depth,
             "critical_path": list(self.critical_path),
             "critical_path_seconds": self.critical_path_seconds,
             "lateness": self.lateness,
@@ -178,6 +181,27 @@ def execution_time(step: StepRecord) -> float | None:
 
 def max_queue_depth(record: RunRecord, end: float) -> int:
     """The most steps that were ready but not started at one moment (intervals ``[ready, start)``)."""
+    return max((depth for _, depth in _depth_steps(record, end)), default=0)
+
+
+def mean_queue_depth(record: RunRecord, end: float) -> float | None:
+    """The time-weighted mean of the queue depth from the run's start to ``end`` (None for a run
+    with no wall time)."""
+    wall = end - record.started_at
+    if wall <= 0:
+        return None
+    area = 0.0
+    at, depth = record.started_at, 0
+    for moment, after in _depth_steps(record, end):
+        moment = min(max(moment, record.started_at), end)
+        area += depth * (moment - at)
+        at, depth = moment, after
+    area += depth * max(0.0, end - at)
+    return area / wall
+
+
+def _depth_steps(record: RunRecord, end: float) -> list[tuple[float, int]]:
+    """The queue depth after each change, in time order: (moment, depth from then on)."""
     points: list[tuple[float, int]] = []
     for step in record.steps:
         if step.ready_at is None:
@@ -191,11 +215,34 @@ def max_queue_depth(record: RunRecord, end: float) -> int:
     # At equal times a start (-1) goes first: a step started the moment another became ready
     # no longer waits then, and the running total never overshoots.
     points.sort(key=lambda p: (p[0], p[1]))
-    depth = best = 0
-    for _, delta in points:
+    depth = 0
+    steps: list[tuple[float, int]] = []
+    for moment, delta in points:
         depth += delta
-        best = max(best, depth)
-    return best
+        steps.append((moment, depth))
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """The per-step values a run's distributions summarise, for pooling over several runs
+    (``flowctl bench``); seconds, in step order."""
+
+    latency: tuple[float, ...] = ()  # ready -> finished, steps that executed
+    queue_wait: tuple[float, ...] = ()  # ready -> first attempt start
+
+
+def run_samples(record: RunRecord) -> Samples:
+    """The latencies and queue waits of a run's steps (see the module docstring)."""
+    latencies: list[float] = []
+    waits: list[float] = []
+    for step in record.steps:
+        started = step.started_at
+        if step.ready_at is not None and started is not None:
+            waits.append(max(0.0, started - step.ready_at))
+            if step.finished_at is not None and step.status in _EXECUTED:
+                latencies.append(max(0.0, step.finished_at - step.ready_at))
+    return Samples(tuple(latencies), tuple(waits))
 
 
 def critical_path(
@@ -247,9 +294,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
     end = record.finished_at if record.finished_at is not None else (now if now is not None else record.started_at)
     wall = max(0.0, end - record.started_at)
     counts: dict[str, int] = {}
-    latencies: list[float] = []
     executions: list[float] = []
-    waits: list[float] = []
     durations: dict[str, float] = {}
     step_attempts: dict[str, int] = {}
     attempts = failed_attempts = retries = remediations = 0
@@ -273,11 +318,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         if run_time is not None:
             durations[step.step] = run_time
             executions.append(run_time)
-        started = step.started_at
-        if step.ready_at is not None and started is not None:
-            waits.append(max(0.0, started - step.ready_at))
-            if step.finished_at is not None and step.status in _EXECUTED:
-                latencies.append(max(0.0, step.finished_at - step.ready_at))
+    samples = run_samples(record)
     path, path_seconds = critical_path(durations, record.needs)
     return RunMetrics(
         run_id=record.run_id,
@@ -298,10 +339,11 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         throughput_per_minute=completed / (wall / 60.0) if wall > 0 else None,
         error_rate=failed_attempts / attempts if attempts else None,
         step_error_rate=failed_steps / executed if executed else None,
-        latency=Distribution.of(latencies),
+        latency=Distribution.of(samples.latency),
         execution=Distribution.of(executions),
-        queue_wait=Distribution.of(waits),
+        queue_wait=Distribution.of(samples.queue_wait),
         max_queue_depth=max_queue_depth(record, end),
+        mean_queue_depth=mean_queue_depth(record, end),
         critical_path=path,
         critical_path_seconds=path_seconds,
         step_duration=MappingProxyType(durations),
@@ -314,10 +356,13 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
 __all__ = [
     "Distribution",
     "RunMetrics",
+    "Samples",
     "compute_run_metrics",
     "critical_path",
     "execution_time",
     "max_queue_depth",
+    "mean_queue_depth",
     "median",
     "percentile",
+    "run_samples",
 ]

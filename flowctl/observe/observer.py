@@ -7,6 +7,11 @@ log. ``finish`` runs once the run has ended: it computes the run's metrics, writ
 ``--metrics-file`` (atomically), pushes to ``--pushgateway``, evaluates the pipeline's alerts
 against baselines from the state store and sends the firing ones to the notifiers. Nothing there
 changes the run's exit code: every failure becomes a warning line (and a JSON log record).
+
+``FLOWCTL_MUTE=1`` in the environment (set by ``flowctl bench`` for the runs it measures, issue
+17) mutes all of that end-of-run work that reaches outside the run: no alerts are evaluated, no
+notifier is called, nothing is written to ``--metrics-file`` or pushed. The run says so in a
+warning whenever it muted something, so a stray variable never silences alerts unnoticed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ if TYPE_CHECKING:
 
 #: Runs read from the store for baselines: 10 successful ones are needed among them.
 HISTORY_RUNS = 30
+
+#: Set to a non-empty value other than ``0``: no alerts, notifications or metrics exports.
+MUTE_ENV = "FLOWCTL_MUTE"
+
+
+def muted(environ: Mapping[str, str]) -> bool:
+    """Whether ``environ`` asks to mute alerts, notifications and metrics exports."""
+    return environ.get(MUTE_ENV, "") not in ("", "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,17 @@ class RunObserver:
         """Metrics, export, alerts and notifications for the run that just ended; never raises."""
         metrics = compute_run_metrics(self.recorder.record(now=time.time()), now=time.time())
         warnings: list[str] = []
+        if muted(self._environ):
+            silenced = [
+                what for what, on in (
+                    ("alerts", bool(self.pipeline.alerts)), ("notifications", bool(self.pipeline.notify)),
+                    ("--metrics-file", bool(self._metrics_file)), ("--pushgateway", bool(self._pushgateway)),
+                ) if on
+            ]
+            if silenced:
+                warnings.append(f"{MUTE_ENV} is set: {', '.join(silenced)} muted for this run")
+            self._log_outcome(metrics, (), (), warnings)
+            return RunReport(metrics, (), (), tuple(warnings))
         if self._metrics_file:
             from flowctl.observe.prometheus import write_textfile
 
@@ -146,4 +170,4 @@ class RunObserver:
             self.log.close()
 
 
-__all__ = ["HISTORY_RUNS", "RunObserver", "RunReport"]
+__all__ = ["HISTORY_RUNS", "MUTE_ENV", "RunObserver", "RunReport", "muted"]

@@ -109,14 +109,22 @@ def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
     return compute_run_metrics(from_detail(detail, needs), now=time.time())
 
 
+def run_record(
+    state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None, pipeline: str | None = None
+) -> RunRecord:
+    """The metrics records of one recorded run (``run_id`` as ``state.history.find_run`` takes
+    it; ``pipeline`` narrows ``latest``), for figures beyond ``RunMetrics`` (``run_samples``)."""
+    from flowctl.state.views import run_details
+
+    return from_detail(run_details(state_dir, run_id, pipeline), needs)
+
+
 def run_metrics(
     state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None, pipeline: str | None = None
 ) -> RunMetrics:
     """The metrics of one recorded run (``run_id`` as ``state.history.find_run`` takes it;
     ``pipeline`` narrows ``latest``)."""
-    from flowctl.state.views import run_details
-
-    return compute_run_metrics(from_detail(run_details(state_dir, run_id, pipeline), needs), now=time.time())
+    return compute_run_metrics(run_record(state_dir, run_id, needs, pipeline), now=time.time())
 
 
 def history_metrics(
@@ -142,4 +150,4 @@ def history_metrics(
     )
 
 
-__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "recorded_pipeline", "run_metrics"]
+__all__ = ["detail_metrics", "from_detail", "history_metrics", "needs_of", "recorded_pipeline", "run_metrics", "run_record"]

@@ -57,8 +57,19 @@ def duration_option(option: str, value: str) -> float:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def format_duration(seconds: float) -> str:
-    """A short human form: ``850ms``, ``4.2s``, ``3m05s``, ``2h10m``, ``3d4h``."""
+def format_duration(seconds: float, *, precise: bool = False) -> str:
+    """A short human form: ``850ms``, ``4.2s``, ``3m05s``, ``2h10m``, ``3d4h``.
+
+    ``precise`` keeps three significant digits below a minute (``4.21ms``, ``12.3ms``,
+    ``1.234s``), for measurements such as ``flowctl bench``'s.
+    """
+    if precise and seconds < 60:
+        if seconds >= 10:
+            return f"{seconds:.2f}s"
+        if seconds >= 1:
+            return f"{seconds:.3f}s"
+        ms = seconds * 1000
+        return f"{ms:.2f}ms" if ms < 10 else f"{ms:.1f}ms" if ms < 100 else f"{ms:.0f}ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:

@@ -23,9 +23,9 @@ from flowctl.spec.durations import EXAMPLES
 SCHEMA_FILE = "pipeline.schema.json"
 
 
-def schema_text() -> str:
-    """The JSON Schema as shipped in the package."""
-    return resources.files("flowctl.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+def schema_text(name: str = SCHEMA_FILE) -> str:
+    """A JSON Schema shipped in the package (``flowctl/schemas/NAME``): by default the pipeline's."""
+    return resources.files("flowctl.schemas").joinpath(name).read_text(encoding="utf-8")
 
 
 @cache

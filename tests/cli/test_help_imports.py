@@ -41,7 +41,7 @@ def heavy_in(modules: set[str]) -> list[str]:
     return sorted(m for m in modules for h in HEAVY if m == h or m.startswith(h + "."))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",)], ids=["help", "version"])
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("bench", "--help")], ids=["help", "version", "bench-help"])
 def test_help_does_not_import_heavy_modules(args: tuple[str, ...]) -> None:
     proc, modules = imported_modules(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowctl.spec.alerts import AlertSyntaxError, Op, Subject, parse_alert
+from flowctl.spec.alerts import THRESHOLDS, AlertSyntaxError, Op, Subject, parse_alert
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,63 @@ def test_subject_typos_get_a_suggestion() -> None:
     with pytest.raises(AlertSyntaxError) as info:
         parse_alert("eror_rate > 1%")
     assert info.value.hint is not None and info.value.hint.startswith("did you mean 'error_rate'?")
+
+
+# -- the same grammar for `flowctl bench --threshold` (issue 17) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "subject", "threshold"),
+    [
+        ("p99<1ms", Subject.STEP_LATENCY_P99, 0.001),
+        ("step.p99 < 2s", Subject.STEP_LATENCY_P99, 2.0),
+        ("step_latency_p99 < 2s", Subject.STEP_LATENCY_P99, 2.0),
+        ("p50 <= 250ms", Subject.STEP_LATENCY_P50, 0.25),
+        ("step.p95 < 1", Subject.STEP_LATENCY_P95, 1.0),
+        ("error_rate < 1%", Subject.ERROR_RATE, 0.01),
+        ("queue_wait.p99 < 100ms", Subject.QUEUE_WAIT_P99, 0.1),
+        ("queue_wait_p50 < 5ms", Subject.QUEUE_WAIT_P50, 0.005),
+        ("queue_depth_max <= 4", Subject.QUEUE_DEPTH_MAX, 4.0),
+        ("queue_depth.mean < 1.5", Subject.QUEUE_DEPTH_MEAN, 1.5),
+        ("throughput > 12.5", Subject.THROUGHPUT, 12.5),
+        ("retries <= 0", Subject.RETRIES, 0.0),
+        ("duration < 3s", Subject.DURATION, 3.0),
+        ("wall.max < 5s", Subject.WALL_MAX, 5.0),
+        ("overhead < 500ms", Subject.OVERHEAD, 0.5),
+    ],
+)
+def test_threshold_subjects(text: str, subject: Subject, threshold: float) -> None:
+    rule = parse_alert(text, vocabulary=THRESHOLDS)
+    assert rule.subject is subject and rule.threshold == pytest.approx(threshold)
+
+
+@pytest.mark.parametrize("text", ["p99 < 1s", "throughput > 3", "queue_depth_max < 2", "overhead < 1s"])
+def test_benchmark_subjects_are_no_alert_subjects(text: str) -> None:
+    with pytest.raises(AlertSyntaxError, match="unknown alert subject"):
+        parse_alert(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ("p999 < 1s", "unknown threshold subject 'p999'", "did you mean 'p99'?"),
+        ("step.p999 < 1s", "'step.p999' is not a step subject", "did you mean 'step.p99'?"),
+        ("throughput > 5%", "a percentage does not fit throughput", "write a number"),
+        ("p99 < 3 steps", "'3 steps' is not a value", "write a duration"),
+        ("retries < 0.5", "not a whole number of retries", None),
+        ("failed", "'failed' is an alert condition, not a threshold", "a threshold says what must hold"),
+        ("", "empty threshold expression", "e.g. p99 < 2s"),
+    ],
+)
+def test_bad_thresholds_say_what_to_write(text: str, message: str, hint: str | None) -> None:
+    with pytest.raises(AlertSyntaxError, match=message) as info:
+        parse_alert(text, vocabulary=THRESHOLDS)
+    if hint is not None:
+        assert info.value.hint is not None and hint in info.value.hint
+
+
+def test_threshold_steps_are_checked_like_alert_steps() -> None:
+    assert parse_alert("step.load.duration < 1m", steps=("load",), vocabulary=THRESHOLDS).step == "load"
+    with pytest.raises(AlertSyntaxError, match="unknown step 'lod' in threshold") as info:
+        parse_alert("step.lod.attempts <= 1", steps=("load",), vocabulary=THRESHOLDS)
+    assert info.value.hint == "did you mean 'load'?"

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowctl.observe.metrics import (
     compute_run_metrics,
     critical_path,
     max_queue_depth,
+    mean_queue_depth,
     percentile,
+    run_samples,
 )
 from flowctl.observe.recorded import history_metrics, run_metrics
 from flowctl.observe.records import AttemptRecord, RunRecord, RunRecorder, StepRecord
@@ -61,6 +65,7 @@ def test_recorded_run_figures() -> None:
     assert m.queue_wait.p99 == pytest.approx(2 + 3 * 0.96)
     # lint waits [1000, 1005); transform [1010, 1012) and report [1010, 1011) overlap
     assert m.max_queue_depth == 2
+    assert m.mean_queue_depth == pytest.approx((5 + 2 + 1) / 130)  # waiting step-seconds over the wall time
     assert m.critical_path == ("extract", "transform", "load")
     assert m.critical_path_seconds == 128.0
     assert dict(m.step_attempts) == {"extract": 1, "lint": 1, "transform": 2, "report": 2, "load": 1, "publish": 0}
@@ -90,6 +95,51 @@ def test_queue_depth_counts_a_step_never_started_until_it_ended() -> None:
         (StepRecord("a", StepStatus.SUCCEEDED, 0.0, 1.0, (AttemptRecord(1, 0.0, 1.0, AttemptOutcome.OK, 0),)),),
     )
     assert max_queue_depth(instant, 1.0) == 0
+
+
+_MOMENT = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
+
+
+@st.composite
+def _queued_runs(draw: st.DrawFn) -> RunRecord:
+    """Runs whose steps became ready, maybe started, maybe finished, at arbitrary moments."""
+    steps = []
+    for i in range(draw(st.integers(0, 12))):
+        ready = draw(_MOMENT)
+        started = draw(st.one_of(st.none(), _MOMENT.map(lambda d, r=ready: r + d / 10)))
+        finished = draw(st.one_of(st.none(), _MOMENT.map(lambda d, s=started or ready: s + d / 10)))
+        attempts = () if started is None else (AttemptRecord(1, started, finished, AttemptOutcome.OK, 0),)
+        status = StepStatus.SUCCEEDED if finished is not None else StepStatus.CANCELLED
+        steps.append(StepRecord(f"s{i}", status, ready, finished, attempts))
+    start = draw(_MOMENT)
+    return RunRecord("r", "p", RunStatus.SUCCEEDED, start, start + draw(_MOMENT), tuple(steps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_queued_runs())
+def test_mean_queue_depth_is_the_waiting_time_over_the_wall_time(record: RunRecord) -> None:
+    """The area under the depth curve equals the time every step spent waiting, clipped to the
+    run: an independent way to the same number."""
+    assert record.finished_at is not None
+    end = record.finished_at
+    wall = end - record.started_at
+    mean = mean_queue_depth(record, end)
+    if wall <= 0:
+        assert mean is None
+        return
+    waiting = 0.0
+    for step in record.steps:
+        until = step.started_at if step.started_at is not None else (step.finished_at if step.finished_at is not None else end)
+        waiting += max(0.0, min(until, end) - max(step.ready_at or 0.0, record.started_at))
+    assert mean == pytest.approx(waiting / wall, abs=1e-9)
+    assert 0.0 <= mean <= max_queue_depth(record, end) + 1e-9
+
+
+def test_samples_are_what_the_distributions_summarise() -> None:
+    record = recorded_run()
+    m, samples = compute_run_metrics(record), run_samples(record)
+    assert sorted(samples.latency) == [10.0, 10.0, 30.0, 30.0, 90.0] and m.latency.count == len(samples.latency)
+    assert sorted(samples.queue_wait) == [0.0, 0.0, 1.0, 2.0, 5.0] and m.queue_wait.count == len(samples.queue_wait)
 
 
 def test_critical_path_without_graph_or_on_a_long_chain() -> None:

@@ -185,3 +185,32 @@ def test_baseline_alert_needs_history_then_fires(write_pipeline: Callable[..., P
     assert alert["baseline"] == 1.0 and alert["value"] == 2.0 and alert["run_id"] == _run_id(second.stdout)
     check = run_flowctl("alerts", "check", str(path))
     assert check.returncode == 1 and "FIRING  step.s.attempts" in check.stdout
+
+
+def test_mute_silences_alerts_notifiers_and_exports_and_says_so(
+    write_pipeline: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``FLOWCTL_MUTE=1`` (what ``flowctl bench`` gives its runs): nothing leaves the run, and the
+    run says what it kept quiet; without it the same run fires and notifies."""
+    path = write_pipeline(
+        """
+        version: 1
+        name: loud
+        steps:
+          one: {run: 'exit 3'}
+        alerts:
+          - when: failed
+        notify:
+          - run: 'cat >> notified.jsonl'
+        """
+    )
+    prom = tmp_path / "metrics.prom"
+    muted = run_flowctl("run", str(path), "--metrics-file", str(prom), env={"FLOWCTL_MUTE": "1"})
+    assert muted.returncode == 1
+    assert "FIRING" not in muted.stdout
+    assert not (tmp_path / "notified.jsonl").exists() and not prom.exists()
+    assert "warning: FLOWCTL_MUTE is set: alerts, notifications, --metrics-file muted for this run" in muted.stderr
+    loud = run_flowctl("run", str(path), "--metrics-file", str(prom), env={"FLOWCTL_MUTE": "0"})
+    assert loud.returncode == 1 and "FIRING  failed" in loud.stdout
+    assert (tmp_path / "notified.jsonl").read_text().strip() and prom.exists()
+    assert "FLOWCTL_MUTE" not in loud.stderr
