@@ -11,17 +11,9 @@ from pathlib import Path
 
 from tests.conftest import flowctl_env, run_flowctl
 from tests.diff import gitrepo
-from tests.diff.gitrepo import GitRepo
+from tests.diff.gitrepo import CHECKS, GitRepo
 
 git_repo = gitrepo.git_repo
-
-PIPELINE = """
-version: 1
-name: hello
-steps:
-  greet:
-    run: echo hello
-"""
 
 
 def imports_of(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -39,25 +31,25 @@ def gitpython_in(names: set[str]) -> list[str]:
 
 
 def test_run_records_the_commit_without_importing_gitpython(git_repo: GitRepo) -> None:
-    git_repo.write("pipelines/hello.yaml", PIPELINE)
-    head = git_repo.commit("hello")
-    git_repo.tag("hello/v1.0.0", "first")
-    proc, names = imports_of(git_repo.path, "run", "pipelines/hello.yaml", "--no-progress")
+    git_repo.write("pipelines/checks.yaml", CHECKS)
+    head = git_repo.commit("checks")
+    git_repo.tag("checks/v1.0.0", "first")
+    proc, names = imports_of(git_repo.path, "run", "pipelines/checks.yaml", "--no-progress")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert gitpython_in(names) == []
     (recorded,) = json.loads(run_flowctl("runs", "--json", cwd=git_repo.path).stdout)
     assert recorded["provenance"]["git_commit"] == head  # the git part did run
     assert recorded["provenance"]["git_dirty"] is False
     # The control: the same run at a ref does need gitpython (a worktree, the file at the ref).
-    proc, names = imports_of(git_repo.path, "run", "pipelines/hello.yaml", "--ref", "hello/v1.0.0", "--no-progress")
+    proc, names = imports_of(git_repo.path, "run", "pipelines/checks.yaml", "--ref", "checks/v1.0.0", "--no-progress")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "git" in gitpython_in(names)
 
 
 def test_validate_finds_the_project_without_gitpython(git_repo: GitRepo) -> None:
-    git_repo.write("pipelines/hello.yaml", PIPELINE)
+    git_repo.write("pipelines/checks.yaml", CHECKS)
     (git_repo.path / "deep" / "er").mkdir(parents=True)
     proc, names = imports_of(git_repo.path / "deep" / "er", "validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "hello.yaml" in proc.stdout
+    assert "checks.yaml" in proc.stdout
     assert gitpython_in(names) == []

@@ -71,10 +71,7 @@ def test_the_top_the_common_dir_and_the_main_work_tree_are_what_git_says(
 
 
 def test_a_submodule_is_its_own_work_tree_and_shares_no_common_dir(tmp_path: Path) -> None:
-    inner = make_repo(tmp_path / "inner").path
-    outer = make_repo(tmp_path / "outer")
-    outer.repo.git.execute(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner), "sub"])
-    sub = outer.path / "sub"
+    sub = make_repo(tmp_path / "outer").add_submodule(make_repo(tmp_path / "inner").path, "sub")
     assert (sub / ".git").is_file()
     (sub / "deep").mkdir()
     assert work_tree_top(sub / "deep") == git_top(sub / "deep") == sub.resolve()

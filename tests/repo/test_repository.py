@@ -11,6 +11,7 @@ import pytest
 
 from flowctl.errors import GitError, UsageError
 from flowctl.repo.repository import Repository, Revision, Tag
+from flowctl.run import procs
 from tests.diff.gitrepo import GitRepo
 
 
@@ -169,20 +170,16 @@ def test_worktree_failures_are_git_errors_naming_what_was_tried(git_repo: GitRep
 
 
 def _cat_file_children() -> list[int]:
-    """Our child processes running ``git cat-file`` (gitpython's object readers)."""
+    """Our child processes running ``git cat-file`` (gitpython's object readers); a reaped or
+    zombie process has no command line."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in procs.child_pids():
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"cat-file" in fh.read().split(b"\0"):
+                    found.append(pid)
         except OSError:
             continue
-        if ppid == os.getpid() and b"cat-file" in argv:  # a reaped or zombie process has no argv
-            found.append(int(entry))
     return found
 
 
