@@ -109,20 +109,20 @@ def _excluded(rel: str) -> bool:
 
 def _git_files(folder: str) -> tuple[str, Sequence[str], str | None, bool | None] | None:
     """(work tree top, the files git sees, HEAD's commit, dirty) or None outside a work tree."""
-    try:
-        from flowctl.diff.gitsource import GitSource
+    from flowctl.repo.repository import Repository
 
-        src = GitSource(folder)
+    try:
+        repo = Repository(folder)
     except GitError:
         return None
-    out = src.repo.git.ls_files("-z", "--cached", "--others", "--exclude-standard")
-    names = sorted({n.replace("/", os.sep) for n in out.split("\0") if n})
-    try:
-        commit: str | None = src.resolve("HEAD").commit
-        dirty: bool | None = src.is_dirty()
-    except GitError:  # a repository without commits yet
-        commit, dirty = None, None
-    return src.root, names, commit, dirty
+    with repo:
+        names = sorted({n.replace("/", os.sep) for n in repo.visible_files()})
+        try:
+            commit: str | None = repo.resolve("HEAD").commit
+            dirty: bool | None = repo.is_dirty()
+        except GitError:  # a repository without commits yet
+            commit, dirty = None, None
+        return repo.root, names, commit, dirty
 
 
 def _walk(folder: str) -> list[str]:

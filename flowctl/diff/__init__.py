@@ -1,7 +1,8 @@
 """Semantic diff of pipelines, releases and runs at a git ref.
 
 ``changes`` (the records) ← ``compare`` (two ``Pipeline`` models) + ``impact``; ``gitsource``
-reads pipelines and release tags at revisions; ``project`` picks both sides of every pipeline;
+loads pipelines at revisions (git itself and release tags are ``flowctl.repo``'s); ``project``
+picks both sides of every pipeline;
 ``release`` tags versions and lists them; ``worktree`` checks a ref out for ``run --ref``;
 ``render`` turns a report into text, markdown, JSON or a changelog (the only module that formats).
 """

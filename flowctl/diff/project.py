@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from flowctl.diff.changes import DiffReport, PipelineDiff, Side
 from flowctl.diff.compare import diff_pipelines
-from flowctl.diff.gitsource import GitSource, TagFormat, load_text
+from flowctl.diff.gitsource import load_at, load_text, pipeline_files
 from flowctl.errors import GitError, UsageError
+from flowctl.repo.releases import TagFormat, has_release_tags, latest_release, release_history, released_names
+from flowctl.repo.repository import Repository
 from flowctl.spec.model import Pipeline
 
 WORK_TREE = "work tree"
@@ -36,16 +38,16 @@ def discover(root: str) -> list[str]:
     return [str(p) for p in discover_pipelines(root)]
 
 
-def _load_new(src: GitSource, paths: Sequence[str], to: str | None) -> tuple[list[_Loaded], str, str | None]:
+def _load_new(repo: Repository, paths: Sequence[str], to: str | None) -> tuple[list[_Loaded], str, str | None]:
     """The new side: (pipelines, label, commit)."""
     if to is None:
         if paths:
-            rels = [src.relpath(p) for p in paths]
+            rels = [repo.relpath(p) for p in paths]
         else:
-            rels = [src.relpath(p) for p in discover(src.root)]
+            rels = [repo.relpath(p) for p in discover(repo.root)]
         loaded = []
         for rel in rels:
-            full = os.path.join(src.root, rel)
+            full = os.path.join(repo.root, rel)
             try:
                 with open(full, "rb") as fh:
                     text = fh.read()
@@ -53,33 +55,33 @@ def _load_new(src: GitSource, paths: Sequence[str], to: str | None) -> tuple[lis
                 raise UsageError(f"{rel}: no such pipeline file in the work tree") from None
             loaded.append(_Loaded(rel, load_text(full, text, rel)))
         return loaded, WORK_TREE, None
-    rev = src.resolve(to)
-    rels = [src.relpath(p) for p in paths] if paths else list(src.pipeline_files(rev.commit))
+    rev = repo.resolve(to)
+    rels = [repo.relpath(p) for p in paths] if paths else list(pipeline_files(repo, rev.commit))
     loaded = []
     for rel in rels:
-        pipeline = src.load(rev.commit, rel, to)
+        pipeline = load_at(repo, rev.commit, rel, to)
         if pipeline is None:
             raise UsageError(f"{rel} does not exist at {to}")
         loaded.append(_Loaded(rel, pipeline))
     return loaded, to, rev.commit
 
 
-def _load_all(src: GitSource, commit: str, label: str, cache: dict[tuple[str, str], Pipeline | None], rel: str) -> Pipeline | None:
+def _load_all(repo: Repository, commit: str, label: str, cache: dict[tuple[str, str], Pipeline | None], rel: str) -> Pipeline | None:
     key = (commit, rel)
     if key not in cache:
-        cache[key] = src.load(commit, rel, label)
+        cache[key] = load_at(repo, commit, rel, label)
     return cache[key]
 
 
 def _find_old(
-    src: GitSource, commit: str, label: str, rel: str, name: str, cache: dict[tuple[str, str], Pipeline | None]
+    repo: Repository, commit: str, label: str, rel: str, name: str, cache: dict[tuple[str, str], Pipeline | None]
 ) -> tuple[str | None, Pipeline | None]:
     """The pipeline at ``commit`` for new-side file ``rel``: same path, else same name."""
-    pipeline = _load_all(src, commit, label, cache, rel)
+    pipeline = _load_all(repo, commit, label, cache, rel)
     if pipeline is not None:
         return rel, pipeline
-    for other in src.pipeline_files(commit):
-        candidate = _load_all(src, commit, label, cache, other)
+    for other in pipeline_files(repo, commit):
+        candidate = _load_all(repo, commit, label, cache, other)
         if candidate is not None and candidate.name == name:
             return other, candidate
     return None, None
@@ -94,18 +96,24 @@ def diff_project(
     tag_format: str | None = None,
 ) -> DiffReport:
     """Compare every pipeline (or ``paths``) between its base and the work tree / ``to``."""
-    src = GitSource(cwd)
+    with Repository(cwd) as repo:
+        return _diff_project(repo, paths, against=against, to=to, tag_format=tag_format)
+
+
+def _diff_project(
+    repo: Repository, paths: Sequence[str], *, against: str | None, to: str | None, tag_format: str | None
+) -> DiffReport:
     fmt = TagFormat(tag_format) if tag_format else None
     reach = to or "HEAD"
-    src.resolve(reach)
-    base_rev = src.resolve(against) if against is not None else None
-    if base_rev is None and not src.has_release_tags(fmt, reachable_from=reach):
+    repo.resolve(reach)
+    base_rev = repo.resolve(against) if against is not None else None
+    if base_rev is None and not has_release_tags(repo, fmt, reachable_from=reach):
         wanted = f"tags like {fmt.template!r}" if fmt else "release tags (<name>/vX.Y.Z or vX.Y.Z)"
         raise GitError(
             f"no {wanted} reachable from {reach}",
             hint="compare with --against REF (a branch or commit), or make a first release with flowctl release",
         )
-    new_side, new_label, new_commit = _load_new(src, paths, to)
+    new_side, new_label, new_commit = _load_new(repo, paths, to)
     cache: dict[tuple[str, str], Pipeline | None] = {}
     diffs: list[PipelineDiff] = []
     matched_old: set[tuple[str, str]] = set()
@@ -113,7 +121,7 @@ def diff_project(
         if base_rev is not None:
             old_label, old_commit = against or "", base_rev.commit
         else:
-            release = src.latest_release(item.pipeline.name, fmt, reachable_from=reach)
+            release = latest_release(repo, item.pipeline.name, fmt, reachable_from=reach)
             if release is None:
                 diffs.append(
                     diff_pipelines(
@@ -125,7 +133,7 @@ def diff_project(
                 )
                 continue
             old_label, old_commit = release.tag, release.commit
-        old_path, old = _find_old(src, old_commit, old_label, item.path, item.pipeline.name, cache)
+        old_path, old = _find_old(repo, old_commit, old_label, item.path, item.pipeline.name, cache)
         if old_path is not None:
             matched_old.add((old_commit, old_path))
         diffs.append(
@@ -137,12 +145,12 @@ def diff_project(
             )
         )
     if not paths:
-        diffs.extend(_removed(src, base_rev.commit if base_rev else None, against, fmt, reach, new_side, new_label, matched_old, cache))
+        diffs.extend(_removed(repo, base_rev.commit if base_rev else None, against, fmt, reach, new_side, new_label, matched_old, cache))
     return DiffReport(tuple(diffs))
 
 
 def _removed(
-    src: GitSource,
+    repo: Repository,
     base_commit: str | None,
     against: str | None,
     fmt: TagFormat | None,
@@ -158,21 +166,21 @@ def _removed(
     if base_commit is not None:
         bases.append((against or "", base_commit))
     else:
-        for name in sorted(src.released_names(fmt, reachable_from=reach) - names):
-            release = src.latest_release(name, fmt, reachable_from=reach)
+        for name in sorted(released_names(repo, fmt, reachable_from=reach) - names):
+            release = latest_release(repo, name, fmt, reachable_from=reach)
             if release is not None:
                 bases.append((release.tag, release.commit))
         if fmt is None or not fmt.per_pipeline:
-            history = src.release_history("", fmt if fmt else TagFormat("v{version}"), reachable_from=reach)
+            history = release_history(repo, "", fmt if fmt else TagFormat("v{version}"), reachable_from=reach)
             if history:
                 bases.append((history[-1].tag, history[-1].commit))
     out: list[PipelineDiff] = []
     seen: set[str] = set()
     for label, commit in bases:
-        for rel in src.pipeline_files(commit):
+        for rel in pipeline_files(repo, commit):
             if (commit, rel) in matched:
                 continue
-            old = _load_all(src, commit, label, cache, rel)
+            old = _load_all(repo, commit, label, cache, rel)
             if old is None or old.name in names or old.name in seen:
                 continue
             seen.add(old.name)

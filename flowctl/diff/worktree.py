@@ -13,7 +13,8 @@ Nothing a step writes may vanish unannounced (issue 13), so closing the worktree
 * a worktree the user named (``--worktree DIR``) is theirs: made when absent, reused when it
   already holds REF's commit, never removed.
 
-Git access goes through ``gitsource.GitSource``; this module never prints (``cli`` does).
+Git access goes through ``flowctl.repo`` (a ``Repository`` held open for the run, closed with
+the worktree); this module never prints (``cli`` does).
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from flowctl.diff.gitsource import GitSource
+from flowctl.diff.gitsource import load_at
 from flowctl.errors import GitError, UsageError
-
-#: ``--ref latest-release``: the newest release tag of the pipeline, looked up at each run.
-LATEST_RELEASE = "latest-release"
+from flowctl.repo.releases import LATEST_RELEASE, latest_release_tag
+from flowctl.repo.repository import Repository
 
 #: Beside each worktree flowctl made: what it is, for ``gc`` (``<worktrees>/<slug>.json``).
 _META = ".json"
@@ -54,8 +54,8 @@ class WorktreeOutcome:
 class RefWorktree:
     """One checkout of REF for one run; ``close()`` (or leaving the ``with``) settles it."""
 
-    def __init__(self, src: GitSource, ref: str, commit: str, root: str, rel: str, *, owned: bool) -> None:
-        self.src = src
+    def __init__(self, repo: Repository, ref: str, commit: str, root: str, rel: str, *, owned: bool) -> None:
+        self.repo = repo
         self.ref = ref
         self.commit = commit
         self.root = root  # the worktree
@@ -71,14 +71,15 @@ class RefWorktree:
         if self._outcome is not None:
             return self._outcome
         try:
-            written, unknown = self.src.changes_in(self.root), None
+            written, unknown = self.repo.changes_in(self.root), None
         except GitError as exc:
             written, unknown = (), exc.message
         keep = not self.owned or bool(written) or unknown is not None
         if not keep:
-            self.src.remove_worktree(self.root)
+            self.repo.remove_worktree(self.root)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root + _META)
+        self.repo.close()
         self._outcome = WorktreeOutcome(self.root, self.ref, written, keep, self.owned, unknown)
         return self._outcome
 
@@ -105,22 +106,36 @@ def checkout_at(
     be made) or UsageError (the pipeline file does not exist at ``ref``; ``into`` holds
     something else).
     """
-    src = GitSource(cwd)
-    rel = src.relpath(pipeline)
+    repo = Repository(cwd)
+    try:
+        return _checkout(repo, pipeline, ref, worktrees, into)
+    except BaseException:
+        repo.close()
+        raise
+
+
+def _checkout(
+    repo: Repository,
+    pipeline: str | os.PathLike[str],
+    ref: str,
+    worktrees: str | os.PathLike[str],
+    into: str | os.PathLike[str] | None,
+) -> RefWorktree:
+    rel = repo.relpath(pipeline)
     if ref == LATEST_RELEASE:  # resolved at each run, so a schedule follows new releases
         from flowctl.spec import load_pipeline
 
-        ref = latest_release_tag(src, load_pipeline(pipeline).name, pipeline)
-    rev = src.resolve(ref)
-    at_ref = src.load(rev.commit, rel, ref)  # PipelineError (REF:path:line) when invalid there
+        ref = latest_release_tag(repo, load_pipeline(pipeline).name, pipeline)
+    rev = repo.resolve(ref)
+    at_ref = load_at(repo, rev.commit, rel, ref)  # PipelineError (REF:path:line) when invalid there
     if at_ref is None:
         raise UsageError(
             f"{rel} does not exist at {ref}",
             hint=f"list what the ref holds with: git ls-tree -r --name-only {ref} pipelines/",
         )
     if into is not None:
-        root = _user_worktree(src, os.path.abspath(into), ref, rev.commit)
-        return RefWorktree(src, ref, rev.commit, root, rel, owned=False)
+        root = _user_worktree(repo, os.path.abspath(into), ref, rev.commit)
+        return RefWorktree(repo, ref, rev.commit, root, rel, owned=False)
     folder = Path(worktrees)
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
@@ -128,24 +143,24 @@ def checkout_at(
         ignore.write_text("# worktrees of `flowctl run --ref`; `flowctl gc` removes them\n*\n", encoding="utf-8")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{at_ref.name}-{ref}").strip("-")
     root = tempfile.mkdtemp(prefix=f"{slug}-", dir=folder)
-    meta = {"pipeline": at_ref.name, "ref": ref, "commit": rev.commit, "repo": src.root, "created": time.time()}
+    meta = {"pipeline": at_ref.name, "ref": ref, "commit": rev.commit, "repo": repo.root, "created": time.time()}
     Path(root + _META).write_text(json.dumps(meta) + "\n", encoding="utf-8")
     os.rmdir(root)  # git wants to create it
     try:
-        src.add_worktree(root, rev.commit, ref)
+        repo.add_worktree(root, rev.commit, ref)
     except GitError:
         os.unlink(root + _META)
         raise
-    return RefWorktree(src, ref, rev.commit, root, rel, owned=True)
+    return RefWorktree(repo, ref, rev.commit, root, rel, owned=True)
 
 
-def _user_worktree(src: GitSource, path: str, ref: str, commit: str) -> str:
+def _user_worktree(repo: Repository, path: str, ref: str, commit: str) -> str:
     """``--worktree DIR``: reuse it when it is this repository's worktree at ``commit``, make
     it when it is absent or empty, refuse anything else (nothing of the user's is touched)."""
-    if os.path.realpath(path) == src.root:
+    if os.path.realpath(path) == repo.root:
         raise UsageError(f"--worktree {path} is the repository's own work tree",
                          hint="give a folder of its own, e.g. ../checkout-" + re.sub(r"[^A-Za-z0-9._-]+", "-", ref))
-    head = src.worktree_heads().get(os.path.realpath(path))
+    head = repo.worktree_heads().get(os.path.realpath(path))
     if head == commit:
         return path
     if head is not None:
@@ -158,20 +173,8 @@ def _user_worktree(src: GitSource, path: str, ref: str, commit: str) -> str:
             f"--worktree {path} exists and is not a worktree of this repository",
             hint="give a folder that does not exist yet (flowctl creates it)",
         )
-    src.add_worktree(path, commit, ref)
+    repo.add_worktree(path, commit, ref)
     return path
-
-
-def latest_release_tag(src: GitSource, name: str, pipeline: str | os.PathLike[str]) -> str:
-    """The newest release tag of pipeline ``name`` reachable from HEAD (what ``--ref
-    latest-release`` runs). Raises GitError when there is none."""
-    release = src.latest_release(name)
-    if release is None:
-        raise GitError(
-            f"--ref {LATEST_RELEASE}: no release tags for {name} ({name}/vX.Y.Z or vX.Y.Z) reachable from HEAD",
-            hint=f"create one with `flowctl release {os.fspath(pipeline)} --bump patch`",
-        )
-    return release.tag
 
 
 # -- gc ------------------------------------------------------------------------------------
@@ -243,7 +246,8 @@ def collect_worktrees(
 
 def _remove_kept(w: KeptWorktree) -> None:
     try:
-        GitSource(w.repo).remove_worktree(w.path)
+        with Repository(w.repo) as repo:
+            repo.remove_worktree(w.path)
     except GitError:  # the repository moved or is gone: the folder is all there is
         import shutil
 
@@ -253,12 +257,10 @@ def _remove_kept(w: KeptWorktree) -> None:
 
 
 __all__ = [
-    "LATEST_RELEASE",
     "KeptWorktree",
     "RefWorktree",
     "WorktreeOutcome",
     "checkout_at",
     "collect_worktrees",
     "kept_worktrees",
-    "latest_release_tag",
 ]

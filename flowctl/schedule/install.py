@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
-from flowctl.diff.worktree import LATEST_RELEASE
 from flowctl.errors import Findings, UsageError
+from flowctl.repo.releases import LATEST_RELEASE
 from flowctl.schedule.crontab import (
     Entry,
     Target,
@@ -99,23 +99,24 @@ def check_ref(pipeline: Pipeline, ref: str) -> None:
 
     Raises UsageError.
     """
-    from flowctl.diff.gitsource import GitSource
-    from flowctl.diff.worktree import latest_release_tag
     from flowctl.errors import GitError
+    from flowctl.repo.releases import latest_release_tag
+    from flowctl.repo.repository import Repository
 
     folder = os.path.dirname(os.path.abspath(pipeline.path))
     try:
-        src = GitSource(folder)
+        repo = Repository(folder)
     except GitError:
         raise UsageError(
             f"--ref {ref}: {pipeline.path} is not in a git repository",
             hint="schedules can be pinned to releases only in a git repository",
         ) from None
     try:
-        if ref == LATEST_RELEASE:
-            latest_release_tag(src, pipeline.name, pipeline.path)
-        else:
-            src.resolve(ref)
+        with repo:
+            if ref == LATEST_RELEASE:
+                latest_release_tag(repo, pipeline.name, pipeline.path)
+            else:
+                repo.resolve(ref)
     except GitError as exc:
         if ref == LATEST_RELEASE:
             raise UsageError(exc.message, hint=exc.hint) from None

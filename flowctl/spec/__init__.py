@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowctl.errors import Diagnostic, PipelineError, UsageError
 from flowctl.load.yamlsource import Document, parse
+from flowctl.repo.layout import work_tree_top
 from flowctl.spec.model import Pipeline
 
 PIPELINE_DIR = "pipelines"
@@ -113,14 +113,7 @@ def load_pipeline(path: str | os.PathLike[str], *, text: bytes | None = None,
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The git top level containing ``start`` (default: the current folder), else ``start``."""
     here = Path(start or os.getcwd()).resolve()
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return here
-    if out.returncode == 0 and out.stdout.strip():
-        return Path(out.stdout.strip())
-    return here
+    return work_tree_top(here) or here
 
 
 def is_pipeline_file(parts: Sequence[str]) -> bool:

@@ -11,8 +11,9 @@ One rule (issue 13, "the state folder belongs to the project"), decided by ``sta
 
 The walk stops at the top of the git work tree it starts in, and never looks at the home folder,
 the temporary folder or the filesystem root from below (a stray ``~/.flowctl`` must not capture
-every project under the home folder). Git is read from its files (``.git``, ``commondir``), not
-by running ``git``: this runs at the start of every command.
+every project under the home folder). Where the main work tree is comes from
+``flowctl.repo.layout``, which reads git's files rather than running ``git``: this runs at the
+start of every command.
 
 ``state_dirs_below`` is the bounded search behind "no runs here, but there are some there".
 Opening what it finds is ``views.py``'s job. Raises ``UsageError`` when the folder named or
@@ -27,6 +28,7 @@ from collections import deque
 from pathlib import Path
 
 from flowctl.errors import UsageError
+from flowctl.repo.layout import is_work_tree_top, main_work_tree
 
 STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
 STATE_DIR_NAME = ".flowctl"
@@ -62,40 +64,12 @@ def discover(start: Path) -> Path:
         candidate = folder / STATE_DIR_NAME
         if candidate.is_dir():
             return candidate
-        if os.path.lexists(folder / ".git"):
+        if is_work_tree_top(folder):
             return (main_work_tree(folder) or folder) / STATE_DIR_NAME
         parent = folder.parent
         if parent == folder or parent.parent == parent or parent in ceilings:
             return start / STATE_DIR_NAME
         folder = parent
-
-
-def main_work_tree(top: Path) -> Path | None:
-    """The main work tree of the git work tree whose top is ``top`` (``top`` itself unless it is
-    a linked worktree), None when ``top`` holds no ``.git``.
-
-    A linked worktree's ``.git`` is a file ``gitdir: <main>/.git/worktrees/NAME`` whose folder
-    holds ``commondir`` (the path of ``<main>/.git``), as ``git rev-parse --git-common-dir``
-    reads it. A submodule's ``.git`` file has no ``commondir``: the submodule is its own tree.
-    """
-    dot_git = top / ".git"
-    if dot_git.is_dir():
-        return top
-    try:
-        text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir:"):
-        return top
-    gitdir = (top / text[len("gitdir:"):].strip()).resolve()
-    try:
-        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-    except OSError:
-        return top  # a submodule or --separate-git-dir: this tree is the main one
-    # A bare repository's worktrees have no main work tree: they keep their own state.
-    if common.name == ".git" and common.is_dir():
-        return common.parent
-    return top
 
 
 def project_root(state_dir: Path) -> Path | None:

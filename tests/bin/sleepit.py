@@ -80,6 +80,60 @@ def ignore_term(secs: str) -> int:
     return 0
 
 
+def _write_pid(pidfile: str, pid: int) -> None:
+    with open(pidfile + ".tmp", "w") as fh:
+        fh.write(f"{pid}\n")
+    os.replace(pidfile + ".tmp", pidfile)  # readers never see a half-written file
+
+
+def ready(pidfile: str, *flags: str) -> int:
+    """A leaf that outlives its step: write our pid to PIDFILE once ready, then sleep 60 s.
+    With ``deaf``: note each SIGTERM (append our pid to PIDFILE.term) and carry on; it is
+    installed before the pid is written, so a test that read the pid may signal at once."""
+    if "deaf" in flags:
+        def note(signum: int, frame: object) -> None:
+            with open(pidfile + ".term", "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+
+        signal.signal(signal.SIGTERM, note)
+    _write_pid(pidfile, os.getpid())
+    time.sleep(60)  # a handled SIGTERM resumes the sleep (PEP 475)
+    return 0
+
+
+def leave(how: str, pidfile: str, *flags: str) -> int:
+    """Leave a ``ready`` child behind the way HOW says, wait until it is ready, then exit 0
+    (with ``linger``: keep running instead). HOW: ``setsid`` (its own session), ``nohup``
+    (nohup, same group), ``stay`` (same group, still running when the step ends) or
+    ``double-fork`` (the daemon recipe: fork, setsid, fork, the middle process exits).
+    Other flags (``deaf``) go to the child."""
+    child = [sys.executable, HERE, "ready", pidfile, *(f for f in flags if f != "linger")]
+    if how == "setsid":
+        subprocess.Popen(child, start_new_session=True)
+    elif how == "nohup":
+        subprocess.Popen(["nohup", *child], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elif how == "stay":
+        subprocess.Popen(child)
+    elif how == "double-fork":
+        middle = os.fork()
+        if middle == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, child)
+            os._exit(0)
+        os.waitpid(middle, 0)
+    else:
+        raise SystemExit(f"unknown way to leave a child: {how}")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(pidfile):  # readiness, not a fixed pause
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(0.002)
+    if "linger" in flags:
+        time.sleep(60)
+    return 0
+
+
 def split(first: str, second: str) -> int:
     """Write FIRST, flush, pause, then SECOND: a secret arriving in two writes."""
     os.write(1, first.encode())

@@ -45,6 +45,11 @@ class GitRepo:
     def checkout(self, ref: str) -> None:
         self.repo.git.checkout(ref)
 
+    def add_submodule(self, source: Path, rel: str) -> Path:
+        """Add the repository at ``source`` as a submodule at ``rel``; returns its folder."""
+        self.repo.git.execute(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(source), rel])
+        return self.path / rel
+
 
 @pytest.fixture
 def git_repo(tmp_path: Path) -> GitRepo:
