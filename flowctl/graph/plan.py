@@ -103,64 +103,72 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
     _check_ids(pipeline, only, "--only")
     _check_ids(pipeline, from_, "--from")
     steps = pipeline.steps
-    index = {sid: i for i, sid in enumerate(steps)}
     users_lists: dict[str, list[str]] = {sid: [] for sid in steps}
     for sid, step in steps.items():
         for need in step.needs:
             users_lists[need].append(sid)
     users = {sid: tuple(u) for sid, u in users_lists.items()}
-    chosen = set(steps)
-    if only:
-        chosen &= _reach(list(only), lambda s: steps[s].needs)
-    if from_:
-        chosen &= _reach(list(from_), users.__getitem__)
-
+    if only or from_:
+        chosen = set(steps)
+        if only:
+            chosen &= _reach(list(only), lambda s: steps[s].needs)
+        if from_:
+            chosen &= _reach(list(from_), users.__getitem__)
+        ids = [sid for sid in steps if sid in chosen]  # file order
+        indeg = {sid: sum(1 for n in steps[sid].needs if n in chosen) for sid in ids}
+        users_in = {sid: tuple(u for u in users[sid] if u in chosen) for sid in ids}
+    else:  # everything: no membership test per edge (issue 12: 100k steps, 500k needs)
+        ids = list(steps)
+        indeg = {sid: len(step.needs) for sid, step in steps.items()}
+        users_in = users
     # Kahn's algorithm over the chosen steps, once for generations (levels) ...
-    indeg = {sid: sum(1 for n in steps[sid].needs if n in chosen) for sid in chosen}
-    level = [sid for sid in steps if sid in chosen and indeg[sid] == 0]
+    level = [sid for sid in ids if not indeg[sid]]
+    sources = level
     generations: list[list[str]] = []
     remaining = dict(indeg)
     while level:
         generations.append(level)
         following: list[str] = []
         for sid in level:
-            for user in users[sid]:
-                if user in chosen:
-                    remaining[user] -= 1
-                    if remaining[user] == 0:
-                        following.append(user)
+            for user in users_in[sid]:
+                remaining[user] -= 1
+                if not remaining[user]:
+                    following.append(user)
         level = following
-    topo = [sid for gen in generations for sid in gen]
     # ... the longest chain from each step to a sink (its priority) ...
     priority: dict[str, int] = {}
-    for sid in reversed(topo):
-        priority[sid] = 1 + max((priority[u] for u in users[sid] if u in chosen), default=0)
-
-    def rank(s: str) -> tuple[int, int]:
-        return (-priority[s], index[s])
-
-    # ... and once more for a stable order: longest remaining chain first, then file order.
-    heap = [(*rank(s), s) for s in chosen if indeg[s] == 0]
+    of = priority.__getitem__
+    for gen in reversed(generations):
+        for sid in gen:
+            after = users_in[sid]
+            priority[sid] = 1 + max(map(of, after)) if after else 1
+    # ... and once more for a stable order: longest remaining chain first, then file order. One
+    # integer per step orders both (no tuple per comparison): rank = (top - priority, position).
+    count = len(ids)
+    top = max(priority.values(), default=0)
+    rank = {sid: (top - priority[sid]) * count + i for i, sid in enumerate(ids)}
+    by_rank = {r: sid for sid, r in rank.items()}
+    heap = [rank[s] for s in sources]
     heapq.heapify(heap)
     selected: list[str] = []
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        sid = heapq.heappop(heap)[2]
+        sid = by_rank[pop(heap)]
         selected.append(sid)
-        for user in users[sid]:
-            if user in chosen:
-                indeg[user] -= 1
-                if indeg[user] == 0:
-                    heapq.heappush(heap, (*rank(user), user))
-    levels = tuple(tuple(sorted(gen, key=rank)) for gen in generations)
+        for user in users_in[sid]:
+            indeg[user] -= 1
+            if not indeg[user]:
+                push(heap, rank[user])
+    levels = tuple(tuple(sorted(gen, key=rank.__getitem__)) for gen in generations)
     critical: list[str] = []
     if selected:
-        node = min((s for s in selected if not any(n in chosen for n in steps[s].needs)), key=rank)
+        node = min(sources, key=rank.__getitem__)
         while True:
             critical.append(node)
-            following_steps = [u for u in users[node] if u in chosen]
+            following_steps = users_in[node]
             if not following_steps:
                 break
-            node = min(following_steps, key=rank)
+            node = min(following_steps, key=rank.__getitem__)
     return Plan(pipeline, tuple(selected), levels, tuple(critical), priority, tuple(only), tuple(from_), users)
 
 

@@ -80,19 +80,28 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
 
 
 def needs_of(pipeline_path: str) -> Needs:
-    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or invalid
-    (the figures then leave the critical path out rather than fail)."""
+    """The ``needs`` edges of the pipeline file as it is now; empty when it is gone or cannot be
+    parsed (the figures then leave the critical path out rather than fail).
+
+    Parsed, not built: checking and building a 100,000-step pipeline cost twice the parse, and
+    the critical path only needs the edges (issue 12); an edge to a step the run does not have
+    is ignored by ``critical_path``.
+    """
     from flowctl.errors import FlowctlError
 
     if not pipeline_path or not os.path.isfile(pipeline_path):
         return {}
     try:
-        from flowctl.spec import load_pipeline
+        from flowctl.spec import read_document
+        from flowctl.spec.build import needs_of as step_needs
 
-        pipe = load_pipeline(pipeline_path)
+        doc, _ = read_document(pipeline_path)
     except (FlowctlError, OSError):
         return {}
-    return {sid: step.needs for sid, step in pipe.steps.items()}
+    steps = doc.data.get("steps") if isinstance(doc.data, dict) and not doc.diagnostics else None
+    if not isinstance(steps, dict):
+        return {}
+    return {str(sid): tuple(n for n in step_needs(step) if isinstance(n, str)) for sid, step in steps.items()}
 
 
 def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:

@@ -140,10 +140,14 @@ def step_log(state_dir: str | os.PathLike[str], run_id: str, step: str, attempt:
 
 def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Path:
     """Where ``attempt``'s log is (or would be: an attempt that printed nothing has none)."""
-    path = Path(attempt.log_path) if attempt.log_path else (
-        run_log_dir(state_dir, attempt.run_id) / attempt.step / f"{attempt.attempt}.log"
-    )
-    return path if path.is_absolute() else Path(state_dir) / path
+    return Path(attempt_log_path(state_dir, attempt))
+
+
+def attempt_log_path(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> str:
+    """``attempt_log`` as a string: ``show`` asks it once per step, and building a ``Path`` each
+    time cost more than the ``stat`` (issue 12)."""
+    path = attempt.log_path or os.path.join(run_log_dir(state_dir, attempt.run_id), attempt.step, f"{attempt.attempt}.log")
+    return path if os.path.isabs(path) else os.path.join(state_dir, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +200,7 @@ __all__ = [
     "GcResult",
     "StepLog",
     "attempt_log",
+    "attempt_log_path",
     "collect_garbage",
     "pipeline_key",
     "recent_runs",
