@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flowctl.errors import UsageError
+from flowctl.run.events import StepStatus
 from flowctl.state.records import (
     SUCCESS_STATUSES,
     AttemptRecord,
@@ -168,6 +169,23 @@ def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuc
     }
 
 
+def step_durations(conn: sqlite3.Connection, pipeline: str, *, runs: int = 5) -> dict[str, list[float]]:
+    """Each step's durations in the ``runs`` most recent runs of ``pipeline`` (by name) where it
+    succeeded (first start to last end, retries included), newest run first."""
+    rows = conn.execute(
+        """SELECT s.step, s.duration FROM runs r JOIN steps s ON s.run_id = r.run_id
+            WHERE r.run_id IN (SELECT run_id FROM runs WHERE pipeline = ?
+                               ORDER BY started_at DESC, run_id DESC LIMIT ?)
+              AND s.status = ? AND s.duration IS NOT NULL
+            ORDER BY r.started_at DESC""",
+        (pipeline, runs, StepStatus.SUCCEEDED.value),
+    )
+    found: dict[str, list[float]] = {}
+    for step, duration in rows:
+        found.setdefault(step, []).append(float(duration))
+    return found
+
+
 def fingerprint_parts(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, dict[str, str]]:
     """What each recorded fingerprint digest was made of (digests never saved are left out)."""
     wanted = sorted({d for d in digests if d})
@@ -228,4 +246,5 @@ __all__ = [
     "list_runs",
     "run_detail",
     "runs_to_prune",
+    "step_durations",
 ]

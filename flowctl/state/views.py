@@ -83,6 +83,19 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     return tuple(_alive(path, r) for r in runs)
 
 
+def typical_durations(state_dir: str | os.PathLike[str], pipeline: str, *, runs: int = 5) -> dict[str, float]:
+    """Each step's median duration over its successes in the ``runs`` most recent runs of
+    ``pipeline`` (by name); empty when nothing is recorded. For the live view's ETA."""
+    import statistics
+
+    path = Path(state_dir)
+    if not db.db_path(path).exists():
+        return {}
+    with opened(path) as conn:
+        found = history.step_durations(conn, pipeline, runs=runs)
+    return {step: statistics.median(values) for step, values in found.items()}
+
+
 def run_details(state_dir: str | os.PathLike[str], run_id: str) -> RunDetail:
     """One run with its steps and attempts (``run_id`` may be a unique prefix)."""
     path = Path(state_dir)
@@ -208,4 +221,5 @@ __all__ = [
     "run_log_dir",
     "state_dir_for",
     "step_log",
+    "typical_durations",
 ]
