@@ -99,9 +99,14 @@ def _say_plan(session: RunSession, plain: bool) -> None:
     prefix = ""
     if plain:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {session.run_id} "
-    for line in lines:
-        sys.stdout.write(prefix + line + "\n")
-    sys.stdout.flush()
+    try:
+        for line in lines:
+            sys.stdout.write(prefix + line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `flowctl run … | head -0`: the run goes on, its output dropped
+        from flowctl.cli._common import silence_stdout
+
+        silence_stdout()
 
 
 def run_options(session: RunSession | None) -> Mapping[str, Any]:
