@@ -205,8 +205,10 @@ class LiveView:
         parts += [f"{failed} failed", format_duration(elapsed)]
         if eta is not None:
             parts.append(f"ETA {eta.text()}")
+        text = " · ".join(parts)
+        bar = max(10, min(40, self._console.width - len(text) - 2))  # the counts stay on one line
         head = Table.grid(padding=(0, 1))
-        head.add_row(ProgressBar(total=max(total, 1), completed=done, width=40), Text(" · ".join(parts)))
+        head.add_row(ProgressBar(total=max(total, 1), completed=done, width=bar), Text(text))
         rows = Table.grid(padding=(0, 2))
         for step, (attempt, top, since, kind) in running[:_MAX_ROWS]:
             what = {AttemptKind.REMEDIATE: "remediating", AttemptKind.FINAL: f"final attempt {attempt}"}.get(

@@ -3,24 +3,16 @@ timings are only printed by ``bench/commands_bench.py``, never asserted)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.helpers import load_bench
 
 
 def _bench() -> Any:
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location("commands_bench", REPO / "bench" / "commands_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("commands_bench")
 
 
 def test_every_command_is_measured_on_a_real_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
