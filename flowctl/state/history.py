@@ -135,13 +135,15 @@ def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
     return runs[0] if runs else None
 
 
-def run_detail(conn: sqlite3.Connection, run_id: str) -> RunDetail:
-    """One run with every step (in plan order) and every attempt. Raises ``UsageError``."""
+def run_detail(conn: sqlite3.Connection, run_id: str, *, attempts_too: bool = True) -> RunDetail:
+    """One run with every step (in plan order) and, unless ``attempts_too`` is false (deciding
+    a resume needs only the steps), every attempt. Raises ``UsageError``."""
     run = find_run(conn, run_id)
     attempts: dict[str, list[AttemptRecord]] = {}
-    for row in conn.execute(
+    rows = conn.execute(
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run.run_id,)
-    ):
+    ) if attempts_too else ()
+    for row in rows:
         attempts.setdefault(row[1], []).append(_attempt(row))
     steps = tuple(
         _step(row, tuple(attempts.get(row[1], ())))
