@@ -3,6 +3,9 @@ command that reads a whole pipeline or a whole run, against ``flowctl validate``
 
 Usage: python bench/commands_bench.py [--sizes 10000,100000] [--runs 3] [--keep DIR]
 
+With ``--keep DIR`` the pipelines and their state stay in DIR, and a later run with the same
+DIR measures the run recorded there instead of running the pipeline again.
+
 For each size N it generates a pipeline of N steps with about 5N ``needs`` edges
 (``validate_bench.generate_pipeline(..., runnable=True)``: params, env, retries, timeouts and
 substitutions, every command a ``true``), then runs it for real once (``flowctl run``, plain
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -151,12 +155,19 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             pipeline = folder / "pipeline.yaml"
             text = generate_pipeline(size, 5 * size, runnable=True)
-            pipeline.write_text(text, encoding="utf-8")
             edges = sum(line.count(",") + 1 for line in text.splitlines() if line.startswith("    needs: ["))
             state = folder / "state"
-            run_id, took = record_run(py, pipeline, state, env)
-            print(f"\n{size:,} steps, {edges:,} needs ({pipeline.stat().st_size / 1e6:.1f} MB); state: a real run of "
-                  f"the pipeline ({took:.1f} s, {os.cpu_count()} CPUs); medians of {args.runs} rounds\n")
+            recorded = sorted((state / "runs").iterdir()) if (state / "runs").is_dir() else []
+            if pipeline.is_file() and pipeline.read_text(encoding="utf-8") == text and len(recorded) == 1:
+                run_id, how = recorded[0].name, f"a real run of the pipeline, recorded earlier in {folder}"
+            else:
+                pipeline.write_text(text, encoding="utf-8")
+                if state.exists():
+                    shutil.rmtree(state)
+                run_id, took = record_run(py, pipeline, state, env)
+                how = f"a real run of the pipeline ({took:.1f} s, {os.cpu_count()} CPUs)"
+            print(f"\n{size:,} steps, {edges:,} needs ({pipeline.stat().st_size / 1e6:.1f} MB); state: {how}; "
+                  f"medians of {args.runs} rounds\n")
             rows = measure(commands(py, pipeline, state, run_id), env, args.runs)
             ok, ran = report(size, rows)
             all_ok &= ok

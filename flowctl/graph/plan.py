@@ -94,6 +94,19 @@ def _check_ids(pipeline: Pipeline, ids: Sequence[str], option: str) -> None:
                              hint=f"did you mean {guess!r}?" if guess else "list the steps with `flowctl plan`")
 
 
+def _depths_in_file_order(pipeline: Pipeline) -> dict[str, int] | None:
+    """Each step's generation (the longest chain of needs before it), in one pass over the file;
+    None when a step comes before a step it needs."""
+    depth: dict[str, int] = {}
+    of = depth.__getitem__
+    try:
+        for sid, step in pipeline.steps.items():
+            depth[sid] = 1 + max(map(of, step.needs)) if step.needs else 0
+    except KeyError:
+        return None
+    return depth
+
+
 def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequence[str] = ()) -> Plan:
     """Compile the DAG and the selection (``only``: those steps and what they need; ``from_``:
     those steps and everything downstream; both: the intersection).
@@ -121,20 +134,25 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
         ids = list(steps)
         indeg = {sid: len(step.needs) for sid, step in steps.items()}
         users_in = users
-    # Kahn's algorithm over the chosen steps, once for generations (levels) ...
-    level = [sid for sid in ids if not indeg[sid]]
-    sources = level
-    generations: list[list[str]] = []
-    remaining = dict(indeg)
-    while level:
-        generations.append(level)
-        following: list[str] = []
-        for sid in level:
-            for user in users_in[sid]:
-                remaining[user] -= 1
-                if not remaining[user]:
-                    following.append(user)
-        level = following
+    sources = [sid for sid in ids if not indeg[sid]]
+    depth = None if only or from_ else _depths_in_file_order(pipeline)
+    if depth is not None:  # the usual file, where steps come after what they need: one pass
+        generations: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for sid in ids:
+            generations[depth[sid]].append(sid)
+    else:  # Kahn's algorithm over the chosen steps, once for generations (levels) ...
+        generations = []
+        level = sources
+        remaining = dict(indeg)
+        while level:
+            generations.append(level)
+            following: list[str] = []
+            for sid in level:
+                for user in users_in[sid]:
+                    remaining[user] -= 1
+                    if not remaining[user]:
+                        following.append(user)
+            level = following
     # ... the longest chain from each step to a sink (its priority) ...
     priority: dict[str, int] = {}
     of = priority.__getitem__
