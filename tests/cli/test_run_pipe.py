@@ -53,13 +53,16 @@ def test_head_1_the_run_goes_on_and_exits_with_its_own_code(write_pipeline, tmp_
     assert [s for s, status in statuses.items() if status != "succeeded"] == (["broken"] if failing else [])
 
 
-def test_a_reader_gone_before_the_first_line_changes_nothing(write_pipeline, tmp_path: Path) -> None:
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_reader_gone_before_the_first_line_changes_nothing(write_pipeline, tmp_path: Path, resume: bool) -> None:
     path = _pipeline(write_pipeline, failing=True)
+    if resume:  # a run to resume: --resume says so before anything else
+        assert run_flowctl("run", str(path)).returncode == 1
     read_end, write_end = os.pipe()
     os.close(read_end)  # `flowctl run … | true`: nobody will ever read
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "flowctl", "run", str(path)],
+            [sys.executable, "-m", "flowctl", "run", str(path), *(["--resume"] if resume else [])],
             stdout=write_end, stderr=subprocess.PIPE, env=flowctl_env(), text=True, timeout=120, check=False,
         )
     finally:
@@ -68,6 +71,7 @@ def test_a_reader_gone_before_the_first_line_changes_nothing(write_pipeline, tmp
     assert proc.stderr == ""
     run = _last_run(tmp_path / ".flowctl")
     assert run["run"]["status"] == "failed" and run["run"]["root_failure"] == "broken"  # type: ignore[index]
+    assert (run["run"]["resumed_from"] is not None) is resume  # type: ignore[index]  # it did run
 
 
 def test_a_sink_that_fails_is_named_as_a_user_would(write_pipeline) -> None:
