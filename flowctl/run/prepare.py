@@ -9,7 +9,6 @@ step ``cwd`` that does not exist (UsageError naming the step's line). Shared by 
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,11 +52,10 @@ def prepare_run(
     plan = compile_plan(pipeline, only=only, from_=from_)
     invocations: dict[str, Invocation] = {}
     remediations: dict[str, Invocation | None] = {}
-    isdir = functools.lru_cache(maxsize=None)(os.path.isdir)  # most steps share a folder (issue 12)
     for sid in plan.selected:
         step = pipeline.steps[sid]
         inv = resolve_step(pipeline, step, params, env)
-        if not isdir(inv.cwd):
+        if not os.path.isdir(inv.cwd):
             where = f"{step.span}: " if step.span else ""
             raise UsageError(
                 f"{where}step {sid!r}: working folder {inv.cwd} does not exist",

@@ -104,8 +104,6 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
     helper: dict[str, str] = {}
 
     def plain(text: str) -> str:
-        if "${{" not in text:  # most values hold no expression (100k steps: issue 12)
-            return text
         refs = expr.find_refs(text)
         _note(refs)
         return expr.fill_plain(text, refs, values)
@@ -139,9 +137,9 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
         display = shlex.join(argv)
         texts = list(run)
 
+    by_upper = {name.upper(): name for name in params}
     for text in texts + list(declared.values()):
         if expr.PARAM_VAR_PREFIX in text:
-            by_upper = {name.upper(): name for name in params}
             for m in _PARAM_MENTION.finditer(text):
                 if m.group(1) in by_upper:
                     used.add(by_upper[m.group(1)])
