@@ -11,7 +11,6 @@ Cycles are rejected earlier, with their spans, by ``spec``.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -160,23 +159,14 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
         for sid in gen:
             after = users_in[sid]
             priority[sid] = 1 + max(map(of, after)) if after else 1
-    # ... and once more for a stable order: longest remaining chain first, then file order. One
-    # integer per step orders both (no tuple per comparison): rank = (top - priority, position).
+    # ... and the stable order: longest remaining chain first, then file order. A step's
+    # priority is above that of every step needing it, so this order is already topological:
+    # it is the order in which always starting the ready step of highest priority (then first
+    # in the file) starts them, without a heap. One integer per step orders both keys.
     count = len(ids)
     top = max(priority.values(), default=0)
     rank = {sid: (top - priority[sid]) * count + i for i, sid in enumerate(ids)}
-    by_rank = {r: sid for sid, r in rank.items()}
-    heap = [rank[s] for s in sources]
-    heapq.heapify(heap)
-    selected: list[str] = []
-    push, pop = heapq.heappush, heapq.heappop
-    while heap:
-        sid = by_rank[pop(heap)]
-        selected.append(sid)
-        for user in users_in[sid]:
-            indeg[user] -= 1
-            if not indeg[user]:
-                push(heap, rank[user])
+    selected = sorted(ids, key=rank.__getitem__)
     levels = tuple(tuple(sorted(gen, key=rank.__getitem__)) for gen in generations)
     critical: list[str] = []
     if selected:
