@@ -36,10 +36,14 @@ HELP_RATIO = 1.3
 PEAK_MB = 400.0
 
 
-def generate_pipeline(steps: int, deps: int, *, seed: int = 20240101) -> str:
+def generate_pipeline(steps: int, deps: int, *, seed: int = 20240101, runnable: bool = False) -> str:
     """A valid pipeline of ``steps`` steps and about ``deps`` dependencies, acyclic by
     construction (a step only needs steps written before it), with the format's other
-    features sprinkled in so validation has params, durations, env and expressions to check."""
+    features sprinkled in so validation has params, durations, env and expressions to check.
+
+    ``runnable``: every command is ``true`` (with the same arguments and substitutions) and no
+    step declares outputs, so ``flowctl run`` succeeds and writes no log (bench/commands_bench.py).
+    """
     rng = random.Random(seed)
     per_step = deps / max(steps, 1)
     lines = [
@@ -72,17 +76,19 @@ def generate_pipeline(steps: int, deps: int, *, seed: int = 20240101) -> str:
             lines.append("    needs: [" + ", ".join(f"step-{n:05d}" for n in needs) + "]")
         kind = i % 10
         if kind == 0:
-            lines.append(f"    run: python scripts/part.py --part {i} --date ${{{{ params.date }}}}")
-            lines.append(f"    outputs: [data/part-{i}.json]")
+            lines.append(f"    run: {'true' if runnable else 'python scripts/part.py'} --part {i} --date ${{{{ params.date }}}}")
+            if not runnable:
+                lines.append(f"    outputs: [data/part-{i}.json]")
         elif kind == 1:
-            lines.append(f'    run: [python3, scripts/part.py, "--limit=${{{{ params.limit }}}}", "{i}"]')
+            program = "\"true\"" if runnable else "python3, scripts/part.py"
+            lines.append(f'    run: [{program}, "--limit=${{{{ params.limit }}}}", "{i}"]')
         elif kind == 2:
-            lines.append(f"    run: ./scripts/check.sh {i}")
+            lines.append(f"    run: {'true' if runnable else './scripts/check.sh'} {i}")
             lines.append("    retries: 3")
             lines.append("    timeout: 1h30m")
             lines.append(f'    env: {{PART: "{i}", MODE: fast}}')
         else:
-            lines.append(f"    run: echo step {i}")
+            lines.append(f"    run: {'true' if runnable else 'echo'} step {i}")
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +97,7 @@ class Sample:
     seconds: float
     peak_mb: float
     returncode: int
+    cpu_seconds: float = 0.0  # user + system time of the child
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> Sample:
@@ -105,7 +112,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> Sample:
     if proc.returncode != 0:
         tail = "\n".join(stderr.decode(errors="replace").splitlines()[-8:])
         sys.stderr.write(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}\n")
-    return Sample(elapsed, usage.ru_maxrss / 1024.0, proc.returncode)
+    return Sample(elapsed, usage.ru_maxrss / 1024.0, proc.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def measure(commands: list[list[str]], env: dict[str, str], runs: int) -> list[tuple[float, float, int]]:

@@ -51,7 +51,9 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # The reader went away (``flowctl graph | head``): not an error worth a message.
-        _silence_stdout()
+        from flowctl.cli._common import silence_stdout
+
+        silence_stdout()
         return int(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 - the boundary is where unknown errors end
         click_code = _click_exit(exc)
@@ -77,14 +79,6 @@ def _click_exit(exc: BaseException) -> int | None:
         exc.show()
         return int(ExitCode.USAGE)
     return None
-
-
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
 
 
 def _crash(exc: BaseException) -> int:

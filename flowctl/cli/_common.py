@@ -45,6 +45,26 @@ def stdout_is_tty() -> bool:
         return False
 
 
+def silence_stdout() -> None:
+    """Whoever read stdout went away (``flowctl run … | head -1``): send what is still to come,
+    and what is still buffered, to /dev/null, so the command ends with its own exit code and
+    no "Broken pipe" noise (a later flush, Python's at exit included, then succeeds)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def warn(text: str) -> None:
+    """``flowctl: warning: TEXT`` on stderr; dropped when nobody reads stderr any more."""
+    try:
+        print(f"flowctl: warning: {text}", file=sys.stderr)
+    except BrokenPipeError:
+        pass
+
+
 def console(*, stderr: bool = False) -> Console:
     """A rich console honouring NO_COLOR; plain (no codes) when not a terminal."""
     from rich.console import Console
@@ -63,4 +83,7 @@ def param_option() -> Any:
     return typer.Option([], "--param", "-p", metavar="NAME=VALUE", help="Set a parameter (repeatable).")
 
 
-__all__ = ["console", "json_option", "load", "no_color", "param_option", "pick_format", "stdout_is_tty"]
+__all__ = [
+    "console", "json_option", "load", "no_color", "param_option", "pick_format", "silence_stdout", "stdout_is_tty",
+    "warn",
+]

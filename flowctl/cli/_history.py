@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -96,11 +96,120 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str |
 
 
 def emit_json(value: Any) -> None:
-    json.dump(to_jsonable(value), sys.stdout, indent=2, sort_keys=False, default=str)
+    """``value`` as JSON on stdout: ``json.dumps(to_jsonable(value), indent=2, default=str)``."""
+    write_json(value, sys.stdout.write)
     sys.stdout.write("\n")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_PLAIN, _MAPPING, _SEQUENCE, _RECORD = range(4)
+
+
+def write_json(value: Any, write: Callable[[str], object]) -> None:
+    """``json.dumps(to_jsonable(value), indent=2, default=str)``, written out in pieces.
+
+    Python indents JSON a generator step per token, after a pass that copies every record
+    into dicts: for the 100,000-step run of ``show --json`` that cost three times reading the
+    run (issue 12). Here records are read as they are, and every run of plain values (strings,
+    numbers, ...) in a container is encoded by the C encoder, whose item separator carries the
+    newline and the indentation of its depth: a step's record is a few C calls, the text the same.
+    """
+    import operator
+    from json import encoder as std
+
+    encoders: dict[int, Callable[[Any], str]] = {}
+    kinds: dict[type, int] = {}
+    plain_types = set(_SCALARS)  # asked first: most values are these
+    fields_of: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+    buffer: list[str] = []
+    key_text = std.encode_basestring_ascii
+
+    def flat(depth: int) -> Callable[[Any], str]:
+        found = encoders.get(depth)
+        if found is None:
+            separators = (",\n" + "  " * depth, ": ")
+            c_encoder = getattr(std, "c_make_encoder", None)
+            if c_encoder is None:  # no C accelerator: the same text, slower
+                found = json.JSONEncoder(separators=separators, default=str).encode
+            else:  # made once per depth: JSONEncoder.encode makes one per call
+                make = c_encoder(None, str, key_text, None, separators[1], separators[0], False, False, True)
+                found = lambda item: "".join(make(item, 0))
+            encoders[depth] = found
+        return found
+
+    def kind_of(item: Any) -> int:
+        cls = type(item)
+        found = kinds.get(cls)
+        if found is None:
+            if cls in _SCALARS:
+                found = _PLAIN
+            elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+                found = _RECORD
+                names = tuple(f.name for f in dataclasses.fields(item) if not f.name.startswith("_"))
+                read = operator.attrgetter(*names) if len(names) > 1 else (lambda x: (getattr(x, names[0]),))
+                fields_of[cls] = (names, read if names else (lambda x: ()))
+            elif isinstance(item, Mapping):
+                found = _MAPPING
+            elif isinstance(item, (list, tuple)):
+                found = _SEQUENCE
+            else:
+                found = _PLAIN  # the encoder's default=str writes it
+            kinds[cls] = found
+            if found == _PLAIN:
+                plain_types.add(cls)
+        return found
+
+    def emit(item: Any, depth: int) -> None:
+        kind = kind_of(item)
+        if kind == _PLAIN:
+            buffer.append(flat(depth)(item))
+            return
+        if kind == _RECORD:
+            names, read = fields_of[type(item)]
+            item = dict(zip(names, read(item)))
+        elif kind == _MAPPING and (type(item) is not dict or not all(type(k) is str for k in item)):
+            item = {str(k): v for k, v in item.items()}  # a plain dict, keys named as to_jsonable does
+        if not item:
+            buffer.append("[]" if kind == _SEQUENCE else "{}")
+            return
+        opening, closing = ("[", "]") if kind == _SEQUENCE else ("{", "}")
+        values = item if kind == _SEQUENCE else item.values()
+        nested = [type(v) not in plain_types and kind_of(v) != _PLAIN for v in values]
+        inner = "\n" + "  " * (depth + 1)
+        encode = flat(depth + 1)
+        if not any(nested):  # plain values only (an attempt's record): one C call
+            plain = list(item) if kind == _SEQUENCE else item
+            buffer.append(opening + inner + encode(plain)[1:-1])
+        else:
+            pairs = list(enumerate(item)) if kind == _SEQUENCE else list(item.items())
+            buffer.append(opening)
+            i, count = 0, len(pairs)
+            while i < count:
+                if i:
+                    buffer.append(",")
+                j = i
+                while j < count and not nested[j]:
+                    j += 1
+                if j > i:  # a run of plain values: one C call, brackets cut off
+                    run = [v for _, v in pairs[i:j]] if kind == _SEQUENCE else dict(pairs[i:j])
+                    buffer.append(inner + encode(run)[1:-1])
+                    i = j
+                    continue
+                key, sub = pairs[i]
+                buffer.append(inner if kind == _SEQUENCE else f"{inner}{key_text(str(key))}: ")
+                emit(sub, depth + 1)
+                i += 1
+        buffer.append("\n" + "  " * depth + closing)
+        if len(buffer) > 4096:
+            write("".join(buffer))
+            buffer.clear()
+
+    emit(value, 0)
+    write("".join(buffer))
+
+
 def to_jsonable(value: Any) -> Any:
+    """Dataclasses (their public fields), mappings and sequences as plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")

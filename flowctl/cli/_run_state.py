@@ -112,9 +112,14 @@ class _Say:
         prefix = ""
         if self.plain:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {self.run_id} "
-        for line in lines:
-            sys.stdout.write(prefix + line + "\n")
-        sys.stdout.flush()
+        try:
+            for line in lines:
+                sys.stdout.write(prefix + line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `flowctl run … | head -0`: the run goes on, its output dropped
+            from flowctl.cli._common import silence_stdout
+
+            silence_stdout()
 
 
 def _end_leftovers(

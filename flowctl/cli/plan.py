@@ -80,15 +80,17 @@ def plan(
     if values:
         out.write("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()) + "\n")
     width = max((len(s) for s in compiled.selected), default=0)
+    critical = frozenset(compiled.critical_path)  # membership per step: a set, not the tuple (issue 12)
     for n, level in enumerate(compiled.levels, 1):
         note = f" ({len(level)} in parallel)" if len(level) > 1 else ""
         out.write(f"\nLevel {n}{note}\n")
         for sid in level:
-            mark = "*" if sid in compiled.critical_path else " "
+            mark = "*" if sid in critical else " "
             shown = commands[sid].rstrip("\n").replace("\n", "\n" + " " * (width + 6))
             out.write(f"  {mark} {sid:<{width}}  {shown}\n")
     out.write(f"\n* critical path ({len(compiled.critical_path)} steps): {' → '.join(compiled.critical_path)}\n")
-    skipped = [s for s in pipe.steps if s not in set(compiled.selected)]
+    selected = frozenset(compiled.selected)  # built once: per step it made `plan` quadratic (issue 12)
+    skipped = [s for s in pipe.steps if s not in selected]
     if skipped:
         out.write(f"Not selected ({len(skipped)}): {', '.join(skipped)}\n")
     return 0
@@ -102,6 +104,7 @@ def _warnings_json(found: Any) -> list[dict[str, Any]]:
 
 def _json(compiled: Any, values: dict[str, Any], commands: dict[str, str]) -> dict[str, Any]:
     pipe = compiled.pipeline
+    critical = frozenset(compiled.critical_path)
     return {
         "pipeline": pipe.name,
         "file": pipe.path,
@@ -111,7 +114,7 @@ def _json(compiled: Any, values: dict[str, Any], commands: dict[str, str]) -> di
         "critical_path": list(compiled.critical_path),
         "steps": [
             {"id": sid, "needs": list(pipe.steps[sid].needs), "command": commands[sid],
-             "critical": sid in compiled.critical_path}
+             "critical": sid in critical}
             for sid in compiled.selected
         ],
     }

@@ -200,8 +200,9 @@ def execute(
     provenance: dict[str, object] | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
+    from flowctl.cli._common import silence_stdout, warn
     from flowctl.cli._run_state import make_logs_dir, run_options
-    from flowctl.observe.fanout import FanOut, sink_name
+    from flowctl.observe.fanout import FanOut, reader_gone, sink_name
     from flowctl.observe.summary import RunSummary, render_summary, write_summary
     from flowctl.run.events import OutputLine
     from flowctl.run.executors.local import LocalExecutor
@@ -211,7 +212,7 @@ def execute(
     logs_dir = os.path.join(state_dir, "runs", run_id)
     make_logs_dir(logs_dir)  # step folders appear with their first output
     summary = RunSummary()
-    view, out = build_view(live=live, logs_dir=logs_dir)
+    view, out = build_view(live=live, logs_dir=logs_dir, state_dir=state_dir, prepared=prepared)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = session.store
     from_state = run_options(session)  # reuse, fingerprints, resumed_from, provenance (git: once)
@@ -243,57 +244,64 @@ def execute(
         executor.close()
         if live and view is not None:
             view.stop()
-    if observer is not None:
-        observed(observer, out if live else None)
+    details = observed(observer, verbose=stream) if observer is not None else []
     hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
+    if any(reader_gone(exc) for _, exc in fanout.errors):
+        silence_stdout()  # `flowctl run … | head -1`: the run went on; so does the rest, unseen
     try:
         if live:
-            render_summary(summary, out, hint=hint)
+            render_summary(summary, out, hint=hint, details=details)
         else:
-            write_summary(summary, sys.stdout, hint=hint)
-    except BrokenPipeError:  # `flowctl run … | head`: the exit code must still say how the run went
-        pass
+            write_summary(summary, sys.stdout, hint=hint, details=details)
+    except BrokenPipeError:  # the reader left during the summary: the exit code still says how the run went
+        silence_stdout()
     for sink, exc in fanout.errors:
-        print(f"flowctl: warning: output {sink_name(sink)} failed and was switched off: {exc}", file=sys.stderr)
+        if not reader_gone(exc):
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            warn(f"{sink_name(sink)} failed and was switched off ({why}); the run went on")
     return exit_code(result)
 
 
-def build_view(*, live: bool, logs_dir: str) -> tuple[Any, Any]:
+def build_view(*, live: bool, logs_dir: str, state_dir: str, prepared: PreparedRun) -> tuple[Any, Any]:
     """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
-    rich console it draws on (None for plain lines)."""
+    rich console it draws on (None for plain lines). The live view's ETA starts from the steps'
+    durations in earlier runs, read here before the run starts (an unreadable history only
+    makes the ETA a guess)."""
     if live:
+        from flowctl.errors import FlowctlError
         from flowctl.observe.live import LiveView
+        from flowctl.state.views import typical_durations
 
+        try:
+            typical = typical_durations(state_dir, prepared.pipeline.name)
+        except FlowctlError:
+            typical = {}
+        steps = prepared.pipeline.steps
+        needs = {sid: steps[sid].needs for sid in prepared.plan.selected}
         out = console()
-        return LiveView(out), out
+        return LiveView(out, typical=typical, needs=needs), out
     from flowctl.observe.plain import PlainSink
 
     return PlainSink(sys.stdout, logs_dir=logs_dir), None
 
 
-def observed(observer: RunObserver, out: Any) -> None:
-    """Metrics, exports and alerts after the run (never changing its exit code), printed above
-    the summary so the root failure stays last; ``out`` is the rich console, None for plain."""
-    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines
+def observed(observer: RunObserver, *, verbose: bool) -> list[str]:
+    """Metrics, exports and alerts after the run (never changing its exit code); the lines the
+    summary shows after its totals (the metrics block only where it means something,
+    ``report.metrics_wanted``), so the failures stay last."""
+    from flowctl.cli._common import warn
+    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines, metrics_wanted
 
     try:
         report = observer.finish()
     finally:
         observer.close()
-    lines = metrics_lines(report.metrics) + alert_lines([a for a in report.alerts if a.fired])
+    lines = metrics_lines(report.metrics) if metrics_wanted(report.metrics, verbose=verbose) else []
+    lines += alert_lines([a for a in report.alerts if a.fired])
     lines += delivery_lines([d for d in report.deliveries if d.ok])
-    try:
-        if out is None:
-            sys.stdout.write("".join(line + "\n" for line in lines))
-        else:
-            from rich.text import Text
-
-            for line in lines:
-                out.print(Text(line, style="bold red" if line.startswith("FIRING") else ""), soft_wrap=True)
-    except BrokenPipeError:  # the reader went away; the exports and alerts are done anyway
-        pass
     for warning in report.warnings:
-        print(f"flowctl: warning: {warning}", file=sys.stderr)
+        warn(warning)
+    return lines
 
 
 def exit_code(result: RunResult) -> int:

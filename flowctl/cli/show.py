@@ -27,17 +27,22 @@ def show(
 
     Example: flowctl show 20261125T020000-3fa1 --json
     """
-    from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table, to_jsonable
+    import dataclasses
+    import os
+
+    from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
     from flowctl.observe.recorded import detail_metrics
     from flowctl.observe.report import metrics_lines
-    from flowctl.state.views import attempt_log, run_details, state_dir_for
+    from flowctl.state.views import attempt_log_path, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     detail = run_details(root, run_id, pipeline)
     metrics = detail_metrics(detail)
     if chosen == "json":
-        emit_json({**to_jsonable(detail), "metrics": metrics.to_dict()})
+        # One conversion pass (emit_json's): the fields of the detail, then the metrics.
+        fields = {f.name: getattr(detail, f.name) for f in dataclasses.fields(detail) if not f.name.startswith("_")}
+        emit_json({**fields, "metrics": metrics.to_dict()})
         return 0
     run = detail.run
     print(f"Run {run.run_id} of {run.pipeline} ({run.pipeline_path or '-'}): {run.status}")
@@ -58,7 +63,7 @@ def show(
         attempts = step.attempt_records
         codes = ",".join("-" if a.exit_code is None else str(a.exit_code) for a in attempts) or "-"
         logs = attempts[-1].log_path if attempts else ""
-        if logs and not attempt_log(root, attempts[-1]).is_file():
+        if logs and not os.path.isfile(attempt_log_path(root, attempts[-1])):
             logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
         rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes,
                      step.reason or "", logs or "-"])

@@ -11,7 +11,6 @@ Cycles are rejected earlier, with their spans, by ``spec``.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -95,6 +94,19 @@ def check_step_ids(pipeline: Pipeline, ids: Sequence[str], option: str) -> None:
                              hint=f"did you mean {guess!r}?" if guess else "list the steps with `flowctl plan`")
 
 
+def _depths_in_file_order(pipeline: Pipeline) -> dict[str, int] | None:
+    """Each step's generation (the longest chain of needs before it), in one pass over the file;
+    None when a step comes before a step it needs."""
+    depth: dict[str, int] = {}
+    of = depth.__getitem__
+    try:
+        for sid, step in pipeline.steps.items():
+            depth[sid] = 1 + max(map(of, step.needs)) if step.needs else 0
+    except KeyError:
+        return None
+    return depth
+
+
 def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequence[str] = ()) -> Plan:
     """Compile the DAG and the selection (``only``: those steps and what they need; ``from_``:
     those steps and everything downstream; both: the intersection).
@@ -104,64 +116,68 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
     check_step_ids(pipeline, only, "--only")
     check_step_ids(pipeline, from_, "--from")
     steps = pipeline.steps
-    index = {sid: i for i, sid in enumerate(steps)}
     users_lists: dict[str, list[str]] = {sid: [] for sid in steps}
     for sid, step in steps.items():
         for need in step.needs:
             users_lists[need].append(sid)
     users = {sid: tuple(u) for sid, u in users_lists.items()}
-    chosen = set(steps)
-    if only:
-        chosen &= _reach(list(only), lambda s: steps[s].needs)
-    if from_:
-        chosen &= _reach(list(from_), users.__getitem__)
-
-    # Kahn's algorithm over the chosen steps, once for generations (levels) ...
-    indeg = {sid: sum(1 for n in steps[sid].needs if n in chosen) for sid in chosen}
-    level = [sid for sid in steps if sid in chosen and indeg[sid] == 0]
-    generations: list[list[str]] = []
-    remaining = dict(indeg)
-    while level:
-        generations.append(level)
-        following: list[str] = []
-        for sid in level:
-            for user in users[sid]:
-                if user in chosen:
+    if only or from_:
+        chosen = set(steps)
+        if only:
+            chosen &= _reach(list(only), lambda s: steps[s].needs)
+        if from_:
+            chosen &= _reach(list(from_), users.__getitem__)
+        ids = [sid for sid in steps if sid in chosen]  # file order
+        indeg = {sid: sum(1 for n in steps[sid].needs if n in chosen) for sid in ids}
+        users_in = {sid: tuple(u for u in users[sid] if u in chosen) for sid in ids}
+    else:  # everything: no membership test per edge (issue 12: 100k steps, 500k needs)
+        ids = list(steps)
+        indeg = {sid: len(step.needs) for sid, step in steps.items()}
+        users_in = users
+    sources = [sid for sid in ids if not indeg[sid]]
+    depth = None if only or from_ else _depths_in_file_order(pipeline)
+    if depth is not None:  # the usual file, where steps come after what they need: one pass
+        generations: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for sid in ids:
+            generations[depth[sid]].append(sid)
+    else:  # Kahn's algorithm over the chosen steps, once for generations (levels) ...
+        generations = []
+        level = sources
+        remaining = dict(indeg)
+        while level:
+            generations.append(level)
+            following: list[str] = []
+            for sid in level:
+                for user in users_in[sid]:
                     remaining[user] -= 1
-                    if remaining[user] == 0:
+                    if not remaining[user]:
                         following.append(user)
-        level = following
-    topo = [sid for gen in generations for sid in gen]
+            level = following
     # ... the longest chain from each step to a sink (its priority) ...
     priority: dict[str, int] = {}
-    for sid in reversed(topo):
-        priority[sid] = 1 + max((priority[u] for u in users[sid] if u in chosen), default=0)
-
-    def rank(s: str) -> tuple[int, int]:
-        return (-priority[s], index[s])
-
-    # ... and once more for a stable order: longest remaining chain first, then file order.
-    heap = [(*rank(s), s) for s in chosen if indeg[s] == 0]
-    heapq.heapify(heap)
-    selected: list[str] = []
-    while heap:
-        sid = heapq.heappop(heap)[2]
-        selected.append(sid)
-        for user in users[sid]:
-            if user in chosen:
-                indeg[user] -= 1
-                if indeg[user] == 0:
-                    heapq.heappush(heap, (*rank(user), user))
-    levels = tuple(tuple(sorted(gen, key=rank)) for gen in generations)
+    of = priority.__getitem__
+    for gen in reversed(generations):
+        for sid in gen:
+            after = users_in[sid]
+            priority[sid] = 1 + max(map(of, after)) if after else 1
+    # ... and the stable order: longest remaining chain first, then file order. A step's
+    # priority is above that of every step needing it, so this order is already topological:
+    # it is the order in which always starting the ready step of highest priority (then first
+    # in the file) starts them, without a heap. One integer per step orders both keys.
+    count = len(ids)
+    top = max(priority.values(), default=0)
+    rank = {sid: (top - priority[sid]) * count + i for i, sid in enumerate(ids)}
+    selected = sorted(ids, key=rank.__getitem__)
+    levels = tuple(tuple(sorted(gen, key=rank.__getitem__)) for gen in generations)
     critical: list[str] = []
     if selected:
-        node = min((s for s in selected if not any(n in chosen for n in steps[s].needs)), key=rank)
+        node = min(sources, key=rank.__getitem__)
         while True:
             critical.append(node)
-            following_steps = [u for u in users[node] if u in chosen]
+            following_steps = users_in[node]
             if not following_steps:
                 break
-            node = min(following_steps, key=rank)
+            node = min(following_steps, key=rank.__getitem__)
     return Plan(pipeline, tuple(selected), levels, tuple(critical), priority, tuple(only), tuple(from_), users)
 
 

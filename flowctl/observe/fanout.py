@@ -1,7 +1,8 @@
 """The fan-out that feeds one run's events to every sink.
 
 A sink that raises is switched off for the rest of the run and its error kept in ``errors``
-(the CLI reports it at the end): observing a run must never stop it (STYLE, "Events"). A sink
+(the CLI reports it at the end, by the sink's ``label``, and says nothing when the sink's reader
+went away: ``reader_gone``): observing a run must never stop it (STYLE, "Events"). A sink
 with a ``flush`` method may buffer; ``flush`` is passed on after each batch of events.
 """
 
@@ -48,9 +49,16 @@ class FanOut:
 
 
 def sink_name(sink: Sink) -> str:
-    """A readable name for a sink, for the end-of-run warning."""
-    owner = getattr(sink, "__self__", None)
-    return type(owner).__name__ if owner is not None else getattr(sink, "__qualname__", type(sink).__name__)
+    """What a user would call the sink, for the end-of-run warning: its ``label`` (or its
+    owner's, for a bound method); never an internal class name (issue 13)."""
+    label = getattr(sink, "label", None) or getattr(getattr(sink, "__self__", None), "label", None)
+    return label if isinstance(label, str) and label else "an output of the run"
 
 
-__all__ = ["FanOut", "Sink", "sink_name"]
+def reader_gone(exc: BaseException) -> bool:
+    """The sink failed because whoever read its stream went away (``flowctl run … | head``):
+    nothing to warn about; its output is dropped and the run goes on."""
+    return isinstance(exc, BrokenPipeError)
+
+
+__all__ = ["FanOut", "Sink", "reader_gone", "sink_name"]

@@ -110,6 +110,10 @@ class JsonLogSink:
         self._stream = stream if stream is not None else sys.stderr
         self._pipeline = pipeline
         self._close = close
+        name = getattr(self._stream, "name", "")
+        #: How warnings name this sink (never a class name).
+        self.label = "the JSON log on stderr" if self._stream is sys.stderr or not isinstance(name, str) \
+            else f"the JSON log ({name})"
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -138,7 +142,10 @@ class JsonLogSink:
 
     def close(self) -> None:
         if self._close:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError:  # the write that failed (a full disk) was reported when it failed
+                pass
 
 
 def open_log(path: str | os.PathLike[str] | None, *, pipeline: str = "") -> JsonLogSink:

@@ -1,18 +1,29 @@
 """The live terminal view of a run (rich), used when stdout is a terminal.
 
 Shows an overall progress bar (done/total, elapsed, ETA), the running steps with their attempt
-and elapsed time, and prints failures above it as they happen with the last lines of their log.
-Events only update plain fields under a lock (O(1)); rich's refresh thread redraws at most
-``refresh_per_second`` times, so a burst of a thousand tiny steps costs no rendering.
-Imported lazily: ``rich.live`` is not on the plain-output path.
+and elapsed time, the steps waiting out a retry back-off with their countdown
+(``↻ extract  attempt 2/4 in 3.2s``), and prints failures above it as they happen: a failed
+attempt that will be retried (or remediated) as one line, a step that failed for good as a
+block with the last lines of its log.
+
+Whether a failed attempt was the last is known from the event that follows it for that step
+(``RetryScheduled``, ``StepReady`` for remediation or the final attempt, or ``StepFinished``),
+so the failure is held until then; all of them come in the same scheduler turn.
+
+The ETA comes from ``observe.eta`` with the steps' typical durations from earlier runs (read by
+the CLI before the run); "~" marks a guess. Events only update plain fields under a lock (O(1));
+rich's refresh thread redraws at most ``refresh_per_second`` times, so a burst of a thousand
+tiny steps costs no rendering. Imported lazily: ``rich.live`` is not on the plain-output path.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from flowctl.observe.eta import EtaModel
 from flowctl.observe.plain import describe_failure, log_note
 from flowctl.run.events import (
     AttemptFinished,
@@ -25,6 +36,7 @@ from flowctl.run.events import (
     RunFinished,
     RunStarted,
     StepFinished,
+    StepReady,
     StepStatus,
 )
 from flowctl.spec.durations import format_duration
@@ -33,46 +45,89 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
-_MAX_ROWS = 12  # running steps shown; more are summarised in one line
+_MAX_ROWS = 12  # running and waiting steps shown; more are summarised in one line
+TAIL_SHOWN = 5  # log lines under a step that failed for good
 
 
 class LiveView:
-    """A sink drawing the run on a terminal; ``stop`` ends the live display."""
+    """A sink drawing the run on a terminal; ``stop`` ends the live display.
 
-    def __init__(self, console: Console, *, refresh_per_second: float = 4.0) -> None:
+    ``typical``: each step's usual duration from earlier runs, and ``needs`` the steps' needs,
+    for the ETA (both may be empty: the ETA is then a guess from this run's own steps)."""
+
+    label = "the live view"
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        refresh_per_second: float = 4.0,
+        typical: Mapping[str, float] | None = None,
+        needs: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._console = console
         self._rate = refresh_per_second
+        self._typical = typical or {}
+        self._needs = needs or {}
         self._lock = threading.Lock()
         self._live: Live | None = None  # once the run started
-        self._run_id = ""
-        self._pipeline = ""
         self._total = 0
         self._done = 0
         self._failed = 0
         self._t0 = time.monotonic()
-        self._running: dict[str, tuple[int, int, float, AttemptKind]] = {}  # step -> attempt, max, since
+        self._eta: EtaModel | None = None
+        self._max: dict[str, int] = {}  # step -> its attempts at most
+        self._running: dict[str, tuple[int, int, float, AttemptKind]] = {}  # step -> attempt, max, since, kind
+        self._waiting: dict[str, tuple[int, float]] = {}  # step -> next attempt, due (monotonic)
+        self._failure: dict[str, AttemptFinished] = {}  # a failed attempt not yet known to be the last
 
     def __call__(self, ev: Event) -> None:
         kind = type(ev)
+        out: RenderableType | list[RenderableType] | None = None
         with self._lock:
             if kind is AttemptStarted:
                 assert isinstance(ev, AttemptStarted)
                 self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind)
+                self._max[ev.step] = ev.max_attempts
+                self._waiting.pop(ev.step, None)
+                if self._eta is not None:
+                    self._eta.leave(ev.step)
+                return
+            if kind is AttemptFinished:
+                assert isinstance(ev, AttemptFinished)
+                self._running.pop(ev.step, None)
+                if ev.outcome is not AttemptOutcome.OK and ev.outcome is not AttemptOutcome.CANCELLED:
+                    self._failure[ev.step] = ev
                 return
             if kind is StepFinished:
                 assert isinstance(ev, StepFinished)
                 self._running.pop(ev.step, None)
+                self._waiting.pop(ev.step, None)
                 self._done += 1
+                if self._eta is not None:
+                    self._eta.finished(ev.step, ev.duration, executed=ev.attempts > 0)
+                failure = self._failure.pop(ev.step, None)
                 if ev.status is StepStatus.FAILED:
                     self._failed += 1
-                return
-            if kind is RetryScheduled:
-                self._running.pop(ev.step, None)  # type: ignore[union-attr]
-                return
-        if kind is AttemptFinished:
-            assert isinstance(ev, AttemptFinished)
-            if ev.outcome is not AttemptOutcome.OK and ev.outcome is not AttemptOutcome.CANCELLED:
-                self._print_failure(ev)
+                if ev.status in (StepStatus.FAILED, StepStatus.FAILED_ALLOWED):
+                    out = self._final_failure(ev, failure)
+            elif kind is RetryScheduled:
+                assert isinstance(ev, RetryScheduled)
+                self._running.pop(ev.step, None)
+                self._waiting[ev.step] = (ev.next_attempt, time.monotonic() + ev.delay)
+                failure = self._failure.pop(ev.step, None)
+                if failure is not None:
+                    most = self._max.get(ev.step, ev.next_attempt)
+                    out = self._one_line(failure, f"attempt {ev.next_attempt}/{most} in {format_duration(ev.delay)}")
+            elif kind is StepReady:
+                assert isinstance(ev, StepReady)
+                failure = self._failure.pop(ev.step, None)
+                if failure is not None:  # remediation, or the final attempt after it, comes next
+                    then = "final attempt next" if failure.kind is AttemptKind.REMEDIATE else "remediating"
+                    out = self._one_line(failure, then)
+        if out is not None:  # soft wrap: a long log path stays one line to copy
+            for item in out if isinstance(out, list) else [out]:
+                self._console.print(item, soft_wrap=True)
         elif kind is OutputLine:
             assert isinstance(ev, OutputLine)
             from rich.text import Text
@@ -87,11 +142,13 @@ class LiveView:
     def _start(self, ev: RunStarted) -> None:
         from rich.live import Live
 
-        self._run_id, self._pipeline, self._total = ev.run_id, ev.pipeline, len(ev.steps)
-        self._t0 = time.monotonic()
+        with self._lock:
+            self._total = len(ev.steps)
+            self._t0 = time.monotonic()
+            self._eta = EtaModel(ev.steps, self._typical, self._needs, ev.concurrency)
         self._console.print(f"Run {ev.run_id} of {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}")
         self._live = Live(
-            get_renderable=self._render, console=self._console, refresh_per_second=self._rate,
+            get_renderable=self.render, console=self._console, refresh_per_second=self._rate,
             transient=True, redirect_stdout=False, redirect_stderr=False,
         )
         self._live.start()
@@ -101,17 +158,32 @@ class LiveView:
         if live is not None:
             live.stop()
 
-    def _print_failure(self, ev: AttemptFinished) -> None:
+    @staticmethod
+    def _headline(ev: AttemptFinished) -> str:
+        label = "remediation of " if ev.kind is AttemptKind.REMEDIATE else ""
+        return f"✗ {label}{ev.step} attempt {ev.attempt}: {describe_failure(ev)}"
+
+    def _one_line(self, ev: AttemptFinished, then: str) -> RenderableType:
+        """A failed attempt that is not the last: one line (issue 13)."""
         from rich.text import Text
 
-        label = "remediation of " if ev.kind is AttemptKind.REMEDIATE else ""
-        text = Text(f"✗ {label}{ev.step} attempt {ev.attempt}: {describe_failure(ev)}", style="red")
+        text = Text(f"{self._headline(ev)} · {then}", style="yellow")
         text.append(f"  {log_note(ev)}", style="dim")
-        self._console.print(text)
-        for line in ev.tail[-5:]:
-            self._console.print(Text(f"    {line}", style="dim"))
+        return text
 
-    def _render(self) -> RenderableType:
+    def _final_failure(self, ev: StepFinished, failure: AttemptFinished | None) -> list[RenderableType]:
+        """A step that failed for good: its last attempt and the last lines of its log."""
+        from rich.text import Text
+
+        if failure is None:  # it never ran an attempt that failed (e.g. it could not be resumed)
+            return [Text(f"✗ {ev.step}: {ev.reason or ev.status.value}", style="red")]
+        allowed = " (continue_on_error)" if ev.status is StepStatus.FAILED_ALLOWED else ""
+        text = Text(self._headline(failure) + allowed, style="yellow" if allowed else "red")
+        text.append(f"  {log_note(failure)}", style="dim")
+        return [text, *(Text(f"    {line}", style="dim") for line in failure.tail[-TAIL_SHOWN:])]
+
+    def render(self) -> RenderableType:
+        """What the live area shows now (rich calls it at each refresh)."""
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
@@ -121,24 +193,35 @@ class LiveView:
         with self._lock:
             done, total, failed = self._done, self._total, self._failed
             running = sorted(self._running.items(), key=lambda kv: kv[1][2])
+            waiting = sorted(self._waiting.items(), key=lambda kv: kv[1][1])
+            most = dict(self._max)
+            active = [(step, now - since) for step, (_, _, since, _) in running]
+            active += [(step, now - due) for step, (_, due) in waiting]
+            eta = self._eta.estimate(active) if self._eta is not None and done < total else None
         elapsed = now - self._t0
-        eta = ""
-        if 0 < done < total:
-            eta = f" · ETA {format_duration(elapsed / done * (total - done))}"
+        parts = [f"{done}/{total} done", f"{len(running)} running"]
+        if waiting:
+            parts.append(f"{len(waiting)} waiting to retry")
+        parts += [f"{failed} failed", format_duration(elapsed)]
+        if eta is not None:
+            parts.append(f"ETA {eta.text()}")
+        text = " · ".join(parts)
+        bar = max(10, min(40, self._console.width - len(text) - 2))  # the counts stay on one line
         head = Table.grid(padding=(0, 1))
-        head.add_row(
-            ProgressBar(total=max(total, 1), completed=done, width=40),
-            Text(f"{done}/{total} done · {len(running)} running · {failed} failed · {format_duration(elapsed)}{eta}"),
-        )
+        head.add_row(ProgressBar(total=max(total, 1), completed=done, width=bar), Text(text))
         rows = Table.grid(padding=(0, 2))
-        for step, (attempt, most, since, kind) in running[:_MAX_ROWS]:
+        for step, (attempt, top, since, kind) in running[:_MAX_ROWS]:
             what = {AttemptKind.REMEDIATE: "remediating", AttemptKind.FINAL: f"final attempt {attempt}"}.get(
-                kind, f"attempt {attempt}/{most}"
+                kind, f"attempt {attempt}/{top}"
             )
             rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(format_duration(now - since)))
-        if len(running) > _MAX_ROWS:
-            rows.add_row(Text(f"  … and {len(running) - _MAX_ROWS} more"), Text(""), Text(""))
+        for step, (attempt, due) in waiting[: max(0, _MAX_ROWS - len(running))]:
+            countdown = f"attempt {attempt}/{most.get(step, attempt)} in {format_duration(max(0.0, due - now))}"
+            rows.add_row(Text(f"  ↻ {step}", style="yellow"), Text(countdown, style="yellow"), Text("waiting"))
+        hidden = len(running) + len(waiting) - _MAX_ROWS
+        if hidden > 0:
+            rows.add_row(Text(f"  … and {hidden} more"), Text(""), Text(""))
         return Group(head, rows)
 
 
-__all__ = ["LiveView"]
+__all__ = ["TAIL_SHOWN", "LiveView"]

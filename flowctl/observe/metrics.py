@@ -162,12 +162,6 @@ class RunMetrics:
         }
 
 
-def _step_attempts(step: StepRecord) -> list[tuple[float, float | None, AttemptOutcome | None]]:
-    return [
-        (a.started_at, a.finished_at, a.outcome) for a in step.attempts if a.kind is not AttemptKind.REMEDIATE
-    ]
-
-
 def execution_time(step: StepRecord) -> float | None:
     """First attempt's start to the last attempt's end; None if it never ran or never ended."""
     if not step.attempts:
@@ -214,7 +208,7 @@ def _depth_steps(record: RunRecord, end: float) -> list[tuple[float, int]]:
             points.append((until, -1))
     # At equal times a start (-1) goes first: a step started the moment another became ready
     # no longer waits then, and the running total never overshoots.
-    points.sort(key=lambda p: (p[0], p[1]))
+    points.sort()  # by time, then by delta
     depth = 0
     steps: list[tuple[float, int]] = []
     for moment, delta in points:
@@ -252,35 +246,58 @@ def critical_path(
     (ties: the larger step id). Linear in steps + needs."""
     if not durations or not needs:
         return (), None
+    length: dict[str, float] = {}  # the longest chain ending with the step
+    previous: dict[str, str | None] = {}
+    of = length.__getitem__
+    known = durations.__contains__
+    # A run's steps come in plan order, where every need comes before the steps that need it:
+    # then one pass does; else (any other order) Kahn's algorithm below.
+    for step, took in durations.items():
+        ups = needs.get(step, ())
+        if ups and not all(map(length.__contains__, ups)):
+            ups = tuple(filter(known, ups))
+            if not all(map(length.__contains__, ups)):
+                length.clear()
+                previous.clear()
+                break
+        if ups:  # the longest chain before it; ties: the larger step id (pairs compare in C)
+            best, via = max(zip(map(of, ups), ups))
+            length[step], previous[step] = best + took, via
+        else:
+            length[step], previous[step] = took, None
+    else:
+        return _chain_back(length, previous)
     steps = sorted(durations)
     inside: dict[str, tuple[str, ...]] = {}
     for s in steps:
         ups = needs.get(s, ())
-        inside[s] = ups if all(u in durations for u in ups) else tuple(u for u in ups if u in durations)
+        inside[s] = ups if all(map(known, ups)) else tuple(filter(known, ups))
     waiting = {s: len(inside[s]) for s in steps}
     users: dict[str, list[str]] = {s: [] for s in steps}
     for step, ups in inside.items():
         for up in ups:
             users[up].append(step)
-    length: dict[str, float] = {}  # the longest chain ending with the step
-    previous: dict[str, str | None] = {}
     ready = [s for s in steps if waiting[s] == 0]
     while ready:  # Kahn's order: every need is settled before the steps that need it
         step = ready.pop()
-        best, via = 0.0, None
-        for u in inside[step]:
-            here = length[u]
-            if via is None or here > best or (here == best and u > via):
-                best, via = here, u
-        length[step] = best + durations[step]
-        previous[step] = via
+        ups = inside[step]
+        if ups:
+            best, via = max(zip(map(of, ups), ups))
+            length[step], previous[step] = best + durations[step], via
+        else:
+            length[step], previous[step] = durations[step], None
         for user in users[step]:
             waiting[user] -= 1
             if waiting[user] == 0:
                 ready.append(user)
+    return _chain_back(length, previous)
+
+
+def _chain_back(length: Mapping[str, float], previous: Mapping[str, str | None]) -> tuple[tuple[str, ...], float | None]:
+    """The chain ending with the step of the largest ``length`` (ties: the larger id)."""
     if not length:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
         return (), None
-    end = max(length, key=lambda s: (length[s], s))
+    _, end = max(zip(length.values(), length))
     chain: list[str] = []
     cursor: str | None = end
     while cursor is not None:
@@ -299,24 +316,43 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
     step_attempts: dict[str, int] = {}
     attempts = failed_attempts = retries = remediations = 0
     executed = completed = failed_steps = 0
+    # Enum members compared by identity in tuples: a set of them would hash each through
+    # Python (100,000-step runs; issue 12).
+    remediate, cancelled = AttemptKind.REMEDIATE, AttemptOutcome.CANCELLED
+    failed_attempt, failed_step, ran_steps = tuple(_FAILED_ATTEMPT), tuple(_FAILED_STEP), tuple(_EXECUTED)
     for step in record.steps:
-        counts[step.status.value] = counts.get(step.status.value, 0) + 1
-        regular = _step_attempts(step)
-        remediations += len(step.attempts) - len(regular)
-        counted = [a for a in regular if a[2] is not AttemptOutcome.CANCELLED]
-        attempts += len(counted)
-        failed_attempts += sum(1 for a in counted if a[2] in _FAILED_ATTEMPT)
+        status = step.status
+        value = status._value_
+        counts[value] = counts.get(value, 0) + 1
+        sid = step.step
+        tries = step.attempts
+        if not tries:
+            step_attempts[sid] = 0
+            continue
+        regular = [a for a in tries if a.kind is not remediate]
+        remediations += len(tries) - len(regular)
+        for a in regular:
+            if a.outcome is not cancelled:
+                attempts += 1
+                if a.outcome in failed_attempt:
+                    failed_attempts += 1
         retries += max(0, len(regular) - 1)
-        step_attempts[step.step] = len(regular)
-        if step.attempts:
-            executed += 1
-            if step.status in _FAILED_STEP:
-                failed_steps += 1
-        if step.status in _EXECUTED and step.attempts:
+        step_attempts[sid] = len(regular)
+        executed += 1
+        if status in failed_step:
+            failed_steps += 1
+        ran = status in ran_steps
+        if ran:
             completed += 1
-        run_time = execution_time(step)
+        if len(tries) == 1:
+            started, last = tries[0].started_at, tries[0].finished_at
+            run_time = None if last is None else max(0.0, last - started)
+        else:
+            started = min(a.started_at for a in tries)
+            ends = [a.finished_at for a in tries]
+            run_time = None if None in ends else max(0.0, max(e for e in ends if e is not None) - started)
         if run_time is not None:
-            durations[step.step] = run_time
+            durations[sid] = run_time
             executions.append(run_time)
     samples = run_samples(record)
     path, path_seconds = critical_path(durations, record.needs)

@@ -61,6 +61,8 @@ _STATUS_WORD = {
 class PlainSink:
     """Writes one timestamped line per event to ``out``."""
 
+    label = "the run's output"  # how warnings name this sink
+
     def __init__(self, out: IO[str], *, logs_dir: str = "") -> None:
         self._out = out
         self._logs_dir = logs_dir

@@ -86,6 +86,8 @@ class RunRecord:
 class RunRecorder:
     """An event sink that keeps the current run as records (O(1) work per event)."""
 
+    label = "the metrics recorder"  # how warnings name this sink
+
     def __init__(
         self,
         needs: Mapping[str, tuple[str, ...]] | None = None,

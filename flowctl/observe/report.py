@@ -29,6 +29,18 @@ def _dist(dist: Distribution, *quantiles: str) -> str:
     return "  ".join(f"{q} {_d(getattr(dist, q))}" for q in quantiles)
 
 
+#: The run summary shows the metrics block only where the figures say something (issue 13:
+#: "throughput 14345.6 steps/min" for a 2-step run is noise): with ``-v``, when more than this
+#: many steps ran an attempt, or when the run took longer than this. ``flowctl show`` always does.
+METRICS_MIN_STEPS = 10
+METRICS_MIN_SECONDS = 30.0
+
+
+def metrics_wanted(m: RunMetrics, *, verbose: bool) -> bool:
+    """Whether the end of a run shows the metrics block (see ``METRICS_MIN_STEPS``)."""
+    return verbose or m.steps_executed > METRICS_MIN_STEPS or m.wall_seconds > METRICS_MIN_SECONDS
+
+
 def metrics_lines(m: RunMetrics) -> list[str]:
     """The figures of one run (run summary and ``flowctl show``)."""
     rate = "-" if m.throughput_per_minute is None else f"{m.throughput_per_minute:.1f} steps/min"
@@ -134,4 +146,7 @@ def delivery_lines(deliveries: Sequence[Delivery]) -> list[str]:
     ]
 
 
-__all__ = ["alert_lines", "delivery_lines", "metrics_lines", "stats_lines"]
+__all__ = [
+    "METRICS_MIN_SECONDS", "METRICS_MIN_STEPS", "alert_lines", "delivery_lines", "metrics_lines", "metrics_wanted",
+    "stats_lines",
+]

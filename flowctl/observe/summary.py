@@ -2,9 +2,11 @@
 
 ``RunSummary`` is a sink that keeps what the summary needs (O(1) per event). ``render_summary``
 prints the table (step, status, attempts, duration, note), the totals (counts, wall time, time
-saved by running in parallel) and, when the run failed, ends with the root failure: the first
-step that failed for good, its exit code and the last lines of its log, followed by what was
-skipped or cancelled because of it, so parallel output never buries the real error.
+saved by running in parallel), the details the CLI adds (the metrics block, alerts), what was
+skipped or cancelled, the hints (logs, how to resume) and, when the run failed, ends with the
+failures: each other step that failed for good with the end of its log, then the root failure
+(the first step that failed for good, its exit code and the last lines of its log) as the very
+last thing, nearest the prompt, so parallel output never buries the real error (issue 13).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class RunSummary:
     order: list[str] = field(default_factory=list)
     steps: dict[str, StepLine] = field(default_factory=dict)
     finished: RunFinished | None = None
+
+    label = "the run summary"  # how warnings name this sink
 
     def __call__(self, ev: Event) -> None:
         kind = type(ev)
@@ -154,34 +158,60 @@ def totals_line(summary: RunSummary) -> str:
     return text
 
 
-def root_failure_lines(summary: RunSummary) -> list[tuple[str, str]]:
-    """(text, style) lines: the first step that failed for good, its exit code and log tail,
-    then what else failed and what was skipped or cancelled."""
-    root = summary.finished.root_failure if summary.finished else None
-    if root is None or root not in summary.steps:
-        return []
-    line = summary.steps[root]
-    failure = line.last_failure
-    what = describe_failure(failure) if failure else line.reason
-    out = [("", ""), (f"Root failure: {root} ({what}, after {line.attempts} attempt{'s' * (line.attempts != 1)})", "bold red")]
-    if failure is not None:
-        if failure.log_path:
-            out.append((f"  log: {failure.log_path}", ""))
-        out.extend((f"  | {text}", "dim") for text in failure.tail)
-    others = [x.step for x in summary.with_status(StepStatus.FAILED) if x.step != root]
-    if others:
-        out.append((f"Also failed: {', '.join(others)}", "red"))
+#: Failures other than the root one shown with their own log tail (the rest are named), and
+#: how many lines of it; the root failure gets its whole tail.
+OTHER_FAILURES = 5
+OTHER_TAIL = 5
+
+
+def context_lines(summary: RunSummary) -> list[str]:
+    """What was skipped or cancelled (before the failures: they explain it)."""
+    out = []
     skipped = [x.step for x in summary.with_status(StepStatus.SKIPPED)]
     if skipped:
-        out.append((f"Skipped because an upstream step failed: {', '.join(skipped)}", ""))
+        out.append(f"Skipped because an upstream step failed: {', '.join(skipped)}")
     cancelled = [x.step for x in summary.with_status(StepStatus.CANCELLED)]
     if cancelled:
-        out.append((f"Cancelled: {', '.join(cancelled)}", ""))
+        out.append(f"Cancelled: {', '.join(cancelled)}")
     return out
 
 
-def render_summary(summary: RunSummary, console: Console, *, hint: Sequence[str] = ()) -> None:
-    """Print the summary table, totals and (last, set apart) the root failure, with rich."""
+def _failure_block(line: StepLine, title: str, tail: int | None) -> list[tuple[str, str]]:
+    failure = line.last_failure
+    what = describe_failure(failure) if failure else line.reason
+    attempts = f"after {line.attempts} attempt{'s' * (line.attempts != 1)}"
+    out = [(f"{title}: {line.step} ({what}, {attempts})", "bold red" if title == "Root failure" else "red")]
+    if failure is not None:
+        if failure.log_path:
+            out.append((f"  log: {failure.log_path}", ""))
+        shown = failure.tail if tail is None else failure.tail[-tail:]
+        out.extend((f"  | {text}", "dim") for text in shown)
+    return out
+
+
+def failure_lines(summary: RunSummary) -> list[tuple[str, str]]:
+    """(text, style) lines, to print last: each other step that failed for good with the end
+    of its log (up to ``OTHER_FAILURES``; the rest named in one line), then the root failure
+    (the first step that failed for good) with its log tail, nearest the prompt (issue 13)."""
+    root = summary.finished.root_failure if summary.finished else None
+    if root is None or root not in summary.steps:
+        return []
+    others = [x for x in summary.with_status(StepStatus.FAILED) if x.step != root]
+    out: list[tuple[str, str]] = [("", "")]
+    if len(others) > OTHER_FAILURES:
+        rest = others[OTHER_FAILURES:]
+        out.append((f"Also failed ({len(rest)} more, see `flowctl show`): {', '.join(x.step for x in rest)}", "red"))
+    for line in others[:OTHER_FAILURES]:
+        out.extend(_failure_block(line, "Also failed", OTHER_TAIL))
+    out.extend(_failure_block(summary.steps[root], "Root failure", None))
+    return out
+
+
+def render_summary(
+    summary: RunSummary, console: Console, *, hint: Sequence[str] = (), details: Sequence[str] = ()
+) -> None:
+    """Print the summary with rich: the table, the totals, ``details`` (the metrics block and
+    alerts, when given), what was skipped, ``hint``, and last the failures, root one last."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -197,13 +227,15 @@ def render_summary(summary: RunSummary, console: Console, *, hint: Sequence[str]
     if hidden:
         console.print(Text(f"… and {hidden} more steps that succeeded", style="dim"))
     console.print(Text(totals_line(summary)), soft_wrap=True)
-    for text, style in root_failure_lines(summary):
+    for line in [*details, *context_lines(summary), *hint]:
+        console.print(Text(line, style="bold red" if line.startswith("FIRING") else ""), soft_wrap=True)
+    for text, style in failure_lines(summary):
         console.print(Text(text, style=style), soft_wrap=True)
-    for line in hint:
-        console.print(Text(line), soft_wrap=True)
 
 
-def write_summary(summary: RunSummary, out: IO[str], *, hint: Sequence[str] = ()) -> None:
+def write_summary(
+    summary: RunSummary, out: IO[str], *, hint: Sequence[str] = (), details: Sequence[str] = ()
+) -> None:
     """The same summary as plain aligned text (no rich: fast, nothing that redraws)."""
     rows, _, hidden = table_rows(summary)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_HEADERS[:-1])]
@@ -219,13 +251,15 @@ def write_summary(summary: RunSummary, out: IO[str], *, hint: Sequence[str] = ()
     if hidden:
         lines.append(f"… and {hidden} more steps that succeeded")
     lines.append(totals_line(summary))
-    lines.extend(text for text, _ in root_failure_lines(summary))
+    lines.extend(details)
+    lines.extend(context_lines(summary))
     lines.extend(hint)
+    lines.extend(text for text, _ in failure_lines(summary))
     out.write("\n".join(lines) + "\n")
     out.flush()
 
 
 __all__ = [
-    "MAX_ROWS", "RunSummary", "StepLine", "render_summary", "root_failure_lines", "table_rows",
-    "totals_line", "write_summary",
+    "MAX_ROWS", "OTHER_FAILURES", "OTHER_TAIL", "RunSummary", "StepLine", "context_lines", "failure_lines",
+    "render_summary", "table_rows", "totals_line", "write_summary",
 ]

@@ -442,7 +442,7 @@ def _defaults(raw: Mapping[str, Any]) -> Defaults:
 
 
 def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -> Step:
-    explicit = frozenset(f for f in DEFAULTABLE if f in raw)
+    explicit = frozenset(filter(raw.__contains__, DEFAULTABLE))
 
     def pick(field: str) -> Any:
         return raw[field] if field in raw else getattr(defaults, field)

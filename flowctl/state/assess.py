@@ -221,12 +221,17 @@ def assess(
         try:
             with db.translated(db.db_path(state_dir)):
                 if resume is not None:
-                    resumed = history.run_detail(conn, resume.run_id)
+                    resumed = history.run_detail(conn, resume.run_id, attempts_too=False)
                 successes = history.last_successes(conn, pipeline.name)
-                digests = {s.fingerprint for s in successes.values()}
+                # The records only explain what changed: read them for the recorded fingerprints
+                # that differ from the current ones (none, when nothing changed; issue 12). An
+                # equal digest needs none: it was made with the same scheme and key.
+                pairs = [(s.step, s.fingerprint) for s in successes.values()]
                 if resumed is not None:
-                    digests |= {s.fingerprint for s in resumed.steps}
-                recorded = history.stored_fingerprints(conn, digests)
+                    pairs += [(s.step, s.fingerprint) for s in resumed.steps]
+                recorded = history.stored_fingerprints(conn, {
+                    digest for sid, digest in pairs if sid in fingerprints and fingerprints[sid].digest != digest
+                })
         finally:
             conn.close()
     needs = {sid: pipeline.steps[sid].needs for sid in plan.selected}

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flowctl.errors import UsageError
+from flowctl.run.events import StepStatus
 from flowctl.state.records import (
     SUCCESS_STATUSES,
     AttemptRecord,
@@ -199,14 +200,18 @@ def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
     return runs[0] if runs else None
 
 
-def run_detail(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunDetail:
-    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and every
-    attempt. Raises ``UsageError``."""
+def run_detail(
+    conn: sqlite3.Connection, run_id: str, pipeline: str | None = None, *, attempts_too: bool = True
+) -> RunDetail:
+    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and, unless
+    ``attempts_too`` is false (deciding a resume needs only the steps), every attempt.
+    Raises ``UsageError``."""
     run = find_run(conn, run_id, pipeline)
     attempts: dict[str, list[AttemptRecord]] = {}
-    for row in conn.execute(
+    rows = conn.execute(
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run.run_id,)
-    ):
+    ) if attempts_too else ()
+    for row in rows:
         attempts.setdefault(row[1], []).append(_attempt(row))
     steps = tuple(
         _step(row, tuple(attempts.get(row[1], ())))
@@ -232,6 +237,23 @@ def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuc
         step: LastSuccess(step=step, run_id=run_id, fingerprint=fp, outputs=loads(outputs, {}), finished_at=at)
         for step, run_id, fp, outputs, at in rows
     }
+
+
+def step_durations(conn: sqlite3.Connection, pipeline: str, *, runs: int = 5) -> dict[str, list[float]]:
+    """Each step's durations in the ``runs`` most recent runs of ``pipeline`` (by name) where it
+    succeeded (first start to last end, retries included), newest run first."""
+    rows = conn.execute(
+        """SELECT s.step, s.duration FROM runs r JOIN steps s ON s.run_id = r.run_id
+            WHERE r.run_id IN (SELECT run_id FROM runs WHERE pipeline = ?
+                               ORDER BY started_at DESC, run_id DESC LIMIT ?)
+              AND s.status = ? AND s.duration IS NOT NULL
+            ORDER BY r.started_at DESC""",
+        (pipeline, runs, StepStatus.SUCCEEDED.value),
+    )
+    found: dict[str, list[float]] = {}
+    for step, duration in rows:
+        found.setdefault(step, []).append(float(duration))
+    return found
 
 
 def stored_fingerprints(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, StoredFingerprint]:
@@ -321,7 +343,6 @@ __all__ = [
     "count_runs",
     "delete_runs",
     "find_run",
-    "fingerprint_parts",
     "has_keyed_fingerprints",
     "has_run",
     "is_latest",
@@ -332,5 +353,6 @@ __all__ = [
     "run_detail",
     "runners",
     "runs_to_prune",
+    "step_durations",
     "stored_fingerprints",
 ]

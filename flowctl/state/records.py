@@ -147,6 +147,8 @@ def loads(text: str | None, default: Any) -> Any:
     """Decode a JSON column, falling back to ``default`` for empty or damaged text."""
     if not text:
         return default
+    if text == "{}":  # most steps have no outputs: no decoder for them (issue 12)
+        return {}
     try:
         return json.loads(text)
     except ValueError:

@@ -74,6 +74,19 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     return tuple(_alive(path, r) for r in runs)
 
 
+def typical_durations(state_dir: str | os.PathLike[str], pipeline: str, *, runs: int = 5) -> dict[str, float]:
+    """Each step's median duration over its successes in the ``runs`` most recent runs of
+    ``pipeline`` (by name); empty when nothing is recorded. For the live view's ETA."""
+    import statistics
+
+    path = Path(state_dir)
+    if not db.db_path(path).exists():
+        return {}
+    with opened(path) as conn:
+        found = history.step_durations(conn, pipeline, runs=runs)
+    return {step: statistics.median(values) for step, values in found.items()}
+
+
 def count_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None) -> int:
     """How many runs the state folder records (of ``pipeline``, by name or file path, when given)."""
     path = Path(state_dir)
@@ -185,10 +198,14 @@ def failure_log(state_dir: str | os.PathLike[str], detail: RunDetail) -> StepLog
 
 def attempt_log(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> Path:
     """Where ``attempt``'s log is (or would be: an attempt that printed nothing has none)."""
-    path = Path(attempt.log_path) if attempt.log_path else (
-        run_log_dir(state_dir, attempt.run_id) / attempt.step / f"{attempt.attempt}.log"
-    )
-    return path if path.is_absolute() else Path(state_dir) / path
+    return Path(attempt_log_path(state_dir, attempt))
+
+
+def attempt_log_path(state_dir: str | os.PathLike[str], attempt: AttemptRecord) -> str:
+    """``attempt_log`` as a string: ``show`` asks it once per step, and building a ``Path`` each
+    time cost more than the ``stat`` (issue 12)."""
+    path = attempt.log_path or os.path.join(run_log_dir(state_dir, attempt.run_id), attempt.step, f"{attempt.attempt}.log")
+    return path if os.path.isabs(path) else os.path.join(state_dir, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +258,7 @@ __all__ = [
     "GcResult",
     "StepLog",
     "attempt_log",
+    "attempt_log_path",
     "attempt_step_log",
     "collect_garbage",
     "count_runs",
@@ -251,4 +269,5 @@ __all__ = [
     "run_log_dir",
     "state_dir_for",
     "step_log",
+    "typical_durations",
 ]

@@ -3,7 +3,6 @@ asked size (timings themselves are only printed by ``bench/validate_bench.py``, 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,16 +10,11 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.helpers import REPO, load_bench
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("validate_bench", REPO / "bench" / "validate_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("validate_bench")
 
 
 def test_generated_pipeline_has_the_asked_shape_and_validates(

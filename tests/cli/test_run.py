@@ -102,9 +102,11 @@ def test_failure_exit_code_and_root_failure_last(flowctl, write_pipeline):
     assert res.returncode == 1
     out = res.stdout
     root = out.index("Root failure: extract (exit 3, after 1 attempt)")
-    assert out.index("bad row 17", root) > root
-    assert out.index("Skipped because an upstream step failed: transform") > root
-    assert "--from extract" in out[root:]
+    # what was skipped and how to go on come first; the root failure and its log tail last,
+    # nearest the prompt (issue 13)
+    assert out.index("Skipped because an upstream step failed: transform") < root
+    assert out.index("--from extract") < root
+    assert out.rstrip().endswith("  | bad row 17")
 
 
 def test_continue_on_error_exits_0(flowctl, write_pipeline):

@@ -188,3 +188,35 @@ def test_figures_from_a_real_state_store_match(tmp_path: Path) -> None:
     assert run_metrics(tmp_path, original.run_id[:12], NEEDS) == m
     assert history_metrics(tmp_path, "etl", since=2000.0) == ()
     assert history_metrics(tmp_path, "other") == ()
+
+
+@st.composite
+def _timed_dags(draw: st.DrawFn) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """Durations of some steps of a random DAG (in any order; needs may name steps without a
+    duration, which do not count)."""
+    n = draw(st.integers(min_value=1, max_value=20))
+    ids = [f"s{i}" for i in range(n)]
+    needs = {ids[i]: tuple(draw(st.sets(st.sampled_from(ids[:i]), max_size=3))) if i else () for i in range(n)}
+    timed = draw(st.lists(st.sampled_from(ids), unique=True, min_size=1))
+    return {s: draw(st.floats(min_value=0.0, max_value=100.0)) for s in timed}, needs
+
+
+@settings(max_examples=300, deadline=None)
+@given(_timed_dags())
+def test_the_critical_path_is_the_longest_chain_whatever_the_order(case) -> None:  # type: ignore[no-untyped-def]
+    import networkx as nx
+
+    durations, needs = case
+    path, total = critical_path(durations, needs)
+    graph = nx.DiGraph()
+    for s, took in durations.items():  # a step is an edge (in -> out) weighing its duration
+        graph.add_edge(f"{s}<", f"{s}>", weight=took)
+        for n in needs[s]:
+            if n in durations:
+                graph.add_edge(f"{n}>", f"{s}<", weight=0.0)
+    longest = nx.dag_longest_path_length(graph, weight="weight")
+    assert path and all(a in needs[b] for a, b in zip(path, path[1:]))
+    assert total == pytest.approx(sum(durations[s] for s in path))
+    assert total == pytest.approx(longest)
+    backwards = dict(reversed(list(durations.items())))  # the answer does not depend on the order
+    assert critical_path(backwards, needs) == (path, total)

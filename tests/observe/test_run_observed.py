@@ -94,9 +94,9 @@ def test_bad_log_format_is_a_usage_error_before_anything_runs(project: Path, tmp
 
 def test_metrics_file_and_pushgateway(project: Path, tmp_path: Path, pushgateway: str) -> None:
     prom = tmp_path / "textfile" / "obs.prom"
-    result = run_flowctl("run", str(project), "--metrics-file", str(prom), "--pushgateway", pushgateway)
+    result = run_flowctl("run", str(project), "--metrics-file", str(prom), "--pushgateway", pushgateway, "-v")
     assert result.returncode == 0, result.stderr
-    assert "error rate     1/4 attempts failed (25.0%)" in result.stdout
+    assert "error rate     1/4 attempts failed (25.0%)" in result.stdout  # -v: the metrics block
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for f in text_string_to_metric_families(prom.read_text())
@@ -110,6 +110,20 @@ def test_metrics_file_and_pushgateway(project: Path, tmp_path: Path, pushgateway
         pushed = response.read().decode()
     assert 'flowctl_last_run_success{instance="",job="flowctl",pipeline="obs"} 1' in pushed
     assert 'flowctl_last_run_step_attempts{instance="",job="flowctl",pipeline="obs",step="flaky"} 2' in pushed
+
+
+def test_the_metrics_block_only_where_it_means_something(
+    project: Path, write_pipeline: Callable[..., Path]
+) -> None:
+    small = run_flowctl("run", str(project))
+    assert small.returncode == 0, small.stderr
+    assert "throughput" not in small.stdout and "error rate" not in small.stdout  # 3 steps, well under 30 s
+    many = "".join(f"  s{i}: {{run: 'true'}}\n" for i in range(11))
+    big = run_flowctl("run", str(write_pipeline(f"version: 1\nname: many\nsteps:\n{many}", name="many.yaml")))
+    assert big.returncode == 0, big.stderr
+    lines = big.stdout.splitlines()
+    totals = next(i for i, line in enumerate(lines) if line.startswith("11 succeeded"))
+    assert lines[totals + 1].startswith("throughput     ")  # more than 10 steps ran: right after the totals
 
 
 def test_unreachable_pushgateway_is_a_warning_not_a_failure(project: Path) -> None:

@@ -122,9 +122,10 @@ def test_summary_ends_with_the_root_failure():
     text = out.getvalue()
     table = text.index("extract  failed")
     root = text.index("Root failure: extract (exit 3, after 2 attempts)")
-    assert table < root < text.index("  | bad row 17") < text.index("Skipped because an upstream step failed: load")
+    skipped = text.index("Skipped because an upstream step failed: load")
+    assert table < skipped < text.index("Logs: /s") < root < text.index("  | bad row 17")
     assert "1 succeeded, 1 failed, 1 skipped · wall time 4.2s" in text
-    assert text.rstrip().endswith("Logs: /s")
+    assert text.rstrip().endswith("  | bad row 17")
 
 
 def test_big_runs_show_the_interesting_rows_only():
@@ -152,3 +153,30 @@ def test_live_view_draws_progress_and_prints_failures():
     assert "Run 20261125T020000-3fa1 of etl" in text
     assert "✗ extract attempt 1: exit 3" in text and "bad row 17" in text
     assert "done" in text
+
+
+def test_other_failures_get_their_tails_above_the_root_failure_which_comes_last():
+    steps = ("root", *(f"other{i}" for i in range(1, 8)), "fine")
+    tail = tuple(f"log line {i}" for i in range(1, 13))
+    summary = RunSummary()
+    summary(RunStarted(RID, "etl", T, steps))
+    for n, sid in enumerate(steps[:-1]):  # root fails first, then the others
+        summary(AttemptFinished(RID, sid, 1, T + n, AttemptOutcome.FAILED, exit_code=n + 1,
+                                log_path=f"/s/{sid}/1.log", tail=tail))
+        summary(StepFinished(RID, sid, StepStatus.FAILED, T + n, attempts=1, exit_code=n + 1))
+    summary(StepFinished(RID, "fine", StepStatus.SUCCEEDED, T + 9, attempts=1, duration=1.0))
+    summary(RunFinished(RID, T + 9, RunStatus.FAILED, duration=9.0, root_failure="root"))
+    out = io.StringIO()
+    write_summary(summary, out, hint=["Logs: /s"], details=["throughput     1.0 steps/min"])
+    lines = out.getvalue().splitlines()
+    order = [lines.index(x) for x in ("throughput     1.0 steps/min", "Logs: /s",
+                                      "Also failed (2 more, see `flowctl show`): other6, other7")]
+    assert order == sorted(order) and lines.index(next(x for x in lines if x.startswith("1 succeeded"))) < order[0]
+    blocks = [i for i, x in enumerate(lines) if x.startswith(("Also failed: ", "Root failure: "))]
+    assert [lines[i] for i in blocks] == [
+        *(f"Also failed: other{i} (exit {i + 1}, after 1 attempt)" for i in range(1, 6)),
+        "Root failure: root (exit 1, after 1 attempt)",
+    ]
+    assert lines[blocks[0] + 1] == "  log: /s/other1/1.log"
+    assert lines[blocks[0] + 2:blocks[1]] == [f"  | log line {i}" for i in range(8, 13)]  # the last 5
+    assert lines[blocks[-1] + 2:] == [f"  | {x}" for x in tail]  # the root's whole tail, last of all
