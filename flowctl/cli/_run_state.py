@@ -94,11 +94,16 @@ def _say_plan(session: RunSession, plain: bool) -> None:
         lines.append(f"{len(kept)} step(s) up to date, running {len(running)}")
     if session.resumed is not None or kept:
         lines += [f"  run {d.step}: {d.reason}" for d in running]
+    say(lines, plain, session.run_id)
+
+
+def say(lines: Sequence[str], plain: bool, run_id: str) -> None:
+    """Tell the user before the run starts; as timestamped lines with the run id when plain."""
     if not lines:
         return
     prefix = ""
     if plain:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {session.run_id} "
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {run_id} "
     for line in lines:
         sys.stdout.write(prefix + line + "\n")
     sys.stdout.flush()
@@ -117,4 +122,4 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
     }
 
 
-__all__ = ["open_run", "resume_target", "run_options", "wait_seconds"]
+__all__ = ["open_run", "resume_target", "run_options", "say", "wait_seconds"]

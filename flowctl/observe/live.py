@@ -13,11 +13,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from flowctl.observe.plain import describe_failure, log_note
+from flowctl.observe.plain import describe_failure, log_note, on_worker
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
     AttemptOutcome,
+    AttemptPlaced,
     AttemptStarted,
     Event,
     OutputLine,
@@ -50,14 +51,21 @@ class LiveView:
         self._done = 0
         self._failed = 0
         self._t0 = time.monotonic()
-        self._running: dict[str, tuple[int, int, float, AttemptKind]] = {}  # step -> attempt, max, since
+        # step -> attempt, max, since, kind, and the worker it runs on (Dask) once known
+        self._running: dict[str, tuple[int, int, float, AttemptKind, str]] = {}
 
     def __call__(self, ev: Event) -> None:
         kind = type(ev)
         with self._lock:
             if kind is AttemptStarted:
                 assert isinstance(ev, AttemptStarted)
-                self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind)
+                self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind, "")
+                return
+            if kind is AttemptPlaced:
+                assert isinstance(ev, AttemptPlaced)
+                row = self._running.get(ev.step)
+                if row is not None and row[0] == ev.attempt:
+                    self._running[ev.step] = (*row[:4], ev.host)
                 return
             if kind is StepFinished:
                 assert isinstance(ev, StepFinished)
@@ -105,7 +113,7 @@ class LiveView:
         from rich.text import Text
 
         label = "remediation of " if ev.kind is AttemptKind.REMEDIATE else ""
-        text = Text(f"✗ {label}{ev.step} attempt {ev.attempt}: {describe_failure(ev)}", style="red")
+        text = Text(f"✗ {label}{ev.step} attempt {ev.attempt}{on_worker(ev.host)}: {describe_failure(ev)}", style="red")
         text.append(f"  {log_note(ev)}", style="dim")
         self._console.print(text)
         for line in ev.tail[-5:]:
@@ -131,10 +139,12 @@ class LiveView:
             Text(f"{done}/{total} done · {len(running)} running · {failed} failed · {format_duration(elapsed)}{eta}"),
         )
         rows = Table.grid(padding=(0, 2))
-        for step, (attempt, most, since, kind) in running[:_MAX_ROWS]:
+        for step, (attempt, most, since, kind, host) in running[:_MAX_ROWS]:
             what = {AttemptKind.REMEDIATE: "remediating", AttemptKind.FINAL: f"final attempt {attempt}"}.get(
                 kind, f"attempt {attempt}/{most}"
             )
+            if host:
+                what += f" on {host}"
             rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(format_duration(now - since)))
         if len(running) > _MAX_ROWS:
             rows.add_row(Text(f"  … and {len(running) - _MAX_ROWS} more"), Text(""), Text(""))

@@ -55,6 +55,7 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
                     outcome=outcome,  # type: ignore[arg-type]
                     exit_code=a.exit_code,
                     kind=_enum(AttemptKind, a.kind, AttemptKind.ATTEMPT),  # type: ignore[arg-type]
+                    host=a.host,
                 )
             )
         steps.append(

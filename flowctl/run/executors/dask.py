@@ -1,0 +1,593 @@
+"""The Dask executor: each attempt runs on a worker of a Dask cluster (issue 16).
+
+The scheduler, the state store, retries, logs and metrics stay with ``flowctl run``; only the
+attempts travel. Owns: the cluster for the run (a ``LocalCluster`` of worker processes started
+and closed here, fixed or adaptive, or a connection to a shared scheduler), submitting each
+attempt as ``dask_worker.run_attempt`` with ``retries=0``, ``pure=False`` and the key
+``<run-id>:<step>:<attempt>`` (and the step's ``resources`` as Dask worker resources), writing
+the output that streams back into the usual log files, turning what Dask reports into exactly
+one ``AttemptResult`` per attempt, the lease, cancellation, orphans of a dead client, and the
+``slots`` the scheduler may fill (the cluster's threads; an adaptive cluster grows with the
+queue of ready attempts the scheduler reports).
+
+What Dask does not do and flowctl must (see the issue's anchors): ``Future.cancel()`` never stops
+a running task, so cancel and timeouts reach the attempt's supervisor (``run/supervise.py``)
+through the worker (``Client.run(..., workers=[address])``); a lost worker's task is re-run
+elsewhere below ``allowed-failures``, so the LocalCluster started here runs with
+``allowed_failures=0`` (Dask then fails the task with ``KilledWorker``) and on a shared scheduler,
+which flowctl must not reconfigure, each attempt claims its key before it starts
+(``dask_worker``); either way the attempt ends ``worker-lost`` at once and the step's own
+``retries`` decide. Only this process writes the state database.
+
+Threads: Dask calls back on its event loop (topic events) and on a callback thread (futures);
+both only put items in a queue and wake the scheduler's ``wait``, which does the work on the
+scheduler's thread. The lease is renewed by a thread of its own, so a busy scheduler loop never
+lets it lapse.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import dask
+from distributed import Client, Future, LocalCluster
+from distributed.deploy.adaptive import Adaptive
+from distributed.scheduler import KilledWorker
+
+from flowctl.run.events import AttemptOutcome, RunId
+from flowctl.run.executors.attemptlog import AttemptLog, write_note
+from flowctl.run.executors.dask_settings import DaskSettings
+from flowctl.run.executors.dask_worker import (
+    PLUGIN, AttemptsPlugin, Payload, Running, cancel_attempts, list_attempts, renew_lease, run_attempt,
+)
+from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
+
+if TYPE_CHECKING:
+    from flowctl.run.supervise import Result
+
+#: Called when an attempt starts on a worker (the worker's address), for the live view.
+PlacedCallback = Callable[[AttemptKey, str], None]
+_OUTCOMES = {o.value: o for o in AttemptOutcome}
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A connected worker as the scheduler describes it."""
+
+    address: str
+    name: str
+    threads: int
+    resources: Mapping[str, float]
+
+
+class _Pending:
+    """An attempt submitted and not yet reported."""
+
+    __slots__ = ("spec", "future", "log", "worker", "claim", "cancelled")
+
+    def __init__(self, spec: AttemptSpec, log: AttemptLog) -> None:
+        self.spec = spec
+        self.future: Future[Result] | None = None
+        self.log = log
+        self.worker = ""  # where it started ("" until the worker says so)
+        self.claim = ""  # its claim on a shared scheduler, released when the run ends
+        self.cancelled = False  # we asked for it to stop
+
+
+def attempt_key(key: AttemptKey) -> str:
+    """The Dask key of an attempt: ``<run-id>:<step>:<attempt>`` (unique: never served a cached
+    result, and a retry is a new key)."""
+    return f"{key.run_id}:{key.step}:{key.attempt}"
+
+
+class DaskExecutor:
+    """Run attempts on a Dask cluster (see the module docstring). Use it as a context manager:
+    entering starts (or connects to) the cluster, ``close`` stops everything of the run."""
+
+    def __init__(
+        self,
+        settings: DaskSettings,
+        *,
+        run_id: RunId,
+        owner: str,
+        on_output: OutputCallback | None = None,
+        on_placed: PlacedCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.owner = owner  # which pipeline and state folder: tells this run's orphans apart
+        self._on_output = on_output
+        self._on_placed = on_placed
+        self._topic = f"flowctl:{run_id}"
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._open: dict[str, _Pending] = {}
+        # ("event", message) | ("cluster", message) | ("future", Future), from Dask's threads
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._results: list[AttemptResult] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._workers: dict[str, Worker] = {}
+        self._lock = threading.Lock()  # _placed_on, _demand: read by the lease and adapt threads
+        self._placed_on: dict[str, int] = {}  # worker address -> attempts of ours running there
+        self._demand = 0  # attempts running plus ready ones waiting: drives an adaptive cluster
+        self._claims: list[str] = []
+        self._stop = threading.Event()
+        self._lease_thread: threading.Thread | None = None
+        self._cancelling = False
+        self._closed = False
+
+    # -- the cluster -------------------------------------------------------------------------
+
+    def __enter__(self) -> DaskExecutor:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Start the LocalCluster (or connect), register the worker plugin, subscribe."""
+        settings = self.settings
+        if settings.address is None:
+            self._cluster = self._start_cluster()
+            self._client = Client(self._cluster, set_as_default=False)
+        else:
+            self._client = Client(settings.address, set_as_default=False, timeout="10s")
+        client = self._client
+        client.subscribe_topic(self._topic, self._on_event)
+        client.subscribe_topic("all", self._on_cluster_event)
+        client.register_plugin(AttemptsPlugin(), name=PLUGIN)
+        self.refresh_workers()
+        if self._cluster is not None and settings.max_workers is not None:
+            self._cluster.adapt(
+                Adaptive=_QueueAdaptive, minimum=settings.workers, maximum=settings.max_workers,
+                interval="250ms", wait_count=8, executor=self,
+            )
+        self._lease_thread = threading.Thread(target=self._renew_leases, name="flowctl-lease", daemon=True)
+        self._lease_thread.start()
+
+    def _start_cluster(self) -> LocalCluster:
+        s = self.settings
+        # Worker processes inherit an ignored SIGINT: a Ctrl-C in the terminal reaches every
+        # process of its group, and it is flowctl's to turn into a clean cancel, not the workers'
+        # to die of (which would make every running attempt look lost).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                return LocalCluster(
+                    n_workers=s.workers, threads_per_worker=s.threads, processes=True, host="127.0.0.1",
+                    dashboard_address=None, worker_dashboard_address=None, memory_limit=0,
+                    resources=dict(s.resources) or None, silence_logs=logging.CRITICAL,
+                    scheduler_kwargs={"allowed_failures": 0},  # a lost worker fails the task at once
+                )
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    @property
+    def owns_cluster(self) -> bool:
+        return self._cluster is not None
+
+    @property
+    def address(self) -> str:
+        """The scheduler's address (the LocalCluster's when flowctl started it)."""
+        if self._cluster is not None:
+            return str(self._cluster.scheduler_address)
+        return self.settings.address or ""
+
+    def refresh_workers(self) -> Mapping[str, Worker]:
+        """Ask the scheduler which workers are connected now."""
+        client = self._require_client()
+        info = client.scheduler_info(n_workers=-1)
+        self._workers = {
+            address: Worker(address, str(w.get("name", address)), int(w.get("nthreads", 1)),
+                            {k: float(v) for k, v in (w.get("resources") or {}).items()})
+            for address, w in info.get("workers", {}).items()
+        }
+        return self._workers
+
+    def offers(self) -> list[Mapping[str, float]]:
+        """What each worker has, to check steps' ``resources`` against before the run starts: the
+        connected workers, or the declared resources of a LocalCluster that may grow later."""
+        if self._cluster is not None and (self.settings.adaptive or not self._workers):
+            return [dict(self.settings.resources)]
+        return [w.resources for w in self._workers.values()]
+
+    @property
+    def threads(self) -> int:
+        return sum(w.threads for w in self._workers.values())
+
+    # -- the Executor protocol ---------------------------------------------------------------
+
+    def submit(self, spec: AttemptSpec) -> None:
+        client = self._require_client()
+        key = attempt_key(spec.key)
+        pending = _Pending(spec, AttemptLog(spec.log_path, spec.key, self._on_output if spec.stream else None))
+        self._open[key] = pending
+        payload: Payload = {
+            "request": {
+                "key": key, "argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd,
+                "timeout": spec.timeout, "grace": self.settings.grace, "lease": self.settings.lease,
+                "secrets": list(spec.secrets),
+            },
+            "topic": self._topic, "run": self.run_id, "owner": self.owner,
+            # A LocalCluster of ours fails a lost worker's task itself (allowed_failures=0), unless
+            # it is adaptive: retiring a busy worker reschedules its tasks as "expected".
+            "claim": self._cluster is None or self.settings.adaptive,
+        }
+        try:
+            future = client.submit(
+                run_attempt, payload, key=key, pure=False, retries=0,
+                resources=dict(spec.resources) or None,
+            )
+        except Exception as exc:  # the scheduler is gone, the client closed: nothing started
+            self._finish(key, AttemptOutcome.ERROR, error=f"could not submit it to the Dask scheduler: {exc}")
+            return
+        pending.future = future
+        future.add_done_callback(self._on_future)
+
+    def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
+        if not self._results and self._inbox.empty():
+            try:
+                select.select([self._wake_r], [], [], timeout)
+            except InterruptedError:
+                pass
+        _drain(self._wake_r)
+        self._process()
+        results, self._results = self._results, []
+        return results
+
+    def wakeup(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass
+
+    def cancel(self, key: AttemptKey) -> None:
+        dkey = attempt_key(key)
+        pending = self._open.get(dkey)
+        if pending is None:
+            return
+        pending.cancelled = True
+        self._broadcast_cancel([dkey], force=False, workers=[pending.worker] if pending.worker else None)
+        if not pending.worker and pending.future is not None:
+            pending.future.cancel()  # still queued: Dask drops it (a late start refuses: see plugin)
+
+    def cancel_all(self, *, force: bool = False) -> None:
+        """Stop the run: its queued attempts never start, running ones are stopped by their
+        supervisors (TERM, grace, KILL; at once with ``force``)."""
+        self._cancelling = True
+        for pending in self._open.values():
+            pending.cancelled = True
+        self._broadcast_cancel(None, force=force, workers=None)
+        for pending in self._open.values():
+            if not pending.worker and pending.future is not None:
+                pending.future.cancel()
+
+    def running(self) -> int:
+        return len(self._open)
+
+    def slots(self, backlog: int) -> int | None:
+        """Attempts that may run at once: the connected workers' threads (an adaptive cluster
+        scales with ``backlog``, the ready attempts waiting for a slot)."""
+        with self._lock:
+            self._demand = len(self._open) + backlog
+        threads = self.threads
+        if self.settings.adaptive:
+            return threads  # 0 while the cluster is empty: it grows, and wakes us (add-worker)
+        return max(1, threads)
+
+    def close(self) -> None:
+        """Stop every attempt of the run that still runs, and the cluster if it is ours."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._client is not None and self._open:
+                self._stop_remaining()
+        finally:
+            self._stop.set()
+            if self._lease_thread is not None:
+                self._lease_thread.join(timeout=5)
+            self._shutdown()
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+
+    def _stop_remaining(self) -> None:
+        self.cancel_all(force=True)
+        deadline = time.monotonic() + self.settings.grace + 10.0
+        while any(p.worker for p in self._open.values()) and time.monotonic() < deadline:
+            self.wait(0.2)
+        self._results.clear()
+
+    def _shutdown(self) -> None:
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            try:
+                if self._claims:
+                    self._release_claims(client)
+                for topic in (self._topic, "all"):  # before closing: the scheduler would tell us we left
+                    client.unsubscribe_topic(topic)
+                client.close()
+            except Exception:  # the scheduler may be gone already: nothing left to tell it
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:
+                pass
+
+    def _release_claims(self, client: Client) -> None:
+        import asyncio
+
+        claims, self._claims = self._claims, []
+
+        scheduler = client.scheduler
+        assert scheduler is not None
+
+        async def release() -> None:
+            await asyncio.gather(*(scheduler.multi_lock_release(id=c) for c in claims), return_exceptions=True)
+
+        client.sync(release)
+
+    # -- orphans of a dead client ------------------------------------------------------------
+
+    def orphans(self) -> list[Running]:
+        """Attempts of earlier runs of this pipeline still alive on the workers (their client is
+        gone: this run holds the pipeline's lock)."""
+        found = self._require_client().run(list_attempts, on_error="ignore")
+        return [
+            a for entries in found.values() if isinstance(entries, list)
+            for a in entries if a["owner"] == self.owner and a["run"] != self.run_id
+        ]
+
+    def stop_orphans(self, orphans: Sequence[Running], *, wait: float = 0.0) -> list[Running]:
+        """Wait up to ``wait`` seconds for them to end, then kill what is left; what was left."""
+        deadline = time.monotonic() + wait
+        left = list(orphans)
+        while left and time.monotonic() < deadline:
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            left = self.orphans()
+        if left:
+            client = self._require_client()
+            for run in sorted({a["run"] for a in left}):
+                client.run(cancel_attempts, run, None, True, on_error="ignore")
+            deadline = time.monotonic() + self.settings.grace + 10.0
+            while self.orphans() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        return left
+
+    # -- what Dask tells us (its threads: queue it, wake the scheduler) ----------------------
+
+    def _on_event(self, event: tuple[float, object]) -> None:
+        self._inbox.put(("event", event[1]))
+        self.wakeup()
+
+    def _on_cluster_event(self, event: tuple[float, object]) -> None:
+        msg = event[1]
+        if isinstance(msg, dict) and msg.get("action") in ("add-worker", "remove-worker"):
+            self._inbox.put(("cluster", msg))
+            self.wakeup()
+
+    def _on_future(self, future: Future[Result]) -> None:
+        self._inbox.put(("future", future))
+        self.wakeup()
+
+    # -- ... and on the scheduler's thread ---------------------------------------------------
+
+    def _process(self) -> None:
+        membership = False
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Future):
+                self._future_done(item)
+            elif isinstance(item, dict) and kind == "event":
+                self._attempt_event(item)
+            elif isinstance(item, dict):
+                membership = True
+                if item.get("action") == "remove-worker":
+                    self._worker_removed(str(item.get("worker", "")))
+        if membership and self._client is not None:
+            try:
+                self.refresh_workers()
+            except Exception:  # the scheduler is unreachable: its futures will say so
+                pass
+
+    def _attempt_event(self, msg: Mapping[str, object]) -> None:
+        key = str(msg.get("k", ""))
+        pending = self._open.get(key)
+        if pending is None:
+            return
+        if "o" in msg:
+            data = msg["o"]
+            pending.log.write(data if isinstance(data, bytes) else str(data).encode())
+        elif "s" in msg:
+            pending.worker = str(msg["s"])
+            with self._lock:
+                self._placed_on[pending.worker] = self._placed_on.get(pending.worker, 0) + 1
+            if msg.get("c"):
+                self._claims.append(str(msg["c"]))
+            if self._on_placed is not None:
+                self._on_placed(pending.spec.key, pending.worker)
+            if pending.cancelled:  # it started after we cancelled it: stop it there
+                self._broadcast_cancel([key], force=False, workers=[pending.worker])
+        elif "r" in msg:
+            result = cast("Result", msg["r"])
+            self._finish(
+                key, _OUTCOMES.get(result.get("outcome", ""), AttemptOutcome.ERROR),
+                exit_code=result.get("exit_code"), started_at=result.get("started_at") or None,
+                duration=result.get("duration"), error=result.get("error"), host=str(msg.get("w", "")),
+            )
+
+    def _future_done(self, future: Future[Result]) -> None:
+        key = str(future.key)
+        pending = self._open.get(key)
+        if pending is None:
+            return  # reported already (its result event came first, as it should)
+        status = future.status
+        if status == "finished":
+            try:
+                result = future.result()
+            except Exception as exc:
+                self._finish(key, AttemptOutcome.ERROR, error=f"its result could not be read: {exc}")
+                return
+            self._finish(key, _OUTCOMES.get(result.get("outcome", ""), AttemptOutcome.ERROR),
+                         exit_code=result.get("exit_code"), duration=result.get("duration"),
+                         error=result.get("error"), host=pending.worker)
+        elif status == "cancelled":
+            if pending.cancelled:
+                self._finish(key, AttemptOutcome.CANCELLED)
+            else:
+                self._finish(key, AttemptOutcome.LOST, error="Dask cancelled it (the scheduler or the connection to "
+                             "it was lost)")
+        else:
+            self._future_error(key, pending, future)
+
+    def _future_error(self, key: str, pending: _Pending, future: Future[Result]) -> None:
+        try:
+            exc = future.exception()
+        except Exception as why:  # noqa: BLE001 - anything Dask raises here is the reason
+            exc = why
+        if isinstance(exc, KilledWorker):
+            where = exc.last_worker.address if exc.last_worker is not None else pending.worker
+            self._finish(key, AttemptOutcome.LOST, error=f"worker {where} died while running it", host=where)
+            return
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (ModuleNotFoundError, ImportError)) or "flowctl" in text and "No module" in text:
+            text += " (is flowctl installed on every worker? pip install 'flowctl[dask]')"
+        self._finish(key, AttemptOutcome.ERROR, error=f"the worker could not run it: {text}", host=pending.worker)
+
+    def _worker_removed(self, address: str) -> None:
+        """A worker left: what had started there is lost now (never waited for, never re-run)."""
+        for key, pending in list(self._open.items()):
+            if pending.worker == address:
+                if pending.future is not None:
+                    pending.future.cancel()  # a shared scheduler would reschedule it
+                self._finish(key, AttemptOutcome.LOST, error=f"worker {address} went away while it ran")
+
+    def _finish(
+        self,
+        key: str,
+        outcome: AttemptOutcome,
+        *,
+        exit_code: int | None = None,
+        started_at: float | None = None,
+        duration: float | None = None,
+        error: str | None = None,
+        host: str = "",
+    ) -> None:
+        pending = self._open.pop(key, None)
+        if pending is None:
+            return
+        if pending.worker:
+            with self._lock:
+                left = self._placed_on.get(pending.worker, 1) - 1
+                if left > 0:
+                    self._placed_on[pending.worker] = left
+                else:
+                    self._placed_on.pop(pending.worker, None)
+        log = pending.log
+        if outcome is AttemptOutcome.ERROR and error and not log.logged:
+            log.logged = write_note(log.path, f"could not start: {error}")
+        log.close()
+        spec = pending.spec
+        self._results.append(
+            AttemptResult(
+                key=spec.key, outcome=outcome, exit_code=exit_code,
+                started_at=started_at or time.time(), duration=duration or 0.0,
+                host=host or pending.worker, error=error if error else log.error,
+                tail=log.tail() if outcome is not AttemptOutcome.OK else (), logged=log.logged,
+            )
+        )
+
+    # -- cancelling and the lease ------------------------------------------------------------
+
+    def _broadcast_cancel(self, keys: list[str] | None, *, force: bool, workers: list[str] | None) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            client.run(cancel_attempts, self.run_id, keys, force, workers=workers, on_error="ignore")
+        except Exception:  # a worker left meanwhile: its attempts are lost, and reported as such
+            pass
+
+    def _renew_leases(self) -> None:
+        every = max(0.1, self.settings.lease / 3)
+        while not self._stop.wait(every):
+            with self._lock:
+                workers = list(self._placed_on)
+            client = self._client
+            if not workers or client is None:
+                continue
+            try:
+                client.run(renew_lease, self.run_id, workers=workers, on_error="ignore")
+            except Exception:  # a worker left: its attempts are lost anyway
+                pass
+
+    def demand(self) -> int:
+        with self._lock:
+            return self._demand
+
+    def busy_workers(self) -> set[str]:
+        with self._lock:
+            return set(self._placed_on)
+
+    def _require_client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the Dask executor is not open")
+        return self._client
+
+
+class _QueueAdaptive(Adaptive):
+    """Dask's ``Adaptive``, driven by flowctl's queue: as many workers as the attempts running
+    plus the ready ones waiting need, retiring only workers with none of ours running."""
+
+    def __init__(
+        self, cluster: LocalCluster, *, executor: DaskExecutor, minimum: int, maximum: int, interval: str,
+        wait_count: int,
+    ) -> None:
+        self._executor = executor
+        super().__init__(cluster, interval=interval, minimum=minimum, maximum=maximum, wait_count=wait_count)
+
+    async def target(self) -> int:
+        threads = max(1, self._executor.settings.threads)
+        return math.ceil(self._executor.demand() / threads)
+
+    async def workers_to_close(self, target: int) -> list[str]:
+        names = await super().workers_to_close(target)
+        busy = self._executor.busy_workers()
+        by_name = {str(w.get("name")): a for a, w in self.cluster.scheduler_info.get("workers", {}).items()}
+        return [n for n in names if by_name.get(str(n)) not in busy]
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+__all__ = ["DaskExecutor", "DaskSettings", "PlacedCallback", "Worker", "attempt_key"]
