@@ -170,7 +170,7 @@ class DaskExecutor:
             with dask.config.set({"distributed.worker.profile.enabled": False}):
                 return LocalCluster(
                     n_workers=s.workers, threads_per_worker=s.threads, processes=True, host="127.0.0.1",
-                    dashboard_address=None, worker_dashboard_address=None, memory_limit=0,
+                    dashboard_address=":0", worker_dashboard_address=None, memory_limit=0,
                     resources=dict(s.resources) or None, silence_logs=logging.CRITICAL,
                     scheduler_kwargs={"allowed_failures": 0},  # a lost worker fails the task at once
                 )
