@@ -3,7 +3,9 @@
 D1: 1,000 independent ``true`` steps, on 2 workers x 1 thread vs ``--executor local -j 2`` (two
 slots each). The per-attempt overhead is the extra wall time per attempt of the run itself:
 ``(dask - local) / 1000``, in ms (target < 5 ms). "slot time" is that overhead times the two slots:
-how much longer each attempt holds a slot.
+how much longer each attempt holds a slot. "bare Dask" is the simplest honest Dask runner on the
+same kind of cluster (each task runs ``subprocess.run(["true"])``, as many in flight as flowctl
+keeps: two per thread), to tell Dask's own cost per task from flowctl's on top of it.
 D2: 200 x ``sleep 0.5`` on 2 workers x 4 threads: the run's wall time against the ideal 12.5 s
 (200 x 0.5 s / 8 slots); target within 1.2x.
 D3, a 10,000-item foreach (batched), waits for the foreach feature (issue 15).
@@ -54,11 +56,50 @@ def run(pipeline: Path, *args: str) -> tuple[float, float]:
     return wall, float(duration)
 
 
+def _true(_: int) -> int:
+    return subprocess.run(["true"], check=False).returncode
+
+
+def bare_dask(tasks: int, workers: int, threads: int) -> float:
+    """Seconds for ``tasks`` tasks that each run ``true``, in flight two per thread (no flowctl)."""
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
+                      dashboard_address=":0", memory_limit=0, silence_logs=logging.CRITICAL,
+                      scheduler_kwargs={"allowed_failures": 0}) as cluster, Client(cluster) as client:
+        start = time.perf_counter()
+        window = as_completed()
+        sent = 0
+        for _ in range(min(tasks, 2 * workers * threads)):
+            window.add(client.submit(_true, sent, pure=False))
+            sent += 1
+        for future in window:
+            future.result()
+            if sent < tasks:
+                window.add(client.submit(_true, sent, pure=False))
+                sent += 1
+        return time.perf_counter() - start
+
+
+def bare(tasks: int, workers: int, threads: int) -> float:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, __file__, "--bare-dask", f"{tasks},{workers},{threads}"], env=env,
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", default="D1,D2")
+    parser.add_argument("--bare-dask", metavar="TASKS,WORKERS,THREADS", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.bare_dask:
+        print(bare_dask(*(int(x) for x in opts.bare_dask.split(","))))
+        return 0
     chosen = set(opts.only.split(","))
     rows: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,16 +110,22 @@ def main() -> int:
             path = write(folder / "d1.yaml", "d1", 1000, "true")
             local: list[tuple[float, float]] = []
             dask: list[tuple[float, float]] = []
+            plain: list[float] = []
             for _ in range(opts.reps):
                 local.append(run(path, "--executor", "local", "-j", "2"))
                 dask.append(run(path, "--executor", "dask", "--dask-workers", "2", "--dask-threads", "1"))
+                plain.append(bare(1000, 2, 1))
             loc = statistics.median(d for _, d in local)
             dsk = statistics.median(d for _, d in dask)
+            bar = statistics.median(plain)
             fixed = statistics.median(w - d for w, d in dask)
             per = (dsk - loc) / 1000 * 1000
             rows.append(f"D1  1,000 x true, 2 slots   local {loc:6.2f}s  dask {dsk:6.2f}s  ({dsk / loc:.2f}x)  "
                         f"overhead {per:.2f} ms/attempt (target < 5), slot time {2 * per:.2f} ms  "
                         f"[cluster start+stop {fixed:.1f}s]  {'ok' if per < 5 else 'OVER'}")
+            rows.append(f"    bare Dask, same cluster   {bar:6.2f}s  ({(bar - loc) / 1000 * 1000:.2f} ms/task over local: "
+                        f"Dask's own share; flowctl on top of it {(dsk - bar) / 1000 * 1000:.2f} ms/attempt, "
+                        f"{dsk / bar:.2f}x bare Dask)")
         if "D2" in chosen:
             folder = root / "d2"
             folder.mkdir()

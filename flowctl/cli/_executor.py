@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flowctl.state.session import RunSession
 
 KINDS = ("local", "dask")
+SHARED_CONCURRENCY = 1024  # the most `concurrency:` allows: on a shared cluster its threads decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,10 +251,14 @@ def _where(executor: DaskExecutor) -> str:
 
 
 def _default_concurrency(executor: DaskExecutor) -> int:
+    """What the cluster can take (its slots follow the workers as they come and go); a shared
+    cluster may grow during the run, so it gets the format's most."""
+    from flowctl.run.executors.dask import PREFETCH
+
     s = executor.settings
     if executor.owns_cluster:
-        return max(1, (s.max_workers or s.workers) * s.threads)
-    return max(1, executor.threads)
+        return max(1, (s.max_workers or s.workers) * s.threads * PREFETCH)
+    return SHARED_CONCURRENCY
 
 
 __all__ = ["ExecutorChoice", "ExecutorOptions", "OpenExecutor", "choose_executor", "open_executor"]

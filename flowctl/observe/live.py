@@ -53,6 +53,7 @@ class LiveView:
         self._t0 = time.monotonic()
         # step -> attempt, max, since, kind, and the worker it runs on (Dask) once known
         self._running: dict[str, tuple[int, int, float, AttemptKind, str]] = {}
+        self._remote = False
 
     def __call__(self, ev: Event) -> None:
         kind = type(ev)
@@ -96,6 +97,8 @@ class LiveView:
         from rich.live import Live
 
         self._run_id, self._pipeline, self._total = ev.run_id, ev.pipeline, len(ev.steps)
+        # Under Dask an attempt is handed to the cluster before a worker takes it.
+        self._remote = ev.provenance.get("executor") == "dask"
         self._t0 = time.monotonic()
         self._console.print(f"Run {ev.run_id} of {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}")
         self._live = Live(
@@ -145,6 +148,8 @@ class LiveView:
             )
             if host:
                 what += f" on {host}"
+            elif self._remote:
+                what += ", waiting for a worker"
             rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(format_duration(now - since)))
         if len(running) > _MAX_ROWS:
             rows.add_row(Text(f"  … and {len(running) - _MAX_ROWS} more"), Text(""), Text(""))

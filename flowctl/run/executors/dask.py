@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 #: Called when an attempt starts on a worker (the worker's address), for the live view.
 PlacedCallback = Callable[[AttemptKey, str], None]
+#: Attempts handed to the cluster per worker thread: one running, one queued behind it.
+PREFETCH = 2
 _OUTCOMES = {o.value: o for o in AttemptOutcome}
 
 
@@ -282,14 +284,16 @@ class DaskExecutor:
         return len(self._open)
 
     def slots(self, backlog: int) -> int | None:
-        """Attempts that may run at once: the connected workers' threads (an adaptive cluster
-        scales with ``backlog``, the ready attempts waiting for a slot)."""
+        """Attempts that may be out at once: two per thread of the connected workers, so that a
+        worker finds its next attempt already queued when one ends instead of waiting for the
+        round trip through the client (which costs more than a tiny step: see docs/dask.md).
+        An adaptive cluster scales with ``backlog``, the ready attempts waiting for a slot."""
         with self._lock:
             self._demand = len(self._open) + backlog
-        threads = self.threads
+        slots = PREFETCH * self.threads
         if self.settings.adaptive:
-            return threads  # 0 while the cluster is empty: it grows, and wakes us (add-worker)
-        return max(1, threads)
+            return slots  # 0 while the cluster is empty: it grows, and wakes us (add-worker)
+        return max(1, slots)
 
     def close(self) -> None:
         """Stop every attempt of the run that still runs, and the cluster if it is ours."""
