@@ -102,7 +102,12 @@ def choose_executor(options: ExecutorOptions, prepared: PreparedRun) -> Executor
 
 
 def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> DaskSettings:
-    from flowctl.run.executors.dask_settings import INSTALL_HINT, DaskSettings, have_dask, parse_workers
+    from flowctl.run.executors.dask_settings import (
+        INSTALL_HINT,
+        DaskSettings,
+        have_dask,
+        parse_workers,
+    )
     from flowctl.run.resources import parse_resource_list
     from flowctl.spec.durations import parse_duration
 

@@ -33,7 +33,6 @@ client (``executors/dask_worker.py``).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import select
@@ -47,6 +46,7 @@ import time
 import traceback
 from typing import TypedDict
 
+from flowctl.run import procs
 from flowctl.run.masking import Masker
 
 CHUNK = 32768  # bytes of output per message
@@ -260,7 +260,7 @@ class _Attempt:
         poller = select.poll()
         poller.register(out, select.POLLIN)
         poller.register(self.conn.fileno(), select.POLLIN)
-        pidfd = _pidfd(self.pid)
+        pidfd = procs.pidfd(self.pid)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
         timeout_at = t0 + req["timeout"] if req["timeout"] is not None else None
@@ -277,7 +277,7 @@ class _Attempt:
             if self.kill_at is not None and now >= self.kill_at:
                 self._kill_all(signal.SIGKILL)
             if code is None:
-                code = _reap(self.pid)
+                code = procs.reap(self.pid)
                 if code is not None and pidfd is not None:
                     poller.unregister(pidfd)
                     os.close(pidfd)
@@ -335,16 +335,16 @@ class _Attempt:
     def _kill_all(self, sig: int) -> None:
         """``sig`` to the command's session and to every process reparented to us."""
         if self.pid:
-            _killpg(self.pid, sig)
+            procs.signal_group(self.pid, sig)
         for child in _children():
             if child == self.pid:
                 continue  # its exit code is ours to collect (``_watch``)
-            _killpg(child, sig)
+            procs.signal_group(child, sig)
             try:
                 os.kill(child, sig)
             except OSError:
                 pass
-            _reap(child)  # collect it if it died, so _children() forgets it
+            procs.reap(child)  # collect it if it died, so _children() forgets it
 
     def _output(self, data: bytes) -> None:
         if self.masker is not None:
@@ -374,39 +374,12 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def _reap(pid: int) -> int | None:
-    """Collect ``pid``: its exit code, None while it runs (-1 when it is not our child)."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return -1
-    if done == 0:
-        return None
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
 def _children() -> list[int]:
     try:
         with open(_CHILDREN.format(pid=os.getpid()), "rb") as fh:
             return [int(p) for p in fh.read().split()]
     except OSError:
         return []
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except OSError as exc:
-        if exc.errno not in (errno.ESRCH, errno.EPERM):
-            raise
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
 
 
 def _become_subreaper() -> None:

@@ -21,7 +21,12 @@ from flowctl.graph import compile_plan
 from flowctl.run.events import AttemptOutcome, Event, RunStatus
 from flowctl.run.memory import MemoryRunStore
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec
-from flowctl.run.resources import ResourcePool, check_local, parse_resource_list, unsatisfiable
+from flowctl.run.resources import (
+    ResourcePool,
+    check_local,
+    parse_resource_list,
+    unsatisfiable,
+)
 from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
 from flowctl.spec.model import Pipeline, Step
 from flowctl.spec.resolve import resolve_step

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import select
 import signal
@@ -48,8 +47,16 @@ from flowctl.run.events import AttemptOutcome, RunId
 from flowctl.run.executors.attemptlog import AttemptLog, write_note
 from flowctl.run.executors.dask_settings import DaskSettings
 from flowctl.run.executors.dask_worker import (
-    PLUGIN, AttemptsPlugin, Payload, Running, cancel_attempts, list_attempts, renew_lease, run_attempt,
+    PLUGIN,
+    AttemptsPlugin,
+    Payload,
+    Running,
+    cancel_attempts,
+    list_attempts,
+    renew_lease,
+    run_attempt,
 )
+from flowctl.run.executors.waker import Waker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
 
 if TYPE_CHECKING:
@@ -117,7 +124,7 @@ class DaskExecutor:
         # ("event", message) | ("cluster", message) | ("future", Future), from Dask's threads
         self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._results: list[AttemptResult] = []
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._waker = Waker()
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()  # _placed_on, _demand: read by the lease and adapt threads
         self._placed_on: dict[str, int] = {}  # worker address -> attempts of ours running there
@@ -245,19 +252,16 @@ class DaskExecutor:
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
         if not self._results and self._inbox.empty():
             try:
-                select.select([self._wake_r], [], [], timeout)
+                select.select([self._waker.fd], [], [], timeout)
             except InterruptedError:
                 pass
-        _drain(self._wake_r)
+        self._waker.drain()
         self._process()
         results, self._results = self._results, []
         return results
 
     def wakeup(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass
+        self._waker.wake()
 
     def cancel(self, key: AttemptKey) -> None:
         dkey = attempt_key(key)
@@ -308,8 +312,7 @@ class DaskExecutor:
             if self._lease_thread is not None:
                 self._lease_thread.join(timeout=5)
             self._shutdown()
-            for fd in (self._wake_r, self._wake_w):
-                os.close(fd)
+            self._waker.close()
 
     def _stop_remaining(self) -> None:
         self.cancel_all(force=True)
@@ -580,14 +583,6 @@ class _QueueAdaptive(Adaptive):
         busy = self._executor.busy_workers()
         by_name = {str(w.get("name")): a for a, w in self.cluster.scheduler_info.get("workers", {}).items()}
         return [n for n in names if by_name.get(str(n)) not in busy]
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _main_thread() -> bool:

@@ -28,6 +28,7 @@ from itertools import count
 from flowctl.run import procs
 from flowctl.run.executors.attemptlog import TAIL_LINES, AttemptLog, read_tail, write_note
 from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
+from flowctl.run.executors.waker import Waker
 from flowctl.run.events import AttemptOutcome
 from flowctl.run.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
@@ -72,8 +73,8 @@ class LocalExecutor:
         self.host = os.uname().nodename
         self._on_output = on_output
         self._selector: procs.Poller[_Attempt | None] = procs.Poller()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_r, None)
+        self._waker = Waker()
+        self._selector.register(self._waker.fd, None)
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._running: dict[AttemptKey, _Attempt] = {}
         self._by_pid: dict[int, _Attempt] = {}
@@ -125,10 +126,7 @@ class LocalExecutor:
         return results
 
     def wakeup(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass
+        self._waker.wake()
 
     def cancel(self, key: AttemptKey) -> None:
         att = self._running.get(key)
@@ -166,8 +164,8 @@ class LocalExecutor:
             self._forget(att)
         self._sweeper.forget_all()
         self._selector.close()
-        for fd in (self._wake_r, self._wake_w, self._devnull):
-            os.close(fd)
+        self._waker.close()
+        os.close(self._devnull)
         if self._subreaper and not self._was_subreaper:
             procs.set_subreaper(False)
         procs.restore_cwd(self._home)
@@ -222,7 +220,7 @@ class LocalExecutor:
             limit = 0.0
         for fd, att in self._selector.poll(limit):
             if att is None:
-                _drain(self._wake_r)
+                self._waker.drain()
             elif att.done:  # ended earlier in this batch (its pipe and pidfd were both ready)
                 continue
             elif fd == att.pipe:
@@ -328,14 +326,6 @@ class LocalExecutor:
 
     def _signal_attempt(self, att: _Attempt, sig: int) -> None:
         self._sweeper.signal_attempt(att.pid, att.token, sig)
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _min(a: float | None, b: float) -> float:
