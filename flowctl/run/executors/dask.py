@@ -31,7 +31,6 @@ import logging
 import math
 import queue
 import select
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -159,7 +158,7 @@ class DaskExecutor:
         client = self._client
         client.subscribe_topic(self._topic, self._on_event)
         client.subscribe_topic("all", self._on_cluster_event)
-        client.register_plugin(AttemptsPlugin(), name=PLUGIN)
+        client.register_plugin(AttemptsPlugin(ignore_interrupt=self._cluster is not None), name=PLUGIN)
         self.refresh_workers()
         if self._cluster is not None and settings.max_workers is not None:
             self._cluster.adapt(
@@ -171,21 +170,17 @@ class DaskExecutor:
 
     def _start_cluster(self) -> LocalCluster:
         s = self.settings
-        # Worker processes inherit an ignored SIGINT: a Ctrl-C in the terminal reaches every
-        # process of its group, and it is flowctl's to turn into a clean cancel, not the workers'
-        # to die of (which would make every running attempt look lost).
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-        try:
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
-                return LocalCluster(
-                    n_workers=s.workers, threads_per_worker=s.threads, processes=True, host="127.0.0.1",
-                    dashboard_address=":0", worker_dashboard_address=None, memory_limit=0,
-                    resources=dict(s.resources) or None, silence_logs=logging.CRITICAL,
-                    scheduler_kwargs={"allowed_failures": 0},  # a lost worker fails the task at once
-                )
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        # A Ctrl-C in the terminal reaches every process of its group, the workers too: once the
+        # worker plugin is registered they ignore it (``AttemptsPlugin(ignore_interrupt=True)``),
+        # as it is flowctl's to turn into a clean cancel. Before that, a Ctrl-C stops flowctl
+        # while it starts the cluster, which it then closes.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):  # its sampling costs CPU
+            return LocalCluster(
+                n_workers=s.workers, threads_per_worker=s.threads, processes=True, host="127.0.0.1",
+                dashboard_address=":0", worker_dashboard_address=None, memory_limit=0,
+                resources=dict(s.resources) or None, silence_logs=logging.CRITICAL,
+                scheduler_kwargs={"allowed_failures": 0},  # a lost worker fails the task at once
+            )
 
     @property
     def owns_cluster(self) -> bool:
@@ -583,10 +578,6 @@ class _QueueAdaptive(Adaptive):
         busy = self._executor.busy_workers()
         by_name = {str(w.get("name")): a for a, w in self.cluster.scheduler_info.get("workers", {}).items()}
         return [n for n in names if by_name.get(str(n)) not in busy]
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 __all__ = ["DaskExecutor", "DaskSettings", "PlacedCallback", "Worker", "attempt_key"]

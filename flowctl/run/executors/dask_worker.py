@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterable
@@ -70,7 +71,15 @@ class AttemptsPlugin(WorkerPlugin):
     idempotent = True  # registering it again (another run) keeps the one with live attempts
     name = PLUGIN
 
+    def __init__(self, *, ignore_interrupt: bool = False) -> None:
+        # A LocalCluster flowctl started shares flowctl's terminal: its workers must ignore the
+        # Ctrl-C that flowctl turns into a clean cancel, also a worker the Nanny restarts later
+        # (workers started with the cluster inherit it from flowctl). Never set on a shared one.
+        self.ignore_interrupt = ignore_interrupt
+
     def setup(self, worker: Worker) -> None:
+        if self.ignore_interrupt and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._lock = threading.Lock()
         self._supervisors = Supervisors()
         self._running: dict[str, tuple[socket.socket, Running]] = {}
