@@ -111,8 +111,6 @@ def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> Da
     from flowctl.run.resources import parse_resource_list
     from flowctl.spec.durations import parse_duration
 
-    if not have_dask():
-        raise UsageError("--executor dask needs Dask, which is not installed", hint=INSTALL_HINT)
     address = options.dask_scheduler or declared_address
     if address is not None and "://" not in address:
         raise UsageError(f"--dask-scheduler {address!r}: expected an address such as tcp://scheduler:8786")
@@ -127,11 +125,14 @@ def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> Da
         raise UsageError(f"--dask-lease: {exc}") from exc
     if lease < 1.0:
         raise UsageError(f"--dask-lease {options.dask_lease}: at least 1s (the client renews it every third of it)")
+    limits = parse_resource_list(options.dask_resources, "--dask-resources")
+    if not have_dask():  # after the options: their mistakes are worth fixing before installing
+        raise UsageError("--executor dask needs Dask, which is not installed", hint=INSTALL_HINT)
     cpus = os.cpu_count() or 1
     return DaskSettings(
         address=address, workers=workers, max_workers=most,
         threads=options.dask_threads or max(1, cpus // max(1, most or workers)),
-        resources=parse_resource_list(options.dask_resources, "--dask-resources"), lease=lease,
+        resources=limits, lease=lease,
     )
 
 
