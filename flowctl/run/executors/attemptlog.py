@@ -3,15 +3,19 @@
 Shared by the executors (local processes, Dask workers): the log file (and the step's log
 folder) is made with the first byte, because creating a file costs more than spawning on some
 disks and most steps of a big pipeline print nothing: an attempt that prints nothing leaves no
-log file. A log that cannot be written (full disk, lost permission) is noted, not raised: the
-output keeps being read, and the attempt's result says why its log is incomplete. With
-``--stream`` each complete line is also reported (``on_line``). Output arrives here masked.
+log file. A log that cannot be written (a full disk, a read-only folder) is a storage failure
+(``failure``): the output keeps being drained, the attempt's result says why its log is
+incomplete, and the executor's ``wait`` raises the ``StorageError`` (exit 74) so the run stops
+instead of running on with output lost (issue 12). With ``--stream`` each complete line is also
+reported (``on_line``). Output arrives here masked.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
+from flowctl.errors import StorageError
 from flowctl.run.ports import AttemptKey, OutputCallback
 
 _TAIL_BYTES = 8192
@@ -22,7 +26,7 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 class AttemptLog:
     """Write an attempt's (masked) output: ``write`` chunks, ``close`` at the end."""
 
-    __slots__ = ("path", "key", "on_line", "fd", "logged", "error", "partial")
+    __slots__ = ("error", "failure", "fd", "key", "logged", "on_line", "partial", "path")
 
     def __init__(self, path: str, key: AttemptKey, on_line: OutputCallback | None) -> None:
         self.path = path
@@ -31,6 +35,7 @@ class AttemptLog:
         self.fd = -1
         self.logged = False  # the log file exists (it printed something)
         self.error: str | None = None  # why the log could not be written
+        self.failure: StorageError | None = None  # ... as the error that stops the run
         self.partial = b""
 
     def write(self, data: bytes) -> None:
@@ -44,7 +49,8 @@ class AttemptLog:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self.fd, view) :]
-            except OSError as exc:  # full disk, lost permission: keep draining, say so at the end
+            except OSError as exc:  # full disk, lost permission: keep draining; wait() raises
+                self.failure = log_failure(self.key.step, self.path, exc)
                 self.error = f"could not write the log {self.path}: {exc.strerror or exc}"
         if self.on_line is not None:
             lines = (self.partial + data).split(b"\n")
@@ -72,15 +78,28 @@ class AttemptLog:
         return read_tail(self.path, lines) if self.logged else ()
 
 
-def write_note(log_path: str, text: str) -> bool:
-    """Append a line of flowctl's own (``could not start: …``) to a log; False if impossible."""
+def write_note(key: AttemptKey, log_path: str, text: str) -> StorageError | None:
+    """Append a line of flowctl's own (``could not start: …``) to a log; the storage failure
+    when it cannot be written."""
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(f"flowctl: {text}\n")
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return log_failure(key.step, log_path, exc)
+    return None
+
+
+def log_failure(step: str, log_path: str, exc: OSError) -> StorageError:
+    """The error (exit 74) for a log of ``step`` that could not be written, with the way out."""
+    why = f"could not write the log {log_path}: {exc.strerror or exc}"
+    folder = os.path.dirname(log_path)
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return StorageError(
+        f"step {step}: {why}" + (f" (no space left on the disk that holds {folder})" if full else ""),
+        hint=(f"free space on the disk that holds {folder}" if full else f"make {folder} writable")
+        + " (or point --state-dir at another disk), then `flowctl run PIPELINE --resume`",
+    )
 
 
 def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
@@ -97,4 +116,4 @@ def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
     return tuple(text[-lines:])
 
 
-__all__ = ["TAIL_LINES", "AttemptLog", "read_tail", "write_note"]
+__all__ = ["TAIL_LINES", "AttemptLog", "log_failure", "read_tail", "write_note"]

@@ -42,6 +42,7 @@ from distributed import Client, Future, LocalCluster
 from distributed.deploy.adaptive import Adaptive
 from distributed.scheduler import KilledWorker
 
+from flowctl.errors import StorageError
 from flowctl.run.events import AttemptOutcome, RunId
 from flowctl.run.executors.attemptlog import AttemptLog, write_note
 from flowctl.run.executors.dask_settings import DaskSettings
@@ -129,6 +130,7 @@ class DaskExecutor:
         self._placed_on: dict[str, int] = {}  # worker address -> attempts of ours running there
         self._demand = 0  # attempts running plus ready ones waiting: drives an adaptive cluster
         self._claims: list[str] = []
+        self._storage_failure: StorageError | None = None  # a log could not be written
         self._stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
         self._cancelling = False
@@ -245,15 +247,22 @@ class DaskExecutor:
         future.add_done_callback(self._on_future)
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
-        if not self._results and self._inbox.empty():
+        """See ``Executor.wait``. Raises ``StorageError`` once a log could not be written."""
+        self._pump(timeout if not self._results else 0.0)
+        if self._storage_failure is not None:
+            raise self._storage_failure  # a log could not be written: the run must stop (exit 74)
+        results, self._results = self._results, []
+        return results
+
+    def _pump(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` for word from Dask, then act on all of it."""
+        if self._inbox.empty() and timeout != 0.0:
             try:
                 select.select([self._waker.fd], [], [], timeout)
             except InterruptedError:
                 pass
         self._waker.drain()
         self._process()
-        results, self._results = self._results, []
-        return results
 
     def wakeup(self) -> None:
         self._waker.wake()
@@ -313,7 +322,7 @@ class DaskExecutor:
         self.cancel_all(force=True)
         deadline = time.monotonic() + self.settings.grace + 10.0
         while any(p.worker for p in self._open.values()) and time.monotonic() < deadline:
-            self.wait(0.2)
+            self._pump(0.2)
         self._results.clear()
 
     def _shutdown(self) -> None:
@@ -421,6 +430,8 @@ class DaskExecutor:
         if "o" in msg:
             data = msg["o"]
             pending.log.write(data if isinstance(data, bytes) else str(data).encode())
+            if pending.log.failure is not None and self._storage_failure is None:
+                self._storage_failure = pending.log.failure
         elif "s" in msg:
             pending.worker = str(msg["s"])
             with self._lock:
@@ -508,7 +519,10 @@ class DaskExecutor:
                     self._placed_on.pop(pending.worker, None)
         log = pending.log
         if outcome is AttemptOutcome.ERROR and error and not log.logged:
-            log.logged = write_note(log.path, f"could not start: {error}")
+            log.failure = log.failure or write_note(pending.spec.key, log.path, f"could not start: {error}")
+            log.logged = log.failure is None
+        if log.failure is not None and self._storage_failure is None:
+            self._storage_failure = log.failure
         log.close()
         spec = pending.spec
         self._results.append(

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from itertools import count
 
+from flowctl.errors import StorageError
 from flowctl.run import procs
 from flowctl.run.executors.attemptlog import TAIL_LINES, AttemptLog, read_tail, write_note
 from flowctl.run.executors.sweep import FORGET_AFTER, Sweeper
@@ -90,6 +91,7 @@ class LocalExecutor:
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
         self._home = procs.remember_cwd()
+        self._storage_failure: StorageError | None = None  # a log could not be written
 
 
     # -- the Executor protocol ---------------------------------------------------------------
@@ -103,7 +105,9 @@ class LocalExecutor:
             self._start(att)
         except OSError as exc:
             self._close_fds(att)
-            logged = write_note(spec.log_path, f"could not start: {exc}")
+            failure = write_note(spec.key, spec.log_path, f"could not start: {exc}")
+            self._storage_failure = self._storage_failure or failure
+            logged = failure is None
             self._results.append(
                 AttemptResult(
                     key=spec.key, outcome=AttemptOutcome.ERROR, exit_code=None,
@@ -120,8 +124,11 @@ class LocalExecutor:
             heapq.heappush(self._timers, (att.started + spec.timeout, next(self._seq), att))
 
     def wait(self, timeout: float | None) -> Sequence[AttemptResult]:
+        """See ``Executor.wait``. Raises ``StorageError`` once a log could not be written."""
         if not self._results:
             self._poll(timeout)
+        if self._storage_failure is not None:
+            raise self._storage_failure
         results, self._results = self._results, []
         return results
 
@@ -296,6 +303,8 @@ class LocalExecutor:
             att.log.write(att.masker.feed(chunk) if att.masker else chunk)
         if final and att.masker is not None:
             att.log.write(att.masker.finish())
+        if att.log.failure is not None and self._storage_failure is None:
+            self._storage_failure = att.log.failure
 
     # -- timeouts, cancellation, sweeping ----------------------------------------------------
 
