@@ -191,7 +191,7 @@ def open_executor(
         raise
     _say([_where(executor)], plain, session.run_id)
     return OpenExecutor(executor, {}, {}, _default_concurrency(executor), {
-        "executor": "dask", "dask_scheduler": executor.address if not executor.owns_cluster else "local cluster",
+        "executor": "dask", "dask_scheduler": executor.cluster.address if not executor.cluster.owned else "local cluster",
     })
 
 
@@ -209,8 +209,8 @@ def _check_before_open(settings: DaskSettings, prepared: PreparedRun, session: R
 
 
 def _check_resources(executor: DaskExecutor, prepared: PreparedRun, session: RunSession) -> None:
-    if not executor.owns_cluster:
-        _refuse(prepared, session, executor.offers(), "no connected worker has",
+    if not executor.cluster.owned:
+        _refuse(prepared, session, executor.cluster.offers(), "no connected worker has",
                 "start workers that have it (dask worker --resources gpu=1), or change the step's `resources:`")
 
 
@@ -224,7 +224,7 @@ def _refuse(prepared: PreparedRun, session: RunSession, offers: Sequence[Mapping
 def _stop_orphans(executor: DaskExecutor, plain: bool, run_id: str) -> None:
     """Attempts of an earlier run of this pipeline still on the workers: its client died (we
     hold the lock), and its supervisors would stop them only when its lease runs out."""
-    if executor.owns_cluster:
+    if executor.cluster.owned:
         return  # a cluster started for this run has nothing of an earlier one
     found = executor.orphans()
     if not found:
@@ -237,23 +237,23 @@ def _stop_orphans(executor: DaskExecutor, plain: bool, run_id: str) -> None:
 
 
 def _warn_secrets(executor: DaskExecutor, prepared: PreparedRun) -> None:
-    if executor.owns_cluster or executor.address.startswith("tls://"):
+    if executor.cluster.owned or executor.cluster.address.startswith("tls://"):
         return
     secret_steps = [sid for sid, inv in prepared.invocations.items() if inv.secrets]
     if secret_steps:
         sys.stderr.write(
             f"flowctl: warning: the secrets of {', '.join(secret_steps[:5])}{' …' if len(secret_steps) > 5 else ''} "
-            f"travel unencrypted to {executor.address}: use a tls:// scheduler address\n"
+            f"travel unencrypted to {executor.cluster.address}: use a tls:// scheduler address\n"
         )
 
 
 def _where(executor: DaskExecutor) -> str:
-    workers = executor.refresh_workers()
+    workers = executor.cluster.refresh_workers()
     s = executor.settings
-    if executor.owns_cluster:
+    if executor.cluster.owned:
         size = f"{s.workers}-{s.max_workers} workers (adaptive)" if s.max_workers is not None else f"{len(workers)} workers"
-        return f"executor: dask, a local cluster at {executor.address}: {size} x {s.threads} threads"
-    return f"executor: dask at {executor.address}: {len(workers)} workers, {executor.threads} threads"
+        return f"executor: dask, a local cluster at {executor.cluster.address}: {size} x {s.threads} threads"
+    return f"executor: dask at {executor.cluster.address}: {len(workers)} workers, {executor.cluster.threads} threads"
 
 
 def _default_concurrency(executor: DaskExecutor) -> int:
@@ -262,7 +262,7 @@ def _default_concurrency(executor: DaskExecutor) -> int:
     from flowctl.run.executors.dask import PREFETCH
 
     s = executor.settings
-    if executor.owns_cluster:
+    if executor.cluster.owned:
         return max(1, (s.max_workers or s.workers) * s.threads * PREFETCH)
     return SHARED_CONCURRENCY
 

@@ -1,8 +1,8 @@
 """The Dask executor: each attempt runs on a worker of a Dask cluster (issue 16).
 
 The scheduler, the state store, retries, logs and metrics stay with ``flowctl run``; only the
-attempts travel. Owns: the cluster for the run (a ``LocalCluster`` of worker processes started
-and closed here, fixed or adaptive, or a connection to a shared scheduler), submitting each
+attempts travel. Owns: the run's cluster (``dask_cluster.RunCluster``: a ``LocalCluster``
+started for the run, fixed or adaptive, or a connection to a shared scheduler), submitting each
 attempt as ``dask_worker.run_attempt`` with ``retries=0``, ``pure=False`` and the key
 ``<run-id>:<step>:<attempt>`` (and the step's ``resources`` as Dask worker resources), writing
 the output that streams back into the usual log files, turning what Dask reports into exactly
@@ -27,32 +27,25 @@ lets it lapse.
 
 from __future__ import annotations
 
-import logging
-import math
 import queue
 import select
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-import dask
-from distributed import Client, Future, LocalCluster
-from distributed.deploy.adaptive import Adaptive
+from distributed import Future
 from distributed.scheduler import KilledWorker
 
 from flowctl.errors import StorageError
 from flowctl.run.events import AttemptOutcome, RunId
 from flowctl.run.executors.attemptlog import AttemptLog, write_note
+from flowctl.run.executors.dask_cluster import RunCluster
 from flowctl.run.executors.dask_settings import DaskSettings
 from flowctl.run.executors.dask_worker import (
-    PLUGIN,
-    AttemptsPlugin,
     Payload,
     Running,
     cancel_attempts,
-    list_attempts,
     renew_lease,
     run_attempt,
 )
@@ -69,27 +62,16 @@ PREFETCH = 2
 _OUTCOMES = {o.value: o for o in AttemptOutcome}
 
 
-@dataclass(frozen=True, slots=True)
-class Worker:
-    """A connected worker as the scheduler describes it."""
-
-    address: str
-    name: str
-    threads: int
-    resources: Mapping[str, float]
-
-
 class _Pending:
     """An attempt submitted and not yet reported."""
 
-    __slots__ = ("spec", "future", "log", "worker", "claim", "cancelled")
+    __slots__ = ("cancelled", "future", "log", "spec", "worker")
 
     def __init__(self, spec: AttemptSpec, log: AttemptLog) -> None:
         self.spec = spec
         self.future: Future[Result] | None = None
         self.log = log
         self.worker = ""  # where it started ("" until the worker says so)
-        self.claim = ""  # its claim on a shared scheduler, released when the run ends
         self.cancelled = False  # we asked for it to stop
 
 
@@ -118,14 +100,12 @@ class DaskExecutor:
         self._on_output = on_output
         self._on_placed = on_placed
         self._topic = f"flowctl:{run_id}"
-        self._client: Client | None = None
-        self._cluster: LocalCluster | None = None
+        self.cluster = RunCluster(settings)
         self._open: dict[str, _Pending] = {}
         # ("event", message) | ("cluster", message) | ("future", Future), from Dask's threads
         self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._results: list[AttemptResult] = []
         self._waker = Waker()
-        self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()  # _placed_on, _demand: read by the lease and adapt threads
         self._placed_on: dict[str, int] = {}  # worker address -> attempts of ours running there
         self._demand = 0  # attempts running plus ready ones waiting: drives an adaptive cluster
@@ -150,77 +130,15 @@ class DaskExecutor:
         self.close()
 
     def open(self) -> None:
-        """Start the LocalCluster (or connect), register the worker plugin, subscribe."""
-        settings = self.settings
-        if settings.address is None:
-            self._cluster = self._start_cluster()
-            self._client = Client(self._cluster, set_as_default=False)
-        else:
-            self._client = Client(settings.address, set_as_default=False, timeout="10s")
-        client = self._client
-        client.subscribe_topic(self._topic, self._on_event)
-        client.subscribe_topic("all", self._on_cluster_event)
-        client.register_plugin(AttemptsPlugin(ignore_interrupt=self._cluster is not None), name=PLUGIN)
-        self.refresh_workers()
-        if self._cluster is not None and settings.max_workers is not None:
-            self._cluster.adapt(
-                Adaptive=_QueueAdaptive, minimum=settings.workers, maximum=settings.max_workers,
-                interval="250ms", wait_count=8, executor=self,
-            )
+        """Start the cluster (or connect to it) and the lease; see ``RunCluster.open``."""
+        self.cluster.open({self._topic: self._on_event, "all": self._on_cluster_event}, self)
         self._lease_thread = threading.Thread(target=self._renew_leases, name="flowctl-lease", daemon=True)
         self._lease_thread.start()
-
-    def _start_cluster(self) -> LocalCluster:
-        s = self.settings
-        # A Ctrl-C in the terminal reaches every process of its group, the workers too: once the
-        # worker plugin is registered they ignore it (``AttemptsPlugin(ignore_interrupt=True)``),
-        # as it is flowctl's to turn into a clean cancel. Before that, a Ctrl-C stops flowctl
-        # while it starts the cluster, which it then closes.
-        with dask.config.set({"distributed.worker.profile.enabled": False}):  # its sampling costs CPU
-            return LocalCluster(
-                n_workers=s.workers, threads_per_worker=s.threads, processes=True, host="127.0.0.1",
-                dashboard_address=":0", worker_dashboard_address=None, memory_limit=0,
-                resources=dict(s.resources) or None, silence_logs=logging.CRITICAL,
-                scheduler_kwargs={"allowed_failures": 0},  # a lost worker fails the task at once
-            )
-
-    @property
-    def owns_cluster(self) -> bool:
-        return self._cluster is not None
-
-    @property
-    def address(self) -> str:
-        """The scheduler's address (the LocalCluster's when flowctl started it)."""
-        if self._cluster is not None:
-            return str(self._cluster.scheduler_address)
-        return self.settings.address or ""
-
-    def refresh_workers(self) -> Mapping[str, Worker]:
-        """Ask the scheduler which workers are connected now."""
-        client = self._require_client()
-        info = client.scheduler_info(n_workers=-1)
-        self._workers = {
-            address: Worker(address, str(w.get("name", address)), int(w.get("nthreads", 1)),
-                            {k: float(v) for k, v in (w.get("resources") or {}).items()})
-            for address, w in info.get("workers", {}).items()
-        }
-        return self._workers
-
-    def offers(self) -> list[Mapping[str, float]]:
-        """What each worker has, to check steps' ``resources`` against before the run starts: the
-        connected workers, or the declared resources of a LocalCluster that may grow later."""
-        if self._cluster is not None and (self.settings.adaptive or not self._workers):
-            return [dict(self.settings.resources)]
-        return [w.resources for w in self._workers.values()]
-
-    @property
-    def threads(self) -> int:
-        return sum(w.threads for w in self._workers.values())
 
     # -- the Executor protocol ---------------------------------------------------------------
 
     def submit(self, spec: AttemptSpec) -> None:
-        client = self._require_client()
+        client = self.cluster.client
         key = attempt_key(spec.key)
         pending = _Pending(spec, AttemptLog(spec.log_path, spec.key, self._on_output if spec.stream else None))
         self._open[key] = pending
@@ -233,7 +151,7 @@ class DaskExecutor:
             "topic": self._topic, "run": self.run_id, "owner": self.owner,
             # A LocalCluster of ours fails a lost worker's task itself (allowed_failures=0), unless
             # it is adaptive: retiring a busy worker reschedules its tasks as "expected".
-            "claim": self._cluster is None or self.settings.adaptive,
+            "claim": not self.cluster.owned or self.settings.adaptive,
         }
         try:
             future = client.submit(
@@ -298,7 +216,7 @@ class DaskExecutor:
         An adaptive cluster scales with ``backlog``, the ready attempts waiting for a slot."""
         with self._lock:
             self._demand = len(self._open) + backlog
-        slots = PREFETCH * self.threads
+        slots = PREFETCH * self.cluster.threads
         if self.settings.adaptive:
             return slots  # 0 while the cluster is empty: it grows, and wakes us (add-worker)
         return max(1, slots)
@@ -309,13 +227,14 @@ class DaskExecutor:
             return
         self._closed = True
         try:
-            if self._client is not None and self._open:
+            if self.cluster.is_open and self._open:
                 self._stop_remaining()
         finally:
             self._stop.set()
             if self._lease_thread is not None:
                 self._lease_thread.join(timeout=5)
-            self._shutdown()
+            claims, self._claims = self._claims, []
+            self.cluster.close(claims)
             self._waker.close()
 
     def _stop_remaining(self) -> None:
@@ -325,47 +244,12 @@ class DaskExecutor:
             self._pump(0.2)
         self._results.clear()
 
-    def _shutdown(self) -> None:
-        client, cluster = self._client, self._cluster
-        self._client = self._cluster = None
-        if client is not None:
-            try:
-                if self._claims:
-                    self._release_claims(client)
-                for topic in (self._topic, "all"):  # before closing: the scheduler would tell us we left
-                    client.unsubscribe_topic(topic)
-                client.close()
-            except Exception:  # the scheduler may be gone already: nothing left to tell it
-                pass
-        if cluster is not None:
-            try:
-                cluster.close()
-            except Exception:
-                pass
-
-    def _release_claims(self, client: Client) -> None:
-        import asyncio
-
-        claims, self._claims = self._claims, []
-
-        scheduler = client.scheduler
-        assert scheduler is not None
-
-        async def release() -> None:
-            await asyncio.gather(*(scheduler.multi_lock_release(id=c) for c in claims), return_exceptions=True)
-
-        client.sync(release)
-
     # -- orphans of a dead client ------------------------------------------------------------
 
     def orphans(self) -> list[Running]:
         """Attempts of earlier runs of this pipeline still alive on the workers (their client is
         gone: this run holds the pipeline's lock)."""
-        found = self._require_client().run(list_attempts, on_error="ignore")
-        return [
-            a for entries in found.values() if isinstance(entries, list)
-            for a in entries if a["owner"] == self.owner and a["run"] != self.run_id
-        ]
+        return [a for a in self.cluster.attempts() if a["owner"] == self.owner and a["run"] != self.run_id]
 
     def stop_orphans(self, orphans: Sequence[Running], *, wait: float = 0.0) -> list[Running]:
         """Wait up to ``wait`` seconds for them to end, then kill what is left; what was left."""
@@ -375,9 +259,8 @@ class DaskExecutor:
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             left = self.orphans()
         if left:
-            client = self._require_client()
             for run in sorted({a["run"] for a in left}):
-                client.run(cancel_attempts, run, None, True, on_error="ignore")
+                self.cluster.on_workers(cancel_attempts, run, None, True)
             deadline = time.monotonic() + self.settings.grace + 10.0
             while self.orphans() and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -416,9 +299,9 @@ class DaskExecutor:
                 membership = True
                 if item.get("action") == "remove-worker":
                     self._worker_removed(str(item.get("worker", "")))
-        if membership and self._client is not None:
+        if membership and self.cluster.is_open:
             try:
-                self.refresh_workers()
+                self.cluster.refresh_workers()
             except Exception:  # the scheduler is unreachable: its futures will say so
                 pass
 
@@ -537,26 +420,15 @@ class DaskExecutor:
     # -- cancelling and the lease ------------------------------------------------------------
 
     def _broadcast_cancel(self, keys: list[str] | None, *, force: bool, workers: list[str] | None) -> None:
-        client = self._client
-        if client is None:
-            return
-        try:
-            client.run(cancel_attempts, self.run_id, keys, force, workers=workers, on_error="ignore")
-        except Exception:  # a worker left meanwhile: its attempts are lost, and reported as such
-            pass
+        self.cluster.on_workers(cancel_attempts, self.run_id, keys, force, workers=workers)
 
     def _renew_leases(self) -> None:
         every = max(0.1, self.settings.lease / 3)
         while not self._stop.wait(every):
             with self._lock:
                 workers = list(self._placed_on)
-            client = self._client
-            if not workers or client is None:
-                continue
-            try:
-                client.run(renew_lease, self.run_id, workers=workers, on_error="ignore")
-            except Exception:  # a worker left: its attempts are lost anyway
-                pass
+            if workers:
+                self.cluster.on_workers(renew_lease, self.run_id, workers=workers)
 
     def demand(self) -> int:
         with self._lock:
@@ -566,32 +438,6 @@ class DaskExecutor:
         with self._lock:
             return set(self._placed_on)
 
-    def _require_client(self) -> Client:
-        if self._client is None:
-            raise RuntimeError("the Dask executor is not open")
-        return self._client
 
 
-class _QueueAdaptive(Adaptive):
-    """Dask's ``Adaptive``, driven by flowctl's queue: as many workers as the attempts running
-    plus the ready ones waiting need, retiring only workers with none of ours running."""
-
-    def __init__(
-        self, cluster: LocalCluster, *, executor: DaskExecutor, minimum: int, maximum: int, interval: str,
-        wait_count: int,
-    ) -> None:
-        self._executor = executor
-        super().__init__(cluster, interval=interval, minimum=minimum, maximum=maximum, wait_count=wait_count)
-
-    async def target(self) -> int:
-        threads = max(1, self._executor.settings.threads)
-        return math.ceil(self._executor.demand() / threads)
-
-    async def workers_to_close(self, target: int) -> list[str]:
-        names = await super().workers_to_close(target)
-        busy = self._executor.busy_workers()
-        by_name = {str(w.get("name")): a for a, w in self.cluster.scheduler_info.get("workers", {}).items()}
-        return [n for n in names if by_name.get(str(n)) not in busy]
-
-
-__all__ = ["DaskExecutor", "DaskSettings", "PlacedCallback", "Worker", "attempt_key"]
+__all__ = ["PREFETCH", "DaskExecutor", "PlacedCallback", "attempt_key"]
