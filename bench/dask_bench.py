@@ -50,7 +50,8 @@ def run(pipeline: Path, *args: str) -> tuple[float, float]:
                               cwd=pipeline.parent, stdout=out, stderr=subprocess.STDOUT, env=env)
         wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"flowctl run {' '.join(args)} failed ({done.returncode}); see {pipeline.parent / 'out.txt'}")
+        tail = (pipeline.parent / "out.txt").read_text(errors="replace").splitlines()[-40:]
+        raise SystemExit(f"flowctl run {' '.join(args)} failed ({done.returncode}):\n" + "\n".join(tail))
     with sqlite3.connect(pipeline.parent / ".flowctl" / "state.db") as conn:
         (duration,) = conn.execute("SELECT duration FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
     return wall, float(duration)

@@ -168,6 +168,7 @@ def serve(ctl: socket.socket) -> None:
             for fd in fds:
                 os.close(fd)
             continue
+        os.set_inheritable(fds[0], False)  # (SCM_RIGHTS does not set it) the step must not hold it
         if os.fork() == 0:
             code = 70
             try:
@@ -193,6 +194,7 @@ def supervise(conn: socket.socket, req: Request) -> int:
         result = Result(outcome="error", exit_code=None, started_at=time.time(), duration=0.0,
                         error=f"on {socket.gethostname()}: {exc}")
     attempt.send(b"r" + json.dumps(result).encode())
+    attempt.linger()
     return 0
 
 
@@ -203,6 +205,7 @@ class _Attempt:
         self.masker = Masker(req["secrets"]) if req["secrets"] else None
         self.worker_gone = False
         self.pid = 0
+        self.reaped = False
         self.outcome = ""  # set once we stop it: timeout, cancelled
         self.why: str | None = None
         self.kill_at: float | None = None
@@ -216,6 +219,19 @@ class _Attempt:
             self.conn.send(message)
         except OSError:  # the worker went away, or stopped reading: nobody is left to tell
             self.worker_gone = True
+
+    def linger(self) -> None:
+        """After the result: read until the worker closes its end. Closing a socket with unread
+        messages (a lease renewal that came in as the attempt ended) resets it, and the worker
+        would lose the result it had not read yet."""
+        if self.worker_gone:
+            return
+        self.conn.settimeout(10.0)
+        try:
+            while self.conn.recv(16):
+                pass
+        except OSError:
+            pass
 
     def run(self) -> Result:
         req = self.req
@@ -278,6 +294,7 @@ class _Attempt:
                 self._kill_all(signal.SIGKILL)
             if code is None:
                 code = procs.reap(self.pid)
+                self.reaped = code is not None
                 if code is not None and pidfd is not None:
                     poller.unregister(pidfd)
                     os.close(pidfd)
@@ -334,7 +351,9 @@ class _Attempt:
 
     def _kill_all(self, sig: int) -> None:
         """``sig`` to the command's session and to every process reparented to us."""
-        if self.pid:
+        if self.pid and not self.reaped:
+            # Once the command is reaped its pid may name someone else's new session (pid_max
+            # is 32768 here): what is left of its own is reparented to us, and found below.
             procs.signal_group(self.pid, sig)
         for child in _children():
             if child == self.pid:

@@ -181,3 +181,17 @@ def test_the_server_restarts_when_it_died(tmp_path) -> None:
         assert start(sv, request(["true"], str(tmp_path))).result()["outcome"] == "ok"
     finally:
         sv.close()
+
+
+def test_lease_renewals_arriving_as_an_attempt_ends_never_cost_its_result(supervisors, tmp_path) -> None:
+    """A supervisor that closed its socket with renewals unread would reset it, and the worker
+    would lose the result it had not read yet (seen in the bench: "ended without a result" the
+    moment the client's first lease round reached attempts that were just ending)."""
+    for _ in range(10):
+        conn = supervisors.start(request(["true"], str(tmp_path)))
+        for _ in range(300):  # renewals flooding in while the attempt ends
+            try:
+                conn.send(b"l", socket.MSG_DONTWAIT)
+            except OSError:
+                break
+        assert Attempt(conn).result()["outcome"] == "ok"
