@@ -216,6 +216,11 @@ def make_logs_dir(logs_dir: str) -> None:
         ) from exc
 
 
+def say(lines: Sequence[str], plain: bool, run_id: str) -> None:
+    """Tell the user before the run starts; as timestamped lines with the run id when plain."""
+    _Say(plain, run_id)(lines)
+
+
 def run_options(session: RunSession | None) -> Mapping[str, Any]:
     """What the session adds to the scheduler's ``RunOptions``."""
     if session is None:
@@ -229,4 +234,4 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
     }
 
 
-__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "run_options", "wait_seconds"]
+__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "run_options", "say", "wait_seconds"]

@@ -21,6 +21,7 @@ from flowctl.cli._common import console, param_option, stdout_is_tty
 from flowctl.cli._wait import OptionalWaitCommand
 
 if TYPE_CHECKING:
+    from flowctl.cli._executor import ExecutorChoice
     from flowctl.observe.observer import RunObserver
     from flowctl.state.session import RunSession
     from flowctl.run.prepare import PreparedRun
@@ -95,6 +96,33 @@ def run(
         None, "--report", metavar="FILE",
         help="At the end (also after a failure) write the run's HTML report to FILE (see `flowctl report`).",
     ),
+    executor: str | None = typer.Option(
+        None, "--executor", metavar="local|dask",
+        help="Where steps run: local processes (default), or a Dask cluster (pip install 'flowctl[dask]'). "
+        "Default: the pipeline's `executor:`.",
+    ),
+    dask_scheduler: str | None = typer.Option(
+        None, "--dask-scheduler", metavar="ADDRESS",
+        help="Run on this Dask scheduler (tcp://host:8786, tls://…) instead of a local cluster started for the run.",
+    ),
+    dask_workers: str | None = typer.Option(
+        None, "--dask-workers", metavar="N|MIN:MAX",
+        help="Workers of the local cluster (default 2); MIN:MAX makes it adaptive, growing while ready steps wait.",
+    ),
+    dask_threads: int | None = typer.Option(
+        None, "--dask-threads", min=1, metavar="N", help="Steps at once per worker of the local cluster (default: CPUs / workers).",
+    ),
+    dask_resources: list[str] = typer.Option(
+        [], "--dask-resources", metavar="NAME=AMOUNT,…", help="Resources each worker of the local cluster has, e.g. gpu=1,memory=16GiB.",
+    ),
+    dask_lease: str | None = typer.Option(
+        None, "--dask-lease", metavar="DURATION", envvar="FLOWCTL_DASK_LEASE",
+        help="A step on a worker is stopped when flowctl has not renewed its lease for this long (default 30s).",
+    ),
+    resources: list[str] = typer.Option(
+        [], "--resources", metavar="NAME=AMOUNT,…",
+        help="Local executor: at most this much of each step `resources:` at once, e.g. gpu=1 (unlimited when not given).",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -104,7 +132,10 @@ def run(
     deleted or replaced, not writable), 75 another run holds the lock, 130 interrupted.
 
     Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
+
+    Example: flowctl run pipelines/etl.yaml --executor dask --dask-scheduler tcp://scheduler:8786
     """
+    from flowctl.cli._executor import ExecutorOptions, choose_executor
     from flowctl.cli._run_state import open_run, resume_target
     from flowctl.run.prepare import prepare_run
     from flowctl.spec.resolve import parse_param_args
@@ -131,6 +162,9 @@ def run(
         if dry_run:
             print_dry_run(prepared, concurrency)
             return 0
+        choice = choose_executor(ExecutorOptions(
+            executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources), dask_lease, tuple(resources),
+        ), prepared)
         fire_time: float | None = None
         if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
             from flowctl.schedule.service import due_firing
@@ -160,7 +194,7 @@ def run(
             prepared,
             pipeline_arg=shown,
             state_dir=folder,
-            concurrency=concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1,
+            concurrency=concurrency or prepared.pipeline.concurrency,
             fail_fast=fail_fast,
             stream=stream,
             live=live,
@@ -169,6 +203,7 @@ def run(
             observer=observer,
             fire_time=fire_time,
             provenance=ref_provenance,
+            choice=choice,
         )
         if report is not None:  # a report that cannot be written is a warning, never the exit code
             from flowctl.cli.report import write_after_run
@@ -189,7 +224,7 @@ def execute(
     *,
     pipeline_arg: str,
     state_dir: str,
-    concurrency: int,
+    concurrency: int | None,
     fail_fast: bool,
     stream: bool,
     live: bool,
@@ -198,14 +233,14 @@ def execute(
     observer: RunObserver | None = None,
     fire_time: float | None = None,
     provenance: dict[str, object] | None = None,
+    choice: ExecutorChoice | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._common import silence_stdout, warn
+    from flowctl.cli._executor import ExecutorChoice, open_executor
     from flowctl.cli._run_state import make_logs_dir, run_options
     from flowctl.observe.fanout import FanOut, reader_gone, sink_name
     from flowctl.observe.summary import RunSummary, render_summary, write_summary
-    from flowctl.run.events import OutputLine
-    from flowctl.run.executors.local import LocalExecutor
     from flowctl.run.scheduler import RunOptions, Scheduler
 
     run_id = session.run_id
@@ -215,23 +250,24 @@ def execute(
     view, out = build_view(live=live, logs_dir=logs_dir, state_dir=state_dir, prepared=prepared)
     fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
     store = session.store
+    try:
+        built = open_executor(choice or ExecutorChoice("local"), prepared, session, state_dir, emit=fanout,
+                              stream=stream, plain=not live)
+    except BaseException:
+        if live and view is not None:
+            view.stop()
+        raise
+    executor = built.executor
     from_state = run_options(session)  # reuse, fingerprints, resumed_from, provenance (git: once)
-
-    def on_output(key: Any, line: str) -> None:
-        import time
-
-        fanout(OutputLine(run_id=key.run_id, step=key.step, attempt=key.attempt, line=line, at=time.time()))
-
-    executor = LocalExecutor(on_output=on_output if stream else None, own_all_children=True)
     try:
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, executor, store, fanout,
             RunOptions(
-                logs_dir=logs_dir, concurrency=concurrency, fail_fast=fail_fast, stream=stream,
-                environ=os.environ, params=dict(prepared.params), selection=selection,
-                fire_time=fire_time,
+                logs_dir=logs_dir, concurrency=concurrency or built.concurrency, fail_fast=fail_fast,
+                stream=stream, environ=built.environ, resources=built.limits, params=dict(prepared.params),
+                selection=selection, fire_time=fire_time,
                 provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
-                            **from_state.get("provenance", {}), **(provenance or {})},
+                            **from_state.get("provenance", {}), **(provenance or {}), **built.provenance},
                 **{k: v for k, v in from_state.items() if k != "provenance"},
             ),
             remediations=prepared.remediations, run_id=run_id,

@@ -31,6 +31,7 @@ def show(
     import os
 
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
+    from flowctl.observe.plain import is_worker
     from flowctl.observe.recorded import detail_metrics
     from flowctl.observe.report import metrics_lines
     from flowctl.state.views import attempt_log_path, run_details, state_dir_for
@@ -59,16 +60,19 @@ def show(
     if run.root_failure:
         print(f"  root failure: {run.root_failure}")
     rows = []
+    # Attempts that ran on Dask workers name their worker (each attempt's, comma-separated).
+    workers = any(is_worker(a.host) for step in detail.steps for a in step.attempt_records)
     for step in detail.steps:
         attempts = step.attempt_records
         codes = ",".join("-" if a.exit_code is None else str(a.exit_code) for a in attempts) or "-"
         logs = attempts[-1].log_path if attempts else ""
         if logs and not os.path.isfile(attempt_log_path(root, attempts[-1])):
             logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
-        rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes,
+        where = [",".join(a.host or "-" for a in attempts) or "-"] if workers else []
+        rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes, *where,
                      step.reason or "", logs or "-"])
     print()
-    table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "REASON", "LOG"], rows)
+    table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", *(["WORKER"] if workers else []), "REASON", "LOG"], rows)
     print()
     for line in metrics_lines(metrics):
         print("  " + line)

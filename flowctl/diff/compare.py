@@ -92,6 +92,7 @@ def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, 
         "retry_on_exit_codes": list(s.retry_on_exit_codes),
         "timeout": s.timeout,
         "continue_on_error": s.continue_on_error,
+        "resources": dict(sorted(s.resources.items())),  # execution policy: never invalidates a result
         "secret_env": sorted(s.secret_env),
     }
     env = {**p.env, **s.env}
@@ -268,6 +269,9 @@ def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:
             out.append(SettingChange(name, a, b, affects=everyone if name == "name" else ()))
     if sorted(old.tags) != sorted(new.tags):
         out.append(SettingChange("tags", sorted(old.tags), sorted(new.tags)))
+    a_exec, b_exec = _executor(old), _executor(new)
+    if a_exec != b_exec:  # where steps run, not what they do: affects no result
+        out.append(SettingChange("executor", a_exec, b_exec))
     for name in ("alerts", "notify"):
         a_list, b_list = _entries(old, name), _entries(new, name)
         if a_list != b_list:
@@ -333,9 +337,16 @@ def _entries(p: Pipeline, name: str) -> list[Any]:
     return out
 
 
+def _executor(p: Pipeline) -> Value:
+    spec = p.executor
+    return None if spec is None else {"type": spec.type, "address": spec.address}
+
+
 def _plain(value: object) -> Value:
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(sorted(value.items()))
     return value  # type: ignore[return-value]
 
 

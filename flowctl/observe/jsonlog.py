@@ -29,6 +29,7 @@ from flowctl.errors import UsageError
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
+    AttemptPlaced,
     AttemptStarted,
     Event,
     OutputLine,
@@ -47,6 +48,7 @@ _NAMES: Mapping[type, str] = {
     StepReady: "step_ready",
     AttemptStarted: "attempt_started",
     AttemptFinished: "attempt_finished",
+    AttemptPlaced: "attempt_placed",
     RetryScheduled: "retry_scheduled",
     StepFinished: "step_finished",
     OutputLine: "output",

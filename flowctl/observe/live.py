@@ -24,11 +24,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from flowctl.observe.eta import EtaModel
-from flowctl.observe.plain import describe_failure, log_note
+from flowctl.observe.plain import describe_failure, log_note, on_worker
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
     AttemptOutcome,
+    AttemptPlaced,
     AttemptStarted,
     Event,
     OutputLine,
@@ -77,7 +78,9 @@ class LiveView:
         self._t0 = time.monotonic()
         self._eta: EtaModel | None = None
         self._max: dict[str, int] = {}  # step -> its attempts at most
-        self._running: dict[str, tuple[int, int, float, AttemptKind]] = {}  # step -> attempt, max, since, kind
+        # step -> attempt, max, since, kind, and the worker it runs on (Dask) once known
+        self._running: dict[str, tuple[int, int, float, AttemptKind, str]] = {}
+        self._remote = False
         self._waiting: dict[str, tuple[int, float]] = {}  # step -> next attempt, due (monotonic)
         self._failure: dict[str, AttemptFinished] = {}  # a failed attempt not yet known to be the last
 
@@ -87,11 +90,17 @@ class LiveView:
         with self._lock:
             if kind is AttemptStarted:
                 assert isinstance(ev, AttemptStarted)
-                self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind)
+                self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind, "")
                 self._max[ev.step] = ev.max_attempts
                 self._waiting.pop(ev.step, None)
                 if self._eta is not None:
                     self._eta.leave(ev.step)
+                return
+            if kind is AttemptPlaced:
+                assert isinstance(ev, AttemptPlaced)
+                row = self._running.get(ev.step)
+                if row is not None and row[0] == ev.attempt:
+                    self._running[ev.step] = (*row[:4], ev.host)
                 return
             if kind is AttemptFinished:
                 assert isinstance(ev, AttemptFinished)
@@ -145,6 +154,8 @@ class LiveView:
         with self._lock:
             self._total = len(ev.steps)
             self._t0 = time.monotonic()
+            # Under Dask an attempt is handed to the cluster before a worker takes it.
+            self._remote = ev.provenance.get("executor") == "dask"
             self._eta = EtaModel(ev.steps, self._typical, self._needs, ev.concurrency)
         self._console.print(f"Run {ev.run_id} of {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}")
         self._live = Live(
@@ -161,7 +172,7 @@ class LiveView:
     @staticmethod
     def _headline(ev: AttemptFinished) -> str:
         label = "remediation of " if ev.kind is AttemptKind.REMEDIATE else ""
-        return f"✗ {label}{ev.step} attempt {ev.attempt}: {describe_failure(ev)}"
+        return f"✗ {label}{ev.step} attempt {ev.attempt}{on_worker(ev.host)}: {describe_failure(ev)}"
 
     def _one_line(self, ev: AttemptFinished, then: str) -> RenderableType:
         """A failed attempt that is not the last: one line (issue 13)."""
@@ -195,7 +206,7 @@ class LiveView:
             running = sorted(self._running.items(), key=lambda kv: kv[1][2])
             waiting = sorted(self._waiting.items(), key=lambda kv: kv[1][1])
             most = dict(self._max)
-            active = [(step, now - since) for step, (_, _, since, _) in running]
+            active = [(step, now - since) for step, (_, _, since, _, _) in running]
             active += [(step, now - due) for step, (_, due) in waiting]
             eta = self._eta.estimate(active) if self._eta is not None and done < total else None
         elapsed = now - self._t0
@@ -210,10 +221,14 @@ class LiveView:
         head = Table.grid(padding=(0, 1))
         head.add_row(ProgressBar(total=max(total, 1), completed=done, width=bar), Text(text))
         rows = Table.grid(padding=(0, 2))
-        for step, (attempt, top, since, kind) in running[:_MAX_ROWS]:
+        for step, (attempt, top, since, kind, host) in running[:_MAX_ROWS]:
             what = {AttemptKind.REMEDIATE: "remediating", AttemptKind.FINAL: f"final attempt {attempt}"}.get(
                 kind, f"attempt {attempt}/{top}"
             )
+            if host:
+                what += f" on {host}"
+            elif self._remote:
+                what += ", waiting for a worker"
             rows.add_row(Text(f"  ▸ {step}", style="bold"), Text(what, style="dim"), Text(format_duration(now - since)))
         for step, (attempt, due) in waiting[: max(0, _MAX_ROWS - len(running))]:
             countdown = f"attempt {attempt}/{most.get(step, attempt)} in {format_duration(max(0.0, due - now))}"

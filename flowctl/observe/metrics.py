@@ -8,7 +8,7 @@ Definitions (the README repeats them):
   *queue wait*: ready to the first attempt's start.
 - *throughput*: steps that finished executing in this run (succeeded, failed or failed
   (allowed); not skipped, reused, up to date or cancelled) per minute of wall time.
-- *error rate*: failed attempts (non-zero exit, timeout, could not start) over attempts; a
+- *error rate*: failed attempts (non-zero exit, timeout, could not start, worker lost) over attempts; a
   remediation command and an attempt that was cancelled are not attempts of the step. *step
   error rate*: steps that failed (allowed or not) over steps that ran at least one attempt.
 - *queue depth*: how many steps were ready but not started; the highest value over the run is
@@ -17,6 +17,8 @@ Definitions (the README repeats them):
   the area under the depth curve over the run's wall time.
 - *critical path*: the chain of ``needs`` whose execution times add up to the most; with
   unlimited concurrency the run could not have been shorter than that.
+- *attempts per worker*: under ``--executor dask``, the attempts (remediation included) each
+  worker ran, by its address; empty when every attempt ran on this machine.
 - Percentiles interpolate linearly between the closest ranks (numpy's default, "type 7").
 """
 
@@ -27,12 +29,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from flowctl.observe.plain import is_worker
 from flowctl.observe.records import RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 _FAILED_STEP = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
-_FAILED_ATTEMPT = frozenset({AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT, AttemptOutcome.ERROR})
+_FAILED_ATTEMPT = frozenset(
+    {AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT, AttemptOutcome.ERROR, AttemptOutcome.LOST}
+)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -110,6 +115,7 @@ class RunMetrics:
     step_status: Mapping[str, StepStatus] = field(default_factory=dict)
     lateness: float | None = None  # scheduled runs: start minus the cron fire time
     mean_queue_depth: float | None = None  # time-weighted over the wall time
+    worker_attempts: Mapping[str, int] = field(default_factory=dict)  # Dask worker -> attempts it ran
 
     @property
     def succeeded(self) -> bool:
@@ -159,6 +165,7 @@ class RunMetrics:
             "lateness": self.lateness,
             "step_duration": dict(self.step_duration),
             "step_attempts": dict(self.step_attempts),
+            "worker_attempts": dict(self.worker_attempts),
         }
 
 
@@ -314,6 +321,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
     executions: list[float] = []
     durations: dict[str, float] = {}
     step_attempts: dict[str, int] = {}
+    workers: dict[str, int] = {}
     attempts = failed_attempts = retries = remediations = 0
     executed = completed = failed_steps = 0
     # Enum members compared by identity in tuples: a set of them would hash each through
@@ -338,6 +346,9 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
                     failed_attempts += 1
         retries += max(0, len(regular) - 1)
         step_attempts[sid] = len(regular)
+        for a in tries:
+            if is_worker(a.host):
+                workers[a.host] = workers.get(a.host, 0) + 1
         executed += 1
         if status in failed_step:
             failed_steps += 1
@@ -386,6 +397,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         step_attempts=MappingProxyType(step_attempts),
         step_status=MappingProxyType({s.step: s.status for s in record.steps}),
         lateness=(record.started_at - record.scheduled_for) if record.scheduled_for is not None else None,
+        worker_attempts=MappingProxyType(dict(sorted(workers.items()))),
     )
 
 

@@ -20,6 +20,7 @@ from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
     AttemptOutcome,
+    AttemptPlaced,
     AttemptStarted,
     Event,
     OutputLine,
@@ -33,14 +34,26 @@ from flowctl.spec.durations import format_duration
 
 
 def describe_failure(ev: AttemptFinished) -> str:
-    """``exit 3``, ``timed out after 5.0s``, ``cancelled``, ``could not start: …``."""
+    """``exit 3``, ``timed out after 5.0s``, ``cancelled``, ``could not start: …``, ``worker-lost: …``."""
     if ev.outcome is AttemptOutcome.TIMEOUT:
         return f"timed out after {format_duration(ev.duration)}"
     if ev.outcome is AttemptOutcome.CANCELLED:
         return "cancelled"
     if ev.outcome is AttemptOutcome.ERROR:
         return f"could not start: {ev.error}"
+    if ev.outcome is AttemptOutcome.LOST:
+        return f"worker-lost: {ev.error}" if ev.error else "worker-lost"
     return f"exit {ev.exit_code}"
+
+
+def is_worker(host: str) -> bool:
+    """Whether ``host`` names a remote worker (``tcp://10.0.0.5:40123``) rather than this machine."""
+    return "://" in host
+
+
+def on_worker(host: str) -> str:
+    """`` on tcp://…`` for an attempt that ran on a worker, else nothing."""
+    return f" on {host}" if is_worker(host) else ""
 
 
 def log_note(ev: AttemptFinished) -> str:
@@ -107,7 +120,10 @@ class PlainSink:
             assert isinstance(ev, AttemptFinished)
             if ev.outcome is not AttemptOutcome.OK:
                 word = "REMEDIATE-FAIL" if ev.kind is AttemptKind.REMEDIATE else "FAIL"
-                self._line(ev.at, f"{word} {ev.step} {describe_failure(ev)} {log_note(ev)}")
+                self._line(ev.at, f"{word} {ev.step}{on_worker(ev.host)} {describe_failure(ev)} {log_note(ev)}")
+        elif kind is AttemptPlaced:
+            assert isinstance(ev, AttemptPlaced)
+            self._line(ev.at or time.time(), f"RUNNING {ev.step} on {ev.host} (attempt {ev.attempt})")
         elif kind is RetryScheduled:
             assert isinstance(ev, RetryScheduled)
             total = self._max.get(ev.step, ev.next_attempt)
@@ -128,4 +144,4 @@ class PlainSink:
             self._line(ev.at, f"END {ev.status.value} in {format_duration(ev.duration)} ({counts})")
 
 
-__all__ = ["PlainSink", "describe_failure"]
+__all__ = ["PlainSink", "describe_failure", "is_worker", "log_note", "on_worker"]

@@ -78,6 +78,13 @@ def build_registry(metrics: RunMetrics) -> CollectorRegistry:
         duration.labels(pipeline=pipeline, step=step).set(seconds)
     for step, count in sorted(metrics.step_attempts.items()):
         attempts.labels(pipeline=pipeline, step=step).set(count)
+    if metrics.worker_attempts:
+        by_worker = Gauge(
+            "flowctl_last_run_worker_attempts", "Attempts each Dask worker ran in the last run.",
+            ["pipeline", "worker"], registry=registry,
+        )
+        for worker, count in metrics.worker_attempts.items():
+            by_worker.labels(pipeline=pipeline, worker=worker).set(count)
 
     latencies = Gauge(
         "flowctl_last_run_step_latency_seconds",

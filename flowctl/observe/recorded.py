@@ -61,6 +61,7 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
                     outcome=outcomes.get(a.outcome),
                     exit_code=a.exit_code,
                     kind=kinds.get(a.kind, AttemptKind.ATTEMPT),
+                    host=a.host,
                 )
             )
         steps.append(

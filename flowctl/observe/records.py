@@ -39,6 +39,7 @@ class AttemptRecord:
     outcome: AttemptOutcome | None  # None while running
     exit_code: int | None = None
     kind: AttemptKind = AttemptKind.ATTEMPT
+    host: str = ""  # where it ran: this machine's name, or a Dask worker's address
 
     @property
     def duration(self) -> float | None:
@@ -124,7 +125,7 @@ class RunRecorder:
             started = attempts.get(event.attempt)
             start = started.started_at if started else event.at - event.duration
             attempts[event.attempt] = AttemptRecord(
-                event.attempt, start, event.at, event.outcome, event.exit_code, event.kind
+                event.attempt, start, event.at, event.outcome, event.exit_code, event.kind, event.host
             )
         elif isinstance(event, StepFinished):
             self._see(event.step)

@@ -60,6 +60,8 @@ def metrics_lines(m: RunMetrics) -> list[str]:
         )
     if m.lateness is not None:
         lines.append(f"lateness       started {_d(max(0.0, m.lateness))} after the scheduled time")
+    if m.worker_attempts:
+        lines.append("workers        " + ", ".join(f"{w} {n} attempt{'s' * (n != 1)}" for w, n in m.worker_attempts.items()))
     return lines
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from flowctl.observe.plain import describe_failure
+from flowctl.observe.plain import describe_failure, is_worker
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -43,6 +43,7 @@ class StepLine:
     reason: str = ""
     exit_code: int | None = None
     last_failure: AttemptFinished | None = None
+    worker: str = ""  # where its last attempt ran, when that was a remote worker (Dask)
 
 
 @dataclass(slots=True)
@@ -68,6 +69,8 @@ class RunSummary:
             assert isinstance(ev, AttemptFinished)
             if ev.outcome is not AttemptOutcome.OK and ev.kind is not AttemptKind.REMEDIATE:
                 self._line(ev.step).last_failure = ev
+            if is_worker(ev.host):
+                self._line(ev.step).worker = ev.host
         elif kind is RunStarted:
             assert isinstance(ev, RunStarted)
             self.run_id, self.pipeline = ev.run_id, ev.pipeline
@@ -108,10 +111,17 @@ MAX_ROWS = 40
 SLOWEST = 10
 
 _HEADERS = ("step", "status", "attempts", "duration", "note")
+_WORKER_HEADERS = ("step", "status", "attempts", "duration", "worker", "note")
+
+
+def headers(summary: RunSummary) -> tuple[str, ...]:
+    """The table's columns: a ``worker`` column when attempts ran on remote workers."""
+    return _WORKER_HEADERS if any(line.worker for line in summary.steps.values()) else _HEADERS
 
 
 def table_rows(summary: RunSummary) -> tuple[list[tuple[str, ...]], list[StepStatus], int]:
     """The rows to show (as text), their statuses, and how many succeeded steps were left out."""
+    workers = headers(summary) is _WORKER_HEADERS
     lines = [summary.steps[s] for s in summary.order]
     hidden = 0
     if len(lines) > MAX_ROWS:
@@ -130,6 +140,7 @@ def table_rows(summary: RunSummary) -> tuple[list[tuple[str, ...]], list[StepSta
             line.status.value,
             str(line.attempts) if line.attempts else "-",
             format_duration(line.duration) if line.attempts else "-",
+            *((line.worker or "-",) if workers else ()),
             note,
         ))
     return rows, [x.status for x in lines], hidden
@@ -218,7 +229,7 @@ def render_summary(
 
     rows, statuses, hidden = table_rows(summary)
     table = Table(box=box.SIMPLE_HEAD, title=f"Run {summary.run_id}", title_justify="left", pad_edge=False)
-    for name in _HEADERS:
+    for name in headers(summary):
         table.add_column(name, justify="right" if name in ("attempts", "duration") else "left",
                          overflow="fold" if name == "note" else "ellipsis")
     for row, status in zip(rows, statuses):
@@ -238,7 +249,8 @@ def write_summary(
 ) -> None:
     """The same summary as plain aligned text (no rich: fast, nothing that redraws)."""
     rows, _, hidden = table_rows(summary)
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_HEADERS[:-1])]
+    names = headers(summary)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(names[:-1])]
 
     def fmt(cells: Sequence[str]) -> str:
         parts = [
@@ -246,7 +258,7 @@ def write_summary(
         ]
         return ("  ".join(parts) + "  " + cells[-1]).rstrip()
 
-    lines = [f"Run {summary.run_id}", fmt(_HEADERS), fmt(["-" * w for w in widths] + ["-" * 4])]
+    lines = [f"Run {summary.run_id}", fmt(names), fmt(["-" * w for w in widths] + ["-" * 4])]
     lines.extend(fmt(r) for r in rows)
     if hidden:
         lines.append(f"… and {hidden} more steps that succeeded")

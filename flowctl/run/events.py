@@ -60,6 +60,7 @@ class AttemptOutcome(enum.Enum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     ERROR = "error"  # could not start (command not found, bad cwd)
+    LOST = "worker-lost"  # the machine or worker running it went away (never silently re-run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,18 @@ class AttemptStarted:
     fingerprint: str = ""
     host: str = ""
     log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptPlaced:
+    """An attempt started on a remote worker (``--executor dask``): where it runs. For the
+    sinks only, like ``OutputLine``: the worker is recorded with the attempt's result."""
+
+    run_id: RunId
+    step: str
+    attempt: int
+    host: str  # the worker's address
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +190,7 @@ Event = Union[
     RunStarted,
     StepReady,
     AttemptStarted,
+    AttemptPlaced,
     AttemptFinished,
     RetryScheduled,
     StepFinished,
@@ -188,6 +202,7 @@ __all__ = [
     "AttemptFinished",
     "AttemptKind",
     "AttemptOutcome",
+    "AttemptPlaced",
     "AttemptStarted",
     "Event",
     "OutputLine",

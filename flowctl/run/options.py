@@ -78,6 +78,9 @@ class RunOptions:
     provenance: Mapping[str, object] = field(default_factory=dict)
     fire_time: float | None = None  # the cron fire time of a `run --scheduled`, for RunStarted
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (main thread only)
+    #: Counting limits on step ``resources`` (``--resources gpu=1``); a name not here is
+    #: unlimited. Empty for executors that place attempts by resource themselves (Dask).
+    resources: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

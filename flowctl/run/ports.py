@@ -38,6 +38,7 @@ class AttemptSpec:
     kind: AttemptKind = AttemptKind.ATTEMPT
     secrets: tuple[str, ...] = ()  # values masked as *** in everything the attempt prints
     stream: bool = False  # also report each output line (OutputLine events)
+    resources: Mapping[str, float] = field(default_factory=dict)  # the step's, sizes in bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,15 @@ class Executor(Protocol):
         """Release resources; kill anything still running and what it left behind."""
 
 
+class SlotsReporting(Protocol):
+    """An executor whose capacity changes during a run (an adaptive Dask cluster) also has
+    ``slots``; the scheduler finds it with ``getattr`` (the local executor has none)."""
+
+    def slots(self, backlog: int) -> int | None:
+        """How many attempts may run at once now (None: no limit of its own). ``backlog`` is
+        how many ready attempts wait for a slot: an adaptive executor grows with it."""
+
+
 class RunStore(Protocol):
     """Where a run is checkpointed. ``record`` is called before any sink sees the event.
 
@@ -109,4 +119,5 @@ __all__ = [
     "Executor",
     "OutputCallback",
     "RunStore",
+    "SlotsReporting",
 ]

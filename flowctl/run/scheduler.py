@@ -47,6 +47,7 @@ from flowctl.run.events import (
 from flowctl.masking import mask_text
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
+from flowctl.run.resources import ResourcePool
 from flowctl.spec.model import Step
 
 
@@ -103,6 +104,10 @@ class Scheduler:
         self._opt = options
         self._rng = rng or random.Random()
         self._concurrency = max(1, options.concurrency)
+        # Issue 16: resource-counting limits (local executor) and an executor whose capacity
+        # changes (an adaptive Dask cluster: ``slots``, see ``ports.SlotsReporting``).
+        self._pool = ResourcePool(options.resources) if options.resources else None
+        self._slots: Callable[[int], int | None] | None = getattr(executor, "slots", None)
         self._events: list[Event] = []
         self._to_submit: list[AttemptSpec] = []  # decided this turn, started after the checkpoint
         self._ready: list[tuple[int, int, _State]] = []
@@ -243,9 +248,23 @@ class Scheduler:
         self._push(StepReady(self.run_id, st.id, time.time(), queue_depth=len(self._ready)))
 
     def _start_ready(self) -> None:
-        while self._ready and self._running < self._concurrency and not self._stopping:
-            _, _, st = heapq.heappop(self._ready)
-            self._start(st)
+        limit = self._concurrency
+        if self._slots is not None:
+            slots = self._slots(len(self._ready))
+            if slots is not None:
+                limit = min(limit, slots)
+        pool = self._pool
+        waiting: list[tuple[int, int, _State]] = []  # ready, but what they hold is taken
+        while self._ready and self._running < limit and not self._stopping:
+            item = heapq.heappop(self._ready)
+            if pool is not None:
+                if not pool.fits(item[2].step.resources):
+                    waiting.append(item)
+                    continue
+                pool.take(item[2].step.resources)
+            self._start(item[2])
+        for item in waiting:
+            heapq.heappush(self._ready, item)
 
     def _start(self, st: _State) -> None:
         st.attempts += 1
@@ -286,6 +305,7 @@ class Scheduler:
             AttemptSpec(
                 key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
                 timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
+                resources=step.resources,
             )
         )
 
@@ -299,6 +319,8 @@ class Scheduler:
     def _on_result(self, r: AttemptResult) -> None:
         st = self._states[r.key.step]
         self._running -= 1
+        if self._pool is not None:
+            self._pool.give(st.step.resources)
         st.last_end = time.monotonic()
         kind = st.kind
         # "" when it printed nothing: it has no log file
@@ -346,6 +368,8 @@ class Scheduler:
             reason = "timed out"
         elif r.outcome is AttemptOutcome.ERROR:
             reason = r.error or "could not start"
+        elif r.outcome is AttemptOutcome.LOST:
+            reason = "worker-lost"
         else:
             reason = f"exit {r.exit_code}"
         allowed = st.step.continue_on_error
@@ -464,6 +488,8 @@ _INTERRUPTED = "interrupted"  # the cause of a stop by SIGINT / SIGTERM / SIGHUP
 
 
 def _retryable(step: Step, r: AttemptResult) -> bool:
+    if r.outcome is AttemptOutcome.LOST:  # not the step's doing: its exit code says nothing
+        return True
     if step.retry_on_exit_codes:
         return r.outcome is AttemptOutcome.FAILED and r.exit_code in step.retry_on_exit_codes
     return True

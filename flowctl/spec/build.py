@@ -11,6 +11,7 @@ they also run on documents the schema rejected, so one pass reports everything.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +24,7 @@ from flowctl.spec.model import (
     DEFAULTABLE,
     AlertSpec,
     Defaults,
+    ExecutorSpec,
     NotifierSpec,
     Param,
     ParamType,
@@ -31,6 +33,7 @@ from flowctl.spec.model import (
     Step,
 )
 from flowctl.spec.schema import dotted, suggest
+from flowctl.spec.sizes import SCHEMA_PATTERN, parse_size
 
 _DURATIONS = ("retry_delay", "retry_max_delay", "timeout")
 _MAX_DURATION = 30 * 86400.0
@@ -54,15 +57,18 @@ class _Checker:
         self.params(params)
         steps: dict[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
         self.durations(data.get("defaults"), ["defaults"])
+        self.resources(data.get("defaults"), ["defaults"])
         for sid, step in steps.items():
             if isinstance(step, dict):
                 self.durations(step, ["steps", sid])
+                self.resources(step, ["steps", sid])
                 if isinstance(step.get("remediate"), dict):
                     self.durations(step["remediate"], ["steps", sid, "remediate"])
         for i, notifier in enumerate(data.get("notify") or []):
             if isinstance(notifier, dict):
                 self.durations(notifier, ["notify", i])
         self.needs(steps)
+        self.executor(data.get("executor"))
         self.expressions(data, params)
         self.schedule(data)
         self.alerts(data, steps)
@@ -111,6 +117,23 @@ class _Checker:
             elif field == "timeout" and seconds == 0:
                 self.error([*path, field], "a timeout of 0 would stop every attempt at once",
                            "leave `timeout` out for no limit", code="duration")
+
+    def resources(self, obj: Any, path: list[Any]) -> None:
+        """Sizes the schema's pattern lets through but that are no whole number of bytes."""
+        wanted = obj.get("resources") if isinstance(obj, dict) else None
+        if not isinstance(wanted, dict):
+            return
+        for name, value in wanted.items():
+            if isinstance(value, str) and re.match(SCHEMA_PATTERN, value):  # else the schema's to report
+                try:
+                    parse_size(value)
+                except ValueError as exc:
+                    self.error([*path, "resources", name], str(exc), code="size")
+
+    def executor(self, spec: Any) -> None:
+        if isinstance(spec, dict) and spec.get("type") == "local" and "address" in spec:
+            self.error(["executor", "address"], "an `address` is a Dask scheduler's: it needs `type: dask`",
+                       "set `type: dask`, or remove `address`", code="executor")
 
     def needs(self, steps: Mapping[str, Any]) -> None:
         ids = list(steps)
@@ -429,6 +452,15 @@ def _command(run: Any) -> str | tuple[str, ...]:
     return run if isinstance(run, str) else tuple(str(x) for x in run)
 
 
+def _resources(raw: Any) -> Mapping[str, float]:
+    """Amounts as numbers, sizes in bytes (checked before: every value parses)."""
+    if not raw:
+        return MappingProxyType({})
+    return MappingProxyType(
+        {name: float(parse_size(v)) if isinstance(v, str) else float(v) for name, v in raw.items()}
+    )
+
+
 def _defaults(raw: Mapping[str, Any]) -> Defaults:
     base = Defaults()
     return Defaults(
@@ -438,6 +470,7 @@ def _defaults(raw: Mapping[str, Any]) -> Defaults:
         retry_on_exit_codes=tuple(raw.get("retry_on_exit_codes", base.retry_on_exit_codes)),
         timeout=_seconds(raw.get("timeout")),
         continue_on_error=bool(raw.get("continue_on_error", base.continue_on_error)),
+        resources=_resources(raw.get("resources")),
     )
 
 
@@ -470,6 +503,7 @@ def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -
         retry_on_exit_codes=tuple(pick("retry_on_exit_codes")),
         timeout=_seconds(timeout) if timeout is not None else defaults.timeout,
         continue_on_error=bool(pick("continue_on_error")),
+        resources=MappingProxyType({**defaults.resources, **_resources(raw.get("resources"))}),
         remediate=remediation,
         explicit=explicit,
         span=doc.span(["steps", sid], key=True),
@@ -487,6 +521,12 @@ def _params(doc: Document, raw: Mapping[str, Any]) -> Mapping[str, Param]:
                           choices=tuple(coerce_param(ptype, c)[1] for c in spec.get("choices", ())),
                           span=doc.span(["params", name], key=True))
     return MappingProxyType(out)
+
+
+def _executor(doc: Document, raw: Any) -> ExecutorSpec | None:
+    if not isinstance(raw, dict):
+        return None
+    return ExecutorSpec(type=raw["type"], address=raw.get("address"), span=doc.span(["executor"], key=True))
 
 
 def build_pipeline(doc: Document, data: dict[str, Any], *, path: str, base_dir: str, sha256: str) -> Pipeline:
@@ -513,6 +553,7 @@ def build_pipeline(doc: Document, data: dict[str, Any], *, path: str, base_dir: 
                          timeout=_seconds(n.get("timeout")), retries=n.get("retries", 0), span=doc.span(["notify", i]))
             for i, n in enumerate(data.get("notify") or [])
         ),
+        executor=_executor(doc, data.get("executor")),
         base_dir=os.path.abspath(base_dir),
         source_sha256=sha256,
         span=doc.span([]),

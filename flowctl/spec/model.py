@@ -22,6 +22,7 @@ from flowctl.errors import Span
 Command = Union[str, tuple[str, ...]]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_NO_RESOURCES: Mapping[str, float] = MappingProxyType({})
 
 
 class ParamType(enum.Enum):
@@ -68,6 +69,7 @@ DEFAULTABLE = (
     "retry_on_exit_codes",
     "timeout",
     "continue_on_error",
+    "resources",
 )
 
 
@@ -81,6 +83,7 @@ class Defaults:
     retry_on_exit_codes: tuple[int, ...] = ()  # empty: retry on any failure
     timeout: float | None = None
     continue_on_error: bool = False
+    resources: Mapping[str, float] = field(default_factory=lambda: _NO_RESOURCES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,9 @@ class Step:
     retry_on_exit_codes: tuple[int, ...] = ()
     timeout: float | None = None
     continue_on_error: bool = False
+    #: What one attempt holds while it runs (sizes in bytes): Dask worker resources under
+    #: ``--executor dask``, counting limits (``--resources``) locally. Merged over the defaults'.
+    resources: Mapping[str, float] = field(default_factory=lambda: _NO_RESOURCES)
     remediate: Remediation | None = None
     explicit: frozenset[str] = frozenset()  # DEFAULTABLE fields the step set itself
     span: Span | None = None  # the step's key in the file
@@ -138,6 +144,15 @@ class NotifierSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutorSpec:
+    """``executor:``: where steps run (``local`` or ``dask``); options on the command line win."""
+
+    type: str = "local"
+    address: str | None = None  # a Dask scheduler; None: a local cluster for the run
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pipeline:
     """A validated pipeline file."""
 
@@ -156,6 +171,7 @@ class Pipeline:
     defaults: Defaults = field(default_factory=Defaults)
     alerts: tuple[AlertSpec, ...] = ()
     notify: tuple[NotifierSpec, ...] = ()
+    executor: ExecutorSpec | None = None
     base_dir: str = "."  # absolute folder of the pipeline file: step cwd is relative to it
     source_sha256: str = ""  # hash of the file's bytes, recorded as run provenance
     span: Span | None = None
@@ -171,6 +187,7 @@ __all__ = [
     "NotifierSpec",
     "Command",
     "Defaults",
+    "ExecutorSpec",
     "Param",
     "ParamType",
     "ParamValue",

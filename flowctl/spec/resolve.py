@@ -32,7 +32,7 @@ class Invocation:
     """One step's command ready to start: argv, environment, folder, masked display text."""
 
     argv: tuple[str, ...]
-    env: Mapping[str, str]  # added over the caller's environment
+    env: Mapping[str, str]  # added over the caller's environment (secrets named in secret_env included)
     declared_env: Mapping[str, str]  # pipeline + step ``env:`` after substitution
     cwd: str  # absolute
     display: str  # values filled in and shell-quoted, secrets masked
@@ -194,6 +194,12 @@ def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[
     named = [(name, declared.get(name) or environ.get(name) or "") for name in pipeline.secrets_for(step)]
     ordered = tuple(sorted({value for _, value in named if value}, key=len, reverse=True))
     display = mask_text(display, ordered)
+    for name, value in named:
+        if value:
+            # A secret named in `secret_env` but set only in the caller's environment is passed
+            # on explicitly: an executor that does not inherit this process's environment (a
+            # Dask worker) must still give it to the step (issue 16).
+            env.setdefault(name, value)
     return Invocation(
         argv=argv,
         env=MappingProxyType(env),

@@ -198,6 +198,9 @@ def _any_of_message(path: list[Any], err: Any, inst: Any) -> str:
     last = path[-1] if path else ""
     if last in ("timeout", "retry_delay", "retry_max_delay"):
         return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. {EXAMPLES})"
+    if len(path) >= 2 and path[-2] == "resources":
+        return (f"{_label(path)}: {_short(inst)} is neither an amount nor a size "
+                "(use e.g. 1, 0.5, 256KiB, 4GiB, 1.5GB)")
     if last == "run" and isinstance(inst, str):
         return f"{_label(path)} must not be empty"
     if last == "run":

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import flowctl_env
 
 #: Top-level packages (or dotted modules) that only the commands that need them may import.
-HEAVY = ("networkx", "git", "jsonschema", "jsonschema_rs", "rich.progress", "rich.live", "dask", "jinja2")
+HEAVY = ("networkx", "git", "jsonschema", "jsonschema_rs", "rich.progress", "rich.live", "dask", "distributed", "jinja2")
 
 
 def imported_modules(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:

@@ -192,3 +192,21 @@ def test_alerts_and_notify_changes_hide_webhook_urls() -> None:
     assert "SECRET" not in repr(diff)
     assert by_field["notify"].old != by_field["notify"].new  # a new token still shows as a change
     assert diff.impact == Impact()
+    assert diff.impact.runs_differently == ()
+
+
+def test_resources_and_executor_are_execution_policy_that_invalidates_nothing() -> None:
+    from flowctl.spec.model import ExecutorSpec
+
+    old = pipeline(step("a", "make a"), step("b", "make b", needs=["a"]))
+    new = pipeline(
+        step("a", "make a", resources={"gpu": 1.0, "memory": 4.0 * 2**30}),
+        step("b", "make b", needs=["a"]),
+        executor=ExecutorSpec("dask", "tcp://scheduler:8786"),
+    )
+    diff = _diff(old, new)
+    assert _fields(diff, "a")["resources"] == FieldChange("resources", {}, {"gpu": 1.0, "memory": 4.0 * 2**30})
+    assert [(s.field, s.old, s.new) for s in diff.settings] == [
+        ("executor", None, {"type": "dask", "address": "tcp://scheduler:8786"})
+    ]
+    assert diff.impact.invalidated == ()

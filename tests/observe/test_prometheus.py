@@ -91,3 +91,16 @@ def test_push_reaches_a_real_pushgateway(metrics: RunMetrics, pushgateway: str) 
 def test_unreachable_gateway_is_reported(metrics: RunMetrics) -> None:
     with pytest.raises(PushError, match="could not push"):
         push(metrics, "http://127.0.0.1:9", timeout=1)
+
+
+def test_attempts_per_dask_worker_are_a_labelled_gauge(metrics: RunMetrics, tmp_path: Path) -> None:
+    import dataclasses
+
+    path = tmp_path / "etl.prom"
+    write_textfile(metrics, path)
+    assert not any(name == "flowctl_last_run_worker_attempts" for name, _ in _samples(path.read_text()))
+    on_dask = dataclasses.replace(metrics, worker_attempts={"tcp://10.0.0.7:40117": 5, "tcp://10.0.0.8:40117": 2})
+    write_textfile(on_dask, path)
+    samples = _samples(path.read_text())
+    assert samples[("flowctl_last_run_worker_attempts", (("pipeline", "etl"), ("worker", "tcp://10.0.0.7:40117")))] == 5
+    assert samples[("flowctl_last_run_worker_attempts", (("pipeline", "etl"), ("worker", "tcp://10.0.0.8:40117")))] == 2

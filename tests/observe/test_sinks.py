@@ -180,3 +180,42 @@ def test_other_failures_get_their_tails_above_the_root_failure_which_comes_last(
     assert lines[blocks[0] + 1] == "  log: /s/other1/1.log"
     assert lines[blocks[0] + 2:blocks[1]] == [f"  | log line {i}" for i in range(8, 13)]  # the last 5
     assert lines[blocks[-1] + 2:] == [f"  | {x}" for x in tail]  # the root's whole tail, last of all
+def _dask_run() -> list:
+    """Two attempts on Dask workers: one taken by a worker, one lost with its worker."""
+    from flowctl.run.events import AttemptPlaced
+
+    return [
+        RunStarted(RID, "etl", T, ("extract", "load"), concurrency=4, provenance={"executor": "dask"}),
+        AttemptStarted(RID, "extract", 1, T, max_attempts=2),
+        AttemptStarted(RID, "load", 1, T),
+        AttemptPlaced(RID, "extract", 1, "tcp://10.0.0.7:40117", T + 0.1),
+        AttemptFinished(RID, "extract", 1, T + 1, AttemptOutcome.LOST, duration=0.9,
+                        error="worker tcp://10.0.0.7:40117 died while running it", host="tcp://10.0.0.7:40117"),
+    ]
+
+
+def test_every_sink_names_the_worker_of_an_attempt_under_dask():
+    from rich.console import Console
+
+    out = io.StringIO()
+    plain = PlainSink(out)
+    summary = RunSummary()
+    for ev in _dask_run():
+        plain(ev)
+        summary(ev)
+    lines = out.getvalue().splitlines()
+    assert lines[3].endswith("RUNNING extract on tcp://10.0.0.7:40117 (attempt 1)")
+    assert lines[4].endswith("FAIL extract on tcp://10.0.0.7:40117 worker-lost: worker tcp://10.0.0.7:40117 "
+                             "died while running it (no output)")
+    assert table_rows(summary)[0][0][4] == "tcp://10.0.0.7:40117"  # the worker column
+
+    buf = io.StringIO()
+    view = LiveView(Console(file=buf, force_terminal=True, width=120, no_color=True), refresh_per_second=50)
+    for ev in _dask_run()[:4]:  # extract runs on a worker, load still waits for one
+        view(ev)
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    console.print(view._render())
+    drawn = console.file.getvalue()  # type: ignore[attr-defined]
+    view.stop()
+    assert "attempt 1/2 on tcp://10.0.0.7:40117" in drawn
+    assert "attempt 1/1, waiting for a worker" in drawn

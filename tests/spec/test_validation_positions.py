@@ -39,6 +39,13 @@ def problems(body: str) -> list[tuple[int, int, str]]:
         ("steps: {}\n", [(3, 8, "schema.minProperties")]),
         ("steps:\n  bad id: {run: x}\n", [(4, 3, "schema.propertyNames")]),
         ("steps:\n  a: {run: x}\n  a: {run: y}\n", [(5, 3, "duplicate-key")]),
+        ("steps:\n  a: {run: x, resources: {memory: 1.1KiB}}\n", [(4, 35, "size")]),
+        ("steps:\n  a: {run: x, resources: {memory: 4 parsecs}}\n", [(4, 35, "schema.anyOf")]),
+        ("steps:\n  a: {run: x, resources: {gpu: -1}}\n", [(4, 32, "schema.anyOf")]),
+        ("defaults: {resources: {bad-name: 1}}\nsteps:\n  a: {run: x}\n", [(3, 24, "schema.propertyNames")]),
+        ("executor: {type: local, address: 'tcp://h:8786'}\nsteps:\n  a: {run: x}\n", [(3, 34, "executor")]),
+        ("executor: {type: ray}\nsteps:\n  a: {run: x}\n", [(3, 18, "schema.enum")]),
+        ("executor: {type: dask, address: 'h:8786'}\nsteps:\n  a: {run: x}\n", [(3, 33, "schema.pattern")]),
     ],
 )
 def test_problem_positions(body: str, expected: list[tuple[int, int, str]]) -> None:
@@ -79,3 +86,21 @@ def test_model_applies_defaults_and_remembers_explicit_fields() -> None:
     assert (b.retries, b.timeout, b.needs, b.run) == (0, 5400.0, ("a",), ("echo", "hi"))
     assert b.explicit == {"retries", "timeout"}
     assert len(pipe.source_sha256) == 64
+
+
+def test_resources_merge_over_defaults_in_bytes_and_executor_is_kept() -> None:
+    text = HEAD + textwrap.dedent(
+        """
+        executor: {type: dask, address: "tls://scheduler:8786"}
+        defaults: {resources: {memory: 1GiB, licenses: 0.5}}
+        steps:
+          a: {run: x}
+          b: {run: y, resources: {gpu: 1, memory: 4GiB}}
+        """
+    )
+    pipe = load_pipeline("p.yaml", text=text.encode())
+    assert dict(pipe.steps["a"].resources) == {"memory": 2.0**30, "licenses": 0.5}
+    assert dict(pipe.steps["b"].resources) == {"memory": 4 * 2.0**30, "licenses": 0.5, "gpu": 1.0}
+    assert pipe.steps["b"].explicit == {"resources"} and pipe.steps["a"].explicit == frozenset()
+    assert pipe.executor is not None
+    assert (pipe.executor.type, pipe.executor.address) == ("dask", "tls://scheduler:8786")

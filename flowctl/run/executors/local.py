@@ -31,22 +31,21 @@ from itertools import count
 
 from flowctl.errors import StorageError
 from flowctl.run import procs
+from flowctl.run.executors.attemptlog import TAIL_LINES, AttemptLog, read_tail, write_note
 from flowctl.run.executors.sweep import FORGET_AFTER, GRACE, Sweeper
+from flowctl.run.executors.waker import Waker
 from flowctl.run.events import AttemptOutcome
 from flowctl.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
-
-_TAIL_BYTES = 8192
-TAIL_LINES = 12
 
 
 class _Attempt:
     __slots__ = (
         "spec", "pid", "pidfd", "token", "started", "started_at", "override", "kill_at",
-        "pipe", "hold", "log_fd", "masker", "partial", "done", "logged", "log_error",
+        "pipe", "hold", "log", "masker", "done",
     )
 
-    def __init__(self, spec: AttemptSpec, token: str) -> None:
+    def __init__(self, spec: AttemptSpec, token: str, on_output: OutputCallback | None) -> None:
         self.spec = spec
         self.token = token
         self.pid = 0
@@ -57,12 +56,9 @@ class _Attempt:
         self.kill_at = 0.0
         self.pipe: int | None = None
         self.hold = -1  # our copy of the pipe's write end (see _start)
-        self.log_fd = -1
+        self.log = AttemptLog(spec.log_path, spec.key, on_output if spec.stream else None)
         self.masker: Masker | None = None
-        self.partial = b""
         self.done = False
-        self.logged = False  # its log file exists (it printed something)
-        self.log_error: str | None = None  # the log could not be written: why
 
 
 class LocalExecutor:
@@ -82,8 +78,8 @@ class LocalExecutor:
         self.host = os.uname().nodename
         self._on_output = on_output
         self._selector: procs.Poller[_Attempt | None] = procs.Poller()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_r, None)
+        self._waker = Waker()
+        self._selector.register(self._waker.fd, None)
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._running: dict[AttemptKey, _Attempt] = {}
         self._by_pid: dict[int, _Attempt] = {}
@@ -106,14 +102,16 @@ class LocalExecutor:
 
     def submit(self, spec: AttemptSpec) -> None:
         token = f"{self._prefix}.{next(self._seq)}"
-        att = _Attempt(spec, token)
+        att = _Attempt(spec, token, self._on_output)
         att.started = time.monotonic()
         att.started_at = time.time()
         try:
             self._start(att)
         except OSError as exc:
             self._close_fds(att)
-            logged = self._write_error(spec, exc)
+            failure = write_note(spec.key, spec.log_path, f"could not start: {exc}")
+            self._storage_failure = self._storage_failure or failure
+            logged = failure is None
             self._results.append(
                 AttemptResult(
                     key=spec.key, outcome=AttemptOutcome.ERROR, exit_code=None,
@@ -139,10 +137,7 @@ class LocalExecutor:
         return results
 
     def wakeup(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass
+        self._waker.wake()
 
     def cancel(self, key: AttemptKey) -> None:
         att = self._running.get(key)
@@ -180,8 +175,8 @@ class LocalExecutor:
             self._forget(att)
         self._sweeper.forget_all()
         self._selector.close()
-        for fd in (self._wake_r, self._wake_w, self._devnull):
-            os.close(fd)
+        self._waker.close()
+        os.close(self._devnull)
         if self._subreaper and not self._was_subreaper:
             procs.set_subreaper(False)
         procs.restore_cwd(self._home)
@@ -220,38 +215,6 @@ class LocalExecutor:
         if att.pidfd is not None:
             self._selector.register(att.pidfd, att)
 
-    def _open_log(self, att: _Attempt) -> None:
-        path = att.spec.log_path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        try:
-            att.log_fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            att.log_fd = os.open(path, flags, 0o644)
-
-    def _write_error(self, spec: AttemptSpec, exc: OSError) -> bool:
-        try:
-            os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
-            with open(spec.log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"flowctl: could not start: {exc}\n")
-        except OSError as err:
-            self._log_failed(spec, err)
-            return False
-        return True
-
-    def _log_failed(self, spec: AttemptSpec, exc: OSError) -> str:
-        """Note that ``spec``'s log could not be written (``wait`` raises it); return why."""
-        why = f"could not write the log {spec.log_path}: {exc.strerror or exc}"
-        if self._storage_failure is None:
-            folder = os.path.dirname(spec.log_path)
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            self._storage_failure = StorageError(
-                f"step {spec.key.step}: {why}" + (f" (no space left on the disk that holds {folder})" if full else ""),
-                hint=(f"free space on the disk that holds {folder}" if full else f"make {folder} writable")
-                + " (or point --state-dir at another disk), then `flowctl run PIPELINE --resume`",
-            )
-        return why
-
     # -- waiting -----------------------------------------------------------------------------
 
     def _poll(self, timeout: float | None) -> None:
@@ -268,7 +231,7 @@ class LocalExecutor:
             limit = 0.0
         for fd, att in self._selector.poll(limit):
             if att is None:
-                _drain(self._wake_r)
+                self._waker.drain()
             elif att.done:  # ended earlier in this batch (its pipe and pidfd were both ready)
                 continue
             elif fd == att.pipe:
@@ -303,12 +266,12 @@ class LocalExecutor:
         # (at once if we were already killing it).
         force = att.override is not None and time.monotonic() >= att.kill_at
         self._sweeper.ended(att.pid, att.token, force=force)
-        tail = read_tail(spec.log_path) if att.logged and outcome is not AttemptOutcome.OK else ()
+        tail = att.log.tail() if outcome is not AttemptOutcome.OK else ()
         self._results.append(
             AttemptResult(
                 key=spec.key, outcome=outcome, exit_code=code, started_at=att.started_at,
                 duration=time.monotonic() - att.started, host=self.host, tail=tail,
-                error=att.log_error, logged=att.logged,
+                error=att.log.error, logged=att.log.logged,
             )
         )
 
@@ -328,9 +291,7 @@ class LocalExecutor:
         if att.hold >= 0:
             os.close(att.hold)
             att.hold = -1
-        if att.log_fd >= 0:
-            os.close(att.log_fd)
-            att.log_fd = -1
+        att.log.close()
 
     # -- output ------------------------------------------------------------------------------
 
@@ -343,32 +304,11 @@ class LocalExecutor:
                 chunk = None
             if not chunk:
                 break
-            self._write_out(att, att.masker.feed(chunk) if att.masker else chunk)
-        if final:
-            if att.masker is not None:
-                self._write_out(att, att.masker.finish())
-            if att.partial and self._on_output is not None and att.spec.stream:
-                self._on_output(att.spec.key, att.partial.decode(errors="replace"))
-            att.partial = b""
-
-    def _write_out(self, att: _Attempt, data: bytes) -> None:
-        if not data:
-            return
-        if att.log_error is None:
-            try:
-                if att.log_fd < 0:
-                    self._open_log(att)
-                    att.logged = True
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(att.log_fd, view) :]
-            except OSError as exc:  # full disk, lost permission: keep draining; wait() raises
-                att.log_error = self._log_failed(att.spec, exc)
-        if att.spec.stream and self._on_output is not None:
-            lines = (att.partial + data).split(b"\n")
-            att.partial = lines.pop()
-            for line in lines:
-                self._on_output(att.spec.key, line.decode(errors="replace").rstrip("\r"))
+            att.log.write(att.masker.feed(chunk) if att.masker else chunk)
+        if final and att.masker is not None:
+            att.log.write(att.masker.finish())
+        if att.log.failure is not None and self._storage_failure is None:
+            self._storage_failure = att.log.failure
 
     # -- timeouts, cancellation, sweeping ----------------------------------------------------
 
@@ -399,28 +339,6 @@ class LocalExecutor:
 
     def _signal_attempt(self, att: _Attempt, sig: int) -> None:
         self._sweeper.signal_attempt(att.pid, att.token, sig)
-
-
-def read_tail(path: str, lines: int = TAIL_LINES) -> tuple[str, ...]:
-    """The last ``lines`` lines of a log file (empty if unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - _TAIL_BYTES))
-            data = fh.read()
-    except OSError:
-        return ()
-    text = data.decode(errors="replace").splitlines()
-    return tuple(text[-lines:])
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _min(a: float | None, b: float) -> float:
