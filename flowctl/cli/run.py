@@ -65,7 +65,7 @@ def run(
         "kill", "--orphans", metavar="kill|wait[=DURATION]",
         help="Processes an earlier run of this pipeline left running when its runner died (kill -9): "
         "end them before anything starts (kill, the default), or wait for them to end (for ever, or "
-        "at most DURATION) and then end what is left.",
+        "at most DURATION) and then end what is left. Under Dask: its attempts still on the workers.",
     ),
     log_format: str | None = typer.Option(
         None, "--log-format", metavar="FORMAT",
@@ -164,6 +164,7 @@ def run(
             return 0
         choice = choose_executor(ExecutorOptions(
             executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources), dask_lease, tuple(resources),
+            orphans,
         ), prepared)
         fire_time: float | None = None
         if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
