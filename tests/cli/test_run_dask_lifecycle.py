@@ -235,7 +235,7 @@ def test_only_the_client_writes_the_state_folder_the_workers_see_it_read_only(tm
     with local_cluster(n_workers=0) as cluster:
         dask = Path(sys.executable).with_name("dask")
         worker = subprocess.Popen(
-            ["unshare", "-rm", "sh", "-c", f'mount --bind -o ro "$0" "$0" && exec "$1" worker "$2" --no-nanny '
+            ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$1" worker "$2" --no-nanny '
              '--nthreads 2 --host 127.0.0.1 --no-dashboard', str(state), str(dask), str(cluster.scheduler_address)],
             env=flowctl_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
