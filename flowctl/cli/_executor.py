@@ -47,7 +47,6 @@ class ExecutorOptions:
     dask_resources: tuple[str, ...] = ()
     dask_lease: str | None = None
     resources: tuple[str, ...] = ()
-    orphans: str = "kill"  # --orphans: what to do with attempts of a dead client on the workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +74,9 @@ class Emit(Protocol):
     def __call__(self, event: Event) -> None: ...
 
 
-def choose_executor(options: ExecutorOptions, prepared: PreparedRun) -> ExecutorChoice:
-    """Settle the executor (see the module docstring). Raises UsageError (exit 2)."""
+def choose_executor(options: ExecutorOptions, prepared: PreparedRun, *, orphans: str = "kill") -> ExecutorChoice:
+    """Settle the executor (see the module docstring); ``orphans`` is ``--orphans``, which under
+    Dask also applies to a dead client's attempts on the workers. Raises UsageError (exit 2)."""
     from flowctl.run.resources import check_local, parse_resource_list
 
     pipeline = prepared.pipeline
@@ -101,9 +101,9 @@ def choose_executor(options: ExecutorOptions, prepared: PreparedRun) -> Executor
             "--resources sets limits for the local executor; under Dask, workers declare what they have",
             hint="--dask-resources gpu=1 for the cluster flowctl starts, `dask worker --resources gpu=1` on a shared one",
         )
-    orphan_wait(options.orphans)  # a bad --orphans is an exit 2 before the cluster starts
+    orphan_wait(orphans)  # a bad --orphans is an exit 2 before the cluster starts
     return ExecutorChoice("dask", dask=_dask_settings(options, declared.address if declared and declared.type == "dask" else None),
-                          orphans=options.orphans)
+                          orphans=orphans)
 
 
 def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> DaskSettings:
