@@ -101,7 +101,7 @@ def settle(
     from flowctl.observe.observer import RunObserver
     from flowctl.run.options import Selection
 
-    choice = choose_executor(request.executor, prepared)
+    choice = choose_executor(request.executor, prepared, orphans=request.orphans)
     fire_time: float | None = None
     if request.scheduled:
         from flowctl.schedule.service import due_firing
