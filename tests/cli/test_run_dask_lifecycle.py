@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cli.test_run_dask import LEASE_GONE, attempts, only_run, start, write
-from tests.conftest import flowctl_env, run_flowctl
+from tests.conftest import flowctl_env, run_flowctl, tool_missing
 from tests.daskhelp import (
     alive,
     dask_test,
@@ -221,7 +221,7 @@ def test_only_the_client_writes_the_state_folder_the_workers_see_it_read_only(tm
     its supervisors, the steps) can write there, which a step checks by trying. The run still
     records every attempt, its outcome and its log: the client wrote all of them."""
     if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("unprivileged mount namespaces are not available here")  # a sandbox without user namespaces
+        tool_missing("unprivileged mount namespaces (unshare -rm) are not available here")
     state = tmp_path / "state"
     state.mkdir()
     path = write(tmp_path / "work", f"""
