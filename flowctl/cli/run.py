@@ -264,7 +264,7 @@ def execute(
             prepared.plan, prepared.invocations, executor, store, fanout,
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency or built.concurrency, fail_fast=fail_fast,
-                stream=stream, environ=built.environ, resources=built.limits, params=dict(prepared.params),
+                stream=stream, resources=built.limits, params=dict(prepared.params),
                 selection=selection, fire_time=fire_time,
                 provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
                             **from_state.get("provenance", {}), **(provenance or {}), **built.provenance},

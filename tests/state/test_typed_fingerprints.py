@@ -60,7 +60,7 @@ def run_in_process(path: Path, given: Mapping[str, str], *, resume: bool) -> tup
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, WritingExecutor(), session.store, lambda event: None,
             RunOptions(
-                logs_dir=str(state / "runs" / run_id), environ={}, reuse=session.reuse(),
+                logs_dir=str(state / "runs" / run_id), reuse=session.reuse(),
                 fingerprints=session.fingerprints(), params=dict(prepared.params),
                 selection={"only": [], "from": [], "force": False, "force_steps": []},
                 resumed_from=session.resumed.run_id if session.resumed else None, handle_signals=False,
