@@ -104,8 +104,9 @@ class Executor(Protocol):
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return now; safe to call from a signal handler."""
 
-    def cancel(self, key: AttemptKey) -> None:
-        """Stop one attempt (terminate, grace period, kill); it ends with outcome CANCELLED."""
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None:
+        """Stop one attempt (terminate, grace period, kill; ``force``: kill at once, as a
+        fault injector does); it ends with outcome CANCELLED."""
 
     def cancel_all(self, *, force: bool = False) -> None:
         """Stop every running attempt; ``force`` kills at once (second Ctrl-C)."""

@@ -35,17 +35,17 @@ def make(request: pytest.FixtureRequest) -> Iterator[Callable[[], Executor]]:
     made: list[Executor] = []
     run_id = RunId(f"c{time.monotonic_ns()}")
 
-    def build() -> Executor:
+    def build(grace: float = 0.5) -> Executor:
         if request.param == "local":
             from flowctl.run.executors.local import LocalExecutor
 
-            ex: Executor = LocalExecutor(grace=0.5)
+            ex: Executor = LocalExecutor(grace=grace)
         else:
             require_dask()
             from flowctl.run.executors.dask import DaskExecutor
             from flowctl.run.executors.dask_settings import DaskSettings
 
-            dask = DaskExecutor(DaskSettings(address=request.getfixturevalue("dask_address"), grace=0.5),
+            dask = DaskExecutor(DaskSettings(address=request.getfixturevalue("dask_address"), grace=grace),
                                 run_id=run_id, owner="contract")
             dask.open()
             ex = dask
@@ -169,3 +169,14 @@ def test_close_stops_whatever_still_runs(make, tmp_path) -> None:
     background = int(wait_file(tmp_path / "bg.pid", ex))
     ex.close()
     assert gone(background)
+
+
+def test_a_forced_cancel_kills_at_once_what_ignores_sigterm(make, tmp_path) -> None:
+    """What a fault injector does: no grace period (here 300 s, far past the test's limit)."""
+    ex = make(grace=300.0)
+    ex.submit(spec(make, "deaf", "trap '' TERM; echo $$ > deaf.pid; exec sleep 300", tmp_path))
+    pid = int(wait_file(tmp_path / "deaf.pid", ex))
+    ex.cancel(AttemptKey(make.run_id, "deaf", 1), force=True)  # type: ignore[attr-defined]
+    [result] = collect(ex, 1)
+    assert result.outcome is AttemptOutcome.CANCELLED and result.exit_code in (137, -9, None)
+    assert gone(pid)

@@ -145,10 +145,10 @@ class LocalExecutor:
     def wakeup(self) -> None:
         self._waker.wake()
 
-    def cancel(self, key: AttemptKey) -> None:
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None:
         att = self._running.get(key)
         if att is not None:
-            self._stop(att, AttemptOutcome.CANCELLED, force=False)
+            self._stop(att, AttemptOutcome.CANCELLED, force=force)
 
     def cancel_all(self, *, force: bool = False) -> None:
         for att in list(self._running.values()):
