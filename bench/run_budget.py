@@ -34,18 +34,21 @@ PY = sys.executable
 
 # (label, module, attribute path): wrapped in this order; the label's indentation is the tree
 PARTS = [
-    ("scheduler: start a step (event, spec)", "flowctl.run.scheduler", "Scheduler._start"),
-    ("scheduler: a result (events, what it unblocks)", "flowctl.run.scheduler", "Scheduler._on_result"),
-    ("store: record events", "flowctl.state.store", "SqliteRunStore.record"),
-    ("store: flush (one transaction per turn)", "flowctl.state.store", "SqliteRunStore.flush"),
-    ("sinks: summary, plain lines, records", "flowctl.observe.fanout", "FanOut.__call__"),
-    ("executor: submit", "flowctl.run.executors.local", "LocalExecutor.submit"),
-    ("  environment (base + additions)", "flowctl.run.executors.launch", "Launcher.environment"),
-    ("  launcher: folder check, cd prefix", "flowctl.run.executors.launch", "Launcher.spawn"),
-    ("    posix_spawn", "flowctl.run.procs", "spawn"),
-    ("  pidfd_open", "flowctl.run.procs", "pidfd"),
-    ("executor: wait (epoll, reap, result)", "flowctl.run.executors.local", "LocalExecutor.wait"),
-    ("  reap + result + sweep bookkeeping", "flowctl.run.executors.local", "LocalExecutor._finish"),
+    ("before the loop: read, validate, plan, resolve", "flowctl.run.prepare", "prepare_run"),
+    ("the scheduler's loop, all of it", "flowctl.run.scheduler", "Scheduler.run"),
+    ("  scheduler: start a step (event, spec)", "flowctl.run.scheduler", "Scheduler._start"),
+    ("  scheduler: a result (events, what it unblocks)", "flowctl.run.scheduler", "Scheduler._on_result"),
+    ("  store: record events", "flowctl.state.store", "SqliteRunStore.record"),
+    ("  store: flush (one transaction per turn)", "flowctl.state.store", "SqliteRunStore.flush"),
+    ("  sinks: summary, plain lines, records", "flowctl.observe.fanout", "FanOut.__call__"),
+    ("  executor: submit", "flowctl.run.executors.local", "LocalExecutor.submit"),
+    ("    environment (base + additions)", "flowctl.run.executors.launch", "Launcher.environment"),
+    ("    launcher: folder check, cd prefix", "flowctl.run.executors.launch", "Launcher.spawn"),
+    ("      posix_spawn", "flowctl.run.procs", "spawn"),
+    ("    pidfd_open", "flowctl.run.procs", "pidfd"),
+    ("  executor: wait (epoll, reap, result)", "flowctl.run.executors.local", "LocalExecutor.wait"),
+    ("    reap + result + sweep bookkeeping", "flowctl.run.executors.local", "LocalExecutor._finish"),
+    ("after the loop: the run's metrics", "flowctl.observe.observer", "compute_run_metrics"),
 ]
 
 
@@ -197,7 +200,7 @@ def main() -> int:
     for mode, rows in totals.items():
         cpu = [c for c, _ in rows]
         wall = [w for _, w in rows]
-        print(f"{mode + ' run loop, CPU':<48}{statistics.median(cpu):>8.1f}  ({min(cpu):.0f}-{max(cpu):.0f})"
+        print(f"{mode + ', the whole command in-process':<48}{statistics.median(cpu):>8.1f}  ({min(cpu):.0f}-{max(cpu):.0f})"
               f"   wall {statistics.median(wall):.0f} ({min(wall):.0f}-{max(wall):.0f})")
     for label, values in parts.items():
         print(f"{label:<48}{statistics.median(values):>8.1f}  ({min(values):.0f}-{max(values):.0f})"
