@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import select
 import selectors
+import shutil
 import signal
 import sys
 import time
@@ -64,6 +65,14 @@ def set_subreaper(on: bool) -> bool:
 def token_prefix() -> str:
     """What every ``TOKEN_VAR`` value of this runner's attempts starts with: its pid and a nonce."""
     return f"{os.getpid()}.{time.monotonic_ns():x}"
+
+
+def find_program(name: str, path: str, cwd: str) -> str | None:
+    """Where ``name`` is as a child in ``cwd`` with ``PATH=path`` would find it: searched on
+    ``path`` when it has no ``/``, else relative to ``cwd`` (None: not found on ``path``)."""
+    if "/" not in name:
+        return shutil.which(name, path=path)
+    return name if os.path.isabs(name) else os.path.join(cwd, name)
 
 
 def spawn(program: str, argv: tuple[str, ...], env: Mapping[str, str], *, stdin_fd: int, out_fd: int) -> int:
@@ -346,6 +355,7 @@ __all__ = [
     "child_pids",
     "exit_code",
     "exited",
+    "find_program",
     "group_alive",
     "is_alive",
     "kill_process_and_group",

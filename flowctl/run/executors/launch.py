@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import os
 import shlex
-import shutil
 from collections.abc import Mapping, Sequence
 
 from flowctl.run import procs
@@ -80,7 +79,7 @@ class Launcher:
     def _program(self, name: str, env: Mapping[str, str], cwd: str) -> str:
         """Where ``name`` is, as the child would find it from ``cwd`` on its ``PATH``."""
         if "/" in name:
-            path = name if os.path.isabs(name) else os.path.join(cwd, name)
+            path = procs.find_program(name, "", cwd) or name
             if not os.path.isfile(path):
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
             if not os.access(path, os.X_OK):
@@ -89,7 +88,7 @@ class Launcher:
         key = (name, env.get("PATH", os.defpath))
         found = self._found.get(key, "")
         if found == "":
-            found = self._found[key] = shutil.which(name, path=key[1])
+            found = self._found[key] = procs.find_program(name, key[1], cwd)
         if found is None:
             raise FileNotFoundError(f"command not found: {name}")
         return found
