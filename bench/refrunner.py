@@ -1,8 +1,10 @@
-"""A minimal reference runner for the benchmark (issue 4, "Speed"): the bar flowctl is held to.
+"""The reference runner of the benchmark (issue 14): the simplest honest spawner.
 
-Loads the same YAML file, starts each step through the shell once everything it needs has
-succeeded, at most N at once, and waits for children with ``os.wait``. No logs, no retries,
-no state. Usage: python bench/refrunner.py PIPELINE.yaml CONCURRENCY
+Reads the YAML with ``CSafeLoader``, starts each step whose needs have succeeded with
+``subprocess.Popen(cmd, shell=True)``, at most N at once, and blocks in ``os.wait()``. Nothing
+else: no logs, no state, no retries, no environment of its own, no signal handling. It is the
+floor a runner written in Python stands on; ``bench/run_bench.py`` holds ``flowctl run`` (with
+its state and logs on) to a ratio of it. Usage: python bench/refrunner.py PIPELINE.yaml N
 """
 
 from __future__ import annotations
@@ -14,20 +16,19 @@ import sys
 import yaml
 
 
-def main() -> int:
-    path, concurrency = sys.argv[1], int(sys.argv[2])
+def run(path: str, concurrency: int) -> int:
+    """Run the pipeline at ``path``; the number of steps that failed."""
     with open(path, "rb") as fh:
-        doc = yaml.load(fh, Loader=yaml.CSafeLoader)
-    steps = doc["steps"]
-    needs = {sid: list(step.get("needs", [])) for sid, step in steps.items()}
-    waiting = {sid: len(n) for sid, n in needs.items()}
+        steps = yaml.load(fh, Loader=yaml.CSafeLoader)["steps"]
+    waiting = {sid: len(step.get("needs", ())) for sid, step in steps.items()}
     dependents: dict[str, list[str]] = {sid: [] for sid in steps}
-    for sid, ns in needs.items():
-        for n in ns:
-            dependents[n].append(sid)
-    ready = [sid for sid, n in waiting.items() if n == 0]
-    ready.reverse()
-    running: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}  # keep Popen alive: see below
+    for sid, step in steps.items():
+        for need in step.get("needs", ()):
+            dependents[need].append(sid)
+    ready = [sid for sid, n in reversed(waiting.items()) if n == 0]
+    # The Popen objects stay referenced until reaped: a dropped one would be polled by
+    # subprocess's own clean-up, which would steal its exit status from os.wait().
+    running: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
     failed = 0
     while ready or running:
         while ready and len(running) < concurrency:
@@ -35,11 +36,9 @@ def main() -> int:
             proc = subprocess.Popen(steps[sid]["run"], shell=True)
             running[proc.pid] = (sid, proc)
         pid, status = os.wait()
-        entry = running.pop(pid, None)
-        if entry is None:
+        if pid not in running:
             continue
-        # A dropped Popen would be polled by subprocess's own cleanup and steal the status.
-        sid, proc = entry
+        sid, proc = running.pop(pid)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             failed += 1
@@ -48,8 +47,8 @@ def main() -> int:
             waiting[dep] -= 1
             if waiting[dep] == 0:
                 ready.append(dep)
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(1 if run(sys.argv[1], int(sys.argv[2])) else 0)

@@ -64,7 +64,6 @@ class OpenExecutor:
     """A built executor and what the scheduler's options take from it."""
 
     executor: Executor
-    environ: Mapping[str, str]  # each step's base environment: ours locally, the worker's own on Dask
     limits: Mapping[str, float]  # resource-counting limits for the scheduler
     concurrency: int  # the default when neither -j nor the pipeline sets one
     provenance: Mapping[str, object]  # recorded with the run: where it ran
@@ -169,7 +168,7 @@ def open_executor(
 
         return OpenExecutor(
             LocalExecutor(on_output=on_output if stream else None, own_all_children=True),
-            os.environ, choice.limits, os.cpu_count() or 1, {},
+            choice.limits, os.cpu_count() or 1, {},
         )
     from flowctl.run.executors.dask_settings import INSTALL_HINT
 
@@ -195,7 +194,7 @@ def open_executor(
         executor.close()
         raise
     _say([_where(executor)], plain, session.run_id)
-    return OpenExecutor(executor, {}, {}, _default_concurrency(executor), {
+    return OpenExecutor(executor, {}, _default_concurrency(executor), {
         "executor": "dask", "dask_scheduler": executor.cluster.address if not executor.cluster.owned else "local cluster",
     })
 

@@ -183,7 +183,7 @@ def build_run(
             options = RunOptions(
                 logs_dir=logs_dir,
                 concurrency=request.concurrency or prepared.pipeline.concurrency or opened.concurrency,
-                fail_fast=request.fail_fast, stream=request.stream, environ=opened.environ,
+                fail_fast=request.fail_fast, stream=request.stream,
                 resources=opened.limits, params=dict(prepared.params), selection=context.selection,
                 fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
                 resumed_from=plan.resumed_from,

@@ -1,6 +1,6 @@
 """What a run is given and what it gives back: the scheduler's inputs and result types.
 
-``RunOptions`` (concurrency, fail-fast, logs folder, the caller's environment, and the hooks the
+``RunOptions`` (concurrency, fail-fast, logs folder, and the hooks the
 state store uses: ``reuse`` for steps that do not run — resume, up to date — and their
 ``fingerprints``), ``Selection`` (what ``--only``/``--from``/``--force`` chose), ``SessionPlan``
 (what the state session decided: reuse, fingerprints, resumed-from, provenance), ``Reuse``,
@@ -101,7 +101,6 @@ class RunOptions:
     concurrency: int = 1
     fail_fast: bool = False
     stream: bool = False  # executors report output lines
-    environ: Mapping[str, str] | None = None  # the caller's environment (None: os.environ)
     reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted

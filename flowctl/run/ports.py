@@ -31,7 +31,7 @@ class AttemptSpec:
 
     key: AttemptKey
     argv: tuple[str, ...]  # already resolved: ("/bin/sh", "-c", cmd) for shell commands
-    env: Mapping[str, str]  # the complete environment of the process
+    env: Mapping[str, str]  # added over the executor's base environment (see ``Executor``)
     cwd: str  # absolute
     log_path: str  # absolute; made (with its folders) by the executor when output first arrives
     timeout: float | None = None
@@ -57,7 +57,41 @@ class AttemptResult:
 
 
 class Executor(Protocol):
-    """Runs attempts; ``wait`` returns the ones that ended (the scheduler is single-threaded)."""
+    """Runs attempts somewhere; the scheduler (single-threaded) submits and waits.
+
+    What every executor guarantees (tests/run/test_executor_contract.py checks each, on every
+    executor):
+
+    * **Start.** ``submit`` starts ``spec.argv`` in the folder ``spec.cwd`` with the executor's
+      base environment plus ``spec.env`` (the base is the executor's business: the runner's
+      environment for the local executor, the worker's own under Dask; the scheduler only ever
+      sends additions), its output (stdout and stderr, masked when ``spec.secrets``) into
+      ``spec.log_path``, created with the first byte. The runner's own working folder and
+      environment never change (no ``chdir``, no ``os.environ`` writes).
+    * **Timeout.** ``spec.timeout`` seconds after the start, the attempt's whole process group
+      (and what it left behind: ``setsid``, double forks) gets SIGTERM, then SIGKILL after the
+      executor's grace period; the attempt ends TIMEOUT.
+    * **Cancel.** ``cancel`` does the same to one attempt, which ends CANCELLED; an attempt not
+      yet running never starts. Cancelling an attempt that already ended does nothing.
+    * **Exactly one result.** Every submitted attempt comes back from ``wait`` exactly once,
+      as an ``AttemptResult`` carrying its key, whatever happens: it ran, could not start
+      (ERROR, with ``error`` saying why), timed out, was cancelled, or the machine running it
+      went away (LOST: never silently re-run elsewhere). ``close`` ends what is still running
+      and reports nothing more.
+    * **Values, not processes.** Results, and the optional progress reports (``OutputLine``
+      through ``on_output``, ``AttemptPlaced`` through ``on_placed`` where placement means
+      something), are values keyed by ``AttemptKey``: nothing in the scheduler holds a pid, a
+      process or a future, or assumes the attempt runs on this machine.
+    * **Ownership.** Everything an executor uses (poller, self-pipe, caches, threads, a
+      cluster client) is its own and is released by ``close``; an executor is a context
+      manager and is closed by a ``with``. No process-wide state: two executors may coexist.
+    * **Storage.** A log that cannot be written makes ``wait`` raise ``StorageError``.
+
+    Optional parts: ``slots`` (``SlotsReporting``) for a capacity that changes during a run, and
+    an executor-specific check for attempts a dead runner left running (the local executor's
+    processes are found by ``procs.tagged_processes``; the Dask one asks the workers,
+    ``DaskExecutor.orphans``), which the CLI runs before anything starts.
+    """
 
     def submit(self, spec: AttemptSpec) -> None:
         """Start ``spec``; a failure to start comes back from ``wait`` as outcome ERROR."""
@@ -70,8 +104,9 @@ class Executor(Protocol):
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return now; safe to call from a signal handler."""
 
-    def cancel(self, key: AttemptKey) -> None:
-        """Stop one attempt (terminate, grace period, kill); it ends with outcome CANCELLED."""
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None:
+        """Stop one attempt (terminate, grace period, kill; ``force``: kill at once, as a
+        fault injector does); it ends with outcome CANCELLED."""
 
     def cancel_all(self, *, force: bool = False) -> None:
         """Stop every running attempt; ``force`` kills at once (second Ctrl-C)."""
@@ -80,7 +115,12 @@ class Executor(Protocol):
         """How many attempts are running."""
 
     def close(self) -> None:
-        """Release resources; kill anything still running and what it left behind."""
+        """Release resources; kill anything still running and what it left behind. Idempotent."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None:
+        """``close``."""
 
 
 class SlotsReporting(Protocol):

@@ -22,7 +22,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -41,9 +41,6 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; children must not
 T = TypeVar("T")
-_which_cache: dict[tuple[str, str], str | None] = {}
-_cwd: str | None = None  # the folder spawn last moved us to
-_CHILDREN_FILE = f"/proc/self/task/{os.getpid()}/children"
 
 
 def _libc() -> ctypes.CDLL:
@@ -70,44 +67,24 @@ def token_prefix() -> str:
     return f"{os.getpid()}.{time.monotonic_ns():x}"
 
 
-def find_executable(name: str, path: str | None) -> str | None:
-    """``name`` as the child would find it on ``path`` (cached: the run path spawns thousands)."""
-    key = (name, path or "")
-    if key not in _which_cache:
-        _which_cache[key] = shutil.which(name, path=path)
-    return _which_cache[key]
+def find_program(name: str, path: str, cwd: str) -> str | None:
+    """Where ``name`` is as a child in ``cwd`` with ``PATH=path`` would find it: searched on
+    ``path`` when it has no ``/``, else relative to ``cwd`` (None: not found on ``path``)."""
+    if "/" not in name:
+        return shutil.which(name, path=path)
+    return name if os.path.isabs(name) else os.path.join(cwd, name)
 
 
-def spawn(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    cwd: str,
-    *,
-    stdin_fd: int,
-    out_fd: int,
-) -> int:
-    """Start ``argv`` in its own process group (pgid = pid) in ``cwd``; return its pid.
+def spawn(program: str, argv: tuple[str, ...], env: Mapping[str, str], *, stdin_fd: int, out_fd: int) -> int:
+    """Start ``program`` (a path) with ``argv`` in its own process group (pgid = pid), in the
+    runner's own folder; return its pid. stdout and stderr both go to ``out_fd``.
 
-    stdout and stderr both go to ``out_fd``. Raises OSError (missing program or folder).
+    Raises OSError (missing program). The folder an attempt runs in is ``Launcher``'s business:
+    the runner never moves.
     """
-    program = argv[0]
-    if "/" not in program:
-        found = find_executable(program, env.get("PATH", os.defpath))
-        if found is None:
-            raise FileNotFoundError(f"command not found: {program}")
-        program = found
-    elif not os.path.isabs(program):
-        program = os.path.join(cwd, program)
-    # posix_spawn has no chdir action in Python: the runner moves itself into the step's folder
-    # and stays there while it spawns (most steps share one folder, so this is usually no
-    # syscall at all). ``restore_cwd`` moves it back; everything the runner keeps is absolute.
-    global _cwd
-    if cwd != _cwd:
-        os.chdir(cwd)
-        _cwd = cwd
     return os.posix_spawn(
         program,
-        list(argv),
+        argv,
         env,
         file_actions=[
             (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
@@ -117,21 +94,6 @@ def spawn(
         setpgroup=0,  # its own process group (see the module docstring: not a session)
         setsigdef=_DEFAULT_SIGNALS,
     )
-
-
-def remember_cwd() -> int:
-    """A descriptor of the current folder, for ``restore_cwd`` once spawning is over."""
-    return os.open(".", os.O_RDONLY | os.O_CLOEXEC)
-
-
-def restore_cwd(fd: int) -> None:
-    """Go back to the folder ``remember_cwd`` saw, and close ``fd``."""
-    global _cwd
-    try:
-        os.fchdir(fd)
-    finally:
-        os.close(fd)
-        _cwd = None
 
 
 class Poller(Generic[T]):
@@ -212,7 +174,7 @@ def kill_process_and_group(pid: int, sig: int) -> None:
 def child_pids() -> list[int]:
     """Our direct children (reparented orphans included), from /proc; [] where unavailable."""
     try:
-        with open(_CHILDREN_FILE, "rb") as fh:
+        with open(f"/proc/self/task/{os.getpid()}/children", "rb") as fh:
             data = fh.read()
     except OSError:
         return _child_pids_by_scan()
@@ -393,15 +355,13 @@ __all__ = [
     "child_pids",
     "exit_code",
     "exited",
-    "find_executable",
+    "find_program",
     "group_alive",
     "is_alive",
     "kill_process_and_group",
     "pidfd",
     "process_token",
     "reap",
-    "remember_cwd",
-    "restore_cwd",
     "set_subreaper",
     "signal_exact",
     "signal_group",

@@ -20,7 +20,6 @@ machine: processes, logs and timeouts belong to the ``Executor``.
 from __future__ import annotations
 
 import heapq
-import os
 import random
 import signal
 import threading
@@ -130,7 +129,6 @@ class Scheduler:
         self._signals = 0
         self._signals_handled = 0
         self._root_failure: str | None = None
-        self._base_env = dict(os.environ if options.environ is None else options.environ)
         steps = plan.pipeline.steps
         selected = plan.selected
         self._states: dict[str, _State] = {
@@ -293,8 +291,7 @@ class Scheduler:
             timeout = step.timeout
             if kind is AttemptKind.ATTEMPT:
                 st.regular += 1
-        env = dict(self._base_env)
-        env.update(inv.env)
+        env = dict(inv.env)  # additions: the executor owns the base (ours, or a worker's)
         env["FLOWCTL_RUN_ID"] = self.run_id
         env["FLOWCTL_STEP"] = st.id
         env["FLOWCTL_ATTEMPT"] = str(n)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -245,7 +244,7 @@ class _Attempt:
             )
         env = dict(os.environ)
         env.update(req["env"])
-        program = _program(req["argv"][0], env.get("PATH", os.defpath), req["cwd"])
+        program = procs.find_program(req["argv"][0], env.get("PATH", os.defpath), req["cwd"])
         if program is None:
             return Result(outcome="error", exit_code=None, started_at=started_at, duration=0.0,
                           error=f"command not found on {host}: {req['argv'][0]}")
@@ -378,12 +377,6 @@ class _Attempt:
         if data:
             self.sent += len(data)
             self.send(b"o" + data)
-
-
-def _program(name: str, path: str, cwd: str) -> str | None:
-    if "/" not in name:
-        return shutil.which(name, path=path)
-    return name if os.path.isabs(name) else os.path.join(cwd, name)
 
 
 def _read(fd: int) -> bytes:

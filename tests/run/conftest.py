@@ -74,12 +74,12 @@ def run_text(
         if emit is not None:
             emit(event)
 
-    with LocalExecutor(grace=grace, on_output=lambda key, line: output.append((key.step, line))) as ex:
+    with LocalExecutor(grace=grace, on_output=lambda key, line: output.append((key.step, line)), environ=env) as ex:
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, ex, store, sink,
             RunOptions(
                 logs_dir=str(logs), concurrency=concurrency, fail_fast=fail_fast, stream=stream,
-                environ=env, reuse=reuse or {}, handle_signals=False,
+                reuse=reuse or {}, handle_signals=False,
             ),
             remediations=prepared.remediations, run_id=run_id,
         )

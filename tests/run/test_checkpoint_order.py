@@ -70,7 +70,7 @@ def test_nothing_starts_before_it_and_what_it_needs_are_saved(tmp_path_factory, 
         shown.append(event)
 
     Scheduler(prepared.plan, prepared.invocations, ScriptedExecutor(trace, rng), trace, sink,
-              RunOptions(logs_dir=str(folder), concurrency=concurrency, environ={}, handle_signals=False)).run()
+              RunOptions(logs_dir=str(folder), concurrency=concurrency, handle_signals=False)).run()
     saved: set[tuple[str, str]] = set()  # ("start", step) / ("ok", step) once flushed
     flushed: set[int] = set()
     for kind, what in trace.entries:

@@ -60,7 +60,7 @@ class RandomEndExecutor:
         ]
 
     def wakeup(self) -> None: ...
-    def cancel(self, key: AttemptKey) -> None: ...
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None: ...
     def cancel_all(self, *, force: bool = False) -> None: ...
     def running(self) -> int:
         return len(self.open)
@@ -85,7 +85,7 @@ def _run(pipe: Pipeline, executor: RandomEndExecutor, *, concurrency: int, limit
     events: list[Event] = []
     scheduler = Scheduler(
         plan, invocations, executor, MemoryRunStore(), events.append,
-        RunOptions(logs_dir="/nonexistent", concurrency=concurrency, environ={}, handle_signals=False,
+        RunOptions(logs_dir="/nonexistent", concurrency=concurrency, handle_signals=False,
                    resources=limits),
         run_id=new_run_id(),
     )

@@ -123,7 +123,7 @@ def test_the_fire_time_reaches_the_state_store(tmp_path: Path) -> None:
         with LocalExecutor() as executor:
             Scheduler(
                 prepared.plan, prepared.invocations, executor, store, lambda event: None,
-                RunOptions(logs_dir=str(state_dir / "runs" / run_id), environ=dict(os.environ),
+                RunOptions(logs_dir=str(state_dir / "runs" / run_id),
                            handle_signals=False, fire_time=fire.timestamp()),
                 remediations=prepared.remediations, run_id=run_id,
             ).run()

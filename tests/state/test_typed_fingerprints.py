@@ -60,7 +60,7 @@ def run_in_process(path: Path, given: Mapping[str, str], *, resume: bool) -> tup
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, WritingExecutor(), session.store, lambda event: None,
             RunOptions(
-                logs_dir=str(state / "runs" / run_id), environ={}, reuse=plan.reuse,
+                logs_dir=str(state / "runs" / run_id), reuse=plan.reuse,
                 fingerprints=plan.fingerprints, params=dict(prepared.params),
                 resumed_from=plan.resumed_from, handle_signals=False,
             ),

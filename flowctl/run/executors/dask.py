@@ -185,13 +185,13 @@ class DaskExecutor:
     def wakeup(self) -> None:
         self._waker.wake()
 
-    def cancel(self, key: AttemptKey) -> None:
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None:
         dkey = attempt_key(key)
         pending = self._open.get(dkey)
         if pending is None:
             return
         pending.cancelled = True
-        self._broadcast_cancel([dkey], force=False, workers=[pending.worker] if pending.worker else None)
+        self._broadcast_cancel([dkey], force=force, workers=[pending.worker] if pending.worker else None)
         if not pending.worker and pending.future is not None:
             pending.future.cancel()  # still queued: Dask drops it (a late start refuses: see plugin)
 

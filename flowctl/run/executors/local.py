@@ -14,8 +14,11 @@ which is created with the first byte: an attempt that prints nothing leaves no l
 A log that cannot be written (a full disk, a read-only folder) is a storage failure: the
 attempt's output is still drained, and ``wait`` raises ``StorageError`` (exit 74) so the
 scheduler stops the run instead of running on with output lost (issue 12).
-While an executor is open the process's working folder is that of the last attempt started
-(``procs.spawn``); ``close`` restores it. Keep paths absolute.
+The runner's working folder never changes: each attempt's process moves to its step's folder
+itself (``launch.Launcher``). Each attempt's environment is the executor's base (``environ``,
+by default the runner's environment when the executor was made) plus ``AttemptSpec.env``.
+Everything the executor holds (poller, waker, caches, timers, the sweeper) is its own and is
+released by ``close``; use it as a context manager.
 Leaves to the scheduler: retries, ordering, what a failure means.
 """
 
@@ -25,7 +28,7 @@ import heapq
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import count
 
 from flowctl.errors import StorageError
@@ -33,6 +36,7 @@ from flowctl.masking import Masker
 from flowctl.run import procs
 from flowctl.run.events import AttemptOutcome
 from flowctl.run.executors.attemptlog import TAIL_LINES, AttemptLog, read_tail, write_note
+from flowctl.run.executors.launch import Launcher
 from flowctl.run.executors.sweep import FORGET_AFTER, GRACE, Sweeper
 from flowctl.run.executors.waker import Waker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
@@ -81,9 +85,11 @@ class LocalExecutor:
         on_output: OutputCallback | None = None,
         subreaper: bool = True,
         own_all_children: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """``own_all_children``: every child of this process is ours to kill at ``close`` (true
-        in ``flowctl run``; not in a test runner, which has children of its own)."""
+        in ``flowctl run``; not in a test runner, which has children of its own). ``environ``:
+        the base of every attempt's environment (default: ours, as it is now)."""
         self.grace = grace
         self.host = os.uname().nodename
         self._on_output = on_output
@@ -104,7 +110,7 @@ class LocalExecutor:
         self._subreaper = subreaper
         self._was_subreaper = procs.set_subreaper(True) if subreaper else False
         self._closed = False
-        self._home = procs.remember_cwd()
+        self._launcher = Launcher(os.environ if environ is None else environ)
         self._storage_failure: StorageError | None = None  # a log could not be written
 
 
@@ -149,10 +155,10 @@ class LocalExecutor:
     def wakeup(self) -> None:
         self._waker.wake()
 
-    def cancel(self, key: AttemptKey) -> None:
+    def cancel(self, key: AttemptKey, *, force: bool = False) -> None:
         att = self._running.get(key)
         if att is not None:
-            self._stop(att, AttemptOutcome.CANCELLED, force=False)
+            self._stop(att, AttemptOutcome.CANCELLED, force=force)
 
     def cancel_all(self, *, force: bool = False) -> None:
         for att in list(self._running.values()):
@@ -189,7 +195,6 @@ class LocalExecutor:
         os.close(self._devnull)
         if self._subreaper and not self._was_subreaper:
             procs.set_subreaper(False)
-        procs.restore_cwd(self._home)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -209,9 +214,9 @@ class LocalExecutor:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             os.set_blocking(read_end, False)
-            env = dict(spec.env)
+            env = self._launcher.environment(spec.env)
             env[procs.TOKEN_VAR] = att.token
-            att.pid = procs.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=write_end)
+            att.pid = self._launcher.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=write_end)
         except BaseException:
             os.close(read_end)
             os.close(write_end)
