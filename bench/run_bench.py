@@ -160,7 +160,7 @@ def main() -> int:
                     times[tool].append(timed(argv(folder, conc), folder, envs.get(tool, env)))
             for tool in tools:
                 results[tool][name] = statistics.median(times[tool])
-                ratios = [t / r for t, r in zip(times[tool], times[REFERENCE])]
+                ratios = [t / r for t, r in zip(times[tool], times[REFERENCE], strict=False)]
                 spread[tool][name] = (min(ratios), max(ratios))
                 print(f"  {name} {tool}: {results[tool][name]:.3f}s", file=sys.stderr)
     for root in roots:

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,9 +181,13 @@ def main() -> int:
         parts: dict[str, list[float]] = {}
         calls: dict[str, float] = {}
         starts: dict[str, list[float]] = {"reference": [], "flowctl": []}
-        run_ref: Callable[[], list[str]] = lambda: [PY, str(REPO / "bench" / "refrunner.py"), "p.yaml", "1"]
-        run_flowctl: Callable[[], list[str]] = lambda: [PY, "-m", "flowctl", "run", "p.yaml", "--no-progress",
-                                                        "--state-dir", str(w0 / f"state-{next(seq)}")]
+
+        def run_ref() -> list[str]:
+            return [PY, str(REPO / "bench" / "refrunner.py"), "p.yaml", "1"]
+
+        def run_flowctl() -> list[str]:
+            return [PY, "-m", "flowctl", "run", "p.yaml", "--no-progress", "--state-dir", str(w0 / f"state-{next(seq)}")]
+
         for _ in range(args.reps):
             for mode in ("reference", "flowctl"):
                 total = measure(mode)[0].split()

@@ -98,7 +98,7 @@ def test_each_attempt_sees_the_base_environment_plus_its_additions(tmp_path) -> 
     env = launcher.environment({"OVER": "step", "NEW": "step"})
     assert env == {"PATH": "/usr/bin:/bin", "KEEP": "base", "OVER": "step", "NEW": "step"}
     assert launcher.base == {"PATH": "/usr/bin:/bin", "KEEP": "base", "OVER": "base"}  # untouched
-    result, log = run_one(tmp_path, ("/bin/sh", "-c", 'echo "$KEEP $OVER $NEW"'), tmp_path, env)
+    _result, log = run_one(tmp_path, ("/bin/sh", "-c", 'echo "$KEEP $OVER $NEW"'), tmp_path, env)
     assert log == "base step step\n"
 
 
