@@ -113,14 +113,9 @@ class _Say:
         prefix = ""
         if self.plain:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {self.run_id} "
-        try:
-            for line in lines:
-                sys.stdout.write(prefix + line + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:  # `flowctl run … | head -0`: the run goes on, its output dropped
-            from flowctl.cli._common import silence_stdout
-
-            silence_stdout()
+        for line in lines:  # a reader gone (`flowctl run … | head -0`) is the boundary's (_common.reader_safe_output)
+            sys.stdout.write(prefix + line + "\n")
+        sys.stdout.flush()
 
 
 def _end_leftovers(
