@@ -55,7 +55,7 @@ def orphan_wait(policy: str) -> float | None:
     """``--orphans``: ``kill`` → 0 (end them at once), ``wait`` → None (wait for ever),
     ``wait=DURATION`` → at most that many seconds. Raises ``UsageError``."""
     from flowctl.errors import UsageError
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
 
     how, _, limit = policy.partition("=")
     if how == "kill" and not limit:
@@ -63,10 +63,7 @@ def orphan_wait(policy: str) -> float | None:
     if how == "wait":
         if not limit:
             return None
-        try:
-            return parse_duration(limit)
-        except ValueError as exc:
-            raise UsageError(f"--orphans {policy}: {exc}", hint="e.g. --orphans wait=10m") from exc
+        return duration_option(f"--orphans {policy}", limit, hint="e.g. --orphans wait=10m")
     raise UsageError(f"--orphans {policy!r}: expected kill, wait or wait=DURATION", hint="e.g. --orphans wait=10m")
 
 
