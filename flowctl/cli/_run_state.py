@@ -17,12 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flowctl.cli._run_build import RunRequest
     from flowctl.run.executors.sweep import Ending
     from flowctl.run.prepare import PreparedRun
     from flowctl.state.assess import ResumeTarget
     from flowctl.state.leftovers import Leftovers
-    from flowctl.state.lock import PipelineLock
+    from flowctl.state.lock import Holder, PipelineLock
     from flowctl.state.session import RunSession
 
 
@@ -84,9 +86,14 @@ def open_run(
     def end_leftovers(lock: PipelineLock) -> None:  # the lock is held: earlier runners are dead
         _end_leftovers(state_dir, prepared.pipeline.name, lock, end_wait, request.orphans, _Say(plain, run_id))
 
+    def waiting(holder: Holder, path: Path) -> None:
+        how_long = "as long as it runs" if request.wait == "forever" else f"at most {request.wait}"
+        _Say(plain, run_id)([f"waiting for {holder.describe()} to finish: it holds {path} (--wait: {how_long})"])
+
     with open_session(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=request.force,
         force_steps=request.force_steps, wait=wait_seconds(request.wait), after_lock=end_leftovers,
+        on_wait=waiting,
     ) as session:
         fresh = target.requested and previous is None
         _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"
