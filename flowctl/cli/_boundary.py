@@ -56,7 +56,7 @@ def _run(app: Any, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - the boundary is where unknown errors end
+    except Exception as exc:
         click_code = _click_exit(exc)
         if click_code is not None:
             return click_code
