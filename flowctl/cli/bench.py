@@ -13,8 +13,8 @@ import sys
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY
 from flowctl.cli._common import param_option, pick_format
+from flowctl.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY
 
 FORMATS = ("text", "json", "markdown")
 

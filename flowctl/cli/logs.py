@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_ATTEMPT
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_ATTEMPT
 
 if TYPE_CHECKING:
     from flowctl.state.records import RunDetail

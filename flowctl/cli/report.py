@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_RUNS_LISTED
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_CONCURRENCY
 from flowctl.cli._common import param_option, stdout_is_tty
 from flowctl.cli._wait import OptionalWaitCommand
+from flowctl.limits import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from flowctl.cli._run_build import RunRequest

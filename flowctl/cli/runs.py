@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_RUNS_LISTED
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 
 @app.command()

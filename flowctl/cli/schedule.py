@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_FIRE_TIMES
 from flowctl.cli._common import json_option, pick_format, stdout_is_tty
 from flowctl.errors import ExitCode, UsageError
+from flowctl.limits import MAX_FIRE_TIMES
 
 if TYPE_CHECKING:
     from flowctl.schedule.install import InstallResult

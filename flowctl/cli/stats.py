@@ -14,9 +14,9 @@ import time
 import typer
 
 from flowctl.cli._app import app
-from flowctl.limits import MAX_RUNS_LISTED
 from flowctl.cli._common import json_option, pick_format, stdout_is_tty
 from flowctl.cli._history import state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 FORMATS = ("text", "json")
 

@@ -28,9 +28,9 @@ from flowctl.state.store import SqliteRunStore
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
-    from flowctl.run.options import Reuse, SessionPlan
     from pathlib import Path
 
+    from flowctl.run.options import Reuse, SessionPlan
     from flowctl.run.prepare import PreparedRun
 
 
