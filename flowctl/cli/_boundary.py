@@ -37,6 +37,13 @@ class Reported(Protocol):
 
 def run_app(app: Any, argv: Sequence[str] | None) -> int:
     """Run the typer ``app`` with ``argv`` and return the exit code."""
+    from flowctl.cli._common import reader_safe_output
+
+    with reader_safe_output():
+        return _run(app, argv)
+
+
+def _run(app: Any, argv: Sequence[str] | None) -> int:
     import typer
 
     command = typer.main.get_command(app)
@@ -49,12 +56,6 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        # The reader went away (``flowctl graph | head``): not an error worth a message.
-        from flowctl.cli._common import silence_stdout
-
-        silence_stdout()
-        return int(ExitCode.OK)
     except Exception as exc:
         click_code = _click_exit(exc)
         if click_code is not None:

@@ -5,9 +5,11 @@ Import-light (typer and the standard library at the top) so ``flowctl --help`` s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
 
@@ -49,12 +51,74 @@ def silence_stdout() -> None:
     """Whoever read stdout went away (``flowctl run … | head -1``): send what is still to come,
     and what is still buffered, to /dev/null, so the command ends with its own exit code and
     no "Broken pipe" noise (a later flush, Python's at exit included, then succeeds)."""
+    _silence(sys.stdout)
+
+
+def _silence(stream: Any) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
+
+
+class _ReaderSafe:
+    """``sys.stdout`` or ``sys.stderr`` (or its ``buffer``) for the length of a command: a write or
+    flush that finds the reader gone sends the stream to /dev/null and carries on, so every
+    command ends with its own exit code whether the reader left before, during or after its
+    output (``flowctl validate | head -1`` under ``pipefail`` is a CI gate: a 1 there means "a
+    file is invalid"). Everything else is the wrapped stream's."""
+
+    def __init__(self, stream: Any, owner: Any = None) -> None:
+        self._stream = stream
+        self._owner = stream if owner is None else owner  # the text stream whose fd is silenced
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self._stream.write(data))
+        except BrokenPipeError:
+            _silence(self._owner)
+            return len(data)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _silence(self._owner)
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.flush()  # what was still buffered goes to /dev/null now
+
+    @property
+    def buffer(self) -> _ReaderSafe:
+        return _ReaderSafe(self._stream.buffer, self._owner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def reader_safe_output() -> Iterator[None]:
+    """For the length of a command (``cli/_boundary.run_app``): stdout and stderr whose reader
+    may go away at any time, the one rule for ``| head`` (``silence_stdout``'s, for every
+    command); flushed before the exit code is returned, since a flush at interpreter exit that
+    fails turns any exit code into 1."""
+    real_out, real_err = sys.stdout, sys.stderr
+    safe_out, safe_err = cast("TextIO", _ReaderSafe(real_out)), cast("TextIO", _ReaderSafe(real_err))
+    sys.stdout, sys.stderr = safe_out, safe_err
+    try:
+        yield
+    finally:
+        safe_out.flush()
+        safe_err.flush()
+        if sys.stdout is safe_out:
+            sys.stdout = real_out
+        if sys.stderr is safe_err:
+            sys.stderr = real_err
 
 
 def warn(text: str) -> None:
@@ -84,6 +148,7 @@ def param_option() -> Any:
 
 
 __all__ = [
-    "console", "json_option", "load", "no_color", "param_option", "pick_format", "silence_stdout", "stdout_is_tty",
+    "console", "json_option", "load", "no_color", "param_option", "pick_format", "reader_safe_output", "silence_stdout",
+    "stdout_is_tty",
     "warn",
 ]

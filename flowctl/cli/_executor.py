@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from flowctl.cli._run_state import orphan_wait
 from flowctl.cli._run_state import say as _say
 from flowctl.errors import UsageError
+from flowctl.limits import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from flowctl.run.events import Event
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from flowctl.state.session import RunSession
 
 KINDS = ("local", "dask")
-SHARED_CONCURRENCY = 1024  # the most `concurrency:` allows: on a shared cluster its threads decide
+SHARED_CONCURRENCY = MAX_CONCURRENCY  # the most `concurrency:` allows: on a shared cluster its threads decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> Da
         parse_workers,
     )
     from flowctl.run.resources import parse_resource_list
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
 
     address = options.dask_scheduler or declared_address
     if address is not None and "://" not in address:
@@ -123,10 +124,7 @@ def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> Da
     if address is not None and local_only:
         raise UsageError(f"{local_only[0]} describes the local cluster flowctl starts; {address} has its own workers")
     workers, most = parse_workers(options.dask_workers) if options.dask_workers else (2, None)
-    try:
-        lease = parse_duration(options.dask_lease) if options.dask_lease else 30.0
-    except ValueError as exc:
-        raise UsageError(f"--dask-lease: {exc}") from exc
+    lease = duration_option("--dask-lease", options.dask_lease) if options.dask_lease else 30.0
     if lease < 1.0:
         raise UsageError(f"--dask-lease {options.dask_lease}: at least 1s (the client renews it every third of it)")
     limits = parse_resource_list(options.dask_resources, "--dask-resources")

@@ -22,22 +22,19 @@ if TYPE_CHECKING:
 def render_run(context: RunContext, prepared: PreparedRun, built: BuiltRun, result: RunResult, *, verbose: bool) -> int:
     """The summary (live or plain), the end-of-run metrics and alerts, the warnings of sinks
     that failed; the exit code."""
-    from flowctl.cli._common import silence_stdout, warn
+    from flowctl.cli._common import warn
     from flowctl.observe.fanout import reader_gone, sink_name
     from flowctl.observe.summary import render_summary, write_summary
 
     details = observed(context.observer, verbose=verbose)
     hint = resume_hint(context.shown, prepared, result, built.logs_dir)
     fanout = built.fanout
-    if any(reader_gone(exc) for _, exc in fanout.errors):
-        silence_stdout()  # `flowctl run … | head -1`: the run went on; so does the rest, unseen
-    try:
-        if built.view.console is not None:
-            render_summary(built.summary, built.view.console, hint=hint, details=details)
-        else:
-            write_summary(built.summary, sys.stdout, hint=hint, details=details)
-    except BrokenPipeError:  # the reader left during the summary: the exit code still says how the run went
-        silence_stdout()
+    # A reader gone (`flowctl run … | head -1`) is the boundary's (_common.reader_safe_output):
+    # the summary goes to /dev/null, and the exit code still says how the run went.
+    if built.view.console is not None:
+        render_summary(built.summary, built.view.console, hint=hint, details=details)
+    else:
+        write_summary(built.summary, sys.stdout, hint=hint, details=details)
     for sink, exc in fanout.errors:
         if not reader_gone(exc):
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__

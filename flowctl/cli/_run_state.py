@@ -17,12 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flowctl.cli._run_build import RunRequest
     from flowctl.run.executors.sweep import Ending
     from flowctl.run.prepare import PreparedRun
     from flowctl.state.assess import ResumeTarget
     from flowctl.state.leftovers import Leftovers
-    from flowctl.state.lock import PipelineLock
+    from flowctl.state.lock import Holder, PipelineLock
     from flowctl.state.session import RunSession
 
 
@@ -56,7 +58,7 @@ def orphan_wait(policy: str) -> float | None:
     """``--orphans``: ``kill`` → 0 (end them at once), ``wait`` → None (wait for ever),
     ``wait=DURATION`` → at most that many seconds. Raises ``UsageError``."""
     from flowctl.errors import UsageError
-    from flowctl.spec.durations import parse_duration
+    from flowctl.spec.durations import duration_option
 
     how, _, limit = policy.partition("=")
     if how == "kill" and not limit:
@@ -64,10 +66,7 @@ def orphan_wait(policy: str) -> float | None:
     if how == "wait":
         if not limit:
             return None
-        try:
-            return parse_duration(limit)
-        except ValueError as exc:
-            raise UsageError(f"--orphans {policy}: {exc}", hint="e.g. --orphans wait=10m") from exc
+        return duration_option(f"--orphans {policy}", limit, hint="e.g. --orphans wait=10m")
     raise UsageError(f"--orphans {policy!r}: expected kill, wait or wait=DURATION", hint="e.g. --orphans wait=10m")
 
 
@@ -88,9 +87,14 @@ def open_run(
     def end_leftovers(lock: PipelineLock) -> None:  # the lock is held: earlier runners are dead
         _end_leftovers(state_dir, prepared.pipeline.name, lock, end_wait, request.orphans, _Say(plain, run_id))
 
+    def waiting(holder: Holder, path: Path) -> None:
+        how_long = "as long as it runs" if request.wait == "forever" else f"at most {request.wait}"
+        _Say(plain, run_id)([f"waiting for {holder.describe()} to finish: it holds {path} (--wait: {how_long})"])
+
     with open_session(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=request.force,
         force_steps=request.force_steps, wait=wait_seconds(request.wait), after_lock=end_leftovers,
+        on_wait=waiting,
     ) as session:
         fresh = target.requested and previous is None
         _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"
@@ -114,14 +118,9 @@ class _Say:
         prefix = ""
         if self.plain:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {self.run_id} "
-        try:
-            for line in lines:
-                sys.stdout.write(prefix + line + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:  # `flowctl run … | head -0`: the run goes on, its output dropped
-            from flowctl.cli._common import silence_stdout
-
-            silence_stdout()
+        for line in lines:  # a reader gone (`flowctl run … | head -0`) is the boundary's (_common.reader_safe_output)
+            sys.stdout.write(prefix + line + "\n")
+        sys.stdout.flush()
 
 
 def _end_leftovers(

@@ -14,6 +14,7 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import param_option, pick_format
+from flowctl.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY
 
 FORMATS = ("text", "json", "markdown")
 
@@ -21,14 +22,14 @@ FORMATS = ("text", "json", "markdown")
 @app.command("bench")
 def bench(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
-    runs: int = typer.Option(10, "--runs", "-r", min=1, metavar="N", help="Measured executions."),
-    warmup: int = typer.Option(0, "--warmup", "-w", min=0, metavar="N", help="Executions to run first, not measured."),
+    runs: int = typer.Option(10, "--runs", "-r", min=1, max=MAX_BENCH_RUNS, metavar="N", help="Measured executions."),
+    warmup: int = typer.Option(0, "--warmup", "-w", min=0, max=MAX_BENCH_RUNS, metavar="N", help="Executions to run first, not measured."),
     parallel: int = typer.Option(
-        1, "--parallel", min=1, metavar="N",
+        1, "--parallel", min=1, max=MAX_CONCURRENCY, metavar="N",
         help="Executions at once, each with its own working copy and state (load, as k6's virtual users).",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-j", min=1, metavar="N",
+        None, "--concurrency", "-j", min=1, max=MAX_CONCURRENCY, metavar="N",
         help="Steps at once within each execution (default: the pipeline's, else the CPU count).",
     ),
     params: list[str] = param_option(),

@@ -9,6 +9,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 @app.command()
 def gc(
     pipeline: str = typer.Argument(None, help="Only runs of this pipeline (file or name)."),
-    keep: int = typer.Option(None, "--keep", min=0, metavar="N", help="Keep the N newest runs of each pipeline."),
+    keep: int = typer.Option(None, "--keep", min=0, max=MAX_RUNS_LISTED, metavar="N", help="Keep the N newest runs of each pipeline."),
     older_than: str = typer.Option(None, "--older-than", metavar="DURATION", help="Prune runs started longer ago, e.g. 30d."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pruned; change nothing."),
     state_dir: str = state_dir_option(),

@@ -13,6 +13,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_ATTEMPT
 
 if TYPE_CHECKING:
     from flowctl.state.records import RunDetail
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def logs(
     run_id: str = typer.Argument(..., help=RUN_ID_HELP),
     step: str = typer.Argument(None, help="The step id (default: the root failure's, or a list of the steps)."),
-    attempt: int = typer.Option(None, "--attempt", "-a", min=1, help="Which attempt (default: the last)."),
+    attempt: int = typer.Option(None, "--attempt", "-a", min=1, max=MAX_ATTEMPT, help="Which attempt (default: the last)."),
     pipeline: str = pipeline_option(),
     state_dir: str = state_dir_option(),
     fmt: str = format_option(),

@@ -15,6 +15,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
@@ -38,7 +39,7 @@ def report(
         help="A page of the pipeline's recent runs (its file or name) instead of one run's.",
     ),
     last: int | None = typer.Option(
-        None, "--last", min=1, metavar="N", help="With --history: how many recent runs (default 50)."
+        None, "--last", min=1, max=MAX_RUNS_LISTED, metavar="N", help="With --history: how many recent runs (default 50)."
     ),
     timestamp: bool = typer.Option(
         False, "--timestamp", help="Say in the page when it was made (without it the same run gives the same bytes)."

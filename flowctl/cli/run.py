@@ -20,6 +20,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import param_option, stdout_is_tty
 from flowctl.cli._wait import OptionalWaitCommand
+from flowctl.limits import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from flowctl.cli._run_build import RunRequest
@@ -37,7 +38,7 @@ def run(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
     params: list[str] = param_option(),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-j", min=1, help="Most steps at once (default: the pipeline's, else the CPU count)."
+        None, "--concurrency", "-j", min=1, max=MAX_CONCURRENCY, help="Most steps at once (default: the pipeline's, else the CPU count)."
     ),
     only: list[str] = typer.Option([], "--only", metavar="STEP", help="Only these steps and what they need."),
     from_: list[str] = typer.Option([], "--from", metavar="STEP", help="These steps and everything downstream."),
@@ -107,7 +108,7 @@ def run(
         help="Workers of the local cluster (default 2); MIN:MAX makes it adaptive, growing while ready steps wait.",
     ),
     dask_threads: int | None = typer.Option(
-        None, "--dask-threads", min=1, metavar="N", help="Steps at once per worker of the local cluster (default: CPUs / workers).",
+        None, "--dask-threads", min=1, max=MAX_CONCURRENCY, metavar="N", help="Steps at once per worker of the local cluster (default: CPUs / workers).",
     ),
     dask_resources: list[str] = typer.Option(
         [], "--dask-resources", metavar="NAME=AMOUNT,…", help="Resources each worker of the local cluster has, e.g. gpu=1,memory=16GiB.",

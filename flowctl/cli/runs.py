@@ -7,12 +7,13 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 
 @app.command()
 def runs(
     pipeline: str = typer.Argument(None, help="A pipeline file or name (default: every pipeline)."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to list."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=MAX_RUNS_LISTED, help="How many runs to list."),
     state_dir: str = state_dir_option(),
     fmt: str = format_option(),
     as_json: bool = json_option(),

@@ -12,6 +12,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format, stdout_is_tty
 from flowctl.errors import ExitCode, UsageError
+from flowctl.limits import MAX_FIRE_TIMES
 
 if TYPE_CHECKING:
     from flowctl.schedule.install import InstallResult
@@ -306,7 +307,7 @@ def uninstall_command(
 @schedule_app.command("next")
 def next_command(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
-    count: int = typer.Option(5, "--count", "-n", help="How many fire times."),
+    count: int = typer.Option(5, "--count", "-n", min=1, max=MAX_FIRE_TIMES, help="How many fire times."),
     after: str = typer.Option(None, "--after", metavar="ISO-TIME", help="Start here instead of now (e.g. 2026-03-07T00:00Z)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     as_json: bool = json_option(),

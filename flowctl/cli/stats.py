@@ -16,6 +16,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format, stdout_is_tty
 from flowctl.cli._history import state_dir_option
+from flowctl.limits import MAX_RUNS_LISTED
 
 FORMATS = ("text", "json")
 
@@ -23,7 +24,7 @@ FORMATS = ("text", "json")
 @app.command()
 def stats(
     pipeline: str = typer.Argument(..., help="The pipeline file (or the name its runs were recorded under)."),
-    last: int | None = typer.Option(None, "--last", min=1, metavar="N", help="The N most recent runs (default 50)."),
+    last: int | None = typer.Option(None, "--last", min=1, max=MAX_RUNS_LISTED, metavar="N", help="The N most recent runs (default 50)."),
     since: str | None = typer.Option(None, "--since", metavar="DURATION", help="Runs started within this long, e.g. 7d."),
     state_dir: str | None = state_dir_option(),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),

@@ -23,6 +23,7 @@ from flowctl.run.events import (
     Event,
     RunFinished,
     RunStarted,
+    RunStatus,
     StepFinished,
     StepStatus,
 )
@@ -164,7 +165,8 @@ def totals_line(summary: RunSummary) -> str:
             counts.append(f"{n} {label}")
     saved = summary.busy_time - wall
     text = f"{', '.join(counts)} · wall time {format_duration(wall)}"
-    if saved > 0.05:
+    # Only a run that finished saved anything: a cancelled or interrupted one stopped early (issue 13).
+    if saved > 0.05 and fin is not None and fin.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         text += f" · {format_duration(saved)} saved by running in parallel"
     return text
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from flowctl.errors import UsageError
+from flowctl.limits import MAX_RUNS_LISTED
 from flowctl.observe.history import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
 from flowctl.observe.recorded import run_metrics
@@ -49,8 +50,8 @@ def parse_baseline(text: str | None) -> BaselineSpec:
             runs = int(tail)
         except ValueError:
             raise UsageError(f"--baseline {value!r}: N must be a whole number of runs", hint=_HINT) from None
-        if runs < 1:
-            raise UsageError(f"--baseline {value!r}: N must be 1 or more", hint=_HINT)
+        if not 1 <= runs <= MAX_RUNS_LISTED:
+            raise UsageError(f"--baseline {value!r}: N must be from 1 to {MAX_RUNS_LISTED}", hint=_HINT)
         return BaselineSpec("median", runs=runs)
     return BaselineSpec("run", run_id=value)
 

@@ -4,8 +4,8 @@ The one duration grammar (issue 13: ``--wait 10`` failed where ``timeout: 10`` w
 duration is a number of seconds alone, or one or more NUMBER UNIT parts (units ``ms``, ``s``,
 ``m``, ``h``, ``d``). ``PATTERN`` is the same grammar for the JSON Schema (a test keeps the
 schema's copy equal to it). Shared by the pipeline format (timeouts, retry delays, alert
-thresholds) and by every option that takes a duration: ``run --wait``, ``gc --older-than`` and
-``stats --since`` (through ``duration_option``).
+thresholds) and by every option that takes a duration: ``run --wait`` and ``--orphans wait=``,
+``gc --older-than``, ``stats --since`` and ``--dask-lease`` (through ``duration_option``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 import re
 
 from flowctl.errors import UsageError
+from flowctl.limits import MAX_OPTION_SECONDS
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 _UNITS = r"(?:ms|s|m|h|d)"
@@ -49,12 +50,18 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
-def duration_option(option: str, value: str) -> float:
-    """Seconds in the value of a duration option. Raises UsageError naming the option."""
+def duration_option(option: str, value: str, *, hint: str | None = None) -> float:
+    """Seconds in the value of a duration option, at most ``limits.MAX_OPTION_SECONDS`` (ten
+    years: more overflows a timer or a date). Raises UsageError naming the option."""
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
+        raise UsageError(f"{option}: {exc}", hint=hint) from None
+    if seconds > MAX_OPTION_SECONDS:
+        raise UsageError(
+            f"{option}: {value} is too long; at most {MAX_OPTION_SECONDS / 86400:.0f}d (ten years)", hint=hint
+        )
+    return seconds
 
 
 def format_duration(seconds: float, *, precise: bool = False) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
@@ -21,6 +22,7 @@ from flowctl.load.yamlsource import Document
 from flowctl.spec.durations import EXAMPLES
 
 SCHEMA_FILE = "pipeline.schema.json"
+_STEP_ID = re.compile(r"[A-Za-z0-9_-]+")  # the schema's step-id pattern, for needs
 
 
 def schema_text(name: str = SCHEMA_FILE) -> str:
@@ -72,13 +74,32 @@ def check(doc: Document) -> list[Diagnostic]:
     errors = list(_reference_validator().iter_errors(doc.data))
     out: list[Diagnostic] = []
     seen: set[tuple[int, int, str]] = set()
+    bad_ids = _bad_step_ids(errors)
     for err in sorted(errors, key=_order):
+        if _only_names_bad_ids(err, bad_ids):
+            continue  # one error per fault: the step id itself is reported, with what to use
         for diag in _translate(doc, err):
             key = (diag.span.line if diag.span else 0, diag.span.col if diag.span else 0, diag.message)
             if key not in seen:
                 seen.add(key)
                 out.append(diag)
     return out
+
+
+def _bad_step_ids(errors: Sequence[Any]) -> set[str]:
+    """The step ids reported as invalid names (``extraktion_ü``)."""
+    return {str(err.instance) for err in errors
+            if list(err.absolute_path) == ["steps"] and "propertyNames" in err.relative_schema_path}
+
+
+def _only_names_bad_ids(err: Any, bad_ids: set[str]) -> bool:
+    """A ``needs`` error whose only fault is naming a step whose id is already reported."""
+    path = list(err.absolute_path)
+    if not bad_ids or len(path) < 3 or path[0] != "steps" or "needs" not in path[2:]:
+        return False
+    items = err.instance if isinstance(err.instance, list) else [err.instance]
+    wrong = [i for i in items if not (isinstance(i, str) and _STEP_ID.fullmatch(i))]
+    return bool(wrong) and all(isinstance(i, str) and i in bad_ids for i in wrong)
 
 
 def _order(err: Any) -> tuple[Any, ...]:
@@ -137,7 +158,8 @@ def _translate(doc: Document, err: Any) -> list[Diagnostic]:
         if not path:
             return [diag(f"a pipeline must be a mapping (version, name, steps), not {_type_name(inst)}",
                          "start from `flowctl init`")]
-        return [diag(f"{_label(path)} must be {_article(wanted)}, not {_type_name(inst)} ({_short(inst)})")]
+        return [diag(f"{_label(path)} must be {_article(wanted)}, not {_type_name(inst)} ({_short(inst)})",
+                     _shape_hint(path, inst, sch))]
     if kind == "const":
         return [diag(f"{_label(path)} must be {sch.get('const')!r}, not {_short(inst)}",
                      "this flowctl reads pipeline format version 1")]
@@ -166,14 +188,24 @@ def _translate(doc: Document, err: Any) -> list[Diagnostic]:
     return [diag(f"{_label(path)}: {err.message}" if where else err.message)]
 
 
+def _shape_hint(path: Sequence[Any], inst: Any, sch: dict[str, Any]) -> str | None:
+    """For a command given where a mapping with ``run`` belongs (``remediate: "make fix"``),
+    the shape to write instead."""
+    if sch.get("type") != "object" or "run" not in sch.get("properties", {}) or not path:
+        return None
+    command = json.dumps(inst) if isinstance(inst, str) else "COMMAND"
+    return f"write it as a mapping: `{path[-1]}: {{run: {command}}}`"
+
+
 def _name_diag(doc: Document, path: list[Any], inst: Any, sch: dict[str, Any]) -> Diagnostic:
     name = str(inst)
     if path == ["steps"]:
-        message = f"step id {name!r} may only use letters, digits, '-' and '_'"
+        message = f"step id {name!r} may only use ASCII letters (a-z, A-Z), digits, '-' and '_'"
     elif path == ["params"]:
-        message = f"parameter name {name!r} must start with a letter or '_' and use letters, digits, '_'"
+        message = f"parameter name {name!r} must start with an ASCII letter or '_' and use ASCII letters, digits, '_'"
     else:
-        message = f"{name!r} is not a valid name in {_label(path)} (letters, digits and '_', not starting with a digit)"
+        message = (f"{name!r} is not a valid name in {_label(path)} "
+                   "(ASCII letters, digits and '_', not starting with a digit)")
     if len(name) > 100:
         message = f"the name {name[:20]!r}… in {_label(path)} is too long"
     return Diagnostic(doc.span([*path, name], key=True), message, code="schema.propertyNames", path=dotted([*path, name]))

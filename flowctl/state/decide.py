@@ -112,6 +112,8 @@ def decide(
                 resume_reason = f"{_describe(resume_changes)} since run {record.run_id}"
             elif step in resume_forced:
                 resume_reason = f"{resume_forced[step]} in run {run_id}"
+            elif step not in resume.run.steps and not (resume.run.selection.get("only") or resume.run.selection.get("from")):
+                resume_reason = f"a new step: not in the pipeline of run {run_id}"  # added or renamed since
             else:
                 resume_reason = f"not selected in run {run_id}"
             if step in resume_forced:  # that run was asked to run it afresh: no up-to-date check

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +98,12 @@ def acquire(
     *,
     run_id: str = "",
     wait: float | None = 0.0,
+    on_wait: Callable[[Holder, Path], None] | None = None,
 ) -> PipelineLock:
     """Take the lock of ``pipeline`` in ``state_dir``.
 
-    ``wait`` is how long to wait for a holder to finish: 0 fails at once, ``None`` waits forever.
+    ``wait`` is how long to wait for a holder to finish: 0 fails at once, ``None`` waits forever;
+    ``on_wait`` is told the holder once, when the waiting starts (issue 13: ``--wait`` was silent).
     Raises ``LockedError`` (exit 75) naming the holder's run id and pid when the lock stays held,
     ``StorageError`` (exit 74) when the lock file cannot be opened or made (a read-only or full
     state folder).
@@ -111,7 +113,8 @@ def acquire(
     for _ in range(_RELOCK_LIMIT):
         fd = _open(path)
         try:
-            _flock(fd, path, pipeline, wait, deadline)
+            _flock(fd, path, pipeline, wait, deadline, on_wait)
+            on_wait = None  # told once, even when the lock file is replaced meanwhile
             if _still_at(path, fd):
                 break
         except BaseException:
@@ -136,7 +139,8 @@ def _open(path: Path) -> int:
         ) from exc
 
 
-def _flock(fd: int, path: Path, pipeline: str, wait: float | None, deadline: float | None) -> None:
+def _flock(fd: int, path: Path, pipeline: str, wait: float | None, deadline: float | None,
+           on_wait: Callable[[Holder, Path], None] | None) -> None:
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -153,6 +157,9 @@ def _flock(fd: int, path: Path, pipeline: str, wait: float | None, deadline: flo
                 f"pipeline {pipeline} is already running{waited}: {holder.describe()} holds {path}",
                 hint="wait for it with `flowctl run --wait [DURATION]`",
             )
+        if on_wait is not None:
+            on_wait(read_holder(path), path)
+            on_wait = None
         time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
 
 

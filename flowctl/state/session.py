@@ -28,6 +28,8 @@ from flowctl.state.store import SqliteRunStore
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flowctl.run.options import Reuse, SessionPlan
     from flowctl.run.prepare import PreparedRun
 
@@ -111,13 +113,15 @@ def open_session(
     force_steps: Sequence[str] = (),
     wait: float | None = 0.0,
     after_lock: Callable[[locks.PipelineLock], None] | None = None,
+    on_wait: Callable[[locks.Holder, Path], None] | None = None,
 ) -> RunSession:
     """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever.
     ``after_lock`` runs once the lock is held and the store open, before anything is decided
-    (the CLI ends what dead runs left running there: ``state.leftovers``)."""
+    (the CLI ends what dead runs left running there: ``state.leftovers``); ``on_wait`` is told
+    the holder when waiting for the lock starts."""
     pipeline = prepared.pipeline
     keys.ensure_state_dir(state_dir)  # before the lock file and the database appear in it
-    held = locks.acquire(state_dir, pipeline.name, run_id=run_id, wait=wait)
+    held = locks.acquire(state_dir, pipeline.name, run_id=run_id, wait=wait, on_wait=on_wait)
     store: SqliteRunStore | None = None
     try:
         invocations = prepared.invocations

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flowctl.errors import UsageError
+from flowctl.limits import MAX_WORKERS
 
 INSTALL_HINT = "pip install 'flowctl[dask]' (on this machine and on every worker)"
 
@@ -47,6 +48,9 @@ def parse_workers(text: str) -> tuple[int, int | None]:
             f"--dask-workers {text!r}: expected a number of workers (2) or a range MIN:MAX (0:8)",
             hint="a range makes the cluster adaptive: workers are added while ready steps wait",
         )
+    if max(minimum, maximum or 0) > MAX_WORKERS:
+        raise UsageError(f"--dask-workers {text!r}: at most {MAX_WORKERS} workers on this machine",
+                         hint="for more, start a cluster and give its address: --dask-scheduler tcp://HOST:8786")
     return minimum, maximum
 
 
