@@ -123,7 +123,7 @@ def open_session(
         invocations = prepared.invocations
         store = SqliteRunStore(
             state_dir,
-            outputs_of=lambda sid: outputs_of(invocations[sid]) if getattr(invocations[sid], "outputs", ()) else {},
+            outputs_of=lambda sid: outputs_of(invocations[sid]) if invocations[sid].outputs else {},
             pipeline_path=pipeline_key(pipeline.path),
         )
         store.watch(held.identity)  # a deleted or replaced lock excludes nobody: stop (exit 74)

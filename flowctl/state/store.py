@@ -404,17 +404,4 @@ def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | N
     )
 
 
-class NullRunStore:
-    """Records nothing (``--no-state`` and the benchmark's baseline)."""
-
-    def record(self, event: Event) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-__all__ = ["NullRunStore", "RunId", "SqliteRunStore"]
+__all__ = ["RunId", "SqliteRunStore"]
