@@ -15,7 +15,7 @@ from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
 
 if TYPE_CHECKING:
-    from flowctl.state.records import RunDetail
+    from flowctl.state.run_records import RunDetail
 
 
 @app.command()

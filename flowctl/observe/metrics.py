@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 from flowctl.graph.walk import CycleLeft, generations
 from flowctl.observe.plain import is_worker
-from flowctl.observe.records import RunRecord, StepRecord
+from flowctl.observe.metric_records import RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})

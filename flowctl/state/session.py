@@ -24,7 +24,7 @@ from flowctl.state.assess import Assessment, assess, outputs_of
 from flowctl.state.views import pipeline_key
 from flowctl.state.decide import Verdict, nothing_to_run
 from flowctl.state.provenance import provenance
-from flowctl.state.records import RunRecord
+from flowctl.state.run_records import RunRecord
 from flowctl.state.store import SqliteRunStore
 
 if TYPE_CHECKING:

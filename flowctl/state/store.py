@@ -2,7 +2,7 @@
 
 Owns turning events (``run/events.py``) into rows of ``runs``, ``steps`` and ``attempts``, and the
 commit policy. Every record carries the run id (the correlation id). Reads live in
-``history.py``; the schema in ``db.py``.
+``queries.py``; the schema in ``db.py``.
 
 Commit policy (why it is cheap and still safe): rows are buffered in memory and written in one
 short transaction when

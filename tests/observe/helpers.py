@@ -12,7 +12,7 @@ import urllib.request
 
 from tests.conftest import tool_missing
 
-from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,

@@ -16,8 +16,8 @@ from flowctl.observe.metrics import (
     percentile,
     run_samples,
 )
-from flowctl.observe.recorded import history_metrics, run_metrics
-from flowctl.observe.records import AttemptRecord, RunRecord, RunRecorder, StepRecord
+from flowctl.observe.stored_metrics import history_metrics, run_metrics
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, RunRecorder, StepRecord
 from flowctl.run.events import (
     AttemptKind,
     AttemptOutcome,
