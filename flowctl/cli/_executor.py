@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from flowctl.cli._run_state import orphan_wait
 from flowctl.cli._run_state import say as _say
 from flowctl.errors import UsageError
 
@@ -55,6 +56,7 @@ class ExecutorChoice:
     kind: str  # "local" or "dask"
     limits: Mapping[str, float] = field(default_factory=dict)  # --resources (local executor)
     dask: DaskSettings | None = None
+    orphans: str = "kill"  # --orphans, checked (kill, wait, wait=DURATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,9 @@ class Emit(Protocol):
     def __call__(self, event: Event) -> None: ...
 
 
-def choose_executor(options: ExecutorOptions, prepared: PreparedRun) -> ExecutorChoice:
-    """Settle the executor (see the module docstring). Raises UsageError (exit 2)."""
+def choose_executor(options: ExecutorOptions, prepared: PreparedRun, *, orphans: str = "kill") -> ExecutorChoice:
+    """Settle the executor (see the module docstring); ``orphans`` is ``--orphans``, which under
+    Dask also applies to a dead client's attempts on the workers. Raises UsageError (exit 2)."""
     from flowctl.run.resources import check_local, parse_resource_list
 
     pipeline = prepared.pipeline
@@ -98,7 +101,9 @@ def choose_executor(options: ExecutorOptions, prepared: PreparedRun) -> Executor
             "--resources sets limits for the local executor; under Dask, workers declare what they have",
             hint="--dask-resources gpu=1 for the cluster flowctl starts, `dask worker --resources gpu=1` on a shared one",
         )
-    return ExecutorChoice("dask", dask=_dask_settings(options, declared.address if declared and declared.type == "dask" else None))
+    orphan_wait(orphans)  # a bad --orphans is an exit 2 before the cluster starts
+    return ExecutorChoice("dask", dask=_dask_settings(options, declared.address if declared and declared.type == "dask" else None),
+                          orphans=orphans)
 
 
 def _dask_settings(options: ExecutorOptions, declared_address: str | None) -> DaskSettings:
@@ -184,7 +189,7 @@ def open_executor(
             raise UsageError(f"cannot reach the Dask scheduler at {choice.dask.address}: {exc}",
                              hint="check the address, and that this machine can reach it") from exc
         _check_resources(executor, prepared, session)
-        _stop_orphans(executor, plain, session.run_id)
+        _stop_orphans(executor, plain, session.run_id, choice.orphans)
         _warn_secrets(executor, prepared)
     except BaseException:
         executor.close()
@@ -221,19 +226,30 @@ def _refuse(prepared: PreparedRun, session: RunSession, offers: Sequence[Mapping
     refuse(unsatisfiable(_running_steps(prepared, session), offers), having, hint)
 
 
-def _stop_orphans(executor: DaskExecutor, plain: bool, run_id: str) -> None:
+def _stop_orphans(executor: DaskExecutor, plain: bool, run_id: str, policy: str) -> None:
     """Attempts of an earlier run of this pipeline still on the workers: its client died (we
-    hold the lock), and its supervisors would stop them only when its lease runs out."""
+    hold the lock), and its supervisors would stop them only when its lease runs out. Stopped
+    at once (``--orphans kill``), or waited for first (``--orphans wait[=DURATION]``), as the
+    local executor does with the processes a dead runner left."""
     if executor.cluster.owned:
         return  # a cluster started for this run has nothing of an earlier one
     found = executor.orphans()
     if not found:
         return
+    wait = orphan_wait(policy)
     runs = sorted({a["run"] for a in found})
-    _say([f"stopping {len(found)} attempt(s) of earlier run(s) {', '.join(runs)} still running on the "
-          f"workers (their flowctl is gone): {', '.join(a['key'] for a in found[:5])}"
-          + (" …" if len(found) > 5 else "")], plain, run_id)
-    executor.stop_orphans(found)
+    keys = ", ".join(a["key"] for a in found[:5]) + (" …" if len(found) > 5 else "")
+    if wait == 0:
+        _say([f"stopping {len(found)} attempt(s) of earlier run(s) {', '.join(runs)} still running on the "
+              f"workers (their flowctl is gone): {keys}"], plain, run_id)
+        executor.stop_orphans(found)
+        return
+    _say([f"{len(found)} attempt(s) of earlier run(s) {', '.join(runs)} still running on the workers (their "
+          f"flowctl is gone): {keys}", f"  waiting for them to end (--orphans {policy}), then stopping what is left"],
+         plain, run_id)
+    stopped = executor.stop_orphans(found, wait=wait)
+    ended = len(found) - len(stopped)
+    _say([f"  {ended} ended by themselves" + (f", {len(stopped)} stopped" if stopped else "")], plain, run_id)
 
 
 def _warn_secrets(executor: DaskExecutor, prepared: PreparedRun) -> None:

@@ -62,7 +62,7 @@ def run(
         "kill", "--orphans", metavar="kill|wait[=DURATION]",
         help="Processes an earlier run of this pipeline left running when its runner died (kill -9): "
         "end them before anything starts (kill, the default), or wait for them to end (for ever, or "
-        "at most DURATION) and then end what is left.",
+        "at most DURATION) and then end what is left. Under Dask: its attempts still on the workers.",
     ),
     log_format: str | None = typer.Option(
         None, "--log-format", metavar="FORMAT",

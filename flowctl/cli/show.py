@@ -32,8 +32,8 @@ def show(
 
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
     from flowctl.observe.plain import is_worker
-    from flowctl.observe.stored_metrics import detail_metrics
     from flowctl.observe.report import metrics_lines
+    from flowctl.observe.stored_metrics import detail_metrics
     from flowctl.state.views import attempt_log_path, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))

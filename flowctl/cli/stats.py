@@ -35,9 +35,9 @@ def stats(
     Example: flowctl stats pipelines/etl.yaml --since 7d
     """
     from flowctl.errors import UsageError
-    from flowctl.observe.trends import pipeline_stats
-    from flowctl.observe.stored_metrics import history_metrics
     from flowctl.observe.report import stats_lines
+    from flowctl.observe.stored_metrics import history_metrics
+    from flowctl.observe.trends import pipeline_stats
     from flowctl.spec.durations import duration_option
 
     chosen = pick_format(fmt, as_json, FORMATS)
@@ -61,8 +61,8 @@ def stats(
 def _say_where(name: str, pipeline: str, folder: str, since: str | None, *, json_out: bool) -> None:
     """No runs chosen: say where we looked and, when this folder has none of the pipeline's at
     all, where under the project its runs are recorded."""
-    from flowctl.state.location import shown_path
     from flowctl.state.elsewhere import elsewhere_lines, runs_elsewhere
+    from flowctl.state.location import shown_path
     from flowctl.state.views import recent_runs
 
     lines = [] if json_out else [

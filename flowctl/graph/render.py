@@ -58,7 +58,7 @@ def _dot_quote(text: str) -> str:
 def to_dot(plan: Plan, classes: Mapping[str, str] | None = None) -> str:
     """A Graphviz digraph; the critical path is drawn bold."""
     classes = classes or {}
-    critical = set(zip(plan.critical_path, plan.critical_path[1:]))
+    critical = set(zip(plan.critical_path, plan.critical_path[1:], strict=False))
     lines = [f"digraph {_dot_quote(plan.pipeline.name)} {{", "  rankdir=LR;", '  node [shape=box, style="rounded"];']
     for sid in plan.selected:
         attrs = [f"label={_dot_quote(sid)}"]

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
+from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.run.events import RunStatus
 from flowctl.spec.alerts import AlertRule, Subject, parse_alert
 
@@ -267,7 +267,7 @@ def deliver(
             if isinstance(notifier, CommandNotifier):
                 return _run_command(notifier, payload, env)
             return _post(notifier, payload)
-        except Exception as exc:  # noqa: BLE001 - a notifier must never break the run
+        except Exception as exc:
             return Delivery(notifier.describe(), alert.rule.text, False, f"{type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="flowctl-notify") as pool:

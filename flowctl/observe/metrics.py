@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from flowctl.graph.walk import CycleLeft, generations
-from flowctl.observe.plain import is_worker
 from flowctl.observe.metric_records import RunRecord, StepRecord
+from flowctl.observe.plain import is_worker
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -269,7 +269,7 @@ def critical_path(
                 previous.clear()
                 break
         if ups:  # the longest chain before it; ties: the larger step id (pairs compare in C)
-            best, via = max(zip(map(of, ups), ups))
+            best, via = max(zip(map(of, ups), ups, strict=False))
             length[step], previous[step] = best + took, via
         else:
             length[step], previous[step] = took, None
@@ -285,7 +285,7 @@ def critical_path(
         for step in gen:
             ups = inside[step]
             if ups:
-                best, via = max(zip(map(of, ups), ups))
+                best, via = max(zip(map(of, ups), ups, strict=False))
                 length[step], previous[step] = best + durations[step], via
             else:
                 length[step], previous[step] = durations[step], None
@@ -296,7 +296,7 @@ def _chain_back(length: Mapping[str, float], previous: Mapping[str, str | None])
     """The chain ending with the step of the largest ``length`` (ties: the larger id)."""
     if not length:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
         return (), None
-    _, end = max(zip(length.values(), length))
+    _, end = max(zip(length.values(), length, strict=False))
     chain: list[str] = []
     cursor: str | None = end
     while cursor is not None:

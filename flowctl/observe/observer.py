@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from flowctl.errors import FlowctlError
 from flowctl.observe.jsonlog import JsonLogSink, log_format, open_log
-from flowctl.observe.metrics import RunMetrics, compute_run_metrics
 from flowctl.observe.metric_records import RunRecorder
+from flowctl.observe.metrics import RunMetrics, compute_run_metrics
 from flowctl.run.ports import EventSink
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class RunObserver:
                 results, deliveries = check_pipeline_alerts(
                     self.pipeline, metrics, self._history(warnings), environ=self._environ
                 )
-            except Exception as exc:  # noqa: BLE001 - alerting must never change the run's result
+            except Exception as exc:
                 warnings.append(f"alerts could not be evaluated: {type(exc).__name__}: {exc}")
         for d in deliveries:
             if not d.ok:

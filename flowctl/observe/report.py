@@ -13,8 +13,8 @@ from flowctl.spec.durations import format_duration
 
 if TYPE_CHECKING:
     from flowctl.observe.alerts import AlertResult, Delivery
-    from flowctl.observe.trends import PipelineStats
     from flowctl.observe.metrics import Distribution, RunMetrics
+    from flowctl.observe.trends import PipelineStats
 
 
 def _d(seconds: float | None) -> str:

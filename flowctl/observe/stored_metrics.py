@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from flowctl.observe.metrics import RunMetrics, compute_run_metrics
 from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
+from flowctl.observe.metrics import RunMetrics, compute_run_metrics
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from flowctl.errors import UsageError
-from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
 from flowctl.observe.stored_metrics import run_metrics
+from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.run.events import RunStatus
 from flowctl.state.run_records import RunRecord
 

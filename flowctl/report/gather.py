@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
-from flowctl.observe.trends import BASELINE_RUNS, is_slower, pipeline_stats
 from flowctl.observe.metrics import compute_run_metrics, percentile
 from flowctl.observe.stored_metrics import from_detail, history_metrics, recorded_pipeline
+from flowctl.observe.trends import BASELINE_RUNS, is_slower, pipeline_stats
 from flowctl.report.baseline import BaselineSpec, step_baselines
 from flowctl.report.model import (
     AttemptRow,

@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flowctl.observe.trends import PipelineStats
     from flowctl.observe.metrics import RunMetrics
+    from flowctl.observe.trends import PipelineStats
 
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from types import FrameType
 
+from flowctl.masking import mask_text
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -44,12 +45,10 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
-from flowctl.masking import mask_text
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
 from flowctl.spec.model import Step
-
 
 #: What ``signal.signal`` returns and takes back: a handler, SIG_DFL/SIG_IGN, or None.
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
@@ -59,8 +58,20 @@ class _State:
     """The mutable bookkeeping of one step during a run."""
 
     __slots__ = (
-        "id", "step", "index", "priority", "waiting", "dependents", "status", "attempts",
-        "regular", "kind", "first_start", "last_end", "exit_code", "reason",
+        "attempts",
+        "dependents",
+        "exit_code",
+        "first_start",
+        "id",
+        "index",
+        "kind",
+        "last_end",
+        "priority",
+        "reason",
+        "regular",
+        "status",
+        "step",
+        "waiting",
     )
 
     def __init__(self, step: Step, index: int, priority: int) -> None:

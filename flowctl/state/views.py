@@ -23,7 +23,7 @@ from pathlib import Path
 
 from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
-from flowctl.state import db, queries, lock
+from flowctl.state import db, lock, queries
 from flowctl.state.location import STATE_DIR_ENV, state_dir_for
 from flowctl.state.run_records import AttemptRecord, RunDetail, RunRecord, StepRecord
 

@@ -9,8 +9,8 @@ file of the corpus per format. Refresh with ``pytest tests/cli/test_validate_gol
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
@@ -54,7 +54,7 @@ def test_validate_output_over_the_invalid_corpus_matches_the_golden_file(
 def test_the_text_golden_shows_source_lines_and_carets() -> None:
     """The golden file holds what it is for: a source line with carets under the located column."""
     lines = (GOLDEN / "text.txt").read_text(encoding="utf-8").splitlines()
-    pairs = [(a, b) for a, b in zip(lines, lines[1:]) if a.startswith("  ") and "| " in a and b.strip().startswith("|")]
+    pairs = [(a, b) for a, b in itertools.pairwise(lines) if a.startswith("  ") and "| " in a and b.strip().startswith("|")]
     assert len(pairs) >= 30
-    for source, carets in pairs:
+    for _source, carets in pairs:
         assert set(carets.split("|", 1)[1].strip()) == {"^"}, carets

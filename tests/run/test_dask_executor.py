@@ -113,3 +113,42 @@ def test_the_shared_log_writer_makes_the_file_with_the_first_byte_and_streams_li
     full.write(b"x" * 10)
     full.close()
     assert full.failure is not None and full.error and "/dev/full" in full.error
+
+
+def test_waiting_for_a_dead_client_s_attempt_renews_its_lease_so_it_ends_by_itself(tmp_path, executor) -> None:
+    """``stop_orphans(wait=None)`` (``--orphans wait``): the orphan's client never renews its 3 s
+    lease, so without the waiting client's renewals its supervisor would stop it 3 s in. It is
+    still running two leases later (a window is the only way to show that something did not
+    happen), then ends by itself when released, and nothing had to be stopped."""
+    import threading
+
+    from flowctl.run.executors.dask_worker import run_attempt
+
+    lease = 3.0
+    payload = {
+        "request": {"key": f"dead:orphan:{time.monotonic_ns()}", "env": {}, "cwd": str(tmp_path), "timeout": None,
+                    "argv": ["/bin/sh", "-c", "echo $$ > orphan.pid; while [ ! -f release ]; do sleep 0.05; done; "
+                             "echo finished > orphan.end"],
+                    "grace": 0.5, "lease": lease, "secrets": []},
+        "topic": "flowctl:dead", "run": "dead", "owner": executor.owner, "claim": False,
+    }
+    future = executor.cluster.client.submit(run_attempt, payload, key=payload["request"]["key"], pure=False)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "orphan.pid").exists() or not executor.orphans():
+        assert time.monotonic() < deadline, "the orphan never started"
+        time.sleep(0.02)
+    started = time.monotonic()
+    found = executor.orphans()
+    assert [a["run"] for a in found] == ["dead"]
+    stopped: list[object] = []
+    waiter = threading.Thread(target=lambda: stopped.append(executor.stop_orphans(found, wait=None)))
+    waiter.start()
+    while time.monotonic() < started + 2 * lease:
+        assert not (tmp_path / "orphan.end").exists()
+        assert waiter.is_alive(), "stop_orphans returned while the orphan still ran"
+        time.sleep(0.1)
+    (tmp_path / "release").touch()
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and stopped == [[]]
+    assert (tmp_path / "orphan.end").read_text() == "finished\n"
+    assert future.result(timeout=60)["outcome"] == "ok"

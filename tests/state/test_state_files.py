@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from flowctl.errors import ExitCode, StorageError
-from flowctl.state import db, queries, lock
+from flowctl.state import db, lock, queries
 from flowctl.state.files import FileIdentity
 from flowctl.state.store import SqliteRunStore
 from tests.state.helpers import run_events

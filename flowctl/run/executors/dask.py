@@ -251,12 +251,17 @@ class DaskExecutor:
         gone: this run holds the pipeline's lock)."""
         return [a for a in self.cluster.attempts() if a["owner"] == self.owner and a["run"] != self.run_id]
 
-    def stop_orphans(self, orphans: Sequence[Running], *, wait: float = 0.0) -> list[Running]:
-        """Wait up to ``wait`` seconds for them to end, then kill what is left; what was left."""
-        deadline = time.monotonic() + wait
+    def stop_orphans(self, orphans: Sequence[Running], *, wait: float | None = 0.0) -> list[Running]:
+        """Wait up to ``wait`` seconds (None: as long as they run) for them to end by themselves,
+        then stop what is left (TERM, grace, KILL); what had to be stopped. While we wait we
+        renew their leases: their client is gone, and without a renewal their supervisors would
+        stop them when the lease runs out, which would turn ``--orphans wait`` into a kill."""
+        deadline = None if wait is None else time.monotonic() + wait
         left = list(orphans)
-        while left and time.monotonic() < deadline:
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        while left and (deadline is None or time.monotonic() < deadline):
+            for run in sorted({a["run"] for a in left}):
+                self.cluster.on_workers(renew_lease, run)
+            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
             left = self.orphans()
         if left:
             for run in sorted({a["run"] for a in left}):
@@ -360,14 +365,14 @@ class DaskExecutor:
     def _future_error(self, key: str, pending: _Pending, future: Future[Result]) -> None:
         try:
             exc = future.exception()
-        except Exception as why:  # noqa: BLE001 - anything Dask raises here is the reason
+        except Exception as why:
             exc = why
         if isinstance(exc, KilledWorker):
             where = exc.last_worker.address if exc.last_worker is not None else pending.worker
             self._finish(key, AttemptOutcome.LOST, error=f"worker {where} died while running it", host=where)
             return
         text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, (ModuleNotFoundError, ImportError)) or "flowctl" in text and "No module" in text:
+        if isinstance(exc, (ModuleNotFoundError, ImportError)) or ("flowctl" in text and "No module" in text):
             text += " (is flowctl installed on every worker? pip install 'flowctl[dask]')"
         self._finish(key, AttemptOutcome.ERROR, error=f"the worker could not run it: {text}", host=pending.worker)
 
