@@ -40,13 +40,13 @@ def write_pipeline(path: Path, kind: str) -> None:
 def child(mode: str, pipeline: str, state_dir: str) -> None:
     """One run in this process; prints the seconds from the prepared run to its end."""
     sys.path.insert(0, str(REPO))
-    from flowctl.cli._run_state import run_options
     from flowctl.observe.plain import PlainSink
     from flowctl.run.executors.local import LocalExecutor
+    from flowctl.run.memory import NullRunStore
+    from flowctl.run.options import SessionPlan
     from flowctl.run.prepare import prepare_run
     from flowctl.run.scheduler import RunOptions, Scheduler, new_run_id
     from flowctl.state.session import open_session
-    from flowctl.state.store import NullRunStore
 
     prepared = prepare_run(pipeline)
     sink = PlainSink(open(os.devnull, "w"))  # noqa: SIM115 - open for the whole benchmark
@@ -55,11 +55,13 @@ def child(mode: str, pipeline: str, state_dir: str) -> None:
     logs = os.path.join(state_dir, "runs", run_id)
     session = open_session(state_dir, prepared, run_id, environ=os.environ) if mode == "sqlite" else None
     store = session.store if session is not None else NullRunStore()
+    plan = session.plan() if session is not None else SessionPlan()
     executor = LocalExecutor()
     try:
         Scheduler(
             prepared.plan, prepared.invocations, executor, store, sink,
-            RunOptions(logs_dir=logs, concurrency=2, environ=os.environ, **run_options(session)),
+            RunOptions(logs_dir=logs, concurrency=2, environ=os.environ, reuse=plan.reuse,
+                       fingerprints=plan.fingerprints, resumed_from=plan.resumed_from, provenance=plan.provenance),
             remediations=prepared.remediations, run_id=run_id,
         ).run()
     finally:

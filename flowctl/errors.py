@@ -107,6 +107,10 @@ class PipelineError(FlowctlError):
         summary = first.message if first else "invalid pipeline"
         super().__init__(f"{file}: {summary}")
 
+    def with_source(self, file: str, text: str) -> PipelineError:
+        """The same error, also holding ``file``'s text (for its source lines) unless it has it."""
+        return PipelineError(self.file, self.diagnostics, {file: text, **self.sources})
+
 
 class GitError(FlowctlError):
     """Not a git repository, unknown ref, no release tags, dirty tree where a clean one is needed."""

@@ -113,10 +113,16 @@ FINGERPRINT_KEYS: Mapping[str, str] = {
 
 
 class InvocationLike(Protocol):
-    """The parts of ``spec.resolve.Invocation`` a fingerprint reads."""
+    """What the run path reads of ``spec.resolve.Invocation``: the scheduler (argv, env, cwd,
+    display, secrets) and the fingerprint (argv, declared env, cwd, params used, inputs,
+    outputs). The one protocol for both (``run.options`` re-exports it)."""
 
     @property
     def argv(self) -> tuple[str, ...]: ...
+    @property
+    def display(self) -> str: ...
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
     @property
     def declared_env(self) -> Mapping[str, str]: ...
     @property

@@ -1,7 +1,7 @@
 """``flowctl bench``: run a pipeline many times, at once or in turn, and measure it (issue 17).
 
 A stage after ``run``/``state``/``observe``: it runs pipelines (as real ``flowctl run``
-processes) and reads their recorded runs back through ``observe.recorded`` and
+processes) and reads their recorded runs back through ``observe.stored_metrics`` and
 ``observe.metrics``, so the figures are those ``flowctl show`` reports. ``request`` checks the
 options (``prepare_bench``) → ``workspace`` decides each execution's working copy →
 ``executions`` runs the processes → ``figures`` aggregates → ``thresholds`` (the alerts' grammar)

@@ -7,7 +7,7 @@ share outputs, a lock or history (a fresh state folder also means nothing is "up
 reused: every step runs). ``FLOWCTL_MUTE=1`` keeps alerts, notifications and metrics exports
 quiet (``observe.observer``). Its output goes to ``output.log`` beside its state.
 
-When it ends, its run is read back from its state database through ``observe.recorded`` and
+When it ends, its run is read back from its state database through ``observe.stored_metrics`` and
 ``observe.metrics`` (the figures ``flowctl show`` reports), and its working copy is deleted (its
 state too, unless kept). Executions start in index order; a pool of ``parallel`` threads, each
 waiting on one process, bounds how many run at once. Events reach ``emit`` on the calling
@@ -268,7 +268,7 @@ def _read(
     launch: Launch, index: int, code: int, started: float, finished: float, wall: float,
     state: str, kept: str | None, log: str,
 ) -> RunSample:
-    from flowctl.observe.recorded import run_record
+    from flowctl.observe.stored_metrics import run_record
 
     try:
         record = run_record(state, "latest", launch.needs)

@@ -36,8 +36,8 @@ def check(
     from flowctl.cli._common import load, pick_format
     from flowctl.errors import UsageError
     from flowctl.observe.alerts import check_pipeline_alerts
-    from flowctl.observe.recorded import history_metrics, run_metrics
     from flowctl.observe.report import alert_lines, delivery_lines
+    from flowctl.observe.stored_metrics import history_metrics, run_metrics
     from flowctl.state.views import state_dir_for
 
     chosen = pick_format(fmt, as_json, FORMATS)

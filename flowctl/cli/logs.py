@@ -16,7 +16,7 @@ from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, st
 from flowctl.limits import MAX_ATTEMPT
 
 if TYPE_CHECKING:
-    from flowctl.state.records import RunDetail
+    from flowctl.state.run_records import RunDetail
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """``flowctl show RUN_ID``: one run step by step (status, attempts, durations, exit codes, logs).
 
 ``RUN_ID`` may be ``latest`` or ``latest~N`` (``--pipeline FILE`` narrows them to one pipeline);
-``state.history.find_run`` resolves it.
+``state.queries.find_run`` resolves it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def show(
 
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
     from flowctl.observe.plain import is_worker
-    from flowctl.observe.recorded import detail_metrics
     from flowctl.observe.report import metrics_lines
+    from flowctl.observe.stored_metrics import detail_metrics
     from flowctl.state.views import attempt_log_path, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))

@@ -36,9 +36,9 @@ def stats(
     Example: flowctl stats pipelines/etl.yaml --since 7d
     """
     from flowctl.errors import UsageError
-    from flowctl.observe.history import pipeline_stats
-    from flowctl.observe.recorded import history_metrics
     from flowctl.observe.report import stats_lines
+    from flowctl.observe.stored_metrics import history_metrics
+    from flowctl.observe.trends import pipeline_stats
     from flowctl.spec.durations import duration_option
 
     chosen = pick_format(fmt, as_json, FORMATS)
@@ -93,7 +93,7 @@ def _pipeline_and_state(
     folder = str(state_dir_for(state_dir, None))
     newest = recent_runs(folder, pipeline, limit=1)
     if newest:
-        from flowctl.observe.recorded import needs_of
+        from flowctl.observe.stored_metrics import needs_of
 
         recorded = needs_of(newest[0].pipeline_path)  # {} when the file is gone or invalid
         if recorded:

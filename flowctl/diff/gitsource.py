@@ -40,10 +40,7 @@ def load_text(path: str, text: bytes, display_path: str) -> Pipeline:
     try:
         return load_pipeline(path, text=text, display_path=display_path)
     except PipelineError as exc:
-        sources = dict(exc.sources)
-        sources.setdefault(display_path, text.decode("utf-8", errors="replace"))
-        exc.sources = sources
-        raise
+        raise exc.with_source(display_path, text.decode("utf-8", errors="replace")) from exc
 
 
 __all__ = ["load_at", "load_text", "pipeline_files"]

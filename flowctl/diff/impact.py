@@ -10,7 +10,6 @@ Steps new in this version have no recorded result: they are ``new``, never ``rer
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
 from flowctl.diff.changes import (
@@ -24,19 +23,18 @@ from flowctl.spec.model import Pipeline
 
 
 def downstream(pipeline: Pipeline, roots: Iterable[str]) -> set[str]:
-    """``roots`` and every step that (transitively) needs one of them."""
-    dependents: dict[str, list[str]] = {sid: [] for sid in pipeline.steps}
-    for sid, step in pipeline.steps.items():
-        for need in step.needs:
-            dependents.setdefault(need, []).append(sid)
+    """``roots`` and every step that (transitively) needs one of them (networkx's descendants
+    in the pipeline's DAG, ``graph.build_graph``)."""
+    import networkx as nx
+
+    from flowctl.graph.plan import build_graph
+
+    dag = build_graph(pipeline)
     seen = {r for r in roots if r in pipeline.steps}
-    queue = deque(seen)
-    while queue:
-        for child in dependents.get(queue.popleft(), ()):
-            if child not in seen:
-                seen.add(child)
-                queue.append(child)
-    return seen
+    start = object()  # one search from every root at once: linear however many roots there are
+    dag.add_node(start)
+    dag.add_edges_from((start, root) for root in seen)
+    return seen | {str(s) for s in nx.descendants(dag, start)}
 
 
 def compute_impact(

@@ -1,9 +1,10 @@
 """``Pipeline`` → ``Plan``: the DAG of steps, the selected subset, levels and the critical path.
 
-The selection, levels, priorities and order are computed from the steps' own adjacency
-(linear, and without importing networkx, which costs more than running a small pipeline);
-``Plan.graph`` is the networkx DiGraph (edge ``need → step``), built on first use for
-rendering and tools. A plan never executes anything. The order of
+The selection, levels, priorities and order are computed from the steps' own adjacency with
+the one topological walk of the run path (``graph.walk``: linear, and without importing
+networkx, which costs more than running a small pipeline). ``Plan.to_networkx()`` is the
+networkx DiGraph (edge ``need → step``) for users' own analysis and the analyses flowctl shows
+(cycle paths, diff impact); renderings read ``Plan.edges()``. A plan never executes anything. The order of
 ``Plan.selected`` is stable and puts the critical path first among steps that could start
 together: the runner starts ready steps in this order, so two runs of a pipeline behave alike.
 Cycles are rejected earlier, with their spans, by ``spec``.
@@ -11,12 +12,12 @@ Cycles are rejected earlier, with their spans, by ``spec``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
+from flowctl.graph.walk import generations as walk_generations
 from flowctl.spec.model import Pipeline
 from flowctl.spec.schema import suggest
 
@@ -37,14 +38,31 @@ class Plan:
     from_: tuple[str, ...] = ()
     _users: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
-    @cached_property
-    def graph(self) -> nx.DiGraph:
-        """The networkx DiGraph of every step (edge ``need → step``), built on first use.
+    def to_networkx(self) -> nx.DiGraph:
+        """A new networkx DiGraph of every step of the pipeline (edge ``need → step``; node
+        attribute ``index`` is the step's place in the file), for your own analysis::
 
-        Lazy because importing networkx costs more than running a small pipeline: ``run``
-        works from the plan's own adjacency; ``plan``, ``graph`` and tools use this.
+            import networkx as nx
+            from flowctl.run.prepare import prepare_run
+
+            graph = prepare_run("pipelines/etl.yaml").plan.to_networkx()
+            nx.dag_longest_path(graph)
+
+        networkx is imported on this call only: ``flowctl run`` never needs it.
         """
         return build_graph(self.pipeline)
+
+    def edges(self, *, selected: bool = True) -> Iterator[tuple[str, str]]:
+        """Every ``(need, step)`` edge, grouped by the need in file order, then the step in file
+        order (networkx's edge order); only those between selected steps unless ``selected``
+        is False."""
+        chosen = set(self.selected) if selected else None
+        for need in self.pipeline.steps:
+            if chosen is not None and need not in chosen:
+                continue
+            for step in self._users.get(need, ()):
+                if chosen is None or step in chosen:
+                    yield need, step
 
     def needs(self, step: str) -> tuple[str, ...]:
         return self.pipeline.steps[step].needs
@@ -136,23 +154,13 @@ def compile_plan(pipeline: Pipeline, *, only: Sequence[str] = (), from_: Sequenc
         users_in = users
     sources = [sid for sid in ids if not indeg[sid]]
     depth = None if only or from_ else _depths_in_file_order(pipeline)
+    generations: list[list[str]]
     if depth is not None:  # the usual file, where steps come after what they need: one pass
-        generations: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        generations = [[] for _ in range(max(depth.values(), default=-1) + 1)]
         for sid in ids:
             generations[depth[sid]].append(sid)
-    else:  # Kahn's algorithm over the chosen steps, once for generations (levels) ...
-        generations = []
-        level = sources
-        remaining = dict(indeg)
-        while level:
-            generations.append(level)
-            following: list[str] = []
-            for sid in level:
-                for user in users_in[sid]:
-                    remaining[user] -= 1
-                    if not remaining[user]:
-                        following.append(user)
-            level = following
+    else:  # the run path's topological walk over the chosen steps, once for generations (levels) ...
+        generations = walk_generations(ids, {}, users_in)
     # ... the longest chain from each step to a sink (its priority) ...
     priority: dict[str, int] = {}
     of = priority.__getitem__

@@ -35,7 +35,7 @@ def to_mermaid(plan: Plan | None, classes: Mapping[str, str] | None = None, *, s
     ids = steps if steps is not None else list(plan.selected)  # type: ignore[union-attr]
     if edges is None:
         chosen = set(ids)
-        edges = [(a, b) for a, b in plan.graph.edges if a in chosen and b in chosen]  # type: ignore[union-attr]
+        edges = [(a, b) for a, b in plan.edges(selected=False) if a in chosen and b in chosen]  # type: ignore[union-attr]
     links = edges
     key = {sid: f"s{i}" for i, sid in enumerate(ids)}
     lines = ["flowchart TD"]
@@ -58,7 +58,6 @@ def _dot_quote(text: str) -> str:
 def to_dot(plan: Plan, classes: Mapping[str, str] | None = None) -> str:
     """A Graphviz digraph; the critical path is drawn bold."""
     classes = classes or {}
-    chosen = set(plan.selected)
     critical = set(zip(plan.critical_path, plan.critical_path[1:], strict=False))
     lines = [f"digraph {_dot_quote(plan.pipeline.name)} {{", "  rankdir=LR;", '  node [shape=box, style="rounded"];']
     for sid in plan.selected:
@@ -69,17 +68,15 @@ def to_dot(plan: Plan, classes: Mapping[str, str] | None = None) -> str:
         if sid in plan.critical_path:
             attrs.append("penwidth=2")
         lines.append(f"  {_dot_quote(sid)} [{', '.join(attrs)}];")
-    for a, b in plan.graph.edges:
-        if a in chosen and b in chosen:
-            extra = " [penwidth=2]" if (a, b) in critical else ""
-            lines.append(f"  {_dot_quote(a)} -> {_dot_quote(b)}{extra};")
+    for a, b in plan.edges():
+        extra = " [penwidth=2]" if (a, b) in critical else ""
+        lines.append(f"  {_dot_quote(a)} -> {_dot_quote(b)}{extra};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def to_json(plan: Plan) -> str:
     """Node-link JSON (networkx's format) plus levels and the critical path."""
-    chosen = set(plan.selected)
     data = {
         "directed": True,
         "multigraph": False,
@@ -89,7 +86,7 @@ def to_json(plan: Plan) -> str:
             {"id": sid, "needs": list(plan.pipeline.steps[sid].needs), "level": level}
             for level, group in enumerate(plan.levels) for sid in group
         ],
-        "links": [{"source": a, "target": b} for a, b in plan.graph.edges if a in chosen and b in chosen],
+        "links": [{"source": a, "target": b} for a, b in plan.edges()],
         "levels": [list(group) for group in plan.levels],
         "critical_path": list(plan.critical_path),
         "order": list(plan.selected),

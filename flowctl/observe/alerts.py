@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flowctl.observe.history import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
+from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.run.events import RunStatus
 from flowctl.spec.alerts import AlertRule, Subject, parse_alert
 

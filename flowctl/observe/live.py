@@ -85,68 +85,64 @@ class LiveView:
         self._failure: dict[str, AttemptFinished] = {}  # a failed attempt not yet known to be the last
 
     def __call__(self, ev: Event) -> None:
-        kind = type(ev)
-        out: RenderableType | list[RenderableType] | None = None
-        with self._lock:
-            if kind is AttemptStarted:
-                assert isinstance(ev, AttemptStarted)
-                self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind, "")
-                self._max[ev.step] = ev.max_attempts
-                self._waiting.pop(ev.step, None)
-                if self._eta is not None:
-                    self._eta.leave(ev.step)
-                return
-            if kind is AttemptPlaced:
-                assert isinstance(ev, AttemptPlaced)
-                row = self._running.get(ev.step)
-                if row is not None and row[0] == ev.attempt:
-                    self._running[ev.step] = (*row[:4], ev.host)
-                return
-            if kind is AttemptFinished:
-                assert isinstance(ev, AttemptFinished)
-                self._running.pop(ev.step, None)
-                if ev.outcome is not AttemptOutcome.OK and ev.outcome is not AttemptOutcome.CANCELLED:
-                    self._failure[ev.step] = ev
-                return
-            if kind is StepFinished:
-                assert isinstance(ev, StepFinished)
-                self._running.pop(ev.step, None)
-                self._waiting.pop(ev.step, None)
-                self._done += 1
-                if self._eta is not None:
-                    self._eta.finished(ev.step, ev.duration, executed=ev.attempts > 0)
-                failure = self._failure.pop(ev.step, None)
-                if ev.status is StepStatus.FAILED:
-                    self._failed += 1
-                if ev.status in (StepStatus.FAILED, StepStatus.FAILED_ALLOWED):
-                    out = self._final_failure(ev, failure)
-            elif kind is RetryScheduled:
-                assert isinstance(ev, RetryScheduled)
-                self._running.pop(ev.step, None)
-                self._waiting[ev.step] = (ev.next_attempt, time.monotonic() + ev.delay)
-                failure = self._failure.pop(ev.step, None)
-                if failure is not None:
-                    most = self._max.get(ev.step, ev.next_attempt)
-                    out = self._one_line(failure, f"attempt {ev.next_attempt}/{most} in {format_duration(ev.delay)}")
-            elif kind is StepReady:
-                assert isinstance(ev, StepReady)
-                failure = self._failure.pop(ev.step, None)
-                if failure is not None:  # remediation, or the final attempt after it, comes next
-                    then = "final attempt next" if failure.kind is AttemptKind.REMEDIATE else "remediating"
-                    out = self._one_line(failure, then)
-        if out is not None:  # soft wrap: a long log path stays one line to copy
-            for item in out if isinstance(out, list) else [out]:
-                self._console.print(item, soft_wrap=True)
-        elif kind is OutputLine:
-            assert isinstance(ev, OutputLine)
-            from rich.text import Text
+        match ev:
+            case OutputLine():
+                from rich.text import Text
 
-            self._console.print(Text(f"{ev.step} | ", style="dim") + Text(ev.line))
-        elif kind is RunStarted:
-            assert isinstance(ev, RunStarted)
-            self._start(ev)
-        elif kind is RunFinished:
-            self.stop()
+                self._console.print(Text(f"{ev.step} | ", style="dim") + Text(ev.line))
+            case RunStarted():
+                self._start(ev)
+            case RunFinished():
+                self.stop()
+            case _:
+                out = self._update(ev)
+                if out is not None:  # soft wrap: a long log path stays one line to copy
+                    for item in out if isinstance(out, list) else [out]:
+                        self._console.print(item, soft_wrap=True)
+
+    def _update(self, ev: Event) -> RenderableType | list[RenderableType] | None:
+        """Take a step's event into the view's state (under the lock the refresh thread also
+        takes); what to print above the live display, if anything."""
+        with self._lock:
+            match ev:
+                case AttemptStarted():
+                    self._running[ev.step] = (ev.attempt, ev.max_attempts, time.monotonic(), ev.kind, "")
+                    self._max[ev.step] = ev.max_attempts
+                    self._waiting.pop(ev.step, None)
+                    if self._eta is not None:
+                        self._eta.leave(ev.step)
+                case AttemptPlaced():
+                    row = self._running.get(ev.step)
+                    if row is not None and row[0] == ev.attempt:
+                        self._running[ev.step] = (*row[:4], ev.host)
+                case AttemptFinished():
+                    self._running.pop(ev.step, None)
+                    if ev.outcome is not AttemptOutcome.OK and ev.outcome is not AttemptOutcome.CANCELLED:
+                        self._failure[ev.step] = ev
+                case StepFinished():
+                    self._running.pop(ev.step, None)
+                    self._waiting.pop(ev.step, None)
+                    self._done += 1
+                    if self._eta is not None:
+                        self._eta.finished(ev.step, ev.duration, executed=ev.attempts > 0)
+                    failure = self._failure.pop(ev.step, None)
+                    if ev.status is StepStatus.FAILED:
+                        self._failed += 1
+                    if ev.status in (StepStatus.FAILED, StepStatus.FAILED_ALLOWED):
+                        return self._final_failure(ev, failure)
+                case RetryScheduled():
+                    self._running.pop(ev.step, None)
+                    self._waiting[ev.step] = (ev.next_attempt, time.monotonic() + ev.delay)
+                    failure = self._failure.pop(ev.step, None)
+                    if failure is not None:
+                        most = self._max.get(ev.step, ev.next_attempt)
+                        return self._one_line(failure, f"attempt {ev.next_attempt}/{most} in {format_duration(ev.delay)}")
+                case StepReady():
+                    failure = self._failure.pop(ev.step, None)
+                    if failure is not None:  # remediation, or the final attempt after it, comes next
+                        then = "final attempt next" if failure.kind is AttemptKind.REMEDIATE else "remediating"
+                        return self._one_line(failure, then)
+        return None
 
     def _start(self, ev: RunStarted) -> None:
         from rich.live import Live

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from flowctl.graph.walk import CycleLeft, generations
+from flowctl.observe.metric_records import RunRecord, StepRecord
 from flowctl.observe.plain import is_worker
-from flowctl.observe.records import RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -258,7 +259,7 @@ def critical_path(
     of = length.__getitem__
     known = durations.__contains__
     # A run's steps come in plan order, where every need comes before the steps that need it:
-    # then one pass does; else (any other order) Kahn's algorithm below.
+    # then one pass does; else (any other order) the topological walk of graph.walk below.
     for step, took in durations.items():
         ups = needs.get(step, ())
         if ups and not all(map(length.__contains__, ups)):
@@ -275,28 +276,19 @@ def critical_path(
     else:
         return _chain_back(length, previous)
     steps = sorted(durations)
-    inside: dict[str, tuple[str, ...]] = {}
-    for s in steps:
-        ups = needs.get(s, ())
-        inside[s] = ups if all(map(known, ups)) else tuple(filter(known, ups))
-    waiting = {s: len(inside[s]) for s in steps}
-    users: dict[str, list[str]] = {s: [] for s in steps}
-    for step, ups in inside.items():
-        for up in ups:
-            users[up].append(step)
-    ready = [s for s in steps if waiting[s] == 0]
-    while ready:  # Kahn's order: every need is settled before the steps that need it
-        step = ready.pop()
-        ups = inside[step]
-        if ups:
-            best, via = max(zip(map(of, ups), ups, strict=False))
-            length[step], previous[step] = best + durations[step], via
-        else:
-            length[step], previous[step] = durations[step], None
-        for user in users[step]:
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                ready.append(user)
+    inside = {s: tuple(filter(known, needs.get(s, ()))) for s in steps}
+    try:
+        order = generations(steps, inside)  # the run path's one topological walk
+    except CycleLeft:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
+        return (), None
+    for gen in order:
+        for step in gen:
+            ups = inside[step]
+            if ups:
+                best, via = max(zip(map(of, ups), ups, strict=False))
+                length[step], previous[step] = best + durations[step], via
+            else:
+                length[step], previous[step] = durations[step], None
     return _chain_back(length, previous)
 
 

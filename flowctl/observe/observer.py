@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from flowctl.errors import FlowctlError
 from flowctl.observe.jsonlog import JsonLogSink, log_format, open_log
+from flowctl.observe.metric_records import RunRecorder
 from flowctl.observe.metrics import RunMetrics, compute_run_metrics
-from flowctl.observe.records import RunRecorder
 from flowctl.run.ports import EventSink
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class RunObserver:
     def _history(self, warnings: list[str]) -> Sequence[RunMetrics]:
         if self._state_dir is None:
             return ()
-        from flowctl.observe.recorded import history_metrics
+        from flowctl.observe.stored_metrics import history_metrics
 
         try:
             return history_metrics(self._state_dir, self.pipeline.name, last=HISTORY_RUNS, needs=self._needs)

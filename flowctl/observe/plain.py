@@ -99,49 +99,41 @@ class PlainSink:
         self._out.flush()
 
     def __call__(self, ev: Event) -> None:
-        kind = type(ev)
-        if kind is AttemptStarted:
-            assert isinstance(ev, AttemptStarted)
-            self._max[ev.step] = ev.max_attempts
-            if ev.kind is AttemptKind.REMEDIATE:
-                self._line(ev.at, f"REMEDIATE {ev.step} (attempt {ev.attempt})")
-            elif ev.kind is AttemptKind.FINAL:
-                self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
-            else:
-                self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts})")
-        elif kind is StepFinished:
-            assert isinstance(ev, StepFinished)
-            if ev.status is StepStatus.SUCCEEDED:
-                self._line(ev.at, f"OK {ev.step} {format_duration(ev.duration)}")
-            else:
-                why = f" ({ev.reason})" if ev.reason else ""
-                self._line(ev.at, f"{_STATUS_WORD.get(ev.status, ev.status.name)} {ev.step}{why}")
-        elif kind is AttemptFinished:
-            assert isinstance(ev, AttemptFinished)
-            if ev.outcome is not AttemptOutcome.OK:
-                word = "REMEDIATE-FAIL" if ev.kind is AttemptKind.REMEDIATE else "FAIL"
-                self._line(ev.at, f"{word} {ev.step}{on_worker(ev.host)} {describe_failure(ev)} {log_note(ev)}")
-        elif kind is AttemptPlaced:
-            assert isinstance(ev, AttemptPlaced)
-            self._line(ev.at or time.time(), f"RUNNING {ev.step} on {ev.host} (attempt {ev.attempt})")
-        elif kind is RetryScheduled:
-            assert isinstance(ev, RetryScheduled)
-            total = self._max.get(ev.step, ev.next_attempt)
-            self._line(ev.at, f"RETRY {ev.step} attempt {ev.next_attempt}/{total} in {ev.delay:.2f}s")
-        elif kind is OutputLine:
-            assert isinstance(ev, OutputLine)
-            self._line(ev.at or time.time(), f"{ev.step} | {ev.line}")
-        elif kind is RunStarted:
-            assert isinstance(ev, RunStarted)
-            self._run_id = ev.run_id
-            where = f", logs: {self._logs_dir}" if self._logs_dir else ""
-            self._line(
-                ev.at, f"RUN {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}{where}"
-            )
-        elif kind is RunFinished:
-            assert isinstance(ev, RunFinished)
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(ev.counts.items()))
-            self._line(ev.at, f"END {ev.status.value} in {format_duration(ev.duration)} ({counts})")
+        match ev:
+            case AttemptStarted():
+                self._max[ev.step] = ev.max_attempts
+                if ev.kind is AttemptKind.REMEDIATE:
+                    self._line(ev.at, f"REMEDIATE {ev.step} (attempt {ev.attempt})")
+                elif ev.kind is AttemptKind.FINAL:
+                    self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
+                else:
+                    self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts})")
+            case StepFinished():
+                if ev.status is StepStatus.SUCCEEDED:
+                    self._line(ev.at, f"OK {ev.step} {format_duration(ev.duration)}")
+                else:
+                    why = f" ({ev.reason})" if ev.reason else ""
+                    self._line(ev.at, f"{_STATUS_WORD.get(ev.status, ev.status.name)} {ev.step}{why}")
+            case AttemptFinished():
+                if ev.outcome is not AttemptOutcome.OK:
+                    word = "REMEDIATE-FAIL" if ev.kind is AttemptKind.REMEDIATE else "FAIL"
+                    self._line(ev.at, f"{word} {ev.step}{on_worker(ev.host)} {describe_failure(ev)} {log_note(ev)}")
+            case AttemptPlaced():
+                self._line(ev.at or time.time(), f"RUNNING {ev.step} on {ev.host} (attempt {ev.attempt})")
+            case RetryScheduled():
+                total = self._max.get(ev.step, ev.next_attempt)
+                self._line(ev.at, f"RETRY {ev.step} attempt {ev.next_attempt}/{total} in {ev.delay:.2f}s")
+            case OutputLine():
+                self._line(ev.at or time.time(), f"{ev.step} | {ev.line}")
+            case RunStarted():
+                self._run_id = ev.run_id
+                where = f", logs: {self._logs_dir}" if self._logs_dir else ""
+                self._line(
+                    ev.at, f"RUN {ev.pipeline}: {len(ev.steps)} steps, concurrency {ev.concurrency}{where}"
+                )
+            case RunFinished():
+                counts = ", ".join(f"{n} {s}" for s, n in sorted(ev.counts.items()))
+                self._line(ev.at, f"END {ev.status.value} in {format_duration(ev.duration)} ({counts})")
 
 
 __all__ = ["PlainSink", "describe_failure", "is_worker", "log_note", "on_worker"]

@@ -13,8 +13,8 @@ from flowctl.spec.durations import format_duration
 
 if TYPE_CHECKING:
     from flowctl.observe.alerts import AlertResult, Delivery
-    from flowctl.observe.history import PipelineStats
     from flowctl.observe.metrics import Distribution, RunMetrics
+    from flowctl.observe.trends import PipelineStats
 
 
 def _d(seconds: float | None) -> str:
@@ -74,7 +74,7 @@ def _bar(value: float, top: float, width: int = 20) -> str:
 
 def stats_lines(stats: PipelineStats, *, charts: bool = False) -> list[str]:
     """``flowctl stats``: run durations, success, lateness, and per-step figures."""
-    from flowctl.observe.history import outcome_strip, sparkline
+    from flowctl.observe.trends import outcome_strip, sparkline
 
     if not stats.runs:
         return [f"{stats.pipeline}: no recorded runs"]

@@ -60,26 +60,22 @@ class RunSummary:
     label = "the run summary"  # how warnings name this sink
 
     def __call__(self, ev: Event) -> None:
-        kind = type(ev)
-        if kind is StepFinished:
-            assert isinstance(ev, StepFinished)
-            line = self._line(ev.step)
-            line.status, line.attempts, line.duration = ev.status, ev.attempts, ev.duration
-            line.reason, line.exit_code = ev.reason, ev.exit_code
-        elif kind is AttemptFinished:
-            assert isinstance(ev, AttemptFinished)
-            if ev.outcome is not AttemptOutcome.OK and ev.kind is not AttemptKind.REMEDIATE:
-                self._line(ev.step).last_failure = ev
-            if is_worker(ev.host):
-                self._line(ev.step).worker = ev.host
-        elif kind is RunStarted:
-            assert isinstance(ev, RunStarted)
-            self.run_id, self.pipeline = ev.run_id, ev.pipeline
-            self.order = list(ev.steps)
-            self.steps = {s: StepLine(s) for s in ev.steps}
-        elif kind is RunFinished:
-            assert isinstance(ev, RunFinished)
-            self.finished = ev
+        match ev:
+            case StepFinished():
+                line = self._line(ev.step)
+                line.status, line.attempts, line.duration = ev.status, ev.attempts, ev.duration
+                line.reason, line.exit_code = ev.reason, ev.exit_code
+            case AttemptFinished():
+                if ev.outcome is not AttemptOutcome.OK and ev.kind is not AttemptKind.REMEDIATE:
+                    self._line(ev.step).last_failure = ev
+                if is_worker(ev.host):
+                    self._line(ev.step).worker = ev.host
+            case RunStarted():
+                self.run_id, self.pipeline = ev.run_id, ev.pipeline
+                self.order = list(ev.steps)
+                self.steps = {s: StepLine(s) for s in ev.steps}
+            case RunFinished():
+                self.finished = ev
 
     def _line(self, step: str) -> StepLine:
         line = self.steps.get(step)

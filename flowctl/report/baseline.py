@@ -4,7 +4,7 @@ The default, ``median:10``, is the median of a step's execution time over the la
 ``BASELINE_RUNS`` (10) successful runs that executed it, looking back at most ``LOOKBACK``
 successful runs. Only runs of the same pipeline that started before the reported run count, so a
 report of a run reads the same tomorrow as today. Execution times come from ``observe.metrics``
-like every other figure; the "slower" flag is ``observe.history.is_slower``, the threshold
+like every other figure; the "slower" flag is ``observe.trends.is_slower``, the threshold
 ``stats`` uses.
 Raises ``UsageError`` for a bad spec or an unknown run, ``StateError`` for a bad database.
 """
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from flowctl.errors import UsageError
 from flowctl.limits import MAX_RUNS_LISTED
-from flowctl.observe.history import BASELINE_RUNS
 from flowctl.observe.metrics import RunMetrics, median
-from flowctl.observe.recorded import run_metrics
+from flowctl.observe.stored_metrics import run_metrics
+from flowctl.observe.trends import BASELINE_RUNS
 from flowctl.run.events import RunStatus
-from flowctl.state.records import RunRecord
+from flowctl.state.run_records import RunRecord
 
 _HINT = "use last-success, a run id, or median:N (e.g. median:5)"
 

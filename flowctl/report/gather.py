@@ -3,7 +3,7 @@
 Read-only: opens the state database through ``state.views``, reads the last lines of failed
 steps' logs, and loads the pipeline file the run recorded (for descriptions and ``needs``; a
 file that is gone or invalid leaves them out, with a note on the page). Figures come from
-``observe.metrics`` and ``observe.history``, the DAG's columns from the plan's levels
+``observe.metrics`` and ``observe.trends``, the DAG's columns from the plan's levels
 (``graph.plan``). Never steers a run. Output and commands in the state are already masked (the
 executor masks output before it reaches the log file; commands are masked when recorded).
 Raises ``StateError`` for a bad database, ``UsageError`` for an unknown run or baseline.
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
-from flowctl.observe.history import BASELINE_RUNS, is_slower, pipeline_stats
 from flowctl.observe.metrics import compute_run_metrics, percentile
-from flowctl.observe.recorded import from_detail, history_metrics, recorded_pipeline
+from flowctl.observe.stored_metrics import from_detail, history_metrics, recorded_pipeline
+from flowctl.observe.trends import BASELINE_RUNS, is_slower, pipeline_stats
 from flowctl.report.baseline import BaselineSpec, step_baselines
 from flowctl.report.model import (
     AttemptRow,
@@ -34,7 +34,7 @@ from flowctl.run.events import StepStatus
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
-    from flowctl.state.records import RunDetail, RunRecord, StepRecord
+    from flowctl.state.run_records import RunDetail, RunRecord, StepRecord
 
 #: Longest log line kept in a report; a failure's tail is at most ``TAIL_LINES`` of these.
 LINE_CHARS = 400

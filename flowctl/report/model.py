@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flowctl.observe.history import PipelineStats
     from flowctl.observe.metrics import RunMetrics
+    from flowctl.observe.trends import PipelineStats
 
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 
@@ -61,7 +61,7 @@ class StepView:
     critical: bool = False  # on the run's critical path
     baseline: float | None = None
     delta: float | None = None  # (duration - baseline) / baseline
-    slower: bool = False  # past the threshold ``stats`` uses (observe.history.is_slower)
+    slower: bool = False  # past the threshold ``stats`` uses (observe.trends.is_slower)
     log_tail: tuple[str, ...] = ()  # failures only: the last lines of the last attempt's log (masked at write time)
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from flowctl.observe.history import SLOWER_FACTOR
+from flowctl.observe.trends import SLOWER_FACTOR
 from flowctl.report import layout
 from flowctl.report.model import HistoryReport, RunReport
 

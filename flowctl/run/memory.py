@@ -42,19 +42,19 @@ class MemoryRunStore:
 
     def record(self, event: Event) -> None:
         self.events.append(event)
-        kind = type(event)
-        if kind is RunStarted:
-            self.started = event  # type: ignore[assignment]
-        elif kind is RunFinished:
-            self.finished = event  # type: ignore[assignment]
-        elif kind is StepReady:
-            self._step(event.step).ready_at = event.at  # type: ignore[union-attr]
-        elif kind is AttemptStarted:
-            self._step(event.step).attempts.append(event)  # type: ignore[union-attr,arg-type]
-        elif kind is AttemptFinished:
-            self._step(event.step).results.append(event)  # type: ignore[union-attr,arg-type]
-        elif kind is StepFinished:
-            self._step(event.step).finished = event  # type: ignore[union-attr,assignment]
+        match event:
+            case RunStarted():
+                self.started = event
+            case RunFinished():
+                self.finished = event
+            case StepReady():
+                self._step(event.step).ready_at = event.at
+            case AttemptStarted():
+                self._step(event.step).attempts.append(event)
+            case AttemptFinished():
+                self._step(event.step).results.append(event)
+            case StepFinished():
+                self._step(event.step).finished = event
 
     def flush(self) -> None:
         self.flushes += 1
@@ -67,12 +67,17 @@ class MemoryRunStore:
 
 
 class NullRunStore:
-    """A ``RunStore`` that keeps nothing (the benchmark's "recording off" baseline)."""
+    """A ``RunStore`` that keeps nothing: the benchmarks' "recording off" baseline
+    (``bench/state_bench.py``). Every ``flowctl run`` records its state; there is no option
+    to turn that off."""
 
     def record(self, event: Event) -> None:
         pass
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

@@ -4,10 +4,10 @@
 state store uses: ``reuse`` for steps that do not run — resume, up to date — and their
 ``fingerprints``), ``Selection`` (what ``--only``/``--from``/``--force`` chose), ``SessionPlan``
 (what the state session decided: reuse, fingerprints, resumed-from, provenance), ``Reuse``,
-``RunResult``, the sortable run id, and the two protocols the
-scheduler reads its plan and invocations through (``graph.Plan`` and ``spec.resolve.Invocation``
-satisfy them). Kept apart from ``scheduler`` so the CLI and the state store can build these
-without the scheduling code.
+``RunResult``, the sortable run id, and the two protocols the scheduler reads its plan and
+invocations through (``graph.Plan`` and ``spec.resolve.Invocation`` satisfy them;
+``InvocationLike`` is ``fingerprint``'s, one protocol for both). Kept apart from ``scheduler``
+so the CLI and the state store can build these without the scheduling code.
 """
 
 from __future__ import annotations
@@ -18,23 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flowctl.fingerprint import InvocationLike
 from flowctl.run.events import RunId, RunStatus, StepStatus
 from flowctl.spec.model import Pipeline
-
-
-class InvocationLike(Protocol):
-    """What the scheduler reads of ``spec.resolve.Invocation``."""
-
-    @property
-    def argv(self) -> tuple[str, ...]: ...
-    @property
-    def env(self) -> Mapping[str, str]: ...
-    @property
-    def cwd(self) -> str: ...
-    @property
-    def display(self) -> str: ...
-    @property
-    def secrets(self) -> tuple[str, ...]: ...
 
 
 class PlanLike(Protocol):

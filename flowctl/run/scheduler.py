@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import FrameType
 
 from flowctl.masking import mask_text
 from flowctl.run.events import (
@@ -48,6 +48,9 @@ from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, Run
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
 from flowctl.spec.model import Step
+
+#: What ``signal.signal`` returns and takes back: a handler, SIG_DFL/SIG_IGN, or None.
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
 class _State:
@@ -472,10 +475,10 @@ class Scheduler:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> dict[int, _Handler]:
         if not self._opt.handle_signals or threading.current_thread() is not threading.main_thread():
             return {}
-        previous: dict[int, Any] = {}
+        previous: dict[int, _Handler] = {}
         # SIGHUP too: a closed terminal must not leave steps running without their runner.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[signum] = signal.signal(signum, self._handle_signal)

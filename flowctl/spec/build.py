@@ -308,36 +308,19 @@ def needs_of(step: Any) -> list[Any]:
 def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
     """A cycle in ``graph`` (step → the steps it needs) as [a, b, …, a], or None.
 
-    Kahn's algorithm first (linear; the common case is no cycle), then a walk inside what is
-    left to name one cycle's steps.
+    networkx's depth-first search from the steps in file order (imported only here: a file
+    where some step needs a later one, the only kind that can hold a cycle).
     """
-    indeg = {n: 0 for n in graph}
-    users: dict[str, list[str]] = {n: [] for n in graph}
-    for n, needs in graph.items():
-        for m in needs:
-            indeg[n] += 1
-            users[m].append(n)
-    queue = [n for n, d in indeg.items() if d == 0]
-    done = 0
-    while queue:
-        n = queue.pop()
-        done += 1
-        for u in users[n]:
-            indeg[u] -= 1
-            if indeg[u] == 0:
-                queue.append(u)
-    if done == len(graph):
+    import networkx as nx
+
+    dag = nx.DiGraph()
+    dag.add_nodes_from(graph)
+    dag.add_edges_from((step, need) for step, needs in graph.items() for need in needs)
+    try:
+        edges = nx.find_cycle(dag, source=list(graph))
+    except nx.NetworkXNoCycle:
         return None
-    left = {n for n, d in indeg.items() if d > 0}
-    start = next(n for n in graph if n in left)
-    seen: dict[str, int] = {}
-    path: list[str] = []
-    node = start
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = next(m for m in graph[node] if m in left)
-    return [*path[seen[node]:], node]
+    return [a for a, _ in edges] + [edges[0][0]]
 
 
 def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:

@@ -1,7 +1,7 @@
 """Before a run: fingerprint the plan, read what history says, decide each step.
 
 Owns the glue between ``fingerprint.py`` (what decides a step's result), the recorded history
-(``history.py``) and the pure decision (``decide.py``), for ``flowctl run`` (``--resume``,
+(``queries.py``) and the pure decision (``decide.py``), for ``flowctl run`` (``--resume``,
 ``--run-id``, up-to-date skipping, ``--force``, ``--force-step``) and ``flowctl plan --explain``.
 Also checks the arguments of a resume against the run it continues. Reads the database only;
 recording is the store's job. Raises ``StateError`` for a bad database, ``UsageError`` for a
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
 from flowctl.fingerprint import Fingerprint, FingerprintKey, fingerprint_steps, hash_paths
-from flowctl.state import db, history
+from flowctl.state import db, queries
 from flowctl.state.decide import Decision, decide
-from flowctl.state.records import LastSuccess, RunDetail, RunRecord, StoredFingerprint
+from flowctl.state.run_records import LastSuccess, RunDetail, RunRecord, StoredFingerprint
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
@@ -71,14 +71,14 @@ def find_resumable(state_dir: str | os.PathLike[str], pipeline_path: str, run_id
     try:
         with db.translated(db.db_path(state_dir)):
             if run_id:
-                chosen = history.find_run(conn, run_id, pipeline_key(pipeline_path))  # latest: of this pipeline
+                chosen = queries.find_run(conn, run_id, pipeline_key(pipeline_path))  # latest: of this pipeline
                 if chosen.pipeline_path and chosen.pipeline_path != pipeline_key(pipeline_path):
                     raise UsageError(
                         f"run {chosen.run_id} is a run of {chosen.pipeline_path}, not of {pipeline_path}",
                         hint=f"resume it with `flowctl run {chosen.pipeline_path} --run-id {chosen.run_id}`",
                     )
                 return chosen
-            return history.latest_run(conn, pipeline_key(pipeline_path))
+            return queries.latest_run(conn, pipeline_key(pipeline_path))
     finally:
         conn.close()
 
@@ -221,15 +221,15 @@ def assess(
         try:
             with db.translated(db.db_path(state_dir)):
                 if resume is not None:
-                    resumed = history.run_detail(conn, resume.run_id, attempts_too=False)
-                successes = history.last_successes(conn, pipeline.name)
+                    resumed = queries.run_detail(conn, resume.run_id, attempts_too=False)
+                successes = queries.last_successes(conn, pipeline.name)
                 # The records only explain what changed: read them for the recorded fingerprints
                 # that differ from the current ones (none, when nothing changed; issue 12). An
                 # equal digest needs none: it was made with the same scheme and key.
                 pairs = [(s.step, s.fingerprint) for s in successes.values()]
                 if resumed is not None:
                     pairs += [(s.step, s.fingerprint) for s in resumed.steps]
-                recorded = history.stored_fingerprints(conn, {
+                recorded = queries.stored_fingerprints(conn, {
                     digest for sid, digest in pairs if sid in fingerprints and fingerprints[sid].digest != digest
                 })
         finally:

@@ -14,7 +14,7 @@ flowctl raises ``StateError`` with a hint (``flowctl doctor``); it is never sile
 an empty one. A full disk, an I/O error or a folder that cannot be written raise
 ``StorageError`` (exit 74) with a hint about the disk. Readers open the file read-only
 (``connect_readonly``), so history commands work on a folder they cannot write. The tables
-themselves are written by ``store.py`` and read by ``history.py``.
+themselves are written by ``store.py`` and read by ``queries.py``.
 """
 
 from __future__ import annotations

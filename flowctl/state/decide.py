@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flowctl.fingerprint import MISSING, Fingerprint, PartChange, diff_parts
-from flowctl.state.records import LastSuccess, RunDetail, StoredFingerprint
+from flowctl.state.run_records import LastSuccess, RunDetail, StoredFingerprint
 
 
 class Verdict(enum.Enum):

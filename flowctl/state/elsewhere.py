@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowctl.errors import StateError, UsageError
-from flowctl.state import history
+from flowctl.state import queries
 from flowctl.state.location import STATE_DIR_ENV, project_root, shown_path, state_dirs_below
-from flowctl.state.records import RunRecord
+from flowctl.state.run_records import RunRecord
 from flowctl.state.views import count_runs, opened, recent_runs
 
 
@@ -101,7 +101,7 @@ def unknown_run_error(path: Path, error: UsageError, run_id: str, command: Seque
     for other in state_dirs_below(root, exclude=path) if root is not None else ():
         try:
             with opened(other) as conn:
-                run = history.find_run(conn, run_id)
+                run = queries.find_run(conn, run_id)
         except (StateError, UsageError):
             continue
         words = [run.run_id if w == run_id else w for w in command]

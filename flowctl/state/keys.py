@@ -154,12 +154,12 @@ def _read(path: Path) -> FingerprintKey | None:
 def _keyed_fingerprints_recorded(state_dir: str | os.PathLike[str]) -> bool:
     if not db.db_path(state_dir).exists():
         return False
-    from flowctl.state import history
+    from flowctl.state import queries
 
     conn = db.connect(state_dir, create=False)
     try:
         with db.translated(db.db_path(state_dir)):
-            return history.has_keyed_fingerprints(conn)
+            return queries.has_keyed_fingerprints(conn)
     finally:
         conn.close()
 

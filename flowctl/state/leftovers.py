@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from flowctl.errors import LockedError
 from flowctl.run import procs
-from flowctl.state import history
+from flowctl.state import queries
 from flowctl.state.lock import PipelineLock
 from flowctl.state.views import opened
 
@@ -55,16 +55,16 @@ def find_leftovers(
 ) -> Leftovers:
     """The processes earlier runs of ``pipeline`` left behind; ``lock`` (held) is the proof
     that their runners are dead. Machine-wide scanning happens only when the state says an
-    earlier run may have left some (see ``history.may_have_left_processes``).
+    earlier run may have left some (see ``queries.may_have_left_processes``).
     Raises ``LockedError`` when a recorded runner is alive after all (its lock file was deleted
     or replaced), ``StateError`` for a bad database."""
     if not lock.held:
         raise ValueError("find_leftovers needs the pipeline's lock held")
     with opened(state_dir) as conn:
-        if not history.may_have_left_processes(conn, pipeline):
+        if not queries.may_have_left_processes(conn, pipeline):
             return Leftovers()
         found = scan()
-        owners = history.runners(conn, pipeline, {p.run_id for p in found}) if found else {}
+        owners = queries.runners(conn, pipeline, {p.run_id for p in found}) if found else {}
     # Same run id *and* started by that run's recorded runner: a run of another state folder
     # that happens to share the id (second + 16 random bits) is never taken for ours.
     theirs = tuple(p for p in found if p.run_id in owners and p.runner_pid == owners[p.run_id][1])

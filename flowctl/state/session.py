@@ -23,7 +23,7 @@ from flowctl.state import lock as locks
 from flowctl.state.assess import Assessment, assess, outputs_of
 from flowctl.state.decide import Verdict, nothing_to_run
 from flowctl.state.provenance import provenance
-from flowctl.state.records import RunRecord
+from flowctl.state.run_records import RunRecord
 from flowctl.state.store import SqliteRunStore
 from flowctl.state.views import pipeline_key
 
@@ -127,7 +127,7 @@ def open_session(
         invocations = prepared.invocations
         store = SqliteRunStore(
             state_dir,
-            outputs_of=lambda sid: outputs_of(invocations[sid]) if getattr(invocations[sid], "outputs", ()) else {},
+            outputs_of=lambda sid: outputs_of(invocations[sid]) if invocations[sid].outputs else {},
             pipeline_path=pipeline_key(pipeline.path),
         )
         store.watch(held.identity)  # a deleted or replaced lock excludes nobody: stop (exit 74)

@@ -2,7 +2,7 @@
 
 Owns turning events (``run/events.py``) into rows of ``runs``, ``steps`` and ``attempts``, and the
 commit policy. Every record carries the run id (the correlation id). Reads live in
-``history.py``; the schema in ``db.py``.
+``queries.py``; the schema in ``db.py``.
 
 Commit policy (why it is cheap and still safe): rows are buffered in memory and written in one
 short transaction when
@@ -404,17 +404,4 @@ def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | N
     )
 
 
-class NullRunStore:
-    """Records nothing (``--no-state`` and the benchmark's baseline)."""
-
-    def record(self, event: Event) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-__all__ = ["NullRunStore", "RunId", "SqliteRunStore"]
+__all__ = ["RunId", "SqliteRunStore"]

@@ -4,7 +4,7 @@ Each function opens the state folder's database, answers one question and closes
 recorded as ``running`` whose pipeline lock nobody holds died without saying so (``kill -9``,
 reboot): these views show it as ``interrupted`` without writing (the next ``flowctl run`` of the
 pipeline records it). Which folder is the state folder is ``location.state_dir_for``'s decision
-(re-exported here); run ids, ``latest`` included, are resolved by ``history.find_run``. Raises
+(re-exported here); run ids, ``latest`` included, are resolved by ``queries.find_run``. Raises
 ``StateError`` for a bad database, ``UsageError`` for unknown ids (saying where else under the
 project runs are recorded: ``elsewhere.py``).
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
-from flowctl.state import db, history, lock
+from flowctl.state import db, lock, queries
 from flowctl.state.location import STATE_DIR_ENV, state_dir_for
-from flowctl.state.records import AttemptRecord, RunDetail, RunRecord, StepRecord
+from flowctl.state.run_records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 
 def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
@@ -70,7 +70,7 @@ def recent_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None, 
     if not db.db_path(path).exists():
         return ()
     with opened(path) as conn:
-        runs = history.list_runs(conn, _pipeline_key(pipeline), limit=limit)
+        runs = queries.list_runs(conn, _pipeline_key(pipeline), limit=limit)
     return tuple(_alive(path, r) for r in runs)
 
 
@@ -83,7 +83,7 @@ def typical_durations(state_dir: str | os.PathLike[str], pipeline: str, *, runs:
     if not db.db_path(path).exists():
         return {}
     with opened(path) as conn:
-        found = history.step_durations(conn, pipeline, runs=runs)
+        found = queries.step_durations(conn, pipeline, runs=runs)
     return {step: statistics.median(values) for step, values in found.items()}
 
 
@@ -93,7 +93,7 @@ def count_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None) -
     if not db.db_path(path).exists():
         return 0
     with opened(path) as conn:
-        return history.count_runs(conn, _pipeline_key(pipeline))
+        return queries.count_runs(conn, _pipeline_key(pipeline))
 
 
 def run_details(
@@ -103,7 +103,7 @@ def run_details(
     *,
     command: Sequence[str] = ("show",),
 ) -> RunDetail:
-    """One run with its steps and attempts. ``run_id`` is what ``history.find_run`` accepts (an
+    """One run with its steps and attempts. ``run_id`` is what ``queries.find_run`` accepts (an
     id, a unique prefix, ``latest``, ``latest~N``); ``pipeline`` (file or name) narrows ``latest``.
 
     Raises UsageError when the state folder has no runs or not this one, saying where under the
@@ -119,12 +119,12 @@ def run_details(
         raise elsewhere.no_runs_error(path, pipeline, words)
     with opened(path) as conn:
         try:
-            detail = history.run_detail(conn, run_id, key)
+            detail = queries.run_detail(conn, run_id, key)
         except UsageError as exc:
-            latest = history.is_latest(run_id)
-            if history.count_runs(conn, key if latest else None) == 0:
+            latest = queries.is_latest(run_id)
+            if queries.count_runs(conn, key if latest else None) == 0:
                 raise elsewhere.no_runs_error(path, pipeline if latest else None, words) from None
-            if latest or history.has_run(conn, run_id):
+            if latest or queries.has_run(conn, run_id):
                 raise  # ambiguous, or a latest~N beyond the oldest: nothing to look for elsewhere
             raise elsewhere.unknown_run_error(path, exc, run_id, words) from None
     run = _alive(path, detail.run)
@@ -235,13 +235,13 @@ def collect_garbage(
         raise UsageError("--keep must be 0 or more")
     path = Path(state_dir)
     with opened(path, write=True) as conn:
-        candidates = history.runs_to_prune(
+        candidates = queries.runs_to_prune(
             conn, keep=keep, older_than=older_than, pipeline=_pipeline_key(pipeline), now=time.time() if now is None else now
         )
         doomed = tuple(r for r in candidates if _alive(path, r).status != RunStatus.RUNNING.value)
         if not dry_run and doomed:
             with db.transaction(conn):
-                history.delete_runs(conn, [r.run_id for r in doomed])
+                queries.delete_runs(conn, [r.run_id for r in doomed])
     dirs, freed = [], 0
     for run in doomed:
         folder = run_log_dir(path, run.run_id)

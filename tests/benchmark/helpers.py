@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flowctl.benchmark.figures import RunSample
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
 from flowctl.observe.metrics import compute_run_metrics, run_samples
-from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import AttemptOutcome, RunStatus, StepStatus
 
 

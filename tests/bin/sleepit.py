@@ -1,6 +1,9 @@
 """A small program for runner tests: sleeps, fails, spawns children, ignores signals.
 
 Usage: sleepit.py MODE ARGS... (see the functions below; each mode is one test situation).
+Modes that a test signals say when they are ready (a line on stdout, or a file written
+atomically once their handlers are installed), as go-task's ``sleepit`` does, so tests wait
+for readiness instead of sleeping a fixed time.
 """
 
 from __future__ import annotations
@@ -48,8 +51,14 @@ def family(pidfile: str) -> int:
 
 
 def _setsid_sleeper(pidfile: str, *pids: int, mode: str = "sleep") -> None:
-    """Start a 60 s sleeper in its own session; write ``pids`` and its pid to PIDFILE."""
-    sleeper = subprocess.Popen([sys.executable, HERE, mode, "60"], start_new_session=True)
+    """Start a 60 s sleeper in its own session; write ``pids`` and its pid to PIDFILE. With
+    ``ignore-term``, once it said it ignores SIGTERM (its readiness line)."""
+    deaf = mode == "ignore-term"
+    sleeper = subprocess.Popen([sys.executable, HERE, mode, "60"], start_new_session=True,
+                               stdout=subprocess.PIPE if deaf else None, text=True)
+    if deaf:
+        assert sleeper.stdout is not None and sleeper.stdout.readline().strip() == "ignoring SIGTERM"
+        sleeper.stdout.close()
     with open(pidfile + ".tmp", "w") as fh:
         fh.write(" ".join(str(p) for p in (*pids, sleeper.pid)) + "\n")
     os.replace(pidfile + ".tmp", pidfile)
@@ -69,15 +78,31 @@ def orphan(pidfile: str) -> int:
 
 def deaf_orphan(pidfile: str) -> int:
     """Like ``orphan``, but the grandchild ignores SIGTERM (only SIGKILL ends it)."""
-    _setsid_sleeper(pidfile, mode="ignore-term")
-    time.sleep(0.3)  # let it install its handler
+    _setsid_sleeper(pidfile, mode="ignore-term")  # returns once the grandchild is deaf
     return 0
 
 
 def ignore_term(secs: str) -> int:
+    """Ignore SIGTERM, say so (the readiness line), sleep SECS."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print("ignoring SIGTERM", flush=True)
     time.sleep(float(secs))
+    return 0
+
+
+def deaf(readyfile: str, secs: str) -> int:
+    """Note each SIGTERM (in READYFILE.term) and carry on; create READYFILE once the handler is
+    in place; sleep SECS. A test waits for READYFILE before signalling, and for READYFILE.term
+    to know a SIGTERM arrived."""
+    def note(signum: int, frame: object) -> None:
+        with open(readyfile + ".term", "a") as fh:
+            fh.write(f"{time.time()}\n")
+
+    signal.signal(signal.SIGTERM, note)
+    _write_pid(readyfile, os.getpid())
+    deadline = time.monotonic() + float(secs)
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(left)  # a handled SIGTERM resumes the sleep (PEP 475)
     return 0
 
 

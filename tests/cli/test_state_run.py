@@ -272,12 +272,14 @@ def test_up_to_date_skipping_and_invalidation(tmp_path, write_pipeline):
 
 
 def test_a_second_run_gets_the_lock_code_or_waits(tmp_path, write_pipeline):
+    # The step holds until the test releases it (readiness, not a fixed sleep that a slow start
+    # of the second flowctl could outlast on a busy machine).
     path = write_pipeline(
         """
         version: 1
         name: slow
         steps:
-          nap: {run: 'echo nap >> ledger.txt; sleep 1.5'}
+          nap: {run: 'echo nap >> ledger.txt; while [ ! -e release ]; do sleep 0.02; done'}
         """
     )
     first = start_run(path)
@@ -289,10 +291,15 @@ def test_a_second_run_gets_the_lock_code_or_waits(tmp_path, write_pipeline):
     assert second.returncode == 75
     assert f"pid {first.pid}" in second.stderr and "pipeline slow is already running: run 2" in second.stderr
     assert "--wait" in second.stderr and "Traceback" not in second.stderr
-    waited = run_flowctl("run", str(path), "--wait", "30s", cwd=tmp_path)
-    first.communicate(timeout=30)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path), "--wait", "60s"], cwd=tmp_path, env=flowctl_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    (tmp_path / "release").touch()
+    first.communicate(timeout=60)
     assert first.returncode == 0
-    assert waited.returncode == 0, waited.stderr
+    _, err = waiting.communicate(timeout=90)
+    assert waiting.returncode == 0, err
     assert (tmp_path / "ledger.txt").read_text() == "nap\nnap\n"
     statuses = [r["status"] for r in json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)]
     assert statuses == ["succeeded", "succeeded"]

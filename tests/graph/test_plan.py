@@ -115,6 +115,11 @@ def test_compile_plan_agrees_with_networkx_on_random_dags(case: tuple[str, list[
         chosen &= set(from_).union(*(nx.descendants(graph, s) for s in from_))
     sub = graph.subgraph(chosen)
     assert set(plan.selected) == chosen and len(plan.selected) == len(chosen)
+    # the public DAG and the renderers' edges: the same graph, edges in networkx's order
+    public = plan.to_networkx()
+    assert list(public.nodes) == list(pipe.steps) and list(public.edges) == list(graph.edges)
+    assert list(plan.edges(selected=False)) == list(graph.edges)
+    assert list(plan.edges()) == [(a, b) for a, b in graph.edges if a in chosen and b in chosen]
     if not chosen:  # --only and --from that do not meet
         assert plan.levels == () and plan.critical_path == ()
         return

@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 
-from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,

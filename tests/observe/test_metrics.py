@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, RunRecorder, StepRecord
 from flowctl.observe.metrics import (
     compute_run_metrics,
     critical_path,
@@ -17,8 +18,7 @@ from flowctl.observe.metrics import (
     percentile,
     run_samples,
 )
-from flowctl.observe.recorded import history_metrics, run_metrics
-from flowctl.observe.records import AttemptRecord, RunRecord, RunRecorder, StepRecord
+from flowctl.observe.stored_metrics import history_metrics, run_metrics
 from flowctl.run.events import (
     AttemptKind,
     AttemptOutcome,

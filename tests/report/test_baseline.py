@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flowctl.errors import UsageError
-from flowctl.observe.history import SLOWER_FACTOR
+from flowctl.observe.trends import SLOWER_FACTOR
 from flowctl.report import build_run_report, parse_baseline
 from flowctl.report.baseline import BaselineSpec
 from flowctl.run.events import RunStatus, StepStatus

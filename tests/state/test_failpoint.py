@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from flowctl.errors import StateError, UsageError
-from flowctl.state import db, history
+from flowctl.state import db, queries
 from flowctl.state.failpoint import Failpoint, Failpoints, parse
 from flowctl.state.store import SqliteRunStore
 from tests.conftest import REPO, flowctl_env
@@ -42,7 +42,7 @@ def test_enospc_fails_exactly_the_chosen_commit_and_rolls_it_back(tmp_path, monk
         store.record(events[-1])  # RunFinished: commit 2 fails
         store.flush()
     conn = db.connect(tmp_path)
-    assert history.run_detail(conn, "r1").run.status == "running"  # commit 2 was rolled back
+    assert queries.run_detail(conn, "r1").run.status == "running"  # commit 2 was rolled back
 
 
 def test_kill_after_a_commit_leaves_exactly_that_commit_durable(tmp_path):
@@ -64,7 +64,7 @@ def test_kill_after_a_commit_leaves_exactly_that_commit_durable(tmp_path):
     )
     assert done.returncode == -9, done.stderr
     conn = db.connect(tmp_path)
-    detail = history.run_detail(conn, "r1")
+    detail = queries.run_detail(conn, "r1")
     assert detail.run.status == "running"
     # commit 1: RunStarted; 2: a ready; 3: a started. Nothing after the third commit exists.
     assert [(s.step, s.status) for s in detail.steps] == [("a", "running"), ("b", "pending"), ("c", "pending")]

@@ -6,7 +6,7 @@ import dataclasses
 
 from flowctl.fingerprint import MISSING, SCHEME, Fingerprint
 from flowctl.state.decide import Verdict, decide, nothing_to_run
-from flowctl.state.records import LastSuccess, RunDetail, RunRecord, StepRecord, StoredFingerprint
+from flowctl.state.run_records import LastSuccess, RunDetail, RunRecord, StepRecord, StoredFingerprint
 
 ORDER = ("extract", "transform", "load", "report")
 NEEDS = {"transform": ("extract",), "load": ("transform",), "report": ("extract",)}

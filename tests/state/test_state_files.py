@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from flowctl.errors import ExitCode, StorageError
-from flowctl.state import db, history, lock
+from flowctl.state import db, lock, queries
 from flowctl.state.files import FileIdentity
 from flowctl.state.store import SqliteRunStore
 from tests.state.helpers import run_events
@@ -52,7 +52,7 @@ def test_the_store_stops_at_its_next_commit_when_a_file_is_replaced(tmp_path, wh
     # A replaced database is left alone; with only the lock replaced the run is recorded as interrupted.
     assert recorded is (what == "etl.lock")
     if what == "etl.lock":
-        assert history.find_run(db.connect(tmp_path), "r1").status == "interrupted"
+        assert queries.find_run(db.connect(tmp_path), "r1").status == "interrupted"
 
 
 def test_after_a_full_disk_the_run_is_recorded_interrupted_with_its_running_steps(tmp_path, monkeypatch):
@@ -71,7 +71,7 @@ def test_after_a_full_disk_the_run_is_recorded_interrupted_with_its_running_step
     assert "--repair" not in (info.value.hint or "") and "free space" in (info.value.hint or "")
     assert store.abandon("flowctl stopped: the disk is full")  # commit 4 gets through
     store.close()
-    detail = history.run_detail(db.connect(tmp_path), "r1")
+    detail = queries.run_detail(db.connect(tmp_path), "r1")
     assert detail.run.status == "interrupted"
     # a's end and b's start were in the failed commit: a was running as far as the database
     # knows, so it is interrupted (it runs again on resume); b was never recorded as started.
@@ -85,7 +85,7 @@ def test_connect_readonly_reads_without_writing(tmp_path):
     store.close()
     before = sorted(p.name for p in tmp_path.iterdir())
     conn = db.connect_readonly(tmp_path)
-    assert history.find_run(conn, "r1").status == "succeeded"
+    assert queries.find_run(conn, "r1").status == "succeeded"
     with pytest.raises(Exception, match="readonly"):
         conn.execute("DELETE FROM runs")
     conn.close()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -74,17 +75,37 @@ def test_a_stale_pid_in_the_file_does_not_hold_the_lock(tmp_path):
         assert lock.read_holder(path).run_id == "mine"
 
 
+def _waiting_in_acquire(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is inside ``lock.acquire`` (its frames, read from outside)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code is lock.acquire.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def test_wait_takes_the_lock_once_the_holder_exits(tmp_path):
     proc = start_holder(tmp_path)
-    threading_kill = subprocess.Popen(
-        [sys.executable, "-c", f"import os, signal, time; time.sleep(0.3); os.kill({proc.pid}, signal.SIGTERM)"]
-    )
-    start = time.monotonic()
-    with lock.held(tmp_path, "etl", run_id="waiter", wait=10):
-        waited = time.monotonic() - start
-    threading_kill.wait()
+    ending = threading.Event()  # set just before the holder is told to go
+    got: list[bool] = []  # whether it was, when the waiter got the lock
+
+    def waiter() -> None:
+        with lock.held(tmp_path, "etl", run_id="waiter", wait=60):
+            got.append(ending.is_set())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not _waiting_in_acquire(thread):  # readiness: the waiter is waiting, not about to
+        assert time.monotonic() < deadline and thread.is_alive(), "the waiter never waited"
+        time.sleep(0.01)
+    assert not got  # the holder still holds it
+    ending.set()
+    proc.send_signal(signal.SIGTERM)
     proc.wait()
-    assert 0.2 < waited < 5
+    thread.join(60)
+    assert not thread.is_alive() and got == [True]  # taken once the holder was gone, not before
 
 
 def test_wait_with_a_limit_gives_up(tmp_path):
@@ -93,7 +114,7 @@ def test_wait_with_a_limit_gives_up(tmp_path):
         start = time.monotonic()
         with pytest.raises(LockedError, match=r"after waiting 0\.2s"):
             lock.acquire(tmp_path, "etl", wait=0.2)
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 30  # gave up (far from the holder's 60 s), on a busy machine too
     finally:
         proc.kill()
         proc.wait()

@@ -12,7 +12,7 @@ import pytest
 
 from flowctl.errors import StateError
 from flowctl.run.events import RunFinished, RunId, RunStatus
-from flowctl.state import db, history
+from flowctl.state import db, queries
 from flowctl.state.store import SqliteRunStore
 from tests.conftest import REPO
 from tests.state.helpers import run_events
@@ -27,7 +27,7 @@ def record_all(state_dir, events):
 def test_a_recorded_run_reads_back_step_by_step(tmp_path):
     record_all(tmp_path, run_events("r1", ["a", "b", "c"], fail={"b": 1}, fingerprints={"a": "fa"}))
     conn = db.connect(tmp_path)
-    detail = history.run_detail(conn, "r1")
+    detail = queries.run_detail(conn, "r1")
     assert detail.run.status == "succeeded"
     assert detail.run.params == {"day": "mon"}
     assert detail.run.steps == ("a", "b", "c")
@@ -50,7 +50,7 @@ def test_schema_version_is_set_and_reopening_keeps_data(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     conn = db.connect(tmp_path)
-    assert [r.run_id for r in history.list_runs(conn)] == ["r1"]
+    assert [r.run_id for r in queries.list_runs(conn)] == ["r1"]
 
 
 def test_step_events_are_buffered_until_a_checkpoint(tmp_path):
@@ -122,7 +122,7 @@ def test_a_killed_recorder_keeps_every_committed_step(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO)
     assert proc.returncode == -9
     conn = db.connect(tmp_path)
-    detail = history.run_detail(conn, "r1")
+    detail = queries.run_detail(conn, "r1")
     assert detail.run.status == "running"
     statuses = {s.step: s.status for s in detail.steps}
     assert statuses["a"] == statuses["b"] == "succeeded"
@@ -136,7 +136,7 @@ def test_mark_interrupted_never_turns_running_into_success(tmp_path):
     store.flush()
     assert store.mark_interrupted("etl") == ("r1",)
     store.close()
-    detail = history.run_detail(db.connect(tmp_path), "r1")
+    detail = queries.run_detail(db.connect(tmp_path), "r1")
     assert detail.run.status == "interrupted"
     b = detail.step("b")
     assert b is not None and b.status == "interrupted"
@@ -149,23 +149,23 @@ def test_last_successes_take_the_newest_success_per_step(tmp_path):
                                     outputs={"a": {"out.txt": "h1"}}))
     record_all(tmp_path, run_events("r2", ["a", "b"], start=2000, fail={"b": 99},
                                     fingerprints={"a": "a2", "b": "b2"}))
-    found = history.last_successes(db.connect(tmp_path), "etl")
+    found = queries.last_successes(db.connect(tmp_path), "etl")
     assert (found["a"].run_id, found["a"].fingerprint) == ("r2", "a2")
     assert (found["b"].run_id, found["b"].fingerprint) == ("r1", "b1")
     assert found["b"].outputs == {}
-    assert history.last_successes(db.connect(tmp_path), "other") == {}
+    assert queries.last_successes(db.connect(tmp_path), "other") == {}
 
 
 def test_fingerprints_are_kept_by_digest_with_their_scheme_and_key(tmp_path):
     from flowctl.fingerprint import SCHEME, Fingerprint
-    from flowctl.state.records import StoredFingerprint
+    from flowctl.state.run_records import StoredFingerprint
 
     with SqliteRunStore(tmp_path) as store:
         store.save_fingerprints([Fingerprint("a", "d1", {"command": "x", "env:A": "y"}, key_id="k1")])
         store.save_fingerprints([Fingerprint("a", "d1", {"command": "changed?"})])  # a digest's parts never change
-    found = history.stored_fingerprints(db.connect(tmp_path), ["d1", "nope"])
+    found = queries.stored_fingerprints(db.connect(tmp_path), ["d1", "nope"])
     assert found == {"d1": StoredFingerprint("d1", {"command": "x", "env:A": "y"}, SCHEME, "k1")}
-    assert history.has_keyed_fingerprints(db.connect(tmp_path))
+    assert queries.has_keyed_fingerprints(db.connect(tmp_path))
 
 
 def test_fingerprints_from_before_the_scheme_column_are_scheme_1_and_lose_their_unkeyed_parts(tmp_path, monkeypatch):
@@ -180,20 +180,20 @@ def test_fingerprints_from_before_the_scheme_column_are_scheme_1_and_lose_their_
     conn = db.connect(tmp_path)
     assert db.schema_version(conn) == db.SCHEMA_VERSION
     assert conn.execute("SELECT digest, parts, scheme, key_id FROM fingerprints").fetchall() == [("old", "{}", 1, "")]
-    assert not history.has_keyed_fingerprints(conn)
+    assert not queries.has_keyed_fingerprints(conn)
 
 
 def test_find_run_accepts_a_unique_prefix(tmp_path):
     record_all(tmp_path, run_events("20261125T0200-aaaa", ["a"]))
     record_all(tmp_path, run_events("20261125T0300-bbbb", ["a"], start=2000))
     conn = db.connect(tmp_path)
-    assert history.find_run(conn, "20261125T03").run_id == "20261125T0300-bbbb"
+    assert queries.find_run(conn, "20261125T03").run_id == "20261125T0300-bbbb"
     from flowctl.errors import UsageError
 
     with pytest.raises(UsageError, match="ambiguous"):
-        history.find_run(conn, "20261125")
+        queries.find_run(conn, "20261125")
     with pytest.raises(UsageError, match="no run"):
-        history.find_run(conn, "zzz")
+        queries.find_run(conn, "zzz")
 
 
 def test_garbage_database_is_a_state_error_with_a_way_out(tmp_path):
@@ -254,7 +254,7 @@ def test_run_finished_records_the_outcome(tmp_path):
     events.append(RunFinished(RunId("r1"), 1010.0, RunStatus.CANCELLED, duration=10.0,
                               counts={"cancelled": 1}, root_failure="a"))
     record_all(tmp_path, events)
-    run = history.find_run(db.connect(tmp_path), "r1")
+    run = queries.find_run(db.connect(tmp_path), "r1")
     assert (run.status, run.duration, run.root_failure, run.finished_at) == ("cancelled", 10.0, "a", 1010.0)
 
 

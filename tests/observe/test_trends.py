@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowctl.observe.history import outcome_strip, pipeline_stats, sparkline
+from flowctl.observe.metric_records import RunRecord
 from flowctl.observe.metrics import compute_run_metrics
-from flowctl.observe.records import RunRecord
 from flowctl.observe.report import stats_lines
+from flowctl.observe.trends import outcome_strip, pipeline_stats, sparkline
 from flowctl.run.events import AttemptOutcome, RunStatus, StepStatus
 from tests.observe.helpers import recorded_run, simple_run
 

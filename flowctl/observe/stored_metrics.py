@@ -1,7 +1,7 @@
 """Metrics of recorded runs: read the state store (read-only) and compute ``RunMetrics``.
 
-The state store returns its own row values (``state.records``); ``from_detail`` turns one run's
-detail into the ``observe.records`` values the metrics are computed from. The dependency edges
+The state store returns its own row values (``state.run_records``); ``from_detail`` turns one run's
+detail into the ``observe.metric_records`` values the metrics are computed from. The dependency edges
 for the critical path come from the pipeline as it is now (the store does not keep the graph).
 Statuses the store knows but this module does not (a newer flowctl) are kept out of the figures
 rather than guessed. Raises ``StateError`` for a bad database, ``UsageError`` for an unknown run.
@@ -14,13 +14,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
 from flowctl.observe.metrics import RunMetrics, compute_run_metrics
-from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
-    from flowctl.state.records import RunDetail
+    from flowctl.state.run_records import RunDetail
 
 Needs = Mapping[str, tuple[str, ...]]
 
@@ -135,7 +135,7 @@ def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
 def run_record(
     state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None, pipeline: str | None = None
 ) -> RunRecord:
-    """The metrics records of one recorded run (``run_id`` as ``state.history.find_run`` takes
+    """The metrics records of one recorded run (``run_id`` as ``state.queries.find_run`` takes
     it; ``pipeline`` narrows ``latest``), for figures beyond ``RunMetrics`` (``run_samples``)."""
     from flowctl.state.views import run_details
 
@@ -145,7 +145,7 @@ def run_record(
 def run_metrics(
     state_dir: str | os.PathLike[str], run_id: str, needs: Needs | None = None, pipeline: str | None = None
 ) -> RunMetrics:
-    """The metrics of one recorded run (``run_id`` as ``state.history.find_run`` takes it;
+    """The metrics of one recorded run (``run_id`` as ``state.queries.find_run`` takes it;
     ``pipeline`` narrows ``latest``)."""
     return compute_run_metrics(run_record(state_dir, run_id, needs, pipeline), now=time.time())
 

@@ -1,7 +1,7 @@
 """The frozen values history queries return: a run, its steps, their attempts, a last success.
 
 These are what ``flowctl runs/show/logs``, resume, ``plan --explain``, metrics (observe) and
-cron (schedule) read; nothing here touches SQLite (``history.py`` builds them from rows).
+cron (schedule) read; nothing here touches SQLite (``queries.py`` builds them from rows).
 Times are epoch seconds; durations seconds. Statuses are strings as stored, with enum accessors,
 so rows written by a newer flowctl with a status this one does not know still load.
 """

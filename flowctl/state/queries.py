@@ -1,6 +1,6 @@
 """Read queries over recorded runs: list, find by id, one run in detail, last successes, pruning.
 
-Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``records`` values,
+Owns every SELECT (and the DELETEs of ``gc``) on the state database; returns ``run_records`` values,
 and the one resolution of a run id (``find_run``: an id, a unique prefix, ``latest``, ``latest~N``).
 The functions take an open connection (``db.connect``) and raise ``StateError`` on a bad
 database, ``UsageError`` for an unknown or ambiguous run id. Lock-aware views (a "running" run
@@ -16,7 +16,7 @@ from typing import Any
 
 from flowctl.errors import UsageError
 from flowctl.run.events import StepStatus
-from flowctl.state.records import (
+from flowctl.state.run_records import (
     SUCCESS_STATUSES,
     AttemptRecord,
     LastSuccess,
