@@ -9,6 +9,7 @@ whose runner died) are in ``overview.py``.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -222,16 +223,24 @@ def run_detail(
     return RunDetail(run=run, steps=steps)
 
 
-def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuccess]:
-    """For each step of ``pipeline``, its most recent success (succeeded, reused, up to date)."""
+def last_successes(conn: sqlite3.Connection, pipeline: str, *, folder: str | None = None) -> dict[str, LastSuccess]:
+    """For each step of ``pipeline``, its most recent success (succeeded, reused, up to date);
+    with ``folder``, only of runs whose pipeline file was in that folder (a ``run --ref`` runs
+    in a worktree of its own: its successes say nothing of this work tree's files). Runs that
+    recorded no pipeline file count as in every folder."""
     marks = ",".join("?" * len(SUCCESS_STATUSES))
+    where, args = "", ()
+    if folder is not None:
+        paths = tuple(p for (p,) in conn.execute("SELECT DISTINCT pipeline_path FROM runs WHERE pipeline = ?",
+                                                  (pipeline,)) if not p or os.path.dirname(p) == folder)
+        where, args = f" AND r.pipeline_path IN ({','.join('?' * len(paths)) or 'NULL'})", paths
     # SQLite returns the bare columns of the row holding max(): one row per step.
     rows = conn.execute(
         f"""SELECT s.step, s.run_id, s.fingerprint, s.outputs, max(s.finished_at)
             FROM steps s JOIN runs r ON r.run_id = s.run_id
-            WHERE r.pipeline = ? AND s.status IN ({marks})
+            WHERE r.pipeline = ? AND s.status IN ({marks}){where}
             GROUP BY s.step""",
-        (pipeline, *SUCCESS_STATUSES),
+        (pipeline, *SUCCESS_STATUSES, *args),
     )
     return {
         step: LastSuccess(step=step, run_id=run_id, fingerprint=fp, outputs=loads(outputs, {}), finished_at=at)
