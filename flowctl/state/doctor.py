@@ -252,7 +252,7 @@ def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
     if any(f.check == "schema" and f.level == "error" for f in findings):
         raise StateError(
             f"{path} is from a newer flowctl; repairing it with this one would lose what it recorded",
-            hint="upgrade flowctl, or `flowctl doctor --move-aside` to start afresh",
+            hint="upgrade flowctl, or `flowctl doctor --move-aside` to start afresh", usage=True,
         )
     if any(f.level == "error" for f in findings):
         work = folder / f".salvage-{os.getpid()}"

@@ -72,6 +72,21 @@ def discover(start: Path) -> Path:
         folder = parent
 
 
+def doctor_command(state_dir: str | os.PathLike[str], *options: str) -> str:
+    """``flowctl doctor OPTIONS``, with ``--state-dir`` when ``doctor`` run here would not find
+    ``state_dir`` by itself (it was given with --state-dir, or found from a pipeline's folder)."""
+    import shlex
+
+    words = ["flowctl", "doctor", *options]
+    try:
+        found = os.path.realpath(state_dir_for()) == os.path.realpath(state_dir)
+    except (OSError, UsageError):
+        found = False
+    if not found:
+        words += ["--state-dir", shown_path(state_dir)]
+    return shlex.join(words)
+
+
 def project_root(state_dir: Path) -> Path | None:
     """Where to look for other state folders: the folder holding a ``.flowctl`` state folder.
     None for a folder named otherwise (the user chose it on purpose) and for one in the home
