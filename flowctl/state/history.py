@@ -128,6 +128,11 @@ def count_runs(conn: sqlite3.Connection, pipeline: str | None = None) -> int:
     return int(conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
 
+def pipeline_names(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """The names of the pipelines with recorded runs, sorted."""
+    return tuple(n for (n,) in conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline"))
+
+
 #: ``latest`` is the newest run, ``latest~N`` the N-th before it (as git's ``HEAD~N``).
 _LATEST = re.compile(r"latest(?:~(?P<back>[0-9]+))?")
 LATEST = "latest"
@@ -221,6 +226,16 @@ def run_detail(
         )
     )
     return RunDetail(run=run, steps=steps)
+
+
+def known_run_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids`` the database records."""
+    found: set[str] = set()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        found.update(r for (r,) in conn.execute(f"SELECT run_id FROM runs WHERE run_id IN ({marks})", chunk))
+    return found
 
 
 def last_successes(conn: sqlite3.Connection, pipeline: str, *, folder: str | None = None) -> dict[str, LastSuccess]:

@@ -28,7 +28,7 @@ from collections import deque
 from pathlib import Path
 
 from flowctl.errors import UsageError
-from flowctl.repo.layout import is_work_tree_top, main_work_tree
+from flowctl.repo.layout import is_work_tree_top, main_work_tree, work_tree_top
 
 STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
 STATE_DIR_NAME = ".flowctl"
@@ -88,14 +88,19 @@ def doctor_command(state_dir: str | os.PathLike[str], *options: str) -> str:
 
 
 def project_root(state_dir: Path) -> Path | None:
-    """Where to look for other state folders: the folder holding a ``.flowctl`` state folder.
-    None for a folder named otherwise (the user chose it on purpose) and for one in the home
-    folder, the temporary folder or ``/``, which hold many projects rather than being one."""
+    """Where to look for other state folders: the top of the main git work tree holding the
+    ``.flowctl`` state folder (so runs above a subfolder's own, perhaps accidental, ``.flowctl``
+    are found too), else the folder holding it. None for a folder named otherwise (the user
+    chose it on purpose) and for one in the home folder, the temporary folder or ``/``, which
+    hold many projects rather than being one."""
     if state_dir.name != STATE_DIR_NAME:
         return None
     root = Path(os.path.abspath(state_dir)).parent
     if root.parent == root or root in _ceilings():
         return None
+    top = work_tree_top(root)
+    if top is not None and top.parent != top and top not in _ceilings():
+        return main_work_tree(top) or top
     return root
 
 

@@ -378,3 +378,29 @@ def test_state_storage_failures_exit_74_with_the_doctor_command_to_type(tmp_path
         assert here.returncode == 74 and "`flowctl doctor`" in here.stderr, here.stderr
     made = run_flowctl("run", "p.yaml", cwd=tmp_path, env={"FLOWCTL_STATE_DIR": "/proc/x"})
     assert made.returncode == 74 and "cannot create state folder /proc/x" in made.stderr, made.stderr
+
+
+def test_runs_whose_records_were_lost_are_never_no_runs_and_doctor_reports_them(tmp_path):
+    """After the database went (``rm .flowctl/state.db``), ``runs`` and ``show`` say the
+    database lost the runs its ``runs/`` folder holds and point at ``doctor``, which reports
+    them (trial of main: "no runs recorded", exit 0, and "healthy")."""
+    (tmp_path / "p.yaml").write_text("version: 1\nname: p\nsteps:\n  a: {run: 'echo a'}\n")
+    for _ in range(2):
+        assert run_flowctl("run", "p.yaml", cwd=tmp_path).returncode == 0
+    folders = sorted(p.name for p in (tmp_path / ".flowctl" / "runs").iterdir())
+    (tmp_path / ".flowctl" / "state.db").unlink()
+    for args in (["runs"], ["show", "latest"]):
+        got = run_flowctl(*args, cwd=tmp_path)
+        assert got.returncode == 74, (args, got.stdout, got.stderr)
+        assert "no runs recorded" not in got.stdout + got.stderr
+        assert "lost their records" in got.stderr and "`flowctl doctor`" in got.stderr, got.stderr
+    doctor = run_flowctl("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1 and "healthy\n" not in doctor.stdout, doctor.stdout
+    assert "2 run folder(s)" in doctor.stdout and folders[-1] in doctor.stdout, doctor.stdout
+    # A new run records itself; the lost ones stay reported until their folders are removed.
+    assert run_flowctl("run", "p.yaml", cwd=tmp_path).returncode == 0
+    assert run_flowctl("runs", cwd=tmp_path).returncode == 0
+    assert "2 run folder(s)" in run_flowctl("doctor", cwd=tmp_path).stdout
+    for name in folders:
+        shutil.rmtree(tmp_path / ".flowctl" / "runs" / name)
+    assert run_flowctl("doctor", cwd=tmp_path).returncode == 0
