@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowctl.masking import mask_text
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -44,7 +45,6 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
-from flowctl.masking import mask_text
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
@@ -55,8 +55,20 @@ class _State:
     """The mutable bookkeeping of one step during a run."""
 
     __slots__ = (
-        "id", "step", "index", "priority", "waiting", "dependents", "status", "attempts",
-        "regular", "kind", "first_start", "last_end", "exit_code", "reason",
+        "attempts",
+        "dependents",
+        "exit_code",
+        "first_start",
+        "id",
+        "index",
+        "kind",
+        "last_end",
+        "priority",
+        "reason",
+        "regular",
+        "status",
+        "step",
+        "waiting",
     )
 
     def __init__(self, step: Step, index: int, priority: int) -> None:
