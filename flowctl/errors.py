@@ -119,9 +119,17 @@ class GitError(FlowctlError):
 
 
 class StateError(FlowctlError):
-    """The state database is corrupt, unreadable or from a newer flowctl."""
+    """The state is unusable: a database that is corrupt, empty, foreign or unreadable, a
+    missing or damaged fingerprint key, a state folder that cannot be made. Exit 74 (the state
+    storage failed), except where the state is fine and the command is not (``usage=True``,
+    exit 2: a database written by a newer flowctl, a folder that holds no state at all)."""
 
-    exit_code = ExitCode.USAGE
+    exit_code = ExitCode.STORAGE
+
+    def __init__(self, message: str, *, hint: str | None = None, usage: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        if usage:
+            self.exit_code = ExitCode.USAGE
 
 
 class StorageError(StateError):

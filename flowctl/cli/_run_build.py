@@ -186,6 +186,7 @@ def build_run(
                 fail_fast=request.fail_fast, stream=request.stream,
                 resources=opened.limits, params=dict(prepared.params), selection=context.selection,
                 fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
+                fingerprint_at_start=plan.fingerprint_at_start,
                 resumed_from=plan.resumed_from,
                 provenance=run_provenance(prepared, plan, context, opened.provenance),
             )

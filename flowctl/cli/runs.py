@@ -27,7 +27,7 @@ def runs(
     import sys
 
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
-    from flowctl.state.elsewhere import elsewhere_lines, runs_elsewhere
+    from flowctl.state.elsewhere import elsewhere_lines, lost_runs_error, meant_pipeline, runs_elsewhere
     from flowctl.state.location import shown_path
     from flowctl.state.views import recent_runs, state_dir_for
 
@@ -35,14 +35,18 @@ def runs(
     folder = state_dir_for(state_dir, pipeline)
     found = recent_runs(folder, pipeline, limit=limit)
     if not found:
+        lost = lost_runs_error(folder) if not pipeline else None
+        if lost is not None:  # never "no runs recorded" when the database lost them
+            raise lost
         command = ["runs", *([pipeline] if pipeline else [])]
         other = elsewhere_lines(runs_elsewhere(folder, pipeline), command)
-        if chosen == "json":
+        if chosen == "json":  # the notes go to stderr: stdout stays the JSON list
             emit_json([])
             sys.stderr.write("".join(f"flowctl: note: {line}\n" for line in other))
             return 0
+        meant = meant_pipeline(folder, pipeline)
         print(f"no runs{f' of {pipeline}' if pipeline else ''} recorded in {shown_path(folder)}")
-        sys.stdout.write("".join(line + "\n" for line in other))
+        sys.stdout.write("".join(line + "\n" for line in ([meant] if meant else other)))
         return 0
     if chosen == "json":
         emit_json(list(found))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,6 +77,7 @@ class SessionPlan:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
+    fingerprint_at_start: Callable[[str], str] | None = None  # see RunOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,9 @@ class RunOptions:
     stream: bool = False  # executors report output lines
     reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
     fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: A step's fingerprint taken again as it first starts (its inputs as it sees them, after
+    #: its upstream ran: ``state.session``); None keeps ``fingerprints``.
+    fingerprint_at_start: Callable[[str], str] | None = None
     params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted
     selection: Selection = Selection()
     resumed_from: RunId | None = None

@@ -115,7 +115,7 @@ class Scheduler:
         self._emit = emit
         # An emitter with a ``flush`` (the CLI's fan-out) may buffer: flushed after each turn.
         self._emit_flush: Callable[[], None] | None = getattr(emit, "flush", None)
-        self._opt = options
+        self._opt, self._fingerprints = options, dict(options.fingerprints)  # see _start
         self._rng = rng or random.Random()
         self._concurrency = max(1, options.concurrency)
         # Issue 16: resource-counting limits (local executor) and an executor whose capacity
@@ -300,8 +300,10 @@ class Scheduler:
         env["FLOWCTL_ATTEMPT"] = str(n)
         key = AttemptKey(self.run_id, st.id, n)
         now = time.monotonic()
-        if st.first_start is None:
-            st.first_start = now
+        if st.first_start is None:  # its inputs as it sees them, after its upstream ran:
+            st.first_start = now  # the fingerprint it records (state.session.StartFingerprints)
+            if self._opt.fingerprint_at_start is not None:
+                self._fingerprints[st.id] = self._opt.fingerprint_at_start(st.id)
         st.status = StepStatus.RUNNING
         self._running += 1
         secrets = tuple(inv.secrets)
@@ -310,7 +312,7 @@ class Scheduler:
             AttemptStarted(
                 run_id=self.run_id, step=st.id, attempt=n, at=time.time(),
                 max_attempts=step.max_attempts, kind=kind, command=command,
-                fingerprint=self._opt.fingerprints.get(st.id, ""), log_path=log_path,
+                fingerprint=self._fingerprints.get(st.id, ""), log_path=log_path,
             )
         )
         self._to_submit.append(  # started by _flush, once the AttemptStarted above is saved
@@ -421,7 +423,7 @@ class Scheduler:
             StepFinished(
                 run_id=self.run_id, step=st.id, status=status, at=time.time(),
                 attempts=st.attempts, duration=duration, reason=reason,
-                fingerprint=fingerprint or self._opt.fingerprints.get(st.id, ""),
+                fingerprint=fingerprint or self._fingerprints.get(st.id, ""),
                 exit_code=exit_code,
             )
         )

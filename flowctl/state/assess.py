@@ -214,6 +214,7 @@ def assess(
     fingerprints = fingerprint_plan(plan, params, invocations, environ, key)
     resumed: RunDetail | None = None
     successes: dict[str, LastSuccess] = {}
+    elsewhere: dict[str, LastSuccess] = {}
     recorded: dict[str, StoredFingerprint] = {}
     found = db.db_path(state_dir).exists()
     if found:
@@ -222,7 +223,12 @@ def assess(
             with db.translated(db.db_path(state_dir)):
                 if resume is not None:
                     resumed = queries.run_detail(conn, resume.run_id, attempts_too=False)
-                successes = queries.last_successes(conn, pipeline.name)
+                # Only successes of runs in this pipeline file's folder decide what is up to
+                # date here: a `run --ref` ran in a worktree of its own (trial of main).
+                successes = queries.last_successes(conn, pipeline.name, folder=_folder(pipeline.path))
+                if len(successes) < len(plan.selected):
+                    elsewhere = {k: v for k, v in queries.last_successes(conn, pipeline.name).items()
+                                 if k not in successes}
                 # The records only explain what changed: read them for the recorded fingerprints
                 # that differ from the current ones (none, when nothing changed; issue 12). An
                 # equal digest needs none: it was made with the same scheme and key.
@@ -242,10 +248,15 @@ def assess(
 
     decisions = decide(
         plan.selected, needs, fingerprints, outputs=outputs, output_hashes=output_hashes,
-        resume=resumed, successes=successes, recorded=recorded,
+        resume=resumed, successes=successes, recorded=recorded, elsewhere=elsewhere,
         force=force, force_steps=frozenset(force_steps),
     )
     return Assessment(fingerprints, decisions, resumed, found)
+
+
+def _folder(path: str) -> str:
+    """The folder of a pipeline file as runs record it (``runs.pipeline_path``)."""
+    return os.path.dirname(pipeline_key(path))
 
 
 def outputs_of(invocation: Invocation) -> dict[str, str]:

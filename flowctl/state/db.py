@@ -110,7 +110,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_MOVE_ASIDE_HINT = "run `flowctl doctor` to check it; `flowctl doctor --repair` salvages what it can and moves the bad file aside"
+def _move_aside_hint(path: str | os.PathLike[str]) -> str:
+    return (f"run `{_doctor(path)}` to check it; `{_doctor(path, '--repair')}` salvages what it can and "
+            "moves the bad file aside")
+
+
+def _doctor(path: str | os.PathLike[str], *options: str) -> str:
+    """The ``flowctl doctor`` command for the database at ``path`` (with --state-dir when needed)."""
+    from flowctl.state.location import doctor_command
+
+    return doctor_command(Path(path).parent, *options)
 
 
 def db_path(state_dir: str | os.PathLike[str]) -> Path:
@@ -145,7 +154,7 @@ def state_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> StateError:
         return StorageError(
             f"reading or writing the state database {path} failed: {text}",
             hint=f"check the disk that holds {folder} (free space, the kernel log); if the disk is fine, "
-            "`flowctl doctor` checks the database",
+            f"`{_doctor(path)}` checks the database",
         )
     if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text or "permission" in text.lower():
         return StorageError(
@@ -153,8 +162,8 @@ def state_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> StateError:
             hint="check the permissions of the file and its folder, or use another --state-dir",
         )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return StateError(f"state database {path} is corrupt ({text})", hint=_MOVE_ASIDE_HINT)
-    return StateError(f"state database {path}: {text}", hint=_MOVE_ASIDE_HINT)
+        return StateError(f"state database {path} is corrupt ({text})", hint=_move_aside_hint(path))
+    return StateError(f"state database {path}: {text}", hint=_move_aside_hint(path))
 
 
 @contextlib.contextmanager
@@ -255,6 +264,7 @@ def _existing(path: Path, *, create: bool) -> bool:
         raise StateError(
             f"no flowctl state in {path.parent} (no runs recorded yet)",
             hint="run a pipeline first, or point --state-dir / FLOWCTL_STATE_DIR at its state folder",
+            usage=True,
         ) from None
     except OSError as exc:
         raise StorageError(f"cannot reach state database {path}: {exc.strerror}") from exc
@@ -394,15 +404,16 @@ def _has_tables(conn: sqlite3.Connection) -> bool:
 def _foreign(path: str | os.PathLike[str], why: str) -> StateError:
     return StateError(
         f"{path} is not a flowctl state database: {why}",
-        hint="run `flowctl doctor` to look at it; `flowctl doctor --repair` keeps it aside and starts a new "
-        "database (or use another --state-dir)",
+        hint=f"run `{_doctor(path)}` to look at it; `{_doctor(path, '--repair')}` keeps it aside and starts "
+        "a new database (or use another --state-dir)",
     )
 
 
 def _newer(path: str | os.PathLike[str], found: int) -> StateError:
     return StateError(
         f"state database {path} was written by a newer flowctl (schema {found}; this flowctl knows up to {SCHEMA_VERSION})",
-        hint="upgrade flowctl, use another --state-dir, or start afresh with `flowctl doctor --move-aside`",
+        hint=f"upgrade flowctl, use another --state-dir, or start afresh with `{_doctor(path, '--move-aside')}`",
+        usage=True,
     )
 
 

@@ -17,8 +17,9 @@ For each selected step, in plan order, the first rule that applies decides:
    was to run in that run and its outputs may be half-written (issue 12). So is a step that run
    does not record when that run was made with ``--force`` / ``--force-step`` covering it (a
    resume keeps the forcing of the run it continues);
-5. the step declares ``outputs``, its last success anywhere has the same fingerprint, and every
-   output exists with the hash recorded then → up to date;
+5. the step declares ``outputs``, its last success in a run of a pipeline file in the same
+   folder (never a ``run --ref`` worktree's) has the same fingerprint, and every output exists
+   with the hash recorded then → up to date;
 6. otherwise → run, saying why (which fingerprint parts changed, which output is missing or
    changed, never succeeded).
 
@@ -67,10 +68,14 @@ def decide(
     recorded: Mapping[str, StoredFingerprint] | None = None,
     force: bool = False,
     force_steps: Collection[str] = (),
+    elsewhere: Mapping[str, LastSuccess] | None = None,
 ) -> dict[str, Decision]:
     """Decide every step of ``order``; see the module docstring for the rules. ``recorded``:
-    the stored fingerprints by digest (for the changed parts, and their scheme and key)."""
+    the stored fingerprints by digest (for the changed parts, and their scheme and key).
+    ``successes`` are those of runs in this folder; ``elsewhere``, a step's last success in
+    another folder (a ``run --ref`` worktree), only says why it never succeeded here."""
     successes = successes or {}
+    elsewhere = elsewhere or {}
     recorded = recorded or {}
     decided: dict[str, Decision] = {}
     forced_by: dict[str, str] = {}
@@ -119,7 +124,8 @@ def decide(
             if step in resume_forced:  # that run was asked to run it afresh: no up-to-date check
                 decided[step] = Decision(step, Verdict.RUN, resume_reason, resume_changes, run_id)
                 continue
-        decision = _up_to_date(step, fp, outputs.get(step, ()), successes.get(step), recorded, output_hashes)
+        decision = _up_to_date(step, fp, outputs.get(step, ()), successes.get(step), recorded, output_hashes,
+                               elsewhere.get(step))
         if decision.verdict is Verdict.RUN and resume is not None:
             decision = Decision(step, Verdict.RUN, resume_reason, resume_changes, resume.run.run_id)
         decided[step] = decision
@@ -153,9 +159,13 @@ def _up_to_date(
     last: LastSuccess | None,
     recorded: Mapping[str, StoredFingerprint],
     output_hashes: Callable[[str], Mapping[str, str]],
+    other: LastSuccess | None = None,
 ) -> Decision:
     if not declared:
         return Decision(step, Verdict.RUN, "declares no outputs, so it always runs")
+    if last is None and other is not None:
+        return Decision(step, Verdict.RUN, f"never succeeded in this folder (run {other.run_id} ran in another "
+                        "folder, e.g. a `run --ref` worktree)")
     if last is None:
         return Decision(step, Verdict.RUN, "never succeeded before")
     if not _same(last.fingerprint, fp, recorded):

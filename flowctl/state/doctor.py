@@ -96,14 +96,36 @@ def _dead_runs(state_dir: Path) -> list[tuple[str, str]]:
     return [(r, p) for r, p in rows if not lock.is_locked(state_dir, p)]
 
 
+def _lost(folder: Path) -> list[Finding]:
+    """Run folders the database does not record: their records were lost (issue 12)."""
+    from flowctl.state.views import set_aside_databases, unrecorded_runs
+
+    lost = unrecorded_runs(folder)
+    if not lost:
+        return []
+    shown = ", ".join(lost[-3:]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+    aside = set_aside_databases(folder)
+    if aside:  # set aside on request (--move-aside, --repair): their records may be there
+        return [Finding("runs", "warning", f"{len(lost)} run folder(s) in {folder / 'runs'} have no record in the "
+                        f"database ({shown}); a database set aside may hold them: {aside[-1].name}")]
+    return [Finding(
+        "runs", "error",
+        f"{len(lost)} run folder(s) in {folder / 'runs'} have no record in the database ({shown}): "
+        "their records were lost (the database was deleted or replaced)",
+        "the records cannot be rebuilt; their step logs stay in those folders (remove them once read)",
+    )]
+
+
 def check(state_dir: str | os.PathLike[str]) -> DoctorReport:
     """Look at ``state_dir`` without changing anything (whether it can be written is tried with a
     probe file, made and removed at once)."""
     folder = Path(state_dir)
     path = db.db_path(folder)
     if not path.exists():
-        return DoctorReport(str(folder), (Finding("database", "ok", f"no database yet at {path}"),))
+        return DoctorReport(str(folder), (Finding("database", "ok", f"no database yet at {path}"), *_lost(folder)))
     findings = _database_findings(path)
+    if all(f.level == "ok" for f in findings):
+        findings.extend(_lost(folder))
     if all(f.level == "ok" for f in findings):
         from flowctl.state.keys import key_problem
 
@@ -252,7 +274,7 @@ def repair(state_dir: str | os.PathLike[str]) -> DoctorReport:
     if any(f.check == "schema" and f.level == "error" for f in findings):
         raise StateError(
             f"{path} is from a newer flowctl; repairing it with this one would lose what it recorded",
-            hint="upgrade flowctl, or `flowctl doctor --move-aside` to start afresh",
+            hint="upgrade flowctl, or `flowctl doctor --move-aside` to start afresh", usage=True,
         )
     if any(f.level == "error" for f in findings):
         work = folder / f".salvage-{os.getpid()}"

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowctl.errors import StateError, UsageError
+from flowctl.errors import FlowctlError, StateError, StorageError, UsageError
 from flowctl.state import queries
-from flowctl.state.location import STATE_DIR_ENV, project_root, shown_path, state_dirs_below
+from flowctl.state.location import STATE_DIR_ENV, doctor_command, project_root, shown_path, state_dirs_below
 from flowctl.state.run_records import RunRecord
-from flowctl.state.views import count_runs, opened, recent_runs
+from flowctl.state.views import count_runs, opened, recent_runs, set_aside_databases, unrecorded_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +83,47 @@ def where_hint(state_dir: str | os.PathLike[str], pipeline: str | None, command:
     return _HINT_INDENT.join(elsewhere_lines(found, command)) if found else None
 
 
-def no_runs_error(path: Path, pipeline: str | None, command: Sequence[str]) -> UsageError:
+def lost_runs_error(path: Path) -> StorageError | None:
+    """When ``path`` records no runs but its ``runs/`` holds run folders: the database lost
+    them (deleted or replaced). An error (74) saying so, with the ``doctor`` command; else None."""
+    lost = unrecorded_runs(path)
+    if not lost or set_aside_databases(path):  # doctor set their records aside on request
+        return None
+    return StorageError(
+        f"the state database in {shown_path(path)} records no runs, but {shown_path(path / 'runs')} holds "
+        f"{len(lost)} run folder(s) (newest {lost[-1]}): the database lost their records (deleted or replaced)",
+        hint=f"run `{doctor_command(path)}`; the step logs are still in {shown_path(path / 'runs')}",
+    )
+
+
+def no_runs_error(path: Path, pipeline: str | None, command: Sequence[str]) -> FlowctlError:
     """"No runs (of ``pipeline``) in ``path``", with where they are recorded instead and the
-    ``command`` that reads them there."""
+    ``command`` that reads them there; a ``lost_runs_error`` when the database lost them."""
+    lost = lost_runs_error(path) if not pipeline else None
+    if lost is not None:
+        return lost
     of = f" of {pipeline}" if pipeline else ""
     return UsageError(
         f"no runs{of} recorded in {shown_path(path)}",
-        hint=where_hint(path, pipeline, command)
+        hint=meant_pipeline(path, pipeline) or where_hint(path, pipeline, command)
         or f"run a pipeline first, or point --state-dir / ${STATE_DIR_ENV} at the state folder of its runs",
     )
+
+
+def meant_pipeline(path: Path, pipeline: str | None) -> str | None:
+    """"did you mean 'demo'?" for a pipeline name with no runs in ``path`` that is close to the
+    name of one with runs (a typo such as ``--pipeline dmeo``); None otherwise."""
+    if not pipeline or os.path.isfile(pipeline):
+        return None
+    from flowctl.spec.schema import suggest
+
+    try:
+        with opened(path) as conn:
+            names = queries.pipeline_names(conn)
+    except StateError:
+        return None
+    meant = suggest(pipeline, names)
+    return f"did you mean {meant!r}? (pipelines with runs here: {', '.join(names)})" if meant else None
 
 
 def unknown_run_error(path: Path, error: UsageError, run_id: str, command: Sequence[str]) -> UsageError:
@@ -112,4 +144,4 @@ def unknown_run_error(path: Path, error: UsageError, run_id: str, command: Seque
     return error
 
 
-__all__ = ["Elsewhere", "elsewhere_lines", "no_runs_error", "runs_elsewhere", "unknown_run_error", "where_hint"]
+__all__ = ["Elsewhere", "elsewhere_lines", "lost_runs_error", "meant_pipeline", "no_runs_error", "runs_elsewhere", "unknown_run_error", "where_hint"]

@@ -19,7 +19,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from flowctl.errors import StateError
+from flowctl.errors import StateError, StorageError
 from flowctl.fingerprint import FingerprintKey
 from flowctl.state import db
 
@@ -44,7 +44,7 @@ def ensure_state_dir(state_dir: str | os.PathLike[str]) -> Path:
         with contextlib.suppress(FileExistsError):
             (folder / LOGS_NAME).mkdir(mode=0o700)
     except OSError as exc:
-        raise StateError(
+        raise StorageError(
             f"cannot create state folder {folder}: {exc.strerror}",
             hint="check the permissions of its parent folder, or use another --state-dir",
         ) from exc

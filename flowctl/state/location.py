@@ -28,7 +28,7 @@ from collections import deque
 from pathlib import Path
 
 from flowctl.errors import UsageError
-from flowctl.repo.layout import is_work_tree_top, main_work_tree
+from flowctl.repo.layout import is_work_tree_top, main_work_tree, work_tree_top
 
 STATE_DIR_ENV = "FLOWCTL_STATE_DIR"
 STATE_DIR_NAME = ".flowctl"
@@ -72,15 +72,35 @@ def discover(start: Path) -> Path:
         folder = parent
 
 
+def doctor_command(state_dir: str | os.PathLike[str], *options: str) -> str:
+    """``flowctl doctor OPTIONS``, with ``--state-dir`` when ``doctor`` run here would not find
+    ``state_dir`` by itself (it was given with --state-dir, or found from a pipeline's folder)."""
+    import shlex
+
+    words = ["flowctl", "doctor", *options]
+    try:
+        found = os.path.realpath(state_dir_for()) == os.path.realpath(state_dir)
+    except (OSError, UsageError):
+        found = False
+    if not found:
+        words += ["--state-dir", shown_path(state_dir)]
+    return shlex.join(words)
+
+
 def project_root(state_dir: Path) -> Path | None:
-    """Where to look for other state folders: the folder holding a ``.flowctl`` state folder.
-    None for a folder named otherwise (the user chose it on purpose) and for one in the home
-    folder, the temporary folder or ``/``, which hold many projects rather than being one."""
+    """Where to look for other state folders: the top of the main git work tree holding the
+    ``.flowctl`` state folder (so runs above a subfolder's own, perhaps accidental, ``.flowctl``
+    are found too), else the folder holding it. None for a folder named otherwise (the user
+    chose it on purpose) and for one in the home folder, the temporary folder or ``/``, which
+    hold many projects rather than being one."""
     if state_dir.name != STATE_DIR_NAME:
         return None
     root = Path(os.path.abspath(state_dir)).parent
     if root.parent == root or root in _ceilings():
         return None
+    top = work_tree_top(root)
+    if top is not None and top.parent != top and top not in _ceilings():
+        return main_work_tree(top) or top
     return root
 
 

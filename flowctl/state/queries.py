@@ -9,6 +9,7 @@ whose runner died) are in ``overview.py``.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -127,6 +128,11 @@ def count_runs(conn: sqlite3.Connection, pipeline: str | None = None) -> int:
     return int(conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
 
+def pipeline_names(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """The names of the pipelines with recorded runs, sorted."""
+    return tuple(n for (n,) in conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline"))
+
+
 #: ``latest`` is the newest run, ``latest~N`` the N-th before it (as git's ``HEAD~N``).
 _LATEST = re.compile(r"latest(?:~(?P<back>[0-9]+))?")
 LATEST = "latest"
@@ -222,16 +228,34 @@ def run_detail(
     return RunDetail(run=run, steps=steps)
 
 
-def last_successes(conn: sqlite3.Connection, pipeline: str) -> dict[str, LastSuccess]:
-    """For each step of ``pipeline``, its most recent success (succeeded, reused, up to date)."""
+def known_run_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids`` the database records."""
+    found: set[str] = set()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        found.update(r for (r,) in conn.execute(f"SELECT run_id FROM runs WHERE run_id IN ({marks})", chunk))
+    return found
+
+
+def last_successes(conn: sqlite3.Connection, pipeline: str, *, folder: str | None = None) -> dict[str, LastSuccess]:
+    """For each step of ``pipeline``, its most recent success (succeeded, reused, up to date);
+    with ``folder``, only of runs whose pipeline file was in that folder (a ``run --ref`` runs
+    in a worktree of its own: its successes say nothing of this work tree's files). Runs that
+    recorded no pipeline file count as in every folder."""
     marks = ",".join("?" * len(SUCCESS_STATUSES))
+    where, args = "", ()
+    if folder is not None:
+        paths = tuple(p for (p,) in conn.execute("SELECT DISTINCT pipeline_path FROM runs WHERE pipeline = ?",
+                                                  (pipeline,)) if not p or os.path.dirname(p) == folder)
+        where, args = f" AND r.pipeline_path IN ({','.join('?' * len(paths)) or 'NULL'})", paths
     # SQLite returns the bare columns of the row holding max(): one row per step.
     rows = conn.execute(
         f"""SELECT s.step, s.run_id, s.fingerprint, s.outputs, max(s.finished_at)
             FROM steps s JOIN runs r ON r.run_id = s.run_id
-            WHERE r.pipeline = ? AND s.status IN ({marks})
+            WHERE r.pipeline = ? AND s.status IN ({marks}){where}
             GROUP BY s.step""",
-        (pipeline, *SUCCESS_STATUSES),
+        (pipeline, *SUCCESS_STATUSES, *args),
     )
     return {
         step: LastSuccess(step=step, run_id=run_id, fingerprint=fp, outputs=loads(outputs, {}), finished_at=at)

@@ -30,6 +30,7 @@ from flowctl.state.views import pipeline_key
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from flowctl.fingerprint import Fingerprint, FingerprintKey
     from flowctl.run.options import Reuse, SessionPlan
     from flowctl.run.prepare import PreparedRun
 
@@ -46,6 +47,7 @@ class RunSession:
     pipeline_path: str = ""
     file_sha256: str = ""
     interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
+    at_start: StartFingerprints | None = None
 
     def provenance(self) -> Mapping[str, object]:
         """The pipeline file's hash, the git commit and whether the tree was dirty."""
@@ -67,6 +69,7 @@ class RunSession:
             reuse=self.reuse(), fingerprints=self.fingerprints(),
             resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
             provenance=dict(self.provenance()),
+            fingerprint_at_start=self.at_start.fingerprint if self.at_start is not None else None,
         )
 
     @property
@@ -134,9 +137,10 @@ def open_session(
         if after_lock is not None:
             after_lock(held)
         interrupted = store.mark_interrupted(pipeline.name)  # we hold the lock: they are dead
+        key = keys.load_key(state_dir, create=True)
         found = assess(
             state_dir, prepared.plan, prepared.params, invocations, environ,
-            key=keys.load_key(state_dir, create=True), resume=resume, force=force, force_steps=force_steps,
+            key=key, resume=resume, force=force, force_steps=force_steps,
         )
         store.set_fingerprints({sid: fp.digest for sid, fp in found.fingerprints.items()})
         store.set_carried_outputs({sid: d.outputs for sid, d in found.decisions.items() if d.outputs})
@@ -145,7 +149,43 @@ def open_session(
             store.close()
         held.release()
         raise
-    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted)
+    at_start = StartFingerprints(found.fingerprints, prepared, key, store)
+    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted,
+                      at_start)
 
 
-__all__ = ["RunSession", "open_session"]
+class StartFingerprints:
+    """A step's fingerprint taken again as it first starts, when a step it needs started in this
+    run: the inputs as the step sees them (its upstream may have just rewritten them) and its
+    upstream's digests taken the same way, so the fingerprint recorded with its success is the
+    one the next run computes from the same files (a chain is up to date after one run, like
+    make). Steps whose needs did not run keep the fingerprint taken when the run started (their
+    inputs were hashed then and no declared upstream touched them since)."""
+
+    def __init__(self, planned: Mapping[str, Fingerprint], prepared: PreparedRun, key: FingerprintKey,
+                 store: SqliteRunStore) -> None:
+        self._digests = {sid: fp.digest for sid, fp in planned.items()}
+        self._prepared = prepared
+        self._key = key
+        self._store = store
+        self._started: set[str] = set()
+        self._memo: dict[tuple[str, ...], str] = {}
+
+    def fingerprint(self, step: str) -> str:
+        """The digest to record for ``step`` (first start: recomputed when a need started in this
+        run, its parts saved with the checkpoint that records the start)."""
+        from flowctl.fingerprint import fingerprint_step
+
+        needs = self._prepared.pipeline.steps[step].needs
+        if step not in self._started and any(n in self._started for n in needs):
+            fp = fingerprint_step(
+                step, self._prepared.invocations[step], params=self._prepared.params, key=self._key,
+                upstream={n: self._digests.get(n, "") for n in needs}, memo=self._memo,
+            )
+            self._digests[step] = fp.digest
+            self._store.add_fingerprint(step, fp)
+        self._started.add(step)
+        return self._digests.get(step, "")
+
+
+__all__ = ["RunSession", "StartFingerprints", "open_session"]

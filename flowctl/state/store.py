@@ -108,6 +108,13 @@ _RUN_FINISHED = """UPDATE runs SET status = ?, finished_at = ?, duration = ?, co
     WHERE run_id = ?"""
 
 
+_SAVE_FINGERPRINT = "INSERT OR IGNORE INTO fingerprints (digest, parts, scheme, key_id) VALUES (?, ?, ?, ?)"
+
+
+def _fingerprint_row(fp: Fingerprint) -> tuple[str, str, int, str]:
+    return (fp.digest, _json(dict(fp.parts)), fp.scheme, fp.key_id)
+
+
 def _json(value: Any) -> str:
     if not value and isinstance(value, (dict, list, tuple)):  # most steps declare no outputs
         return "{}" if isinstance(value, dict) else "[]"
@@ -246,12 +253,18 @@ class SqliteRunStore:
     def save_fingerprints(self, fingerprints: Iterable[Fingerprint]) -> None:
         """Remember what each fingerprint digest was made of (for ``plan --explain``) and with
         which scheme and key (so records of another scheme or key are never compared)."""
-        rows = {fp.digest: (fp.digest, _json(dict(fp.parts)), fp.scheme, fp.key_id) for fp in fingerprints}
+        rows = {fp.digest: _fingerprint_row(fp) for fp in fingerprints}
         with self._lock, self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO fingerprints (digest, parts, scheme, key_id) VALUES (?, ?, ?, ?)",
-                list(rows.values()),
-            )
+            conn.executemany(_SAVE_FINGERPRINT, list(rows.values()))
+
+    def add_fingerprint(self, step: str, fp: Fingerprint) -> None:
+        """A step's fingerprint taken again as it starts: used for its events from now on, and
+        its parts saved with the next checkpoint (the one that records the step's start)."""
+        with self._lock:
+            self._fingerprints[step] = fp.digest
+            if not self._buffer:
+                self._oldest = time.monotonic()
+            self._buffer.append((_SAVE_FINGERPRINT, _fingerprint_row(fp)))
 
     def mark_interrupted(self, pipeline: str, *, except_run: str | None = None) -> tuple[str, ...]:
         """Record runs of ``pipeline`` still marked running as interrupted (the caller holds the

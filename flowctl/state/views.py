@@ -96,6 +96,31 @@ def count_runs(state_dir: str | os.PathLike[str], pipeline: str | None = None) -
         return queries.count_runs(conn, _pipeline_key(pipeline))
 
 
+def unrecorded_runs(state_dir: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The run folders in ``<state_dir>/runs`` that the database does not record (all of them
+    when it is gone) and hold step logs, oldest first: their records were lost (the database deleted or replaced).
+    A folder of a run that holds a lock now is left out (it is being recorded)."""
+    path = Path(state_dir)
+    try:
+        # An empty folder is a run that stopped before its first step (nothing was lost).
+        folders = sorted(p.name for p in (path / "runs").iterdir() if p.is_dir() and any(p.iterdir()))
+    except OSError:
+        return ()
+    if not folders:
+        return ()
+    busy = {lock.read_holder(f).run_id for f in path.glob("*.lock") if lock.is_locked(path, f.stem)}
+    known: set[str] = set()
+    if db.db_path(path).exists():
+        with opened(path) as conn:
+            known = queries.known_run_ids(conn, folders)
+    return tuple(f for f in folders if f not in known and f not in busy)
+
+
+def set_aside_databases(state_dir: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Databases ``flowctl doctor`` set aside in ``state_dir`` (``state.db.bad-*``, ``.aside-*``)."""
+    return tuple(sorted(Path(state_dir).glob(db.db_path(state_dir).name + ".*-*")))
+
+
 def run_details(
     state_dir: str | os.PathLike[str],
     run_id: str,

@@ -221,3 +221,29 @@ def test_resume_and_alerts_say_where_the_runs_are(project: GitRepo) -> None:
     assert "flowctl alerts check pipelines/bad.yaml --state-dir ops/.flowctl" in alerts.stderr
     followed = run_flowctl("run", "pipelines/bad.yaml", "--resume", "--state-dir", "ops/.flowctl", cwd=root)
     assert followed.returncode == 1 and "resuming run" in followed.stdout
+
+
+def test_an_empty_state_folder_in_a_subfolder_points_up_at_the_projects_runs(project: GitRepo) -> None:
+    """An accidental ``flowctl init`` in a subfolder leaves an empty ``.flowctl`` there: the
+    commands typed there find it first, and then say where the project's runs are (above it)
+    with the command to type (trial of main: "no runs recorded", nothing else)."""
+    root = project.path
+    assert run_flowctl("run", "pipelines/ok.yaml", cwd=root).returncode == 0
+    sub = root / "scripts"
+    (sub / ".flowctl").mkdir()
+    listed = run_flowctl("runs", cwd=sub)
+    assert listed.returncode == 0, listed.stderr
+    assert "runs are recorded elsewhere under the project" in listed.stdout, listed.stdout
+    assert f"flowctl runs --state-dir {root / '.flowctl'}" in listed.stdout, listed.stdout
+    shown = run_flowctl("show", "latest", cwd=sub)
+    assert shown.returncode == 2 and f"flowctl show latest --state-dir {root / '.flowctl'}" in shown.stderr
+
+
+def test_a_misspelt_pipeline_name_gets_a_did_you_mean_from_the_names_with_runs(project: GitRepo) -> None:
+    root = project.path
+    assert run_flowctl("run", "pipelines/ok.yaml", cwd=root).returncode == 0
+    assert run_flowctl("run", "pipelines/bad.yaml", cwd=root).returncode == 1
+    shown = run_flowctl("show", "latest", "--pipeline", "bda", cwd=root)
+    assert shown.returncode == 2 and "did you mean 'bad'?" in shown.stderr, shown.stderr
+    listed = run_flowctl("runs", "bda", cwd=root)
+    assert "did you mean 'bad'?" in listed.stdout, listed.stdout

@@ -168,7 +168,7 @@ def test_a_missing_key_is_an_error_with_a_way_out_never_a_silent_new_key(tmp_pat
     key.unlink()
     for args in (["run", "pipeline.yaml"], ["plan", "pipeline.yaml", "--explain"]):
         got = run_flowctl(*args, cwd=tmp_path)
-        assert got.returncode == 2, got.stdout + got.stderr
+        assert got.returncode == 74, got.stdout + got.stderr
         assert "fingerprints.key is missing" in got.stderr and "flowctl doctor --repair" in got.stderr
         assert "Traceback" not in got.stderr and not key.exists()
     assert starts(tmp_path) == {"a": 1, "b": 1, "c": 1}

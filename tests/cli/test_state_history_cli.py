@@ -133,8 +133,8 @@ def test_a_garbage_database_gives_a_clear_error_and_doctor_repairs_it(tmp_path):
     state.mkdir()
     db.db_path(state).write_bytes(b"\x00garbage" * 4096)
     got = run_flowctl("runs", "--state-dir", str(state))
-    assert got.returncode == 2
-    assert "corrupt" in got.stderr and "flowctl doctor" in got.stderr and "Traceback" not in got.stderr
+    assert got.returncode == 74
+    assert "corrupt" in got.stderr and f"flowctl doctor --state-dir {state}" in got.stderr and "Traceback" not in got.stderr
     check = run_flowctl("doctor", "--state-dir", str(state))
     assert check.returncode == 1 and "not a SQLite database" in check.stdout
     fixed = run_flowctl("doctor", "--repair", "--state-dir", str(state))
@@ -157,7 +157,7 @@ def test_doctor_salvages_the_readable_rows_of_a_truncated_database(tmp_path):
     got = run_flowctl("doctor", "--json", "--state-dir", str(state))
     report = json.loads(got.stdout)
     assert got.returncode == 1 and not report["healthy"]
-    assert run_flowctl("runs", "--state-dir", str(state)).returncode == 2
+    assert run_flowctl("runs", "--state-dir", str(state)).returncode == 74
     fixed = json.loads(run_flowctl("doctor", "--repair", "--json", "--state-dir", str(state)).stdout)
     assert fixed["healthy"], fixed
     assert "salvaged 30 runs" in fixed["actions"][0]

@@ -122,12 +122,12 @@ def test_an_empty_or_foreign_state_db_is_an_error_with_the_way_out(tmp_path, wri
     (tmp_path / ".flowctl").mkdir()
     make(tmp_path / ".flowctl" / "state.db")
     got = run_flowctl("run", str(path), cwd=tmp_path)
-    assert got.returncode == 2, got.stdout + got.stderr
+    assert got.returncode == 74, got.stdout + got.stderr
     assert "not a flowctl state database" in got.stderr and "flowctl doctor" in got.stderr
     assert "Traceback" not in got.stderr and not (tmp_path / "ledger.txt").exists()
     for reader in (["runs"], ["stats", str(path)]):
         read = run_flowctl(*reader, cwd=tmp_path)
-        assert read.returncode == 2 and "not a flowctl state database" in read.stderr, read.stderr
+        assert read.returncode == 74 and "not a flowctl state database" in read.stderr, read.stderr
     doctor = run_flowctl("doctor", str(path), cwd=tmp_path)
     assert doctor.returncode == 1 and "problems found" in doctor.stdout and "healthy\n" not in doctor.stdout
     assert run_flowctl("doctor", str(path), "--repair", cwd=tmp_path).returncode == 0
@@ -360,3 +360,47 @@ def test_help_lists_exit_code_74():
     assert " 74  the state or log storage failed" in run_flowctl("--help").stdout
     run_help = run_flowctl("run", "--help").stdout
     assert "74 the state or log storage failed" in " ".join(run_help.split())
+
+
+def test_state_storage_failures_exit_74_with_the_doctor_command_to_type(tmp_path):
+    """An empty or corrupt state.db, and a state folder that cannot be made, are storage
+    failures (74, README's table), and the `doctor` hint carries the --state-dir it needs."""
+    state = tmp_path / "elsewhere" / ".flowctl"
+    state.mkdir(parents=True)
+    (tmp_path / "p.yaml").write_text("version: 1\nname: p\nsteps:\n  a: {run: 'true'}\n")
+    for content in (b"", b"garbage" * 1000):
+        db_file = state / "state.db"
+        db_file.write_bytes(content)
+        got = run_flowctl("runs", "--state-dir", str(state), cwd=tmp_path)
+        assert got.returncode == 74, got.stdout + got.stderr
+        assert "flowctl doctor --state-dir elsewhere/.flowctl" in got.stderr, got.stderr
+        here = run_flowctl("runs", cwd=state.parent)
+        assert here.returncode == 74 and "`flowctl doctor`" in here.stderr, here.stderr
+    made = run_flowctl("run", "p.yaml", cwd=tmp_path, env={"FLOWCTL_STATE_DIR": "/proc/x"})
+    assert made.returncode == 74 and "cannot create state folder /proc/x" in made.stderr, made.stderr
+
+
+def test_runs_whose_records_were_lost_are_never_no_runs_and_doctor_reports_them(tmp_path):
+    """After the database went (``rm .flowctl/state.db``), ``runs`` and ``show`` say the
+    database lost the runs its ``runs/`` folder holds and point at ``doctor``, which reports
+    them (trial of main: "no runs recorded", exit 0, and "healthy")."""
+    (tmp_path / "p.yaml").write_text("version: 1\nname: p\nsteps:\n  a: {run: 'echo a'}\n")
+    for _ in range(2):
+        assert run_flowctl("run", "p.yaml", cwd=tmp_path).returncode == 0
+    folders = sorted(p.name for p in (tmp_path / ".flowctl" / "runs").iterdir())
+    (tmp_path / ".flowctl" / "state.db").unlink()
+    for args in (["runs"], ["show", "latest"]):
+        got = run_flowctl(*args, cwd=tmp_path)
+        assert got.returncode == 74, (args, got.stdout, got.stderr)
+        assert "no runs recorded" not in got.stdout + got.stderr
+        assert "lost their records" in got.stderr and "`flowctl doctor`" in got.stderr, got.stderr
+    doctor = run_flowctl("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1 and "healthy\n" not in doctor.stdout, doctor.stdout
+    assert "2 run folder(s)" in doctor.stdout and folders[-1] in doctor.stdout, doctor.stdout
+    # A new run records itself; the lost ones stay reported until their folders are removed.
+    assert run_flowctl("run", "p.yaml", cwd=tmp_path).returncode == 0
+    assert run_flowctl("runs", cwd=tmp_path).returncode == 0
+    assert "2 run folder(s)" in run_flowctl("doctor", cwd=tmp_path).stdout
+    for name in folders:
+        shutil.rmtree(tmp_path / ".flowctl" / "runs" / name)
+    assert run_flowctl("doctor", cwd=tmp_path).returncode == 0

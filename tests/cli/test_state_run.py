@@ -310,7 +310,7 @@ def test_a_garbage_state_database_stops_run_with_a_way_out(tmp_path, write_pipel
     (tmp_path / ".flowctl").mkdir()
     (tmp_path / ".flowctl" / "state.db").write_bytes(b"garbage" * 1000)
     got = run_flowctl("run", str(path), cwd=tmp_path)
-    assert got.returncode == 2
+    assert got.returncode == 74
     assert "corrupt" in got.stderr and "flowctl doctor --repair" in got.stderr
     assert "Traceback" not in got.stderr and not (tmp_path / "ledger.txt").exists()
     assert run_flowctl("doctor", str(path), "--repair", cwd=tmp_path).returncode == 0
