@@ -23,6 +23,7 @@ from flowctl.cli._wait import OptionalWaitCommand
 if TYPE_CHECKING:
     from flowctl.cli._executor import ExecutorChoice
     from flowctl.observe.observer import RunObserver
+    from flowctl.run.chaos import ChaosRun
     from flowctl.state.session import RunSession
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import RunResult
@@ -123,6 +124,11 @@ def run(
         [], "--resources", metavar="NAME=AMOUNT,…",
         help="Local executor: at most this much of each step `resources:` at once, e.g. gpu=1 (unlimited when not given).",
     ),
+    chaos: str | None = typer.Option(
+        None, "--chaos", metavar="[SPEC]",
+        help="Inject faults, deterministically from seed=N (docs/chaos.md): e.g. fail=0.1,delay=500ms@0.2,kill=0.05,"
+        "kill-runner=0.02,max=2,steps=load-*,seed=42. Without a value: the pipeline's `chaos:` block. Also FLOWCTL_CHAOS.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -134,6 +140,8 @@ def run(
     Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
 
     Example: flowctl run pipelines/etl.yaml --executor dask --dask-scheduler tcp://scheduler:8786
+
+    Example: flowctl run pipelines/etl.yaml --chaos fail=0.2,kill=0.1,kill-runner=0.05,seed=7
     """
     from flowctl.cli._executor import ExecutorOptions, choose_executor
     from flowctl.cli._run_state import open_run, resume_target
@@ -165,6 +173,9 @@ def run(
         choice = choose_executor(ExecutorOptions(
             executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources), dask_lease, tuple(resources),
         ), prepared)
+        from flowctl.cli._chaos import chaos_for
+
+        chaos_run = chaos_for(chaos, prepared, target.record, choice.kind, folder)
         fire_time: float | None = None
         if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
             from flowctl.schedule.service import due_firing
@@ -204,6 +215,7 @@ def run(
             fire_time=fire_time,
             provenance=ref_provenance,
             choice=choice,
+            chaos=chaos_run,
         )
         if report is not None:  # a report that cannot be written is a warning, never the exit code
             from flowctl.cli.report import write_after_run
@@ -234,6 +246,7 @@ def execute(
     fire_time: float | None = None,
     provenance: dict[str, object] | None = None,
     choice: ExecutorChoice | None = None,
+    chaos: ChaosRun | None = None,
 ) -> int:
     """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
     from flowctl.cli._common import silence_stdout, warn
@@ -265,7 +278,7 @@ def execute(
             RunOptions(
                 logs_dir=logs_dir, concurrency=concurrency or built.concurrency, fail_fast=fail_fast,
                 stream=stream, environ=built.environ, resources=built.limits, params=dict(prepared.params),
-                selection=selection, fire_time=fire_time,
+                selection=selection, fire_time=fire_time, chaos=chaos,
                 provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
                             **from_state.get("provenance", {}), **(provenance or {}), **built.provenance},
                 **{k: v for k, v in from_state.items() if k != "provenance"},

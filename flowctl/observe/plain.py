@@ -108,7 +108,8 @@ class PlainSink:
             elif ev.kind is AttemptKind.FINAL:
                 self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
             else:
-                self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts})")
+                chaos = f", chaos: {ev.injected}" if ev.injected else ""  # issue 17
+                self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts}{chaos})")
         elif kind is StepFinished:
             assert isinstance(ev, StepFinished)
             if ev.status is StepStatus.SUCCEEDED:

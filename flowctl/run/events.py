@@ -78,6 +78,7 @@ class RunStarted:
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)  # file hash, commit, dirty
     fire_time: float | None = None  # the cron fire time of a `run --scheduled` (for lateness)
+    chaos: str = ""  # the chaos settings (issue 17), canonical text; "" without chaos
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class AttemptStarted:
     fingerprint: str = ""
     host: str = ""
     log_path: str = ""
+    injected: str = ""  # the fault chaos injected into it (issue 17): "fail", "kill", ...; "" for none
 
 
 @dataclass(frozen=True, slots=True)
