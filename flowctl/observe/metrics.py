@@ -31,6 +31,7 @@ from types import MappingProxyType
 
 from flowctl.observe.plain import is_worker
 from flowctl.observe.records import RunRecord, StepRecord
+from flowctl.run.events import FAILING_FAULTS as FAILING
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -350,7 +351,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
                 injected += 1
             if a.outcome is not cancelled:
                 attempts += 1
-                if a.outcome in failed_attempt and not a.injected:
+                if a.outcome in failed_attempt and a.injected not in FAILING:
                     failed_attempts += 1
         retries += max(0, len(regular) - 1)
         step_attempts[sid] = len(regular)

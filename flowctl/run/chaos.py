@@ -27,10 +27,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from flowctl.errors import UsageError
+from flowctl.run.events import FAILING_FAULTS as FAILING
 from flowctl.run.ports import AttemptSpec
 from flowctl.spec.chaos import ChaosSettings
 from flowctl.spec.model import Step
 
+#: Each attempt's ``FLOWCTL_LEDGER``: ``<logs>/ledger.jsonl``, one JSON line per side effect
+#: (``{"effect": "loaded 2026-12-01"}``); ``chaos check`` reports an effect recorded twice.
+LEDGER_ENV = "FLOWCTL_LEDGER"
+LEDGER = "ledger.jsonl"
 #: Where a ``kill`` lands, for a step without a timeout: within this many seconds of its start.
 KILL_WINDOW = 2.0
 #: The order in which faults are considered for an attempt: at most one fault per attempt.
@@ -157,4 +162,4 @@ def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: st
                          hint="run with --executor dask, or use kill=P to kill the attempt's processes")
 
 
-__all__ = ["KILL_WINDOW", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw"]
+__all__ = ["FAILING", "KILL_WINDOW", "LEDGER", "LEDGER_ENV", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw"]

@@ -40,6 +40,11 @@ class StepStatus(enum.Enum):
 _OK = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED_ALLOWED, StepStatus.REUSED, StepStatus.UP_TO_DATE})
 
 
+#: Injected faults (``AttemptStarted.injected``, issue 17) that make the attempt fail; a ``delay``
+#: does not: a delayed attempt's failure is its own.
+FAILING_FAULTS = frozenset({"kill-runner", "kill-worker", "fail", "hang", "kill"})
+
+
 class RunStatus(enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -201,6 +206,7 @@ Event = Union[
 ]
 
 __all__ = [
+    "FAILING_FAULTS",
     "AttemptFinished",
     "AttemptKind",
     "AttemptOutcome",

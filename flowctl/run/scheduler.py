@@ -48,6 +48,7 @@ from flowctl.masking import mask_text
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
+from flowctl.run.chaos import LEDGER, LEDGER_ENV
 from flowctl.spec.chaos import ENV_VAR as CHAOS_ENV
 from flowctl.spec.model import Step
 
@@ -290,6 +291,7 @@ class Scheduler:
         env["FLOWCTL_RUN_ID"] = self.run_id
         env["FLOWCTL_STEP"] = st.id
         env["FLOWCTL_ATTEMPT"] = str(n)
+        env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         key = AttemptKey(self.run_id, st.id, n)
         now = time.monotonic()
         if st.first_start is None:
