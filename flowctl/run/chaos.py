@@ -140,9 +140,14 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tu
         script = '"$@" & c=$!; { sleep "$0"; kill -KILL 0; } & wait "$c"; kill -KILL 0'
         return ("/bin/sh", "-c", script, f"{at:.3f}", *spec.argv)
     if fault == "kill-worker":
-        # The process that started this shell is what runs attempts (the Dask worker, or the
-        # local executor's supervisor): SIGKILL it, then ourselves.
-        return ("/bin/sh", "-c", "kill -KILL $PPID; kill -KILL 0")
+        # Under Dask the command's parent is its supervisor, forked from the worker's supervisor
+        # server (``run/supervise.py``): the first ancestor that is neither is the worker. Its
+        # death closes the supervisor's socket, which then kills this group; the client sees
+        # the attempt's worker lost.
+        script = ('p=$PPID; while tr "\\0" " " < /proc/$p/cmdline | grep -q flowctl.run.supervise; '
+                  'do p=$(cut -d" " -f4 /proc/$p/stat); done; '
+                  '[ "$p" -gt 1 ] && kill -KILL "$p"; exec sleep 600')
+        return ("/bin/sh", "-c", script)
     return None
 
 
