@@ -166,6 +166,7 @@ class Aggregate:
     step_error_rate: float | None
     per_run: Mapping[str, Summary]
     steps: Mapping[str, StepFigures]
+    injected_faults: int = 0  # --chaos: faults injected over every execution (not in error_rate)
 
     @property
     def subjects(self) -> dict[str, float | None]:
@@ -199,6 +200,7 @@ class Aggregate:
             "per_run": {key: summary.to_dict() for key, summary in self.per_run.items()},
             "steps": {step: figures.to_dict() for step, figures in self.steps.items()},
             "subjects": self.subjects,
+            "injected_faults": self.injected_faults,
         }
 
 
@@ -250,6 +252,7 @@ def aggregate(samples: Sequence[RunSample]) -> Aggregate:
         step_error_rate=failed_steps / executed if executed else None,
         per_run=MappingProxyType(per_run),
         steps=MappingProxyType(_steps(samples)),
+        injected_faults=sum(s.metrics.injected_faults for s in samples),
     )
 
 

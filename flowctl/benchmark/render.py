@@ -101,7 +101,8 @@ def _figure_lines(result: BenchResult) -> list[str]:
         f"  queue wait    p50 {value(t, a.queue_wait.p50)}   p99 {value(t, a.queue_wait.p99)}",
         f"  queue depth   max {a.queue_depth_max}   mean {value('number', a.queue_depth_mean)}",
         f"  errors        {value('rate', a.error_rate)} of {a.attempts} attempts failed, "
-        f"{a.failed_runs}/{a.runs} runs failed, {a.retries} retries",
+        f"{a.failed_runs}/{a.runs} runs failed, {a.retries} retries"
+        + (f", {a.injected_faults} injected faults (not errors)" if a.injected_faults else ""),
         f"  overhead      {_mean_sd(t, a.overhead)} (wall time minus the critical path{path})",
     ]
 
@@ -242,6 +243,7 @@ def markdown_report(result: BenchResult) -> list[str]:
         "",
         f"Throughput {value('per_second', a.throughput)} over {value('time', a.busy_seconds)} of executions; "
         f"error rate {value('rate', a.error_rate)}; {a.failed_runs}/{a.runs} runs failed; {a.retries} retries; "
+        + (f"{a.injected_faults} injected faults; " if a.injected_faults else "") +
         f"queue depth max {a.queue_depth_max}, mean {value('number', a.queue_depth_mean)}.",
         "",
         "### Runs",

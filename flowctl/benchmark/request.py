@@ -38,6 +38,7 @@ class BenchRequest:
     thresholds: tuple[str, ...] = ()
     compare: str | None = None
     keep_state: bool = False
+    chaos: str | None = None  # --chaos SPEC, passed on to every execution (issue 17)
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(os.environ)))
 
 
@@ -58,9 +59,10 @@ class BenchPlan:
     @property
     def run_args(self) -> tuple[str, ...]:
         """``flowctl run`` options after the pipeline file: always ``-j``, so the executions run
-        with exactly the concurrency the report states. (``--chaos SPEC``, issue 17's fault
-        injection, is to be passed on here once ``flowctl run`` has it.)"""
+        with exactly the concurrency the report states; ``--chaos SPEC`` when given."""
         args: list[str] = ["-j", str(self.concurrency)]
+        if self.request.chaos:
+            args += ["--chaos", self.request.chaos]
         for item in self.request.params:
             args += ["-p", item]
         return tuple(args)
@@ -77,6 +79,7 @@ class BenchPlan:
             "thresholds": list(r.thresholds),
             "compare": r.compare,
             "keep_state": r.keep_state,
+            "chaos": r.chaos,
         }
 
 
@@ -98,6 +101,8 @@ def prepare_bench(request: BenchRequest) -> BenchPlan:
         f"steps run in {folder}, outside the copied tree {workspace.root}: every execution shares it"
         for folder in workspace.outside
     ]
+    if request.chaos:
+        _check_chaos(request.chaos, prepared)
     # `flowctl run`'s default, decided once here and passed on as -j (run_args).
     concurrency = request.concurrency or prepared.pipeline.concurrency or os.cpu_count() or 1
     return BenchPlan(
@@ -111,6 +116,24 @@ def prepare_bench(request: BenchRequest) -> BenchPlan:
         concurrency=concurrency,
         warnings=tuple(warnings),
     )
+
+
+def _check_chaos(text: str, prepared: PreparedRun) -> None:
+    """``--chaos`` as ``flowctl run`` would check it, and no ``kill-runner``: an execution that
+    kills itself needs a resume, which is ``flowctl chaos soak``'s job. Raises ``UsageError``."""
+    from flowctl.errors import UsageError
+    from flowctl.run.chaos import check_chaos
+    from flowctl.spec.chaos import ChaosError, parse_chaos
+
+    try:
+        settings = parse_chaos(text)
+    except ChaosError as exc:
+        raise UsageError(f"--chaos: {exc.message}", hint=exc.hint) from None
+    if settings.kill_runner:
+        raise UsageError("bench --chaos: kill-runner would stop an execution half way (it needs a resume)",
+                         hint="measure resumes with `flowctl chaos soak`; here use fail, delay, hang or kill")
+    steps = prepared.pipeline.steps
+    check_chaos(settings, {sid: steps[sid] for sid in prepared.plan.selected}, "local")
 
 
 __all__ = ["BenchPlan", "BenchRequest", "prepare_bench"]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flowctl.observe.observer import RunObserver
     from flowctl.observe.plain import PlainSink
     from flowctl.observe.summary import RunSummary
+    from flowctl.run.chaos import ChaosRun
     from flowctl.run.options import RunResult, Selection, SessionPlan
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import Scheduler
@@ -68,6 +69,7 @@ class RunRequest:
     worktree: str | None = None
     report: str | None = None
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    chaos: str | None = None  # --chaos SPEC; "@pipeline" for a bare --chaos (cli/_chaos.py)
 
     @property
     def resuming(self) -> bool:
@@ -88,6 +90,7 @@ class RunContext:
     live: bool  # rich live view (a terminal, no --no-progress), else plain lines
     ref_provenance: Mapping[str, object]  # --ref: the tag and commit run
     fire_time: float | None  # --scheduled: the fire time this run belongs to
+    chaos: ChaosRun | None = None  # the faults to inject (issue 17)
 
 
 def settle(
@@ -97,11 +100,13 @@ def settle(
     """Choose the executor, apply the ``--scheduled`` guard (None: not due, said on stdout;
     before the lock, so a firing that is not due touches nothing) and check the observer's
     options. Raises UsageError (exit 2)."""
+    from flowctl.cli._chaos import chaos_for
     from flowctl.cli._executor import choose_executor
     from flowctl.observe.observer import RunObserver
     from flowctl.run.options import Selection
 
     choice = choose_executor(request.executor, prepared, orphans=request.orphans)
+    chaos = chaos_for(request.chaos, prepared, target.record, choice.kind, state_dir)
     fire_time: float | None = None
     if request.scheduled:
         from flowctl.schedule.service import due_firing
@@ -117,7 +122,7 @@ def settle(
     )
     # A resume records the forcing of the run it continues (issue 12: kept along the chain).
     selection = Selection(target.only, target.from_, target.force, target.force_steps)
-    return RunContext(state_dir, shown, target, selection, choice, observer, live, ref_provenance, fire_time)
+    return RunContext(state_dir, shown, target, selection, choice, observer, live, ref_provenance, fire_time, chaos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +193,7 @@ def build_run(
                 fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
                 fingerprint_at_start=plan.fingerprint_at_start,
                 resumed_from=plan.resumed_from,
-                provenance=run_provenance(prepared, plan, context, opened.provenance),
+                provenance=run_provenance(prepared, plan, context, opened.provenance), chaos=context.chaos,
             )
             scheduler = Scheduler(prepared.plan, prepared.invocations, opened.executor, session.store, fanout,
                                   options, remediations=prepared.remediations, run_id=session.run_id)

@@ -46,6 +46,10 @@ def bench(
     keep_state: bool = typer.Option(
         False, "--keep-state", help="Keep each execution's state folder and output (under the project's .flowctl/bench/)."
     ),
+    chaos: str | None = typer.Option(
+        None, "--chaos", metavar="SPEC",
+        help="Inject these faults into every execution, as `flowctl run --chaos` (no kill-runner); docs/chaos.md.",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain progress lines even on a terminal."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
@@ -61,6 +65,8 @@ def bench(
     (before anything runs), 74 no room for the working copies, 130 interrupted.
 
     Example: flowctl bench pipelines/etl.yaml --runs 20 --warmup 2 --parallel 4 --threshold 'p99 < 2s' --export-json bench.json
+
+    Example: flowctl bench pipelines/etl.yaml --runs 10 --chaos fail=0.1,delay=200ms@0.2,seed=1
     """
     from flowctl.benchmark import BenchRequest, prepare_bench, run_bench
     from flowctl.benchmark.document import dumps, result_document, write_export
@@ -70,7 +76,7 @@ def bench(
     chosen = pick_format(fmt, as_json, FORMATS)
     request = BenchRequest(
         pipeline=pipeline, runs=runs, warmup=warmup, parallel=parallel, concurrency=concurrency,
-        params=tuple(params), thresholds=tuple(threshold), compare=compare, keep_state=keep_state,
+        params=tuple(params), thresholds=tuple(threshold), compare=compare, keep_state=keep_state, chaos=chaos,
     )
     plan = prepare_bench(request)
     for warning in plan.warnings:

@@ -121,6 +121,11 @@ def run(
         [], "--resources", metavar="NAME=AMOUNT,…",
         help="Local executor: at most this much of each step `resources:` at once, e.g. gpu=1 (unlimited when not given).",
     ),
+    chaos: str | None = typer.Option(
+        None, "--chaos", metavar="[SPEC]",
+        help="Inject faults, deterministically from seed=N (docs/chaos.md): e.g. fail=0.1,delay=500ms@0.2,kill=0.05,"
+        "kill-runner=0.02,max=2,steps=load-*,seed=42. Without a value: the pipeline's `chaos:` block. Also FLOWCTL_CHAOS.",
+    ),
 ) -> int:
     """Run the pipeline: each step starts once the steps it needs succeeded.
 
@@ -132,6 +137,8 @@ def run(
     Example: flowctl run pipelines/etl.yaml -p day=2026-11-24 --concurrency 4
 
     Example: flowctl run pipelines/etl.yaml --executor dask --dask-scheduler tcp://scheduler:8786
+
+    Example: flowctl run pipelines/etl.yaml --chaos fail=0.2,kill=0.1,kill-runner=0.05,seed=7
     """
     from flowctl.cli._executor import ExecutorOptions
     from flowctl.cli._run_build import RunRequest
@@ -144,6 +151,7 @@ def run(
         scheduled=scheduled, ref=ref, worktree=worktree, report=report,
         executor=ExecutorOptions(executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources),
                                  dask_lease, tuple(resources)),
+        chaos=chaos,
     ))
 
 

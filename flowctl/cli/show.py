@@ -59,6 +59,8 @@ def show(
         print(f"  provenance: file sha256 {sha or '-'}, commit {str(commit)[:12] if commit else '-'}{dirty}")
     if run.root_failure:
         print(f"  root failure: {run.root_failure}")
+    if run.chaos:  # issue 17: which attempts' failures were injected
+        print(f"  chaos: {run.chaos} (replay: flowctl chaos replay {run.run_id})")
     rows = []
     # Attempts that ran on Dask workers name their worker (each attempt's, comma-separated).
     workers = any(is_worker(a.host) for step in detail.steps for a in step.attempt_records)
@@ -69,10 +71,12 @@ def show(
         if logs and not os.path.isfile(attempt_log_path(root, attempts[-1])):
             logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
         where = [",".join(a.host or "-" for a in attempts) or "-"] if workers else []
+        injected = [",".join(f"{a.attempt}:{a.injected}" for a in attempts if a.injected) or "-"] if run.chaos else []
         rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes, *where,
-                     step.reason or "", logs or "-"])
+                     *injected, step.reason or "", logs or "-"])
     print()
-    table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", *(["WORKER"] if workers else []), "REASON", "LOG"], rows)
+    table(["STEP", "STATUS", "ATTEMPTS", "DURATION", "EXIT", *(["WORKER"] if workers else []),
+           *(["INJECTED"] if run.chaos else []), "REASON", "LOG"], rows)
     print()
     for line in metrics_lines(metrics):
         print("  " + line)

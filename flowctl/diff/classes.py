@@ -42,6 +42,7 @@ _IDENTITY = ("name", "steps", "steps.<id>")
 _POLICY = (
     "schedule",
     "timezone",
+    "chaos",  # faults injected only when a run asks for them (issue 17)
     "concurrency",
     "secret_env",
     "params.<name>.type",  # which -p values are accepted; steps see the value's canonical text

@@ -40,6 +40,7 @@ class AttemptRecord:
     exit_code: int | None = None
     kind: AttemptKind = AttemptKind.ATTEMPT
     host: str = ""  # where it ran: this machine's name, or a Dask worker's address
+    injected: str = ""  # the fault chaos injected (issue 17): never counted as a real failure
 
     @property
     def duration(self) -> float | None:
@@ -76,6 +77,7 @@ class RunRecord:
     steps: tuple[StepRecord, ...] = ()
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NO_NEEDS)
     scheduled_for: float | None = None  # the cron fire time, for runs started by the scheduler
+    chaos: str = ""  # the run's chaos settings (issue 17); "" for a run without chaos
 
     def step(self, step_id: str) -> StepRecord | None:
         for record in self.steps:
@@ -117,7 +119,7 @@ class RunRecorder:
             self._see(event.step)
             self._status[event.step] = StepStatus.RUNNING
             self._attempts.setdefault(event.step, {})[event.attempt] = AttemptRecord(
-                event.attempt, event.at, None, None, None, event.kind
+                event.attempt, event.at, None, None, None, event.kind, injected=event.injected
             )
         elif isinstance(event, AttemptFinished):
             self._see(event.step)
@@ -125,7 +127,8 @@ class RunRecorder:
             started = attempts.get(event.attempt)
             start = started.started_at if started else event.at - event.duration
             attempts[event.attempt] = AttemptRecord(
-                event.attempt, start, event.at, event.outcome, event.exit_code, event.kind, event.host
+                event.attempt, start, event.at, event.outcome, event.exit_code, event.kind, event.host,
+                started.injected if started else "",
             )
         elif isinstance(event, StepFinished):
             self._see(event.step)
@@ -162,6 +165,7 @@ class RunRecorder:
             steps=steps,
             needs=self._needs,
             scheduled_for=self._scheduled_for,
+            chaos=self._run.chaos,
         )
 
 

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from flowctl.graph.walk import CycleLeft, generations
 from flowctl.observe.metric_records import RunRecord, StepRecord
 from flowctl.observe.plain import is_worker
+from flowctl.run.events import FAILING_FAULTS as FAILING
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -117,6 +118,10 @@ class RunMetrics:
     lateness: float | None = None  # scheduled runs: start minus the cron fire time
     mean_queue_depth: float | None = None  # time-weighted over the wall time
     worker_attempts: Mapping[str, int] = field(default_factory=dict)  # Dask worker -> attempts it ran
+    #: Faults chaos injected (issue 17). Their failures count toward retries, never in
+    #: ``failed_attempts`` / ``error_rate``: those are the real ones.
+    injected_faults: int = 0
+    chaos: bool = False  # the run ran under --chaos
 
     @property
     def succeeded(self) -> bool:
@@ -167,6 +172,8 @@ class RunMetrics:
             "step_duration": dict(self.step_duration),
             "step_attempts": dict(self.step_attempts),
             "worker_attempts": dict(self.worker_attempts),
+            "injected_faults": self.injected_faults,
+            "chaos": self.chaos,
         }
 
 
@@ -314,7 +321,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
     durations: dict[str, float] = {}
     step_attempts: dict[str, int] = {}
     workers: dict[str, int] = {}
-    attempts = failed_attempts = retries = remediations = 0
+    attempts = failed_attempts = retries = remediations = injected = 0
     executed = completed = failed_steps = 0
     # Enum members compared by identity in tuples: a set of them would hash each through
     # Python (100,000-step runs; issue 12).
@@ -332,9 +339,11 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         regular = [a for a in tries if a.kind is not remediate]
         remediations += len(tries) - len(regular)
         for a in regular:
+            if a.injected:
+                injected += 1
             if a.outcome is not cancelled:
                 attempts += 1
-                if a.outcome in failed_attempt:
+                if a.outcome in failed_attempt and a.injected not in FAILING:
                     failed_attempts += 1
         retries += max(0, len(regular) - 1)
         step_attempts[sid] = len(regular)
@@ -390,6 +399,8 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         step_status=MappingProxyType({s.step: s.status for s in record.steps}),
         lateness=(record.started_at - record.scheduled_for) if record.scheduled_for is not None else None,
         worker_attempts=MappingProxyType(dict(sorted(workers.items()))),
+        injected_faults=injected,
+        chaos=bool(record.chaos),
     )
 
 

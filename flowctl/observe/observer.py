@@ -116,7 +116,10 @@ class RunObserver:
                 warnings.append(exc.message)
         results: tuple[AlertResult, ...] = ()
         deliveries: tuple[Delivery, ...] = ()
-        if self.pipeline.alerts:
+        if metrics.chaos and (self.pipeline.alerts or self.pipeline.notify):
+            # Issue 17: injected faults never fire real alerts (nor page anyone).
+            warnings.append("chaos run: alerts and notifications are not evaluated")
+        elif self.pipeline.alerts:
             from flowctl.observe.alerts import check_pipeline_alerts
 
             try:

@@ -107,7 +107,8 @@ class PlainSink:
                 elif ev.kind is AttemptKind.FINAL:
                     self._line(ev.at, f"START {ev.step} (final attempt {ev.attempt}, after remediation)")
                 else:
-                    self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts})")
+                    chaos = f", chaos: {ev.injected}" if ev.injected else ""  # issue 17
+                    self._line(ev.at, f"START {ev.step} (attempt {ev.attempt}/{ev.max_attempts}{chaos})")
             case StepFinished():
                 if ev.status is StepStatus.SUCCEEDED:
                     self._line(ev.at, f"OK {ev.step} {format_duration(ev.duration)}")

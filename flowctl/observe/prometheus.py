@@ -28,11 +28,12 @@ def build_registry(metrics: RunMetrics) -> CollectorRegistry:
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry(auto_describe=True)
-    pipeline = metrics.pipeline
+    # Every series of a chaos run carries chaos="1" (issue 17): never mistaken for a real run.
+    base = {"pipeline": metrics.pipeline, **({"chaos": "1"} if metrics.chaos else {})}
 
     def gauge(name: str, doc: str, value: float, **labels: str) -> None:
-        metric = Gauge(name, doc, ["pipeline", *labels], registry=registry)
-        metric.labels(pipeline=pipeline, **labels).set(value)
+        metric = Gauge(name, doc, [*base, *labels], registry=registry)
+        metric.labels(**base, **labels).set(value)
 
     end = metrics.finished_at if metrics.finished_at is not None else metrics.started_at + metrics.wall_seconds
     gauge("flowctl_last_run_timestamp_seconds", "When the last run of the pipeline ended (epoch seconds).", end)
@@ -46,65 +47,68 @@ def build_registry(metrics: RunMetrics) -> CollectorRegistry:
     gauge("flowctl_last_run_attempts", "Attempts of step commands in the last run.", metrics.attempts)
     gauge("flowctl_last_run_failed_attempts", "Failed attempts in the last run.", metrics.failed_attempts)
     gauge("flowctl_last_run_retries", "Attempts beyond each step's first in the last run.", metrics.retries)
+    if metrics.chaos:
+        gauge("flowctl_last_run_injected_faults", "Faults chaos injected in the last run (issue 17).",
+              metrics.injected_faults)
     gauge("flowctl_last_run_max_queue_depth", "Most steps ready but not started at once.", metrics.max_queue_depth)
 
     status = Gauge(
         "flowctl_last_run_status",
         "1 for the status of the last run, 0 for the others.",
-        ["pipeline", "status"],
+        [*base, "status"],
         registry=registry,
     )
     for value in RunStatus:
-        status.labels(pipeline=pipeline, status=value.value).set(1.0 if value is metrics.status else 0.0)
+        status.labels(**base, status=value.value).set(1.0 if value is metrics.status else 0.0)
 
     steps = Gauge(
-        "flowctl_last_run_steps", "Steps of the last run by status.", ["pipeline", "status"], registry=registry
+        "flowctl_last_run_steps", "Steps of the last run by status.", [*base, "status"], registry=registry
     )
     for step_status in StepStatus:
         if step_status in (StepStatus.PENDING, StepStatus.READY, StepStatus.RUNNING):
             continue
-        steps.labels(pipeline=pipeline, status=step_status.value).set(metrics.counts.get(step_status.value, 0))
+        steps.labels(**base, status=step_status.value).set(metrics.counts.get(step_status.value, 0))
 
     duration = Gauge(
         "flowctl_last_run_step_duration_seconds",
         "Execution time of each step in the last run (first attempt start to last attempt end).",
-        ["pipeline", "step"],
+        [*base, "step"],
         registry=registry,
     )
     attempts = Gauge(
-        "flowctl_last_run_step_attempts", "Attempts of each step in the last run.", ["pipeline", "step"], registry=registry
+        "flowctl_last_run_step_attempts", "Attempts of each step in the last run.", [*base, "step"], registry=registry
     )
     for step, seconds in sorted(metrics.step_duration.items()):
-        duration.labels(pipeline=pipeline, step=step).set(seconds)
+        duration.labels(**base, step=step).set(seconds)
     for step, count in sorted(metrics.step_attempts.items()):
-        attempts.labels(pipeline=pipeline, step=step).set(count)
+        attempts.labels(**base, step=step).set(count)
     if metrics.worker_attempts:
         by_worker = Gauge(
             "flowctl_last_run_worker_attempts", "Attempts each Dask worker ran in the last run.",
-            ["pipeline", "worker"], registry=registry,
+            [*base, "worker"], registry=registry,
         )
         for worker, count in metrics.worker_attempts.items():
-            by_worker.labels(pipeline=pipeline, worker=worker).set(count)
+            by_worker.labels(**base, worker=worker).set(count)
 
     latencies = Gauge(
         "flowctl_last_run_step_latency_seconds",
         "Step latency (ready to finished) percentiles of the last run.",
-        ["pipeline", "percentile"],
+        [*base, "percentile"],
         registry=registry,
     )
     waits = Gauge(
         "flowctl_last_run_queue_wait_seconds",
         "Queue wait (ready to started) percentiles of the last run.",
-        ["pipeline", "percentile"],
+        [*base, "percentile"],
         registry=registry,
     )
     for q, attr in (("50", "p50"), ("95", "p95"), ("99", "p99")):
         latency = getattr(metrics.latency, attr)
         wait = getattr(metrics.queue_wait, attr)
         if latency is not None:
-            latencies.labels(pipeline=pipeline, percentile=q).set(latency)
+            latencies.labels(**base, percentile=q).set(latency)
         if wait is not None:
-            waits.labels(pipeline=pipeline, percentile=q).set(wait)
+            waits.labels(**base, percentile=q).set(wait)
     return registry
 
 
@@ -133,7 +137,7 @@ def push(metrics: RunMetrics, gateway: str, *, timeout: float = 10.0) -> None:
             gateway,
             job=JOB,
             registry=build_registry(metrics),
-            grouping_key={"pipeline": metrics.pipeline},
+            grouping_key={"pipeline": metrics.pipeline, **({"chaos": "1"} if metrics.chaos else {})},
             timeout=timeout,
         )
     except Exception as exc:

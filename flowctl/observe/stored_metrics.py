@@ -62,6 +62,7 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
                     exit_code=a.exit_code,
                     kind=kinds.get(a.kind, AttemptKind.ATTEMPT),
                     host=a.host,
+                    injected=a.injected,
                 )
             )
         steps.append(
@@ -83,6 +84,7 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
         steps=tuple(steps),
         needs=dict(needs or {}),
         scheduled_for=run.fire_time,
+        chaos=run.chaos,
     )
 
 

@@ -40,6 +40,11 @@ class StepStatus(enum.Enum):
 _OK = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED_ALLOWED, StepStatus.REUSED, StepStatus.UP_TO_DATE})
 
 
+#: Injected faults (``AttemptStarted.injected``, issue 17) that make the attempt fail; a ``delay``
+#: does not: a delayed attempt's failure is its own.
+FAILING_FAULTS = frozenset({"kill-runner", "kill-worker", "fail", "hang", "kill"})
+
+
 class RunStatus(enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -78,6 +83,7 @@ class RunStarted:
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)  # file hash, commit, dirty
     fire_time: float | None = None  # the cron fire time of a `run --scheduled` (for lateness)
+    chaos: str = ""  # the chaos settings (issue 17), canonical text; "" without chaos
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,7 @@ class AttemptStarted:
     fingerprint: str = ""
     host: str = ""
     log_path: str = ""
+    injected: str = ""  # the fault chaos injected into it (issue 17): "fail", "kill", ...; "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,7 @@ Event = (
 )
 
 __all__ = [
+    "FAILING_FAULTS",
     "AttemptFinished",
     "AttemptKind",
     "AttemptOutcome",

@@ -16,11 +16,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flowctl.fingerprint import InvocationLike
 from flowctl.run.events import RunId, RunStatus, StepStatus
 from flowctl.spec.model import Pipeline
+
+if TYPE_CHECKING:
+    from flowctl.run.chaos import ChaosRun
 
 
 class PlanLike(Protocol):
@@ -102,6 +105,7 @@ class RunOptions:
     #: Counting limits on step ``resources`` (``--resources gpu=1``); a name not here is
     #: unlimited. Empty for executors that place attempts by resource themselves (Dask).
     resources: Mapping[str, float] = field(default_factory=dict)
+    chaos: ChaosRun | None = None  # faults to inject (issue 17, ``run/chaos.py``)
 
 
 @dataclass(frozen=True, slots=True)

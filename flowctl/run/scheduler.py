@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 
 from flowctl.masking import mask_text
+from flowctl.run.chaos import LEDGER, LEDGER_ENV
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -132,6 +133,7 @@ class Scheduler:
         self._signals = 0
         self._signals_handled = 0
         self._root_failure: str | None = None
+        self._chaos = options.chaos
         steps = plan.pipeline.steps
         selected = plan.selected
         self._states: dict[str, _State] = {
@@ -174,6 +176,7 @@ class Scheduler:
                 steps=tuple(self._states), params=opt.params, selection=opt.selection.record(),
                 concurrency=self._concurrency, pipeline_path=self.plan.pipeline.path,
                 resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
+                chaos=opt.chaos.settings.text if opt.chaos is not None else "",
             )
         )
         reused = [(self._states[sid], r) for sid, r in opt.reuse.items() if sid in self._states]
@@ -190,9 +193,7 @@ class Scheduler:
             self._flush()
             if self._running == 0 and not self._timers and not self._ready:
                 break
-            timeout = None
-            if self._timers:
-                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            timeout = max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
             results = executor.wait(timeout)
             if self._signals > self._signals_handled:
                 self._on_signal()
@@ -240,6 +241,8 @@ class Scheduler:
             for event in events:
                 record(event)
             self._store.flush()
+            if self._chaos is not None and self._chaos.kill_due:  # its chosen start is committed
+                self._chaos.kill_runner()
             if self._to_submit:
                 specs, self._to_submit = self._to_submit, []
                 submit = self._executor.submit
@@ -298,6 +301,7 @@ class Scheduler:
         env["FLOWCTL_RUN_ID"] = self.run_id
         env["FLOWCTL_STEP"] = st.id
         env["FLOWCTL_ATTEMPT"] = str(n)
+        env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         key = AttemptKey(self.run_id, st.id, n)
         now = time.monotonic()
         if st.first_start is None:  # its inputs as it sees them, after its upstream ran:
@@ -308,20 +312,22 @@ class Scheduler:
         self._running += 1
         secrets = tuple(inv.secrets)
         command = mask_text(inv.display, secrets) if secrets else inv.display
+        chaos = self._chaos if kind is not AttemptKind.REMEDIATE else None
+        fault = chaos.decide(st.id, n, timeout=timeout) if chaos is not None else ""
         self._push(
             AttemptStarted(
                 run_id=self.run_id, step=st.id, attempt=n, at=time.time(),
                 max_attempts=step.max_attempts, kind=kind, command=command,
-                fingerprint=self._fingerprints.get(st.id, ""), log_path=log_path,
+                fingerprint=self._fingerprints.get(st.id, ""), log_path=log_path, injected=fault,
             )
         )
-        self._to_submit.append(  # started by _flush, once the AttemptStarted above is saved
-            AttemptSpec(
-                key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
-                timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
-                resources=step.resources,
-            )
+        spec = AttemptSpec(
+            key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
+            timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
+            resources=step.resources,
         )
+        # started by _flush, once the AttemptStarted above is saved
+        self._to_submit.append(chaos.wrap(spec, fault) if chaos is not None and fault else spec)
 
     def _log_path(self, step: str, kind: AttemptKind, attempt: int) -> str:
         """Where attempt ``attempt`` of ``step`` writes: ``<logs>/<step>/<n>.log`` or ``remediate.log``."""
@@ -465,15 +471,12 @@ class Scheduler:
     # never started (issue 12: a step stopped while it ran was shown "interrupted before it started").
     def _not_started(self) -> str:
         why = self._stopping
-        if why == _INTERRUPTED:
-            return "interrupted before it started"
-        return f"not started: {why}" if why else "not started"
+        return "interrupted before it started" if why == _INTERRUPTED else f"not started: {why}" if why else "not started"
 
     def _cancelled_running(self) -> str:
         why = self._stopping
-        if why == _INTERRUPTED:
-            return "interrupted while it ran"
-        return f"cancelled while it ran: {why}" if why else "cancelled while it ran"
+        return ("interrupted while it ran" if why == _INTERRUPTED
+                else f"cancelled while it ran: {why}" if why else "cancelled while it ran")
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -483,11 +486,8 @@ class Scheduler:
         previous: dict[int, _Handler] = {}
         # SIGHUP too: a closed terminal must not leave steps running without their runner.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            previous[signum] = signal.signal(signum, self._handle_signal)
+            previous[signum] = signal.signal(signum, lambda signum, frame: self.interrupt())
         return previous
-
-    def _handle_signal(self, signum: int, frame: object) -> None:
-        self.interrupt()
 
     def _on_signal(self) -> None:
         count, self._signals_handled = self._signals, self._signals

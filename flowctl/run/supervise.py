@@ -47,6 +47,7 @@ from typing import TypedDict
 
 from flowctl.masking import Masker
 from flowctl.run import procs
+from flowctl.spec.chaos import ENV_VAR as CHAOS_ENV
 
 CHUNK = 32768  # bytes of output per message
 _SIGNALS_TO_RESET = (
@@ -243,6 +244,7 @@ class _Attempt:
                 "pipeline's folders are on a filesystem every worker shares)",
             )
         env = dict(os.environ)
+        env.pop(CHAOS_ENV, None)  # a LocalCluster's workers inherit the client's: never a step's
         env.update(req["env"])
         program = procs.find_program(req["argv"][0], env.get("PATH", os.defpath), req["cwd"])
         if program is None:

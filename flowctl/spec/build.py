@@ -20,6 +20,7 @@ from typing import Any
 from flowctl.errors import Diagnostic, Span
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
+from flowctl.spec.chaos import ChaosError, parse_chaos
 from flowctl.spec.durations import parse_duration
 from flowctl.spec.model import (
     DEFAULTABLE,
@@ -210,6 +211,11 @@ class _Checker:
             if message:
                 self.error(["timezone"], message, f"did you mean {guess!r}?" if guess else "use an IANA name such as Europe/Berlin",
                            code="timezone")
+        if isinstance(data.get("chaos"), str):  # issue 17: checked here, active only when asked for
+            try:
+                parse_chaos(data["chaos"])
+            except ChaosError as exc:
+                self.error(["chaos"], exc.message, exc.hint, code="chaos")
 
     def alerts(self, data: dict[str, Any], steps: Mapping[str, Any]) -> None:
         alerts = data.get("alerts")
@@ -526,6 +532,7 @@ def build_pipeline(doc: Document, data: dict[str, Any], *, path: str, base_dir: 
         tags=tuple(data.get("tags", ())),
         schedule=data.get("schedule"),
         timezone=data.get("timezone"),
+        chaos=data.get("chaos"),
         concurrency=data.get("concurrency"),
         params=_params(doc, data.get("params") or {}),
         env=_env(data.get("env")),

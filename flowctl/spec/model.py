@@ -163,6 +163,7 @@ class Pipeline:
     tags: tuple[str, ...] = ()
     schedule: str | None = None
     timezone: str | None = None
+    chaos: str | None = None  # faults to inject, active only under --chaos / FLOWCTL_CHAOS (issue 17)
     concurrency: int | None = None  # None: the CPU count
     params: Mapping[str, Param] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)

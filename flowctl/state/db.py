@@ -107,6 +107,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE fingerprints ADD COLUMN key_id TEXT NOT NULL DEFAULT ''",
         "UPDATE fingerprints SET parts = '{}' WHERE scheme = 1",
     ),
+    # 3 (issue 17): a run's chaos settings, and the fault chaos injected into an attempt, so
+    # `chaos check` tells injected failures from real ones and a resume keeps the faults spent.
+    (
+        "ALTER TABLE runs ADD COLUMN chaos TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE attempts ADD COLUMN injected TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

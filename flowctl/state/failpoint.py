@@ -104,10 +104,16 @@ class Failpoints:
                 _fire(fp.action)
 
 
+def kill_self() -> None:
+    """The ``kill`` action: ``SIGKILL`` this process, as ``kill -9`` does (no handler, no
+    clean-up). Chaos's ``kill-runner`` fires it too (issue 17). Never returns."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    signal.pause()  # SIGKILL is delivered before this returns
+
+
 def _fire(action: str) -> None:
     if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-        signal.pause()  # SIGKILL is delivered before this returns
+        kill_self()
     elif action == "enospc":
         raise _sqlite_error("database or disk is full", sqlite3.SQLITE_FULL)
     elif action == "eio":
@@ -121,4 +127,4 @@ def _sqlite_error(text: str, code: int) -> sqlite3.OperationalError:
     return exc
 
 
-__all__ = ["ACTIONS", "ENV_VAR", "POINTS", "Failpoint", "Failpoints", "parse"]
+__all__ = ["ACTIONS", "ENV_VAR", "POINTS", "Failpoint", "Failpoints", "kill_self", "parse"]

@@ -30,7 +30,7 @@ from flowctl.state.run_records import (
 
 _RUN_COLUMNS = (
     "run_id, pipeline, pipeline_path, status, started_at, finished_at, duration, steps, params, "
-    "selection, concurrency, resumed_from, provenance, counts, root_failure, host, pid, fire_time"
+    "selection, concurrency, resumed_from, provenance, counts, root_failure, host, pid, fire_time, chaos"
 )
 _STEP_COLUMNS = (
     "run_id, step, position, status, ready_at, queue_depth, started_at, finished_at, attempts, "
@@ -38,7 +38,7 @@ _STEP_COLUMNS = (
 )
 _ATTEMPT_COLUMNS = (
     "run_id, step, attempt, kind, max_attempts, started_at, finished_at, outcome, exit_code, "
-    "duration, host, fingerprint, command, log_path, error, retry_delay"
+    "duration, host, fingerprint, command, log_path, error, retry_delay, injected"
 )
 
 
@@ -63,6 +63,7 @@ def _run(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> RunReco
         host=row[15],
         pid=row[16],
         fire_time=row[17],
+        chaos=row[18],
     )
 
 
@@ -362,6 +363,31 @@ def runners(conn: sqlite3.Connection, pipeline: str, run_ids: Iterable[str]) -> 
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def resume_chain(conn: sqlite3.Connection, run_id: str) -> tuple[str, ...]:
+    """``run_id`` and the runs it resumes (``resumed_from``, transitively), newest first."""
+    chain: list[str] = []
+    current: str | None = run_id
+    while current and current not in chain:
+        chain.append(current)
+        row = conn.execute("SELECT resumed_from FROM runs WHERE run_id = ?", (current,)).fetchone()
+        current = row[0] if row else None
+    return tuple(chain)
+
+
+def injected_faults(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple[str, str, int, str]]:
+    """The faults chaos injected in ``run_ids`` (issue 17): (run id, step, attempt, fault),
+    oldest run first, in attempt order."""
+    marks = ",".join("?" * len(run_ids))
+    return [
+        (r[0], r[1], r[2], r[3])
+        for r in conn.execute(
+            f"SELECT a.run_id, a.step, a.attempt, a.injected FROM attempts a JOIN runs r ON r.run_id = a.run_id "
+            f"WHERE a.run_id IN ({marks}) AND a.injected != '' ORDER BY r.started_at, a.run_id, a.step, a.attempt",
+            tuple(run_ids),
+        )
+    ]
+
+
 __all__ = [
     "LATEST",
     "count_runs",
@@ -369,11 +395,13 @@ __all__ = [
     "find_run",
     "has_keyed_fingerprints",
     "has_run",
+    "injected_faults",
     "is_latest",
     "last_successes",
     "latest_run",
     "list_runs",
     "may_have_left_processes",
+    "resume_chain",
     "run_detail",
     "runners",
     "runs_to_prune",

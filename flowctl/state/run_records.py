@@ -39,6 +39,7 @@ class AttemptRecord:
     log_path: str
     error: str | None
     retry_delay: float | None  # the backoff before the next attempt, when one was scheduled
+    injected: str = ""  # the fault chaos injected (issue 17); "" for a real attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class RunRecord:
     host: str
     pid: int | None
     fire_time: float | None  # when cron fired it (scheduled runs)
+    chaos: str = ""  # the chaos settings it ran with (issue 17), canonical text
 
     @property
     def run_status(self) -> RunStatus | None:

@@ -66,14 +66,14 @@ if TYPE_CHECKING:
 _Row = tuple[str, tuple[Any, ...]]
 
 _INSERT_RUN = """INSERT INTO runs (run_id, pipeline, pipeline_path, status, started_at, steps, params,
-    selection, concurrency, resumed_from, provenance, host, pid, fire_time)
-    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    selection, concurrency, resumed_from, provenance, host, pid, fire_time, chaos)
+    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_PENDING = """INSERT OR IGNORE INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"""
 _READY = """INSERT INTO steps (run_id, step, status, ready_at, queue_depth) VALUES (?, ?, 'ready', ?, ?)
     ON CONFLICT (run_id, step) DO UPDATE SET status = 'ready',
     ready_at = COALESCE(steps.ready_at, excluded.ready_at), queue_depth = excluded.queue_depth"""
 _ATTEMPT_STARTED = """INSERT OR REPLACE INTO attempts (run_id, step, attempt, kind, max_attempts,
-    started_at, host, fingerprint, command, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    started_at, host, fingerprint, command, log_path, injected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _STEP_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts, fingerprint)
     VALUES (?, ?, 'running', ?, ?, ?)
     ON CONFLICT (run_id, step) DO UPDATE SET status = 'running',
@@ -342,7 +342,7 @@ class SqliteRunStore:
                 (
                     _ATTEMPT_STARTED,
                     (event.run_id, event.step, event.attempt, event.kind.value, event.max_attempts,
-                     event.at, host, fp, event.command, event.log_path),
+                     event.at, host, fp, event.command, event.log_path, event.injected),
                 ),
                 (_STEP_RUNNING, (event.run_id, event.step, event.at, event.attempt, fp)),
             ]
@@ -392,7 +392,8 @@ class SqliteRunStore:
                 _INSERT_RUN,
                 (event.run_id, event.pipeline, self._pipeline_path or event.pipeline_path, event.at, _json(list(event.steps)),
                  _json(dict(event.params)), _json(dict(event.selection)), event.concurrency,
-                 event.resumed_from, _json(dict(event.provenance)), self._host, os.getpid(), fire_time),
+                 event.resumed_from, _json(dict(event.provenance)), self._host, os.getpid(), fire_time,
+                 event.chaos),
             )
         ]
         rows.extend((_INSERT_PENDING, (event.run_id, step, i)) for i, step in enumerate(event.steps))

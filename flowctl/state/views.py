@@ -20,12 +20,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowctl.errors import UsageError
 from flowctl.run.events import RunStatus, StepStatus
 from flowctl.state import db, lock, queries
 from flowctl.state.location import STATE_DIR_ENV, state_dir_for
 from flowctl.state.run_records import AttemptRecord, RunDetail, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from flowctl.run.chaos import Injected
 
 
 def run_log_dir(state_dir: str | os.PathLike[str], run_id: str) -> Path:
@@ -278,6 +282,16 @@ def collect_garbage(
     return GcResult(runs=doomed, log_dirs=tuple(dirs), bytes_freed=freed, dry_run=dry_run)
 
 
+def chaos_spent(state_dir: str | os.PathLike[str], run_id: str) -> tuple[Injected, ...]:
+    """The faults chaos injected in run ``run_id`` and the runs it resumes (issue 17): what a
+    resume of it has already spent."""
+    from flowctl.run.chaos import Injected
+
+    with opened(state_dir) as conn:
+        rows = queries.injected_faults(conn, queries.resume_chain(conn, run_id))
+    return tuple(Injected(step, "", attempt, fault) for _, step, attempt, fault in rows)
+
+
 __all__ = [
     "STATE_DIR_ENV",
     "GcResult",
@@ -285,6 +299,7 @@ __all__ = [
     "attempt_log",
     "attempt_log_path",
     "attempt_step_log",
+    "chaos_spent",
     "collect_garbage",
     "count_runs",
     "failure_log",

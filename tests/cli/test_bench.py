@@ -127,6 +127,24 @@ def test_a_threshold_that_does_not_hold_exits_1_and_the_export_validates(tmp_pat
     assert json.loads(held.stdout)["thresholds"][0]["passed"] is True
 
 
+def test_chaos_is_passed_to_every_execution_and_its_faults_counted_apart_from_errors(tmp_path: Path) -> None:
+    from jsonschema import Draft202012Validator
+
+    retried = NAP.replace("a: {run:", "a: {retries: 3, retry_delay: 0, run:").replace("b: {run:", "b: {retries: 3, retry_delay: 0, run:")
+    (tmp_path / "nap.yaml").write_text(retried)
+    export = tmp_path / "chaos.json"
+    got = bench("nap.yaml", "--runs", "3", "--chaos", "fail=1,max=2,steps=[ab]", "--export-json", str(export), cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "12 injected faults (not errors)" in got.stdout  # a and b fail twice in each of 3 executions
+    document = json.loads(export.read_text())
+    schema = json.loads((REPO / "schemas" / "bench-result.schema.json").read_text())
+    assert list(Draft202012Validator(schema).iter_errors(document)) == []
+    aggregate = document["aggregate"]
+    assert aggregate["injected_faults"] == 12 and aggregate["retries"] == 12
+    assert aggregate["failed_attempts"] == 0 and aggregate["error_rate"] == 0.0
+    assert document["settings"]["chaos"] == "fail=1,max=2,steps=[ab]"
+
+
 def test_the_shipped_schema_is_the_repository_one_and_has_titles() -> None:
     shipped = REPO / "flowctl" / "schemas" / "bench-result.schema.json"
     repo = REPO / "schemas" / "bench-result.schema.json"
@@ -195,6 +213,8 @@ def test_an_identical_rerun_is_no_change(tmp_path: Path) -> None:
         (["-p", "tt=1"], "tt", "did you mean 't'"),
         (["--compare", "missing.json"], "--compare missing.json: no such file", "--export-json"),
         (["--format", "yaml"], "--format 'yaml' is not one of: text, json, markdown", None),
+        (["--chaos", "fial=0.1"], "unknown key 'fial'", "did you mean 'fail'?"),
+        (["--chaos", "kill-runner=0.1"], "kill-runner would stop an execution", "chaos soak"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_runs(tmp_path: Path, args: list[str], message: str, hint: str | None) -> None:

@@ -136,6 +136,8 @@ def downgrade_to_scheme_1(state: Path) -> None:
     conn = sqlite3.connect(state / "state.db")
     conn.execute("ALTER TABLE fingerprints DROP COLUMN key_id")
     conn.execute("ALTER TABLE fingerprints DROP COLUMN scheme")
+    conn.execute("ALTER TABLE runs DROP COLUMN chaos")  # schema 3's columns (issue 17)
+    conn.execute("ALTER TABLE attempts DROP COLUMN injected")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     (state / "fingerprints.key").unlink()

@@ -112,6 +112,7 @@ BASE: dict[str, Any] = {
     "tags": ["t"],
     "schedule": "0 2 * * *",
     "timezone": "UTC",
+    "chaos": "fail=0.1",
     "concurrency": 2,
     "params": {
         "day": {"type": "string", "default": "mon", "description": "the day", "choices": ["mon", "tue"]},
@@ -177,6 +178,7 @@ SAMPLES: dict[str, Mutation | None] = {
     "tags": _set("tags", ["u"]),
     "schedule": _set("schedule", "0 3 * * *"),
     "timezone": _set("timezone", "Europe/Berlin"),
+    "chaos": _set("chaos", "kill=0.2,seed=3"),
     "concurrency": _set("concurrency", 3),
     "params": _set("params/extra", {"default": "x"}),  # a uses it as $FLOWCTL_PARAM_EXTRA
     "params.<name>": _set("params/extra", {"type": "string", "default": "y"}),

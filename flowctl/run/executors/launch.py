@@ -29,6 +29,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from flowctl.run import procs
+from flowctl.spec.chaos import ENV_VAR as CHAOS_ENV
 
 SHELL = "/bin/sh"
 #: Shells whose ``-c SCRIPT`` may be prefixed with ``cd -- DIR || exit;`` (POSIX syntax).
@@ -44,6 +45,7 @@ class Launcher:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._base = dict(environ)  # the snapshot every attempt's environment starts from
+        self._base.pop(CHAOS_ENV, None)  # chaos is the runner's business, never a step's (issue 17)
         self._found: dict[tuple[str, str], str | None] = {}  # (program, PATH) -> path found
         self._prefixes: dict[str, str] = {}  # folder -> "cd -- 'folder' || exit; "
 

@@ -1,0 +1,175 @@
+"""``flowctl chaos soak``: run a pipeline under chaos for N seeds, resuming after each self-kill,
+and check each seed's history (issue 17).
+
+Each seed gets a fresh working copy of the project and an empty state folder (the benchmark's
+``workspace``, so effects of one seed never leak into the next), and runs as real ``flowctl run``
+processes (forked from this one with flowctl already imported, so a 50-step run costs its steps,
+not an interpreter start; each in its own session, its output in the seed's ``output.log``,
+killed for real by ``kill-runner``): the first with ``--chaos SPEC,seed=K``, then ``--resume`` (which carries the settings
+and the faults spent) each time the runner killed itself (``kill-runner``: SIGKILL), until a run
+ends. ``state.invariants.check_run`` then checks the chain. The soak stops at the first failing
+seed and keeps its folder; passing seeds' folders are removed. Alerts, notifications and metrics
+pushes are muted (``FLOWCTL_MUTE``), as under ``bench``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from flowctl.benchmark.executions import child_environment
+from flowctl.benchmark.workspace import copy_workspace, plan_workspace
+from flowctl.errors import FlowctlError, StorageError
+from flowctl.spec.chaos import ENV_VAR, ChaosSettings
+from flowctl.state.invariants import CheckReport, check_run
+
+#: A chain resumes at most this many times per seed (``kill-runner=1`` needs one per attempt).
+MAX_RESUMES = 10_000
+
+
+class SoakError(FlowctlError):
+    """A run of the soak ended in a way no chaos explains (usage error, storage failure, lock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SoakRequest:
+    """What to soak: the pipeline, the settings (their seed is replaced), which seeds."""
+
+    pipeline: str
+    settings: ChaosSettings
+    runs: int = 20
+    seed_from: int = 0
+    run_args: tuple[str, ...] = ()  # -j N, -p k=v: passed to every `flowctl run`
+    environ: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    """One seed: how many runs its chain took and what the check found."""
+
+    seed: int
+    runs: int
+    report: CheckReport
+    folder: str  # kept when the seed failed, else removed
+    command: str  # the one command that reproduces this seed
+
+
+def soak_command(request: SoakRequest, seed: int) -> str:
+    """``flowctl chaos soak PIPELINE --runs 1 --seed-from SEED --chaos SPEC``: one seed again."""
+    spec = dataclasses.replace(request.settings, seed=seed).text
+    return shlex.join(["flowctl", "chaos", "soak", request.pipeline, "--runs", "1", "--seed-from", str(seed),
+                       "--chaos", spec, *request.run_args])
+
+
+def run_soak(
+    request: SoakRequest,
+    needs: Mapping[str, Sequence[str]],
+    on_seed: Callable[[SeedResult], None],
+    *,
+    scratch: str | None = None,
+) -> list[SeedResult]:
+    """Soak ``request.runs`` seeds from ``seed_from``, calling ``on_seed`` after each; stops at
+    the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
+    not explain, ``StorageError`` when the working copy cannot be made."""
+    workspace = plan_workspace(request.pipeline)
+    env = child_environment(os.environ if request.environ is None else request.environ)
+    env.pop(ENV_VAR, None)
+    base = scratch or tempfile.mkdtemp(prefix="flowctl-soak-")
+    results: list[SeedResult] = []
+    for seed in range(request.seed_from, request.seed_from + request.runs):
+        folder = os.path.join(base, f"seed-{seed}")
+        try:
+            pipeline = copy_workspace(workspace, os.path.join(folder, "work"))
+        except OSError as exc:
+            raise StorageError(f"chaos soak: cannot make the working copy of seed {seed}: {exc}",
+                               hint="free space there, or point TMPDIR at a folder with room") from None
+        state = os.path.join(folder, "state")
+        runs = _run_chain(request, seed, pipeline, state, env, folder)
+        report = check_run(state, "latest", needs)
+        result = SeedResult(seed, runs, report, folder, soak_command(request, seed))
+        results.append(result)
+        on_seed(result)
+        if not report.ok:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+    if scratch is None and all(r.report.ok for r in results):
+        shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def _run_chain(request: SoakRequest, seed: int, pipeline: str, state: str, env: Mapping[str, str], folder: str) -> int:
+    spec = dataclasses.replace(request.settings, seed=seed).text
+    first = ["--chaos", spec]
+    log = os.path.join(folder, "output.log")
+    _preload(pipeline)
+    for n in range(MAX_RESUMES + 1):
+        argv = ["run", pipeline, "--state-dir", state, "--no-progress", *(first if n == 0 else ["--resume"]),
+                *request.run_args]
+        code = _fork_run(argv, log, os.path.dirname(pipeline), env)
+        if code == -signal.SIGKILL:  # kill-runner: resuming is our job
+            continue
+        if code in (0, 1):  # the run ended: the check says whether it converged
+            return n + 1
+        raise SoakError(f"chaos soak: seed {seed}: `flowctl run` exited {code} (see {log})",
+                        hint=f"reproduce it: {soak_command(request, seed)}")
+    raise SoakError(f"chaos soak: seed {seed}: still not done after {MAX_RESUMES} resumes (see {log})")
+
+
+def _preload(pipeline: str) -> None:
+    """Import what ``flowctl run`` imports, before the first fork: its modules, and what
+    preparing ``pipeline`` loads (the schema validator, the graph); nothing is run or written."""
+    import importlib
+
+    from flowctl.cli.app import register
+    from flowctl.run.prepare import prepare_run
+
+    register(["run"])
+    for name in ("flowctl.cli._executor", "flowctl.cli._run_state", "flowctl.cli._chaos", "flowctl.cli._history",
+                 "flowctl.cli._ref", "flowctl.run.scheduler", "flowctl.run.executors.local", "flowctl.state.session",
+                 "flowctl.state.store", "flowctl.state.leftovers", "flowctl.observe.observer", "flowctl.observe.plain",
+                 "flowctl.observe.summary", "flowctl.observe.fanout", "flowctl.observe.report"):
+        importlib.import_module(name)
+    prepare_run(pipeline)
+
+
+def _fork_run(argv: Sequence[str], log: str, cwd: str, env: Mapping[str, str]) -> int:
+    """Run ``flowctl ARGV`` in a forked child (its own session, output appended to ``log``);
+    its exit code, or minus the signal that killed it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 70
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(env)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            from flowctl.cli._app import app
+            from flowctl.cli._boundary import run_app
+
+            code = run_app(app, list(argv))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(out)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+__all__ = ["MAX_RESUMES", "SeedResult", "SoakError", "SoakRequest", "run_soak", "soak_command"]

@@ -1,0 +1,78 @@
+"""Which chaos a ``flowctl run`` injects (issue 17): ``--chaos``, ``FLOWCTL_CHAOS``, the pipeline's
+``chaos:`` block, or the run a ``--resume`` continues.
+
+The flag wins; then ``FLOWCTL_CHAOS`` (a spec, or ``1`` for the pipeline's block); a pipeline's
+``chaos:`` block is active only when one of them asks for it (``--chaos`` with no value), so a
+committed block never reaches cron runs. A ``--resume`` with neither keeps the settings of the
+run it continues. The faults that run (and the runs it resumed) spent are carried over, and the
+runner's self-kill is the test-only failpoint's ``kill`` (``state/failpoint.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flowctl.run.chaos import ChaosRun
+    from flowctl.run.prepare import PreparedRun
+    from flowctl.spec.chaos import ChaosSettings
+    from flowctl.state.run_records import RunRecord
+
+
+def chaos_text(option: str | None, block: str | None, environ: Mapping[str, str], resumed: str = "") -> str:
+    """The chaos spec this run uses ("" for none). Raises ``UsageError`` when the pipeline's
+    block is asked for and there is none."""
+    from flowctl.cli._wait import FROM_PIPELINE
+    from flowctl.errors import UsageError
+    from flowctl.spec.chaos import ENV_VAR
+    from flowctl.spec.chaos import FROM_PIPELINE as ENV_BLOCK
+
+    if option is not None:
+        asked, text, source = option == FROM_PIPELINE, option, "--chaos without a value"
+    elif environ.get(ENV_VAR, "").strip():
+        text = environ[ENV_VAR].strip()
+        asked, source = text == ENV_BLOCK, f"{ENV_VAR}={ENV_BLOCK}"
+    else:
+        return resumed
+    if not asked:
+        return text
+    if not block:
+        raise UsageError(f"{source} injects the pipeline's `chaos:` block, and the pipeline has none",
+                         hint="add `chaos: \"fail=0.1,seed=1\"` to the pipeline, or give the spec: --chaos fail=0.1,seed=1")
+    return block
+
+
+def parse_option(text: str, option: str = "--chaos") -> ChaosSettings:
+    """Settings from a chaos spec given on the command line. Raises ``UsageError`` (exit 2)."""
+    from flowctl.errors import UsageError
+    from flowctl.spec.chaos import ChaosError, parse_chaos
+
+    try:
+        return parse_chaos(text)
+    except ChaosError as exc:
+        raise UsageError(f"{option}: {exc.message}", hint=exc.hint) from None
+
+
+def chaos_for(
+    option: str | None, prepared: PreparedRun, resumed: RunRecord | None, executor: str, state_dir: str,
+    environ: Mapping[str, str] | None = None,
+) -> ChaosRun | None:
+    """The chaos of this run, checked against its steps; None without chaos. Raises ``UsageError``."""
+    text = chaos_text(option, prepared.pipeline.chaos, os.environ if environ is None else environ,
+                      resumed.chaos if resumed is not None else "")
+    if not text:
+        return None
+    from flowctl.run.chaos import ChaosRun, check_chaos
+    from flowctl.state.failpoint import kill_self
+    from flowctl.state.views import chaos_spent
+
+    settings = parse_option(text)
+    steps = prepared.pipeline.steps
+    check_chaos(settings, {sid: steps[sid] for sid in prepared.plan.selected}, executor)
+    spent = chaos_spent(state_dir, resumed.run_id) if resumed is not None else ()
+    return ChaosRun(settings, spent=spent, kill_runner=kill_self)
+
+
+__all__ = ["chaos_for", "chaos_text", "parse_option"]

@@ -1,0 +1,232 @@
+"""``flowctl chaos check``'s invariants over a run's recorded history (issue 17), Jepsen-style.
+
+A run and the runs it resumes (its resume chain, oldest first) are read from the state database,
+with each run's effect ledger (``<state>/runs/<run-id>/ledger.jsonl``: the file each attempt
+gets as ``FLOWCTL_LEDGER``, one JSON line ``{"effect": "..."}`` per side effect). Checked:
+
+* ``finished``: the last run of the chain ended (a runner that killed itself needs a resume);
+* ``converged``: every step succeeded, or failed only through injected faults (every failed
+  attempt of it injected), or was skipped behind such a step;
+* ``order``: no attempt started before every step it needs (within the run) had succeeded;
+* ``no-rerun``: no step that had succeeded ran again in a later run of the chain;
+* ``duplicates``: each runner death left at most its concurrency of attempts in flight;
+* ``retries``: no step ran more regular attempts than it allows;
+* ``no-leftovers``: no process of the chain is still alive;
+* ``effects``: no effect is recorded twice.
+
+Returns a ``CheckReport``; never prints (``cli/chaos.py`` renders). ``needs`` come from the
+caller (the pipeline file as recorded), since state keeps no graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from flowctl.run import procs
+from flowctl.run.chaos import FAILING, LEDGER
+from flowctl.run.events import StepStatus
+from flowctl.state import queries
+from flowctl.state.run_records import RunDetail
+from flowctl.state.views import opened, run_details, run_log_dir
+
+CHECKS = ("finished", "converged", "order", "no-rerun", "duplicates", "retries", "no-leftovers", "effects")
+_FAILED = frozenset({"failed", "timeout", "error", "worker-lost"})
+_DONE = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value, StepStatus.UP_TO_DATE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken invariant: which check, where, and what happened."""
+
+    check: str
+    message: str
+    run_id: str = ""
+    step: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "message": self.message, "run_id": self.run_id, "step": self.step}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What ``check_run`` found over one resume chain."""
+
+    run_id: str
+    pipeline: str
+    pipeline_path: str
+    chaos: str
+    chain: tuple[str, ...]  # oldest first
+    violations: tuple[Violation, ...]
+    injected: Mapping[str, int] = field(default_factory=dict)  # fault -> count
+    runner_kills: int = 0
+    effects: int = 0
+    skipped: tuple[str, ...] = ()  # checks that could not be made, and why
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id, "pipeline": self.pipeline, "pipeline_path": self.pipeline_path,
+            "chaos": self.chaos, "chain": list(self.chain), "ok": self.ok, "checks": list(CHECKS),
+            "violations": [v.to_dict() for v in self.violations], "injected": dict(self.injected),
+            "runner_kills": self.runner_kills, "effects": self.effects, "skipped": list(self.skipped),
+        }
+
+
+def check_run(
+    state_dir: str | os.PathLike[str],
+    run_id: str,
+    needs: Mapping[str, Sequence[str]] | None,
+    *,
+    alive: Callable[[], Sequence[procs.Tagged]] = procs.tagged_processes,
+) -> CheckReport:
+    """Check the invariants over ``run_id``'s resume chain. Raises ``UsageError`` for an unknown
+    run, ``StateError`` for a bad database."""
+    last = run_details(state_dir, run_id, command=("chaos", "check"))
+    with opened(state_dir) as conn:
+        chain = tuple(reversed(queries.resume_chain(conn, last.run.run_id)))
+        details = [queries.run_detail(conn, rid) for rid in chain[:-1]] + [last]
+    out: list[Violation] = []
+    _finished(last, out)
+    _converged(last, out)
+    skipped: list[str] = []
+    if needs is None:
+        skipped.append("order: the pipeline file it ran is gone or invalid, so its needs are unknown")
+    else:
+        for d in details:
+            _order(d, needs, out)
+    _reruns(details, out)
+    kills = _duplicates(details, out)
+    for d in details:
+        _retries(d, out)
+    ids = set(chain)
+    for p in alive():
+        if p.run_id in ids:
+            out.append(Violation("no-leftovers", f"process {p.pid} of step {p.step or '?'} is still alive", p.run_id, p.step))
+    effects = _effects(state_dir, chain, out)
+    injected = Counter(a.injected for d in details for s in d.steps for a in s.attempt_records if a.injected)
+    run = last.run
+    return CheckReport(
+        run_id=run.run_id, pipeline=run.pipeline, pipeline_path=run.pipeline_path, chaos=run.chaos,
+        chain=chain, violations=tuple(out), injected=dict(sorted(injected.items())), runner_kills=kills,
+        effects=effects, skipped=tuple(skipped),
+    )
+
+
+def _finished(last: RunDetail, out: list[Violation]) -> None:
+    if last.run.status in ("running", "interrupted"):
+        out.append(Violation("finished", f"run {last.run.run_id} is {last.run.status}: resume it until it ends",
+                             last.run.run_id))
+
+
+def _converged(last: RunDetail, out: list[Violation]) -> None:
+    rid = last.run.run_id
+    for s in last.steps:
+        if s.status in _DONE or s.status in ("skipped", "failed (allowed)"):
+            continue  # a skip is reported at the step that failed
+        if s.status == "failed":
+            real = [a for a in s.attempt_records if a.outcome in _FAILED and a.injected not in FAILING]
+            if real:
+                a = real[-1]
+                why = f"exit {a.exit_code}" if a.outcome == "failed" else a.outcome
+                out.append(Violation("converged", f"step {s.step} failed for real: attempt {a.attempt} ({why}) was not injected",
+                                     rid, s.step))
+            continue
+        if last.run.status not in ("running", "interrupted"):  # an unfinished run is reported once
+            out.append(Violation("converged", f"step {s.step} ended {s.status}", rid, s.step))
+
+
+def _order(d: RunDetail, needs: Mapping[str, Sequence[str]], out: list[Violation]) -> None:
+    rid = d.run.run_id
+    done_at: dict[str, float] = {}
+    for s in d.steps:
+        if s.status in (StepStatus.REUSED.value, StepStatus.UP_TO_DATE.value):
+            done_at[s.step] = float("-inf")
+        ok = [a.finished_at for a in s.attempt_records if a.outcome == "ok" and a.finished_at is not None]
+        if ok:
+            done_at[s.step] = min(ok)
+    selected = {s.step for s in d.steps}
+    for s in d.steps:
+        for a in s.attempt_records:
+            if a.started_at is None:
+                continue
+            for need in needs.get(s.step, ()):
+                if need not in selected:
+                    continue  # outside the run's selection: it counts as done
+                at = done_at.get(need)
+                if at is None or at > a.started_at + 1e-6:
+                    out.append(Violation("order", f"step {s.step} attempt {a.attempt} started before {need}, "
+                                         "which it needs, had succeeded", rid, s.step))
+
+
+def _reruns(details: Sequence[RunDetail], out: list[Violation]) -> None:
+    succeeded: dict[str, str] = {}
+    for d in details:
+        for s in d.steps:
+            if s.attempt_records and s.step in succeeded:
+                out.append(Violation("no-rerun", f"step {s.step} ran again in {d.run.run_id} although it had "
+                                     f"succeeded in {succeeded[s.step]}", d.run.run_id, s.step))
+        for s in d.steps:
+            if s.status == StepStatus.SUCCEEDED.value:
+                succeeded.setdefault(s.step, d.run.run_id)
+
+
+def _duplicates(details: Sequence[RunDetail], out: list[Violation]) -> int:
+    kills = 0
+    for d in details[:-1]:
+        if d.run.status != "interrupted":
+            continue
+        kills += 1
+        in_flight = [s.step for s in d.steps for a in s.attempt_records if a.outcome in (None, "interrupted")]
+        limit = d.run.concurrency or 1
+        if len(in_flight) > limit:
+            out.append(Violation("duplicates", f"{len(in_flight)} attempts were in flight when its runner died "
+                                 f"(concurrency {limit}): {', '.join(in_flight[:5])}", d.run.run_id))
+    return kills
+
+
+def _retries(d: RunDetail, out: list[Violation]) -> None:
+    for s in d.steps:
+        regular = [a for a in s.attempt_records if a.kind == "attempt"]
+        allowed = max((a.max_attempts for a in regular), default=0)
+        if len(regular) > allowed:
+            out.append(Violation("retries", f"step {s.step} ran {len(regular)} attempts; it allows {allowed}",
+                                 d.run.run_id, s.step))
+
+
+def _effects(state_dir: str | os.PathLike[str], chain: Sequence[str], out: list[Violation]) -> int:
+    seen: dict[str, list[str]] = {}
+    for rid in chain:
+        path = run_log_dir(state_dir, rid) / LEDGER
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines():
+            if line.strip():
+                seen.setdefault(_effect(line), []).append(rid)
+    for effect, runs in seen.items():
+        if len(runs) > 1:
+            where = ", ".join(dict.fromkeys(runs))
+            out.append(Violation("effects", f"effect {effect!r} recorded {len(runs)} times (runs {where})", runs[-1]))
+    return sum(len(r) for r in seen.values())
+
+
+def _effect(line: str) -> str:
+    """The effect a ledger line names: its ``effect`` field, else the line itself."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return line.strip()
+    if isinstance(value, dict) and "effect" in value:
+        return str(value["effect"])
+    return line.strip()
+
+
+__all__ = ["CHECKS", "LEDGER", "CheckReport", "Violation", "check_run"]
