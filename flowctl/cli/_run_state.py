@@ -230,6 +230,8 @@ def run_options(session: RunSession | None) -> Mapping[str, Any]:
         "reuse": session.reuse(),
         "fingerprints": session.fingerprints(),
         "resumed_from": session.resumed.run_id if session.resumed is not None else None,
+        "items_done": session.items_done(),
+        "results_paths": session.results_paths(),
         "provenance": dict(session.provenance()),
     }
 

@@ -30,6 +30,8 @@ from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
     AttemptPlaced,
+    ItemFinished,
+    ItemStarted,
     AttemptStarted,
     Event,
     OutputLine,
@@ -53,6 +55,8 @@ _NAMES: Mapping[type, str] = {
     StepFinished: "step_finished",
     OutputLine: "output",
     RunFinished: "run_finished",
+    ItemStarted: "item_started",
+    ItemFinished: "item_finished",
 }
 _HEADER = ("run_id", "step", "attempt", "at")
 

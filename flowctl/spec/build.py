@@ -61,7 +61,7 @@ class _Checker:
         self.params(params)
         steps: dict[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
         # issue 15: item expressions outside a foreach step are errors too, so look whenever one may be there
-        maybe_items = "${{" in self.doc.text and ("item" in self.doc.text or "batch" in self.doc.text)
+        maybe_items = "${{" in self.doc.text and any(w in self.doc.text for w in ("item", "batch", "needs"))
         self.durations(data.get("defaults"), ["defaults"])
         self.resources(data.get("defaults"), ["defaults"])
         for sid, step in steps.items():
@@ -71,7 +71,7 @@ class _Checker:
                 if isinstance(step.get("remediate"), dict):
                     self.durations(step["remediate"], ["steps", sid, "remediate"])
                 if maybe_items or "foreach" in step:
-                    check_step(self.doc, sid, step, needs_of(step), self._report)
+                    check_step(self.doc, sid, step, steps, self._report)
         for i, notifier in enumerate(data.get("notify") or []):
             if isinstance(notifier, dict):
                 self.durations(notifier, ["notify", i])

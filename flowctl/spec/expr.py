@@ -25,6 +25,7 @@ _REF = re.compile(r"^\s*(params|env)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _ITEM = re.compile(r'^\s*item((?:\.[^\s.\["}]+|\["(?:[^"\\]|\\.)*"\])*)\s*$')
 _ITEM_PART = re.compile(r'\.([^\s.\["}]+)|\[("(?:[^"\\]|\\.)*")\]')
 _BATCH = re.compile(r"^\s*batch\.(file|size)\s*$")
+_NEEDS = re.compile(r"^\s*needs\.([A-Za-z0-9_-]+)\.results\s*$")  # a foreach step's results.jsonl
 PARAM_VAR_PREFIX = "FLOWCTL_PARAM_"
 ENV_VAR_PREFIX = "FLOWCTL_ENV_"
 ITEM_VAR = "FLOWCTL_ITEM"  # the whole item: a string as is, anything else as compact JSON
@@ -64,6 +65,8 @@ class Ref:
             return item_var(self.path)
         if self.source == "batch":
             return BATCH_VAR_PREFIX + self.name.upper()
+        if self.source == "needs":
+            return results_var(self.name)
         return ENV_VAR_PREFIX + self.name
 
 
@@ -102,7 +105,15 @@ def _parse_ref(body: str, start: int, end: int, quote: Quote) -> Ref | None:
     batch = _BATCH.match(body)
     if batch is not None:
         return Ref("batch", batch.group(1), start, end, quote)
+    needs = _NEEDS.match(body)
+    if needs is not None:
+        return Ref("needs", needs.group(1), start, end, quote)
     return None
+
+
+def results_var(step: str) -> str:
+    """The variable holding the path of foreach step ``step``'s ``results.jsonl``."""
+    return f"FLOWCTL_NEEDS_{step.upper().replace('-', '_')}_RESULTS"
 
 
 class ExprError(ValueError):
@@ -135,8 +146,8 @@ def find_refs(text: str, *, shell: bool = False) -> list[Ref]:
             raise ExprError(
                 f"unknown expression {m.group(0)!r}",
                 m.start(),
-                hint="expressions are ${{ params.NAME }}, ${{ env.NAME }}, and in a foreach step "
-                     "${{ item }}, ${{ item.FIELD }}, ${{ batch.file }}, ${{ batch.size }}",
+                hint="expressions are ${{ params.NAME }}, ${{ env.NAME }}, ${{ needs.STEP.results }}, and in a "
+                     "foreach step ${{ item }}, ${{ item.FIELD }}, ${{ batch.file }}, ${{ batch.size }}",
             )
         if quote is Quote.SINGLE:
             raise ExprError(
@@ -239,6 +250,7 @@ __all__ = [
     "find_refs",
     "item_var",
     "ref_text",
+    "results_var",
     "iter_names",
     "param_var",
     "show_shell",

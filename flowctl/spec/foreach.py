@@ -123,11 +123,15 @@ def check_items(foreach: Foreach, values: Sequence[object], refs: Sequence[expr.
 # -- checking and building from the document ---------------------------------------------------
 
 
-def check_step(doc: Document, sid: str, step: Mapping[str, Any], needs: Sequence[Any], report: Report) -> None:
+def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[str, Any], report: Report) -> None:
     """Every problem of one step's ``foreach`` (and of item expressions in a step without one)."""
+    from flowctl.spec.build import needs_of
+
     base: list[Any] = ["steps", sid]
     raw = step.get("foreach")
     texts = _texts(sid, step)
+    needs = needs_of(step)
+    _check_results(doc, texts, needs, steps, report)
     if raw is None:
         for path, text, shell in texts:
             for r in item_refs([text], shell=shell):
@@ -196,6 +200,28 @@ def check_step(doc: Document, sid: str, step: Mapping[str, Any], needs: Sequence
     if isinstance(items, list) and not batch:
         _check_literal(doc, here, items, key if isinstance(key, str) else None,
                        [(p, t, r) for p, t, r in refs if r.source == "item"], key_refs, report)
+
+
+def _check_results(doc: Document, texts: list[tuple[list[Any], str, bool]], needs: Sequence[Any],
+                   steps: Mapping[str, Any], report: Report) -> None:
+    """``${{ needs.S.results }}``: S is a foreach step this one needs; only a shell ``run`` reads it."""
+    for path, text, shell in texts:
+        try:
+            refs = [r for r in expr.find_refs(text, shell=shell) if r.source == "needs"]
+        except expr.ExprError:
+            continue
+        for r in refs:
+            other = steps.get(r.name)
+            if r.name not in needs:
+                message, hint = f"{text[r.start:r.end]}: this step does not need {r.name!r}", f"add {r.name!r} to `needs`"
+            elif not isinstance(other, dict) or "foreach" not in other:
+                message, hint = f"{text[r.start:r.end]}: step {r.name!r} has no `foreach:`, so no results", None
+            elif not shell:
+                message, hint = (f"{text[r.start:r.end]} is filled in only in a shell `run:`",
+                                 f"read the variable ${expr.results_var(r.name)} instead")
+            else:
+                continue
+            report(path, message, hint, "foreach-results", _span(doc, path, text, r))
 
 
 def _check_literal(doc: Document, here: list[Any], items: list[Any], key: str | None,

@@ -28,6 +28,7 @@ from flowctl.state.records import RunRecord
 from flowctl.state.store import SqliteRunStore
 
 if TYPE_CHECKING:
+    from flowctl.spec.model import Pipeline
     from flowctl.run.prepare import PreparedRun
     from flowctl.run.scheduler import Reuse
 
@@ -44,6 +45,7 @@ class RunSession:
     pipeline_path: str = ""
     file_sha256: str = ""
     interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
+    pipeline: Pipeline | None = None
 
     def provenance(self) -> Mapping[str, object]:
         """The pipeline file's hash, the git commit and whether the tree was dirty."""
@@ -69,6 +71,23 @@ class RunSession:
                 status = StepStatus.REUSED if d.verdict is Verdict.REUSED else StepStatus.UP_TO_DATE
                 out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)
         return out
+
+    def items_done(self) -> dict[str, frozenset[str]]:
+        """Per foreach step that runs again, the items the resumed run finished (issue 15)."""
+        if self.resumed is None:
+            return {}
+        decisions = self.assessment.decisions
+        return {sid: keys for sid, keys in self.store.items_done(self.resumed.run_id).items()
+                if sid in decisions and decisions[sid].verdict is Verdict.RUN}
+
+    def results_paths(self) -> dict[str, str]:
+        """The ``results.jsonl`` of each foreach step this run reuses (``${{ needs.S.results }}``)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        reused = [sid for sid, d in self.assessment.decisions.items()
+                  if d.verdict is not Verdict.RUN and pipeline.steps[sid].foreach is not None]
+        return self.store.latest_results(pipeline.name, reused) if reused else {}
 
     def fingerprints(self) -> dict[str, str]:
         return {sid: fp.digest for sid, fp in self.assessment.fingerprints.items()}
@@ -129,7 +148,7 @@ def open_session(
             store.close()
         held.release()
         raise
-    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted)
+    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted, pipeline)
 
 
 __all__ = ["RunSession", "open_session"]

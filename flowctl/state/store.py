@@ -47,6 +47,9 @@ from flowctl.run.events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    ItemFinished,
+    ItemStarted,
+    ItemStatus,
     RetryScheduled,
     RunFinished,
     RunId,
@@ -64,6 +67,25 @@ if TYPE_CHECKING:
     from flowctl.fingerprint import Fingerprint
 
 _Row = tuple[str, tuple[Any, ...]]
+
+# issue 15: one row per item; a batch's attempt writes one per item of it.
+_ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition)
+    VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
+    ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts,
+    started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
+    batch = excluded.batch, definition = excluded.definition, finished_at = NULL"""
+_ITEM_FINISHED = """INSERT INTO items (run_id, step, key, item, status, attempts, exit_code, finished_at, duration,
+    error, tail, log_path, first_failure, last_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step, key) DO UPDATE SET status = excluded.status,
+    attempts = MAX(items.attempts, excluded.attempts), exit_code = excluded.exit_code,
+    finished_at = excluded.finished_at, duration = excluded.duration, error = excluded.error,
+    tail = excluded.tail, log_path = CASE excluded.log_path WHEN '' THEN items.log_path ELSE excluded.log_path END,
+    first_failure = COALESCE(items.first_failure, excluded.first_failure),
+    last_failure = COALESCE(excluded.last_failure, items.last_failure)"""
+_STEP_ITEMS_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts) VALUES (?, ?, 'running', ?, 0)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = 'running',
+    started_at = COALESCE(steps.started_at, excluded.started_at)"""
+_FAILED_ITEM = frozenset({ItemStatus.RETRYING, ItemStatus.DEAD})
 
 _INSERT_RUN = """INSERT INTO runs (run_id, pipeline, pipeline_path, status, started_at, steps, params,
     selection, concurrency, resumed_from, provenance, host, pid, fire_time)
@@ -269,6 +291,20 @@ class SqliteRunStore:
                 _interrupt(conn, run_id, "the runner died while it ran", None)
         return ids
 
+    def items_done(self, run_id: str) -> dict[str, frozenset[str]]:
+        """Per foreach step of ``run_id``, the keys of its items that need no new attempt."""
+        from flowctl.state.items import done_keys
+
+        with db.translated(self.path):
+            return done_keys(self._connection(), run_id)
+
+    def latest_results(self, pipeline: str, steps: list[str]) -> dict[str, str]:
+        """The ``results.jsonl`` of each of these foreach steps in the latest run it succeeded in."""
+        from flowctl.state.items import latest_results
+
+        with db.translated(self.path):
+            return latest_results(self._connection(), str(Path(self.path).parent / "runs"), pipeline, steps)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
@@ -369,6 +405,19 @@ class SqliteRunStore:
                      event.root_failure, event.run_id),
                 )
             ]
+        if isinstance(event, ItemStarted):
+            rows: list[_Row] = [(_ITEM_STARTED, (event.run_id, event.step, key, item, event.batch, event.attempt,
+                                                 event.at, event.log_path, self._fingerprint(event.step, "")))
+                                for key, item in zip(event.keys, event.items)]
+            return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
+        if isinstance(event, ItemFinished):
+            failed = event.at if event.status in _FAILED_ITEM else None
+            items = event.items or ("null",) * len(event.keys)
+            tail = _json(list(event.tail))
+            return [(_ITEM_FINISHED, (event.run_id, event.step, key, item, event.status.value, event.attempt,
+                                      event.exit_code, event.at, event.duration, event.error, tail, event.log_path,
+                                      failed, failed))
+                    for key, item in zip(event.keys, items)]
         return []  # OutputLine: the log files hold output
 
     def _run_started(self, event: RunStarted) -> list[_Row]:

@@ -1,0 +1,250 @@
+"""Running ``foreach`` steps end to end (issue 15): real processes, real state, real kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import flowctl_env, run_flowctl
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def items_file(tmp_path: Path, n: int) -> None:
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(n)))
+
+
+def step_folder(tmp_path: Path, step: str, run: str | None = None) -> Path:
+    runs = sorted((tmp_path / ".flowctl" / "runs").iterdir())
+    folder = runs[-1] if run is None else tmp_path / ".flowctl" / "runs" / run
+    return folder / step
+
+
+def rows(tmp_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(tmp_path / ".flowctl" / "state.db")
+    try:
+        return list(conn.execute(sql, args))
+    finally:
+        conn.close()
+
+
+def thousand(percent: str) -> str:
+    # items 100, 500 and 900 fail on every attempt; the rest succeed
+    return f"""version: 1
+name: fan
+concurrency: 8
+steps:
+  each:
+    foreach:
+      items_from: {{file: items.jsonl}}
+      key: ${{{{ item.id }}}}
+      tolerated_failure: {{percent: {percent}}}
+    run: case "${{{{ item.id }}}}" in 100|500|900) echo "bad $FLOWCTL_ITEM" >&2; exit 3;; esac
+"""
+
+
+def test_thousand_items_three_failures_within_one_percent(tmp_path: Path) -> None:
+    items_file(tmp_path, 1000)
+    done = run_flowctl("run", str(write(tmp_path, thousand("1"))), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = step_folder(tmp_path, "each")
+    results = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    dead = [json.loads(line) for line in (folder / "dead-letter.jsonl").read_text().splitlines()]
+    assert len(results) == 997 and {r["status"] for r in results} == {"succeeded"}
+    assert sorted(d["key"] for d in dead) == ["100", "500", "900"]
+    assert dead[0]["exit_code"] == 3 and dead[0]["item"] == {"id": int(dead[0]["key"])}
+    assert any("bad" in line for line in dead[0]["log_tail"])
+    assert rows(tmp_path, "SELECT status, count(*) FROM items GROUP BY status ORDER BY status") == [
+        ("dead-lettered", 3), ("succeeded", 997)]
+    assert "997 of 1000 items succeeded, 3 dead-lettered" in done.stdout
+
+
+def test_thousand_items_three_failures_over_a_tenth_of_a_percent(tmp_path: Path) -> None:
+    items_file(tmp_path, 1000)
+    done = run_flowctl("run", str(write(tmp_path, thousand("0.1"))), cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (reason,) = rows(tmp_path, "SELECT reason FROM steps WHERE step = 'each'")
+    assert str(reason[0]).startswith("exceeded-tolerated-failures")
+    assert "exceeded-tolerated-failures" in done.stdout
+
+
+def test_a_batch_of_fifty_over_a_thousand_items_is_twenty_processes(tmp_path: Path) -> None:
+    items_file(tmp_path, 1000)
+    (tmp_path / "markers").mkdir()
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach:
+      items_from: {file: items.jsonl}
+      batch: {size: 50}
+    run: wc -l < "${{ batch.file }}" > "markers/$$.$FLOWCTL_BATCH_SIZE"
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    markers = list((tmp_path / "markers").iterdir())
+    assert len(markers) == 20
+    assert {m.name.split(".")[1] for m in markers} == {"50"}
+    assert {m.read_text().strip() for m in markers} == {"50"}
+    assert len((step_folder(tmp_path, "each") / "results.jsonl").read_text().splitlines()) == 1000
+
+
+def test_max_bytes_closes_a_batch_early(tmp_path: Path) -> None:
+    items_file(tmp_path, 100)  # {"id":0} .. {"id":99}: 9 to 10 bytes a line
+    (tmp_path / "markers").mkdir()
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach:
+      items_from: {file: items.jsonl}
+      batch: {size: 50, max_bytes: 100}
+    run: cp "${{ batch.file }}" "markers/$$"
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    sizes = [m.stat().st_size for m in (tmp_path / "markers").iterdir()]
+    # the batch files hold canonical JSON: {"id":0} and a newline is 9 bytes, {"id":10} 10
+    assert max(sizes) <= 100 and sum(sizes) == 10 * 9 + 90 * 10 and len(sizes) == 10
+
+
+def test_zero_items_succeed_and_what_needs_them_runs(tmp_path: Path) -> None:
+    (tmp_path / "items.jsonl").write_text("")
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items_from: {file: items.jsonl}}
+    run: exit 1
+  after:
+    needs: [each]
+    run: echo after
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 of 0 items succeeded" in done.stdout
+
+
+def test_items_are_retried_one_by_one(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items: [a, b, c]}
+    retries: 2
+    retry_delay: 0
+    run: echo x >> "count.${{ item }}"; test "${{ item }}" != b || test $(wc -l < count.b) -ge 3
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(tmp_path, "SELECT key, attempts, status FROM items ORDER BY key") == [
+        ('"a"', 1, "succeeded"), ('"b"', 3, "succeeded"), ('"c"', 1, "succeeded")]  # keys: canonical JSON
+    assert (tmp_path / "count.a").read_text() == "x\n"
+
+
+def test_a_bad_line_fails_the_step_before_any_item_starts(tmp_path: Path) -> None:
+    (tmp_path / "items.jsonl").write_text('{"id": 1}\n{"id": 2\n')
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items_from: {file: items.jsonl}, key: "${{ item.id }}"}
+    run: touch started
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "items file items.jsonl, line 2: not JSON" in done.stdout
+    assert not (tmp_path / "started").exists()
+
+
+def test_fail_fast_cancels_the_running_items(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, f"""version: 1
+name: fan
+concurrency: 4
+steps:
+  each:
+    foreach: {{items: [bad, s1, s2, s3, s4, s5, s6, s7], key: "${{{{ item }}}}", fail_fast: true}}
+    run: if [ "${{{{ item }}}}" = bad ]; then until [ -e started.s3 ]; do sleep 0.01; done; exit 1; fi; touch "started.${{{{ item }}}}"; {sys.executable} -c "import time; time.sleep(30)"
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    statuses = dict(rows(tmp_path, "SELECT key, status FROM items"))  # type: ignore[arg-type]
+    assert statuses["bad"] == "dead-lettered"
+    assert {statuses[k] for k in ("s1", "s2", "s3")} == {"cancelled"}
+    assert not (tmp_path / "started.s7").exists()
+
+
+def test_an_item_value_never_runs_as_code(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items: ['$(touch pwned)', '"; touch pwned2; "', {f: '`touch pwned3`'}]}
+    run: echo "${{ item }}" ${{ item }} >> seen.txt
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    assert not any((tmp_path / n).exists() for n in ("pwned", "pwned2", "pwned3"))
+    assert "$(touch pwned) $(touch pwned)" in (tmp_path / "seen.txt").read_text()
+
+
+def test_kill_nine_half_way_then_resume_runs_only_the_rest(tmp_path: Path) -> None:
+    items_file(tmp_path, 200)
+    (tmp_path / "markers").mkdir()
+    pipeline = write(tmp_path, """version: 1
+name: fan
+concurrency: 4
+steps:
+  each:
+    foreach: {items_from: {file: items.jsonl}, key: "${{ item.id }}"}
+    run: touch "markers/${{ item.id }}.$$"; sleep 0.02
+  after:
+    needs: [each]
+    run: wc -l < "${{ needs.each.results }}" > after.txt
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "flowctl", "run", str(pipeline)], cwd=tmp_path,
+                            env=flowctl_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(tmp_path / "markers")) < 100:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {str(k) for (k,) in rows(tmp_path, "SELECT key FROM items WHERE status = 'succeeded'")}
+    assert 50 < len(first) < 200
+    done = run_flowctl("run", str(pipeline), "--resume", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = Counter(m.name.split(".")[0] for m in (tmp_path / "markers").iterdir())
+    assert set(runs) == {str(i) for i in range(200)}
+    assert [k for k in first if runs[k] != 1] == []  # no succeeded item ran twice
+    assert (tmp_path / "after.txt").read_text().strip() == "200"
+
+
+@pytest.mark.parametrize("stop", ["fixed"])
+def test_resume_after_fixing_runs_only_the_dead_items(tmp_path: Path, stop: str) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+concurrency: 1
+steps:
+  each:
+    foreach: {items: [a, c, b], key: "${{ item }}"}
+    run: echo "${{ item }}" >> ran.txt; test "${{ item }}" != b || test -e fixed
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 1
+    (tmp_path / stop).touch()
+    done = run_flowctl("run", str(pipeline), "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted((tmp_path / "ran.txt").read_text().split()) == ["a", "b", "b", "c"]
+    results = [json.loads(x) for x in (step_folder(tmp_path, "each") / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["key"], r["status"]) for r in results) == [("a", "reused"), ("b", "succeeded"), ("c", "reused")]
