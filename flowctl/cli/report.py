@@ -14,7 +14,7 @@ import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
-from flowctl.cli._history import format_option, state_dir_option
+from flowctl.cli._history import format_option, pipeline_option, state_dir_option
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
@@ -43,6 +43,7 @@ def report(
     timestamp: bool = typer.Option(
         False, "--timestamp", help="Say in the page when it was made (without it the same run gives the same bytes)."
     ),
+    pipeline: str | None = pipeline_option(),
     state_dir: str | None = state_dir_option(),
     fmt: str = format_option(),
     as_json: bool = json_option(),
@@ -53,6 +54,8 @@ def report(
     flakiest steps. The page works offline and loads nothing.
 
     Example: flowctl report latest -o report.html --baseline median:5
+
+    Example: flowctl report latest~1 --pipeline pipelines/etl.yaml -o previous.html
     """
     import json
     import time
@@ -64,8 +67,8 @@ def report(
     chosen = pick_format(fmt, as_json, ("text", "json"))
     made = time.time() if timestamp else None
     if history is not None:
-        if run_id != "latest" or baseline is not None:
-            raise UsageError("--history makes a page of many runs: give no RUN_ID and no --baseline with it")
+        if run_id != "latest" or baseline is not None or pipeline is not None:
+            raise UsageError("--history makes a page of many runs: give no RUN_ID, --baseline or --pipeline with it")
         from flowctl.cli.stats import (
             _pipeline_and_state,  # the same pipeline and folder as stats
         )
@@ -77,7 +80,9 @@ def report(
         if last is not None:
             raise UsageError("--last chooses the runs of a --history page", hint="add --history PIPELINE")
         spec = parse_baseline(baseline)
-        one, html = run_report_html(state_dir_for(state_dir), run_id, baseline=spec, generated_at=made)
+        one, html = run_report_html(
+            state_dir_for(state_dir, pipeline), run_id, baseline=spec, generated_at=made, of_pipeline=pipeline
+        )
         target, what = output or "report.html", {"run_id": one.header.run_id, "pipeline": one.header.pipeline}
     if target == "-":
         sys.stdout.write(html)

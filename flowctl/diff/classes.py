@@ -51,6 +51,11 @@ _POLICY = (
         "retries", "retry_delay", "retry_max_delay", "retry_on_exit_codes", "timeout", "continue_on_error",
     )),
     "steps.<id>.secret_env",
+    "defaults.resources",  # what a step needs of a worker: where it runs, not what it does
+    "steps.<id>.resources",
+    "executor",  # local processes or a Dask cluster: where steps run, not what they do
+    "executor.type",
+    "executor.address",
     "steps.<id>.remediate",
     "steps.<id>.remediate.run",
     "steps.<id>.remediate.timeout",

@@ -104,7 +104,8 @@ class EtaModel:
                 expected, guessed = fallback, True
             left = expected - elapsed
             if left < 0:  # past its usual time: it may end any moment, or not
-                left, guessed = 0.0, True
+                # (a millisecond over is the clock's rounding, not a step running long)
+                left, guessed = 0.0, guessed or left < -1e-3
             work += left
             chain = max(chain, left + self._after.get(step, 0.0))
         chains, pending = self._chains, self._pending

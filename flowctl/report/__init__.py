@@ -30,13 +30,15 @@ def run_report_html(
     baseline: BaselineSpec | None = None,
     pipeline: Pipeline | None = None,
     generated_at: float | None = None,
+    of_pipeline: str | None = None,
 ) -> tuple[RunReport, str]:
-    """The report of run ``run_id`` (or ``latest``) and its HTML. Raises ``StateError`` /
-    ``UsageError`` (unknown run, bad baseline)."""
+    """The report of run ``run_id`` (``latest``, ``latest~N``, of pipeline ``of_pipeline`` when
+    given) and its HTML. Raises ``StateError`` / ``UsageError`` (unknown run, bad baseline)."""
     from flowctl.report.render import render_run
 
     report = build_run_report(
-        state_dir, run_id, baseline=baseline or parse_baseline(None), pipeline=pipeline, generated_at=generated_at
+        state_dir, run_id, baseline=baseline or parse_baseline(None), pipeline=pipeline, generated_at=generated_at,
+        of_pipeline=of_pipeline,
     )
     return report, render_run(report)
 

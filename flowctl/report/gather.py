@@ -48,12 +48,14 @@ def build_run_report(
     baseline: BaselineSpec,
     pipeline: Pipeline | None = None,
     generated_at: float | None = None,
+    of_pipeline: str | None = None,
 ) -> RunReport:
     """The report of one recorded run. ``pipeline`` (the run's own, after ``run --report``)
-    defaults to the recorded pipeline file as it is now."""
+    defaults to the recorded pipeline file as it is now; ``of_pipeline`` (a file or a name)
+    narrows ``latest`` / ``latest~N`` to that pipeline's runs."""
     from flowctl.state.views import run_details
 
-    detail = run_details(state_dir, run_id, command=("report", run_id))
+    detail = run_details(state_dir, run_id, of_pipeline, command=("report", run_id))
     run = detail.run
     notes: list[str] = []
     pipe = pipeline if pipeline is not None else recorded_pipeline(run.pipeline_path)

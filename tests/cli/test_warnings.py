@@ -90,6 +90,9 @@ def test_a_missing_input_is_a_warning_for_validate_and_an_error_for_run(tmp_path
     checked = run_flowctl("validate", "p.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout
     assert "p.yaml:6:42: warning[missing-input]: step 'report': input data/never-made.csv exists nowhere" in checked.stdout
+    planned = run_flowctl("plan", "p.yaml", cwd=tmp_path)  # plan shows it too, and still plans
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "warning[missing-input]: step 'report': input data/never-made.csv exists nowhere" in planned.stderr + planned.stdout
     refused = run_flowctl("run", "p.yaml", "--no-progress", cwd=tmp_path)
     assert refused.returncode == 2 and "error[missing-input]" in refused.stderr
     assert not (tmp_path / "build").exists()  # nothing started

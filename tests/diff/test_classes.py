@@ -122,7 +122,7 @@ BASE: dict[str, Any] = {
     "secret_env": ["TOKEN"],
     "defaults": {
         "retries": 1, "retry_delay": "1s", "retry_max_delay": "10s", "retry_on_exit_codes": [3],
-        "timeout": "1m", "continue_on_error": False,
+        "timeout": "1m", "continue_on_error": False, "resources": {"memory": "1GiB"},
     },
     "steps": {
         "a": {
@@ -137,6 +137,7 @@ BASE: dict[str, Any] = {
     },
     "alerts": [{"when": "failed", "description": "tell someone"}],
     "notify": [{"run": "true", "timeout": "5s", "retries": 1}, {"webhook": "https://hooks.example.com/a"}],
+    "executor": {"type": "local"},
 }
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -193,6 +194,7 @@ SAMPLES: dict[str, Mutation | None] = {
     "defaults.retry_on_exit_codes": _set("defaults/retry_on_exit_codes", [3, 5]),
     "defaults.timeout": _set("defaults/timeout", "5m"),
     "defaults.continue_on_error": _set("defaults/continue_on_error", True),
+    "defaults.resources": _set("defaults/resources", {"memory": "2GiB"}),
     "steps": _set("steps/d", {"run": "echo d"}),
     "steps.<id>": _rename_step("b", "b2"),
     "steps.<id>.run": _set("steps/a/run", "echo ${{ params.day }} $FLOWCTL_PARAM_EXTRA again"),
@@ -210,6 +212,7 @@ SAMPLES: dict[str, Mutation | None] = {
     "steps.<id>.retry_on_exit_codes": _set("steps/a/retry_on_exit_codes", [4, 6]),
     "steps.<id>.timeout": _set("steps/a/timeout", "3m"),
     "steps.<id>.continue_on_error": _set("steps/a/continue_on_error", True),
+    "steps.<id>.resources": _set("steps/a/resources", {"gpu": 1}),
     "steps.<id>.remediate": _set("steps/a/remediate", _DELETE),
     "steps.<id>.remediate.run": _set("steps/a/remediate/run", "echo fix harder"),
     "steps.<id>.remediate.timeout": _set("steps/a/remediate/timeout", "9s"),
@@ -222,6 +225,10 @@ SAMPLES: dict[str, Mutation | None] = {
     "notify[].webhook": _set("notify/1/webhook", "https://hooks.example.com/b"),
     "notify[].timeout": _set("notify/0/timeout", "9s"),
     "notify[].retries": _set("notify/0/retries", 2),
+    "executor": _set("executor", _DELETE),
+    "executor.type": _set("executor/type", "dask"),
+    # an address needs `type: dask`: the sample sets both, so it combines with the others
+    "executor.address": _set("executor", {"type": "dask", "address": "tcp://scheduler:8786"}),
 }
 
 #: Renames last, so the other mutations still find the steps they change.

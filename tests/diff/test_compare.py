@@ -192,7 +192,7 @@ def test_alerts_and_notify_changes_hide_webhook_urls() -> None:
     assert "SECRET" not in repr(diff)
     assert by_field["notify"].old != by_field["notify"].new  # a new token still shows as a change
     assert diff.impact == Impact()
-    assert diff.impact.runs_differently == ()
+    assert diff.impact.rerun == ()
 
 
 def test_resources_and_executor_are_execution_policy_that_invalidates_nothing() -> None:
@@ -209,4 +209,4 @@ def test_resources_and_executor_are_execution_policy_that_invalidates_nothing() 
     assert [(s.field, s.old, s.new) for s in diff.settings] == [
         ("executor", None, {"type": "dask", "address": "tcp://scheduler:8786"})
     ]
-    assert diff.impact.invalidated == ()
+    assert diff.impact.rerun == ()

@@ -214,7 +214,7 @@ def test_every_sink_names_the_worker_of_an_attempt_under_dask():
     for ev in _dask_run()[:4]:  # extract runs on a worker, load still waits for one
         view(ev)
     console = Console(file=io.StringIO(), width=120, no_color=True)
-    console.print(view._render())
+    console.print(view.render())
     drawn = console.file.getvalue()  # type: ignore[attr-defined]
     view.stop()
     assert "attempt 1/2 on tcp://10.0.0.7:40117" in drawn

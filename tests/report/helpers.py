@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -79,8 +80,9 @@ def events(script: RunScript, state_dir: Path, pipeline_path: str) -> list[Event
     """The events a scheduler emits for ``script``, writing each attempt's log file as it goes."""
     rid = RunId(script.run_id)
     at = T0 + script.start
+    name = re.search(r"^name: (\S+)$", Path(pipeline_path).read_text(encoding="utf-8"), re.MULTILINE)
     out: list[Event] = [
-        RunStarted(rid, "shop", at, tuple(s.step for s in script.steps), params=dict(script.params),
+        RunStarted(rid, name.group(1) if name else "shop", at, tuple(s.step for s in script.steps), params=dict(script.params),
                    concurrency=1, pipeline_path=pipeline_path, provenance=dict(script.provenance))
     ]
     counts: dict[str, int] = {}

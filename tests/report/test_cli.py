@@ -141,3 +141,26 @@ def test_history_usage_errors(tmp_path: Path) -> None:
     res = run_flowctl("report", "--last", "3", "--state-dir", str(state), "-o", str(tmp_path / "h.html"))
     assert res.returncode == 2 and "--history" in res.stderr
     assert not (tmp_path / "h.html").exists()
+
+
+def test_latest_and_latest_n_narrowed_to_one_pipeline(tmp_path: Path) -> None:
+    """``latest`` works in ``report`` as in ``show``: the newest run of the project, or of the
+    pipeline ``--pipeline`` names (a file or a name); ``latest~N`` counts back from it."""
+    from tests.report.helpers import SHOP_YAML
+
+    pipeline, state = shop(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(SHOP_YAML.format(description='"other"').replace("name: shop", "name: other"), encoding="utf-8")
+    record(state, other, good_run("20251125T150000-eeee", 21_600.0))
+
+    def reported(*args: str) -> str:
+        res = run_flowctl("report", *args, "--state-dir", str(state), "-o", str(tmp_path / "r.html"), "--json")
+        assert res.returncode == 0, res.stderr
+        return str(json.loads(res.stdout)["run_id"])
+
+    assert reported("latest") == "20251125T150000-eeee"
+    assert reported("latest", "--pipeline", "shop") == FAILED_ID
+    assert reported("latest~1", "--pipeline", str(pipeline)) == "20251125T100000-bbbb"
+    assert reported("latest~1") == FAILED_ID
+    res = run_flowctl("report", "--history", "shop", "--pipeline", "shop", "--state-dir", str(state), "-o", "-")
+    assert res.returncode == 2 and "--pipeline" in res.stderr

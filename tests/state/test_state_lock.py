@@ -45,6 +45,10 @@ def test_a_second_taker_gets_exit_75_naming_the_holder(tmp_path):
             lock.acquire(tmp_path, "etl", run_id="second")
         assert info.value.exit_code == ExitCode.LOCKED == 75
         assert "run-holder" in info.value.message and f"pid {proc.pid}" in info.value.message
+        # The one way out offered is to wait: another --state-dir would let two runs of one
+        # pipeline write the same outputs at once (issue 13 dropped that hint).
+        assert info.value.hint == "wait for it with `flowctl run --wait [DURATION]`"
+        assert "state-dir" not in info.value.message + str(info.value.hint)
         assert lock.is_locked(tmp_path, "etl")
     finally:
         proc.kill()
