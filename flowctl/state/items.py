@@ -7,11 +7,17 @@ this module holds every query of the ``items`` table, so ``cli`` and ``observe``
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowctl.run.events import ItemStatus
+
+if TYPE_CHECKING:
+    from flowctl.state.views import StepLog
 
 #: An item that needs no new attempt: it succeeded, or a resumed run had it succeeded.
 DONE = (ItemStatus.SUCCEEDED.value, ItemStatus.REUSED.value)
@@ -87,8 +93,6 @@ def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
 def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str]) -> dict[str, str]:
     """For each of ``steps`` (foreach steps a run reuses), the ``results.jsonl`` of the latest
     run of ``pipeline`` in which it succeeded."""
-    import os
-
     out: dict[str, str] = {}
     for step in steps:
         row = conn.execute(
@@ -97,6 +101,53 @@ def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps
         if row is not None:
             out[step] = os.path.join(runs_dir, str(row[0]), step, "results.jsonl")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsSummary:
+    """What ``show`` says about one foreach step's items: counts per status, the slowest, the
+    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99)."""
+
+    step: str
+    counts: Mapping[str, int]
+    slowest: tuple[ItemRecord, ...]
+    failed: tuple[ItemRecord, ...]
+    items_per_second: float | None
+    error_rate: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+def summarize(records: list[ItemRecord], *, most: int = 5) -> list[ItemsSummary]:
+    """One summary per step of ``records`` (in the order the steps first appear)."""
+    by_step: dict[str, list[ItemRecord]] = {}
+    for r in records:
+        by_step.setdefault(r.step, []).append(r)
+    out: list[ItemsSummary] = []
+    for step, items in by_step.items():
+        counts: dict[str, int] = {}
+        for r in items:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        ran = [r for r in items if r.duration is not None and r.status != ItemStatus.REUSED.value]
+        durations = sorted(r.duration for r in ran if r.duration is not None)
+        starts = [r.started_at for r in ran if r.started_at is not None]
+        ends = [r.finished_at for r in ran if r.finished_at is not None]
+        span = (max(ends) - min(starts)) if starts and ends else 0.0
+        failed = [r for r in items if r.status in (ItemStatus.DEAD.value, ItemStatus.POISONED.value)]
+        ended = len(ran)
+        out.append(ItemsSummary(
+            step, counts, tuple(sorted(ran, key=lambda r: -(r.duration or 0.0))[:most]), tuple(failed[:most]),
+            ended / span if span > 0 else None, len(failed) / ended if ended else 0.0,
+            _quantile(durations, 0.50), _quantile(durations, 0.95), _quantile(durations, 0.99),
+        ))
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[str, int]]:
@@ -109,4 +160,27 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "done_keys", "items_of", "latest_results", "status_counts"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_keys", "items_of", "item_log", "latest_results", "status_counts"]
+
+
+def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:
+    """The log of item ``key`` of foreach step ``step`` (its attempt ``attempt``, default the
+    last; a batched item's is its batch's). Raises UsageError for an unknown step, key or attempt."""
+    from flowctl.errors import UsageError
+    from flowctl.spec.schema import suggest
+    from flowctl.state.views import StepLog, opened
+
+    with opened(state_dir) as conn:
+        found = items_of(conn, run_id, step)
+    if not found:
+        raise UsageError(f"run {run_id} has no items of step {step!r}", hint="--item takes the key of an item of a foreach step")
+    record = next((r for r in found if r.key == key), None)
+    if record is None:
+        guess = suggest(key, [r.key for r in found])
+        raise UsageError(f"step {step!r} of run {run_id} has no item with key {key!r}",
+                         hint=f"did you mean {guess!r}?" if guess else "`flowctl show` lists the failed items' keys")
+    number = attempt or record.attempts
+    if not record.log_path or not 1 <= number <= max(1, record.attempts):
+        raise UsageError(f"item {key!r} has no attempt {number}", hint=f"it made {record.attempts} attempt(s)")
+    path = Path(record.log_path).with_name(f"{number}.log")
+    return StepLog(run_id, step, number, path, path.is_file())

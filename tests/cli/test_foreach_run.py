@@ -248,3 +248,30 @@ steps:
     assert sorted((tmp_path / "ran.txt").read_text().split()) == ["a", "b", "b", "c"]
     results = [json.loads(x) for x in (step_folder(tmp_path, "each") / "results.jsonl").read_text().splitlines()]
     assert sorted((r["key"], r["status"]) for r in results) == [("a", "reused"), ("b", "succeeded"), ("c", "reused")]
+
+
+def test_show_aggregates_items_and_logs_prints_one_items_log(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach:
+      items: [{p: in/a.png}, {p: in/b.png}, {p: in/c.png}]
+      key: ${{ item.p }}
+      tolerated_failure: {count: 1}
+    run: echo "converting ${{ item.p }}"; test "${{ item.p }}" != in/b.png
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    shown = run_flowctl("show", "latest", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "Items of each: 1 dead-lettered, 2 succeeded" in shown.stdout
+    assert "error rate 33.3%" in shown.stdout and "p95" in shown.stdout
+    assert "dead-lettered: in/b.png after 1 attempt(s), exit 1" in shown.stdout
+    data = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)
+    assert data["items"]["each"]["counts"] == {"succeeded": 2, "dead-lettered": 1}
+    log = run_flowctl("logs", "latest", "each", "--item", "in/b.png", cwd=tmp_path)
+    assert log.returncode == 0 and log.stdout == "converting in/b.png\n"
+    # keys holding "/" get a folder of their own, escaped
+    assert (step_folder(tmp_path, "each") / "items" / "in%2Fb.png" / "1.log").is_file()
+    wrong = run_flowctl("logs", "latest", "each", "--item", "in/d.png", cwd=tmp_path)
+    assert wrong.returncode == 2 and "has no item with key 'in/d.png'" in wrong.stderr
