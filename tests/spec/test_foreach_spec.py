@@ -7,23 +7,11 @@ import textwrap
 
 import pytest
 
-from flowctl.errors import PipelineError
 from flowctl.spec import expr, load_pipeline
 from flowctl.spec.foreach import ItemFault, canonical, check_items, field_of, item_refs, item_text, key_of
 from flowctl.spec.model import Foreach, ItemsKind, ItemsSource
 from flowctl.spec.resolve import resolve_step
-
-HEAD = "version: 1\nname: p\n"
-
-
-def problems(body: str) -> list[tuple[int, int, str]]:
-    text = HEAD + textwrap.dedent(body)
-    try:
-        load_pipeline("p.yaml", text=text.encode())
-    except PipelineError as exc:
-        return [(d.span.line, d.span.col, d.code) for d in exc.diagnostics if d.span]
-    return []
-
+from tests.spec.test_validation_positions import HEAD, problems
 
 @pytest.mark.parametrize(
     ("body", "expected"),
