@@ -108,7 +108,7 @@ class FanOutSteps:
     def _fan_begin(self, st: _State) -> FanOut | None:
         inv = self._inv[st.id]
         fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
-                     done=self._opt.items_done.get(st.id, frozenset()))
+                     done=self._opt.items_done.get(st.id))
         st.first_start = time.monotonic()
         st.status = StepStatus.RUNNING
         try:

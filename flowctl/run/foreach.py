@@ -103,7 +103,7 @@ class FanOut:
     """The items of one foreach step in one run (see the module docstring)."""
 
     def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
-                 concurrency: int, done: frozenset[str] = frozenset(), producer_output: str | None = None) -> None:
+                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None) -> None:
         assert step.foreach is not None
         self.run_id = run_id
         self.step = step
@@ -111,7 +111,7 @@ class FanOut:
         self.inv = inv
         self.folder = os.path.join(logs_dir, step.id)
         self.limit = max(1, min(self.foreach.max_concurrent or concurrency, concurrency))
-        self.done_before = done
+        self.done_before: Mapping[str, str] = done or {}
         self.producer_output = producer_output
         self.pending: collections.deque[Unit] = collections.deque()
         self.running: dict[int, Unit] = {}
@@ -135,8 +135,10 @@ class FanOut:
         values = read_items(self.foreach, self.inv.cwd, self.producer_output)
         keys = check_items(self.foreach, values, self._refs)
         self.total = len(values)
-        todo = [(k, v) for k, v in zip(keys, values) if k not in self.done_before]
-        self._reused = [(k, v) for k, v in zip(keys, values) if k in self.done_before]
+        before = self.done_before  # an item runs again when its value changed under the same key
+        finished = [k in before and before[k] == canonical(v) for k, v in zip(keys, values)]
+        todo = [(k, v) for (k, v), done in zip(zip(keys, values), finished) if not done]
+        self._reused = [(k, v) for (k, v), done in zip(zip(keys, values), finished) if done]
         batch = self.foreach.batch
         if batch is None:
             self.units = [Unit((k,), (v,), 0) for k, v in todo]

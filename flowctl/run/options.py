@@ -81,8 +81,8 @@ class RunOptions:
     #: Counting limits on step ``resources`` (``--resources gpu=1``); a name not here is
     #: unlimited. Empty for executors that place attempts by resource themselves (Dask).
     resources: Mapping[str, float] = field(default_factory=dict)
-    #: issue 15: per foreach step, the keys of items the resumed run finished (not run again)
-    items_done: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: issue 15: per foreach step, items that need not run again: key -> canonical item
+    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: issue 15: the results.jsonl of foreach steps reused from earlier runs
     results_paths: Mapping[str, str] = field(default_factory=dict)
 

@@ -23,14 +23,28 @@ if TYPE_CHECKING:
 DONE = (ItemStatus.SUCCEEDED.value, ItemStatus.REUSED.value)
 
 
-def done_keys(conn: sqlite3.Connection, run_id: str) -> dict[str, frozenset[str]]:
-    """Per foreach step of ``run_id``, the keys of its items that need no new attempt."""
-    out: dict[str, set[str]] = {}
-    for step, key in conn.execute(
-        "SELECT step, key FROM items WHERE run_id = ? AND status IN (?, ?)", (run_id, *DONE)
-    ):
-        out.setdefault(step, set()).add(key)
-    return {step: frozenset(keys) for step, keys in out.items()}
+def done_items(conn: sqlite3.Connection, run_id: str | None, pipeline: str,
+               fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Per foreach step in ``fingerprints`` (step → its fingerprint now): key → canonical item
+    of each item that needs no new attempt: it succeeded (or was reused) under the same
+    fingerprint, in run ``run_id`` (a resume) or, with None, in the latest run of ``pipeline``
+    that recorded items of that step (a new run of a step that declares outputs)."""
+    out: dict[str, dict[str, str]] = {}
+    for step, digest in fingerprints.items():
+        source = run_id
+        if source is None:
+            row = conn.execute(
+                "SELECT items.run_id FROM items JOIN runs USING (run_id) WHERE runs.pipeline = ? AND items.step = ? "
+                "ORDER BY runs.started_at DESC LIMIT 1", (pipeline, step)).fetchone()
+            if row is None:
+                continue
+            source = str(row[0])
+        found = {str(key): str(item) for key, item in conn.execute(
+            "SELECT key, item FROM items WHERE run_id = ? AND step = ? AND definition = ? AND status IN (?, ?)",
+            (source, step, digest, *DONE))}
+        if found:
+            out[step] = found
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +174,7 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_keys", "items_of", "item_log", "latest_results", "status_counts"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_items", "items_of", "item_log", "latest_results", "status_counts"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:

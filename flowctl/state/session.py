@@ -72,13 +72,21 @@ class RunSession:
                 out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)
         return out
 
-    def items_done(self) -> dict[str, frozenset[str]]:
-        """Per foreach step that runs again, the items the resumed run finished (issue 15)."""
-        if self.resumed is None:
+    def items_done(self) -> dict[str, dict[str, str]]:
+        """Per foreach step that runs, the items that need not run again (issue 15): those the
+        resumed run finished, or for a new run of a step that declares outputs those the last
+        run finished, each under the step's current fingerprint."""
+        pipeline = self.pipeline
+        if pipeline is None:
             return {}
-        decisions = self.assessment.decisions
-        return {sid: keys for sid, keys in self.store.items_done(self.resumed.run_id).items()
-                if sid in decisions and decisions[sid].verdict is Verdict.RUN}
+        decisions, prints = self.assessment.decisions, self.assessment.fingerprints
+        fingerprints = {sid: prints[sid].digest for sid, d in decisions.items()
+                        if d.verdict is Verdict.RUN and pipeline.steps[sid].foreach is not None
+                        and (self.resumed is not None or pipeline.steps[sid].outputs)}
+        if not fingerprints:
+            return {}
+        run_id = self.resumed.run_id if self.resumed is not None else None
+        return self.store.items_done(run_id, pipeline.name, fingerprints)
 
     def results_paths(self) -> dict[str, str]:
         """The ``results.jsonl`` of each foreach step this run reuses (``${{ needs.S.results }}``)."""

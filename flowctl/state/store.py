@@ -75,7 +75,7 @@ _ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, at
     started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
     batch = excluded.batch, definition = excluded.definition, finished_at = NULL"""
 _ITEM_FINISHED = """INSERT INTO items (run_id, step, key, item, status, attempts, exit_code, finished_at, duration,
-    error, tail, log_path, first_failure, last_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    error, tail, log_path, first_failure, last_failure, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, key) DO UPDATE SET status = excluded.status,
     attempts = MAX(items.attempts, excluded.attempts), exit_code = excluded.exit_code,
     finished_at = excluded.finished_at, duration = excluded.duration, error = excluded.error,
@@ -291,12 +291,13 @@ class SqliteRunStore:
                 _interrupt(conn, run_id, "the runner died while it ran", None)
         return ids
 
-    def items_done(self, run_id: str) -> dict[str, frozenset[str]]:
-        """Per foreach step of ``run_id``, the keys of its items that need no new attempt."""
-        from flowctl.state.items import done_keys
+    def items_done(self, run_id: str | None, pipeline: str, fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """Per foreach step (its current fingerprint given), the items that need no new attempt:
+        key → canonical item (see ``state.items.done_items``)."""
+        from flowctl.state.items import done_items
 
         with db.translated(self.path):
-            return done_keys(self._connection(), run_id)
+            return done_items(self._connection(), run_id, pipeline, fingerprints)
 
     def latest_results(self, pipeline: str, steps: list[str]) -> dict[str, str]:
         """The ``results.jsonl`` of each of these foreach steps in the latest run it succeeded in."""
@@ -416,7 +417,7 @@ class SqliteRunStore:
             tail = _json(list(event.tail))
             return [(_ITEM_FINISHED, (event.run_id, event.step, key, item, event.status.value, event.attempt,
                                       event.exit_code, event.at, event.duration, event.error, tail, event.log_path,
-                                      failed, failed))
+                                      failed, failed, self._fingerprint(event.step, "")))
                     for key, item in zip(event.keys, items)]
         return []  # OutputLine: the log files hold output
 

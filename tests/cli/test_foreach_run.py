@@ -275,3 +275,28 @@ steps:
     assert (step_folder(tmp_path, "each") / "items" / "in%2Fb.png" / "1.log").is_file()
     wrong = run_flowctl("logs", "latest", "each", "--item", "in/d.png", cwd=tmp_path)
     assert wrong.returncode == 2 and "has no item with key 'in/d.png'" in wrong.stderr
+
+
+def test_a_new_run_skips_items_only_when_the_step_declares_outputs_and_nothing_changed(tmp_path: Path) -> None:
+    body = """version: 1
+name: fan
+concurrency: 1
+steps:
+  each:
+    foreach: {{items: [a, c, b], key: "${{{{ item }}}}"}}
+    run: echo "${{{{ item }}}}" >> ran.txt; echo x > out.txt; test "${{{{ item }}}}" != b || test -e fixed{extra}
+{outputs}"""
+    pipeline = write(tmp_path, body.format(extra="", outputs="    outputs: [out.txt]\n"))
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 1
+    (tmp_path / "fixed").touch()
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "ran.txt").read_text().split() == ["a", "c", "b", "b"]
+    # a changed command changes the step's fingerprint: every item runs again
+    write(tmp_path, body.format(extra="; true", outputs="    outputs: [out.txt]\n"))
+    (tmp_path / "out.txt").unlink()
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "ran.txt").read_text().split() == ["a", "c", "b", "b", "a", "c", "b"]
+    # without outputs a new run runs every item (as a plain step runs again)
+    write(tmp_path, body.format(extra="", outputs=""))
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "ran.txt").read_text().split()[7:] == ["a", "c", "b"]
