@@ -28,10 +28,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from flowctl.observe.plain import is_worker
 from flowctl.observe.records import RunRecord, StepRecord
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from flowctl.observe.items import ItemFigures
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 _FAILED_STEP = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -116,6 +120,7 @@ class RunMetrics:
     lateness: float | None = None  # scheduled runs: start minus the cron fire time
     mean_queue_depth: float | None = None  # time-weighted over the wall time
     worker_attempts: Mapping[str, int] = field(default_factory=dict)  # Dask worker -> attempts it ran
+    items: Mapping[str, ItemFigures] = field(default_factory=dict)  # foreach step -> its items (issue 15)
 
     @property
     def succeeded(self) -> bool:
@@ -166,6 +171,7 @@ class RunMetrics:
             "step_duration": dict(self.step_duration),
             "step_attempts": dict(self.step_attempts),
             "worker_attempts": dict(self.worker_attempts),
+            **({"items": {step: f.to_dict() for step, f in self.items.items()}} if self.items else {}),
         }
 
 
@@ -398,7 +404,16 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         step_status=MappingProxyType({s.step: s.status for s in record.steps}),
         lateness=(record.started_at - record.scheduled_for) if record.scheduled_for is not None else None,
         worker_attempts=MappingProxyType(dict(sorted(workers.items()))),
+        items=_items(record),
     )
+
+
+def _items(record: RunRecord) -> Mapping[str, ItemFigures]:
+    if not record.items:
+        return MappingProxyType({})
+    from flowctl.observe.items import item_figures
+
+    return item_figures(record.items, record.items_started)
 
 
 __all__ = [

@@ -300,3 +300,22 @@ steps:
     write(tmp_path, body.format(extra="", outputs=""))
     assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
     assert (tmp_path / "ran.txt").read_text().split()[7:] == ["a", "c", "b"]
+
+
+def test_the_prometheus_textfile_has_the_items_and_the_dead_letter_depth(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items: [1, 2, 3, 4], tolerated_failure: {percent: 50}}
+    run: test "${{ item }}" -lt 3
+""")
+    prom = tmp_path / "metrics.prom"
+    done = run_flowctl("run", str(pipeline), "--metrics-file", str(prom), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = prom.read_text()
+    assert 'flowctl_dead_letter_items{pipeline="fan",step="each"} 2.0' in text
+    assert 'flowctl_last_run_items{pipeline="fan",status="succeeded",step="each"} 2.0' in text
+    assert 'flowctl_last_run_item_error_rate{pipeline="fan",step="each"} 0.5' in text
+    assert 'flowctl_last_run_item_duration_seconds{percentile="95",pipeline="fan",step="each"}' in text
+    assert 'flowctl_last_run_items_per_second{pipeline="fan",step="each"}' in text
