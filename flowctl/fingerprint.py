@@ -236,22 +236,34 @@ def fingerprint_step(
     params: Mapping[str, object],
     key: FingerprintKey,
     upstream: Mapping[str, str] | None = None,
+    memo: dict[tuple[str, ...], str] | None = None,
 ) -> Fingerprint:
     """The fingerprint of one step: ``params`` are the run's values (only those the step uses
     count), ``upstream`` need id → its digest; inputs are the invocation's (values filled in).
-    Each part hashes its own name first, so equal values in two parts never hash alike."""
+    Each part hashes its own name first, so equal values in two parts never hash alike.
+    ``memo`` (shared by the steps of one plan) keeps the hashes of parts many steps have alike:
+    the same folder, the pipeline's env entries, a parameter's value."""
+    shared = memo if memo is not None else {}
+
+    def same(*chunks: str) -> str:
+        found = shared.get(chunks)
+        if found is None:
+            found = shared[chunks] = _hash(key, *chunks)
+        return found
+
     parts: dict[str, str] = {
         "command": _hash(key, "command", *invocation.argv),
-        "cwd": _hash(key, "cwd", invocation.cwd),
+        "cwd": same("cwd", invocation.cwd),
     }
     for name in sorted(set(invocation.params_used)):
         # value_text: the text the step gets, the one rendering of every typed value (issue 12).
-        parts[f"param:{name}"] = _hash(key, "param", name, value_text(params.get(name, "")))
-    for k in sorted(invocation.declared_env):
-        parts[f"env:{k}"] = _hash(key, "env", k, invocation.declared_env[k])
+        parts[f"param:{name}"] = same("param", name, value_text(params.get(name, "")))
+    declared = invocation.declared_env
+    for k in sorted(declared):
+        parts[f"env:{k}"] = same("env", k, declared[k])
     for k in sorted(invocation.env):
         if k.startswith(ENV_VAR_PREFIX):  # the value of a ${{ env.NAME }} in a shell command
-            parts[f"envref:{k[len(ENV_VAR_PREFIX):]}"] = _hash(key, "envref", k, invocation.env[k])
+            parts[f"envref:{k[len(ENV_VAR_PREFIX):]}"] = same("envref", k, invocation.env[k])
     for need, digest in sorted((upstream or {}).items()):
         parts[f"needs:{need}"] = digest
     for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
@@ -278,12 +290,15 @@ def fingerprint_steps(
     """Fingerprints of the steps in ``order`` (topological). A need outside ``order`` takes its
     digest from ``known`` (e.g. its last recorded one) or counts as the empty string."""
     result: dict[str, Fingerprint] = {}
+    memo: dict[tuple[str, ...], str] = {}
     for step in order:
         upstream = {
             need: result[need].digest if need in result else (known or {}).get(need, "")
             for need in needs.get(step, ())
         }
-        result[step] = fingerprint_step(step, invocations[step], params=params, key=key, upstream=upstream)
+        result[step] = fingerprint_step(
+            step, invocations[step], params=params, key=key, upstream=upstream, memo=memo
+        )
     return result
 
 

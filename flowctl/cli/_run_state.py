@@ -13,10 +13,11 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from flowctl.cli._run_build import RunRequest
     from flowctl.run.executors.sweep import Ending
     from flowctl.run.prepare import PreparedRun
     from flowctl.state.assess import ResumeTarget
@@ -25,17 +26,18 @@ if TYPE_CHECKING:
     from flowctl.state.session import RunSession
 
 
-def resume_target(
-    state_dir: str, pipeline_arg: str, overrides: dict[str, str], only: Sequence[str], from_: Sequence[str],
-    *, resume: bool, run_id: str | None, force: bool = False, force_steps: Sequence[str] = (),
-) -> ResumeTarget:
+def resume_target(state_dir: str, request: RunRequest) -> ResumeTarget:
     """The run to continue (none without --resume, or when none is recorded), with the params
-    and selection to run with and the selection to record."""
+    and selection to run with and the selection to record. Raises UsageError."""
+    from flowctl.spec.resolve import parse_param_args
     from flowctl.state.assess import ResumeTarget, resume_target as target
 
-    if not resume:
-        return ResumeTarget(None, overrides, tuple(only), tuple(from_), force, tuple(force_steps), overrides, False)
-    return target(state_dir, pipeline_arg, run_id, overrides, only, from_, force=force, force_steps=force_steps)
+    overrides = parse_param_args(list(request.params))
+    if not request.resuming:
+        return ResumeTarget(None, overrides, request.only, request.from_, request.force, request.force_steps,
+                            overrides, False)
+    return target(state_dir, request.pipeline, request.run_id, overrides, request.only, request.from_,
+                  force=request.force, force_steps=request.force_steps)
 
 
 def wait_seconds(wait: str | None) -> float | None:
@@ -70,8 +72,7 @@ def orphan_wait(policy: str) -> float | None:
 
 @contextlib.contextmanager
 def open_run(
-    state_dir: str, prepared: PreparedRun, target: ResumeTarget, *, force: bool,
-    force_steps: Sequence[str], wait: str | None, plain: bool, orphans: str = "kill",
+    state_dir: str, prepared: PreparedRun, target: ResumeTarget, request: RunRequest, *, plain: bool,
 ) -> Iterator[RunSession | None]:
     """The session of this run, or None when a resume leaves nothing to do (said on stdout)."""
     from flowctl.run.scheduler import new_run_id
@@ -81,14 +82,14 @@ def open_run(
     check_resume_params(target, prepared.pipeline, prepared.params)
     previous = target.record
     run_id = new_run_id()
-    end_wait = orphan_wait(orphans)
+    end_wait = orphan_wait(request.orphans)
 
     def end_leftovers(lock: PipelineLock) -> None:  # the lock is held: earlier runners are dead
-        _end_leftovers(state_dir, prepared.pipeline.name, lock, end_wait, orphans, _Say(plain, run_id))
+        _end_leftovers(state_dir, prepared.pipeline.name, lock, end_wait, request.orphans, _Say(plain, run_id))
 
     with open_session(
-        state_dir, prepared, run_id, environ=os.environ, resume=previous, force=force,
-        force_steps=force_steps, wait=wait_seconds(wait), after_lock=end_leftovers,
+        state_dir, prepared, run_id, environ=os.environ, resume=previous, force=request.force,
+        force_steps=request.force_steps, wait=wait_seconds(request.wait), after_lock=end_leftovers,
     ) as session:
         fresh = target.requested and previous is None
         _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"
@@ -221,19 +222,4 @@ def say(lines: Sequence[str], plain: bool, run_id: str) -> None:
     _Say(plain, run_id)(lines)
 
 
-def run_options(session: RunSession | None) -> Mapping[str, Any]:
-    """What the session adds to the scheduler's ``RunOptions``."""
-    if session is None:
-        return {}
-    session.start_recording()
-    return {
-        "reuse": session.reuse(),
-        "fingerprints": session.fingerprints(),
-        "resumed_from": session.resumed.run_id if session.resumed is not None else None,
-        "items_done": session.items_done(),
-        "results_paths": session.results_paths(),
-        "provenance": dict(session.provenance()),
-    }
-
-
-__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "run_options", "say", "wait_seconds"]
+__all__ = ["make_logs_dir", "open_run", "orphan_wait", "resume_target", "say", "wait_seconds"]

@@ -1,34 +1,31 @@
 """``flowctl run``: run a pipeline's steps concurrently with retries, timeouts and clean Ctrl-C.
 
-Thin: parse options, ``prepare_run`` (everything that can fail before a process starts), wire
-the pieces (run store, executor, sinks) and call the scheduler, then render the summary and
-return the exit code. The run store is the SQLite store of the run's state session
-(``cli/_run_state.open_run``: lock, store, what to reuse).
+Parse → build → run → render. The options fill one frozen ``RunRequest``; ``run_pipeline``
+prepares the run (``run.prepare.prepare_run``: everything that can fail before a process
+starts), settles the executor and the ``--scheduled`` guard (``cli/_run_build.settle``), opens
+the state session (``cli/_run_state.open_run``: lock, store, what to reuse), assembles the run
+(``cli/_run_build.build_run``), runs it and renders the summary (``cli/_run_render``).
+See docs/design.md, "The run path".
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli._common import console, param_option, stdout_is_tty
+from flowctl.cli._common import param_option, stdout_is_tty
 from flowctl.cli._wait import OptionalWaitCommand
 
 if TYPE_CHECKING:
-    from flowctl.cli._executor import ExecutorChoice
-    from flowctl.observe.observer import RunObserver
-    from flowctl.state.session import RunSession
-    from flowctl.run.prepare import PreparedRun
-    from flowctl.run.scheduler import RunResult
+    from flowctl.cli._run_build import RunRequest
 
 
-_WAIT_OPTION: Any = typer.Option(
+_WAIT_OPTION: str | None = typer.Option(
     None, "--wait", metavar="[DURATION]",
     help="When another run of this pipeline holds the lock, wait for it (for ever, or at most "
     "DURATION, e.g. 10m) instead of exiting with 75.",
@@ -135,80 +132,61 @@ def run(
 
     Example: flowctl run pipelines/etl.yaml --executor dask --dask-scheduler tcp://scheduler:8786
     """
-    from flowctl.cli._executor import ExecutorOptions, choose_executor
+    from flowctl.cli._executor import ExecutorOptions
+    from flowctl.cli._run_build import RunRequest
+
+    return run_pipeline(RunRequest(
+        pipeline=pipeline, params=tuple(params), concurrency=concurrency, only=tuple(only), from_=tuple(from_),
+        dry_run=dry_run, fail_fast=fail_fast, state_dir=state_dir, stream=stream, no_progress=no_progress,
+        resume=resume, run_id=run_id, force=force, force_steps=tuple(force_step), wait=wait, orphans=orphans,
+        log_format=log_format, log_file=log_file, metrics_file=metrics_file, pushgateway=pushgateway,
+        scheduled=scheduled, ref=ref, worktree=worktree, report=report,
+        executor=ExecutorOptions(executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources),
+                                 dask_lease, tuple(resources)),
+    ))
+
+
+def run_pipeline(request: RunRequest) -> int:
+    """``flowctl run`` once the options are parsed: prepare, settle, open the session, build,
+    run, render; the exit code. Raises the ``FlowctlError``s ``cli/_boundary`` renders."""
+    from flowctl.cli._boundary import report_warnings
+    from flowctl.cli._ref import enter_ref
+    from flowctl.cli._run_build import build_run, settle
+    from flowctl.cli._run_render import print_dry_run, render_run
     from flowctl.cli._run_state import open_run, resume_target
     from flowctl.run.prepare import prepare_run
-    from flowctl.spec.resolve import parse_param_args
 
-    folder = state_folder(pipeline, state_dir)
-    target = resume_target(
-        folder, pipeline, parse_param_args(params), only, from_, resume=resume or run_id is not None,
-        run_id=run_id, force=force, force_steps=force_step,
-    )
-    only, from_ = list(target.only), list(target.from_)
+    folder = state_folder(request.pipeline, request.state_dir)
+    target = resume_target(folder, request)
     with contextlib.ExitStack() as stack:
         # --ref: the work tree stays untouched, state stays in the usual folder; what the steps
         # write in REF's worktree is kept and announced after the summary (cli/_ref.py)
-        from flowctl.cli._ref import enter_ref
-
-        source, shown, ref_provenance = enter_ref(stack, pipeline, ref, worktree, folder, quiet=dry_run)
-        prepared = prepare_run(source, overrides=target.params, only=only, from_=from_, force_steps=force_step)
-        from flowctl.cli._boundary import report_warnings
-
+        source, shown, ref_provenance = enter_ref(stack, request.pipeline, request.ref, request.worktree, folder,
+                                                  quiet=request.dry_run)
+        prepared = prepare_run(source, overrides=target.params, only=target.only, from_=target.from_,
+                               force_steps=request.force_steps)
         report_warnings(prepared.warnings)
         if prepared.short_secrets:  # once per run, by name: never the value
             print(f"flowctl: warning: secret {', '.join(prepared.short_secrets)}: shorter than 4 characters, so "
                   "masked in output only where it stands as a whole word", file=sys.stderr)
-        if dry_run:
-            print_dry_run(prepared, concurrency)
+        if request.dry_run:
+            print_dry_run(prepared, request.concurrency)
             return 0
-        choice = choose_executor(ExecutorOptions(
-            executor, dask_scheduler, dask_workers, dask_threads, tuple(dask_resources), dask_lease, tuple(resources),
-        ), prepared)
-        fire_time: float | None = None
-        if scheduled:  # the guard comes before the lock: a firing that is not due touches nothing
-            from flowctl.schedule.service import due_firing
-
-            firing = due_firing(prepared.pipeline)
-            if not firing.due:
-                print(firing.message, flush=True)
-                return 0
-            fire_time = firing.fire_time
-        # A resume records the forcing of the run it continues (issue 12: kept along the chain).
-        selection: dict[str, object] = {"only": list(only), "from": list(from_), "force": target.force,
-                                        "force_steps": list(target.force_steps)}
-        from flowctl.observe.observer import RunObserver
-
-        observer = RunObserver(
-            prepared.pipeline, log_format_option=log_format, log_file=log_file,
-            metrics_file=metrics_file, pushgateway=pushgateway, state_dir=folder,
-        )
-        live = stdout_is_tty() and not no_progress
-        session = stack.enter_context(
-            open_run(folder, prepared, target, force=force, force_steps=force_step, wait=wait, plain=not live,
-                     orphans=orphans)
-        )
+        live = stdout_is_tty() and not request.no_progress
+        context = settle(request, prepared, target, state_dir=folder, shown=shown, ref_provenance=ref_provenance,
+                         live=live)
+        if context is None:
+            return 0  # --scheduled, and now is not a fire time (already said so)
+        session = stack.enter_context(open_run(folder, prepared, target, request, plain=not live))
         if session is None:
             return 0  # a resume with nothing left to do (already said so)
-        code = execute(
-            prepared,
-            pipeline_arg=shown,
-            state_dir=folder,
-            concurrency=concurrency or prepared.pipeline.concurrency,
-            fail_fast=fail_fast,
-            stream=stream,
-            live=live,
-            selection=selection,
-            session=session,
-            observer=observer,
-            fire_time=fire_time,
-            provenance=ref_provenance,
-            choice=choice,
-        )
-        if report is not None:  # a report that cannot be written is a warning, never the exit code
+        with build_run(request, context, prepared, session) as built:
+            result = built.run()
+        code = render_run(context, prepared, built, result, verbose=request.stream)
+        if request.report is not None:  # a report that cannot be written is a warning, never the exit code
             from flowctl.cli.report import write_after_run
 
-            write_after_run(report, state_dir=folder, run_id=session.run_id, pipeline=prepared.pipeline)
+            write_after_run(request.report, state_dir=folder, run_id=session.run_id, pipeline=prepared.pipeline)
         return code
 
 
@@ -219,195 +197,4 @@ def state_folder(pipeline_arg: str, given: str | None) -> str:
     return os.path.abspath(state_dir_for(given, pipeline_arg))
 
 
-def execute(
-    prepared: PreparedRun,
-    *,
-    pipeline_arg: str,
-    state_dir: str,
-    concurrency: int | None,
-    fail_fast: bool,
-    stream: bool,
-    live: bool,
-    selection: dict[str, object],
-    session: RunSession,
-    observer: RunObserver | None = None,
-    fire_time: float | None = None,
-    provenance: dict[str, object] | None = None,
-    choice: ExecutorChoice | None = None,
-) -> int:
-    """Wire store, executor and sinks, run the scheduler, print the summary; the exit code."""
-    from flowctl.cli._common import silence_stdout, warn
-    from flowctl.cli._executor import ExecutorChoice, open_executor
-    from flowctl.cli._run_state import make_logs_dir, run_options
-    from flowctl.observe.fanout import FanOut, reader_gone, sink_name
-    from flowctl.observe.summary import RunSummary, render_summary, write_summary
-    from flowctl.run.scheduler import RunOptions, Scheduler
-
-    run_id = session.run_id
-    logs_dir = os.path.join(state_dir, "runs", run_id)
-    make_logs_dir(logs_dir)  # step folders appear with their first output
-    summary = RunSummary()
-    view, out = build_view(live=live, logs_dir=logs_dir, state_dir=state_dir, prepared=prepared)
-    fanout = FanOut([summary, view, *(observer.sinks if observer else ())])
-    store = session.store
-    try:
-        built = open_executor(choice or ExecutorChoice("local"), prepared, session, state_dir, emit=fanout,
-                              stream=stream, plain=not live)
-    except BaseException:
-        if live and view is not None:
-            view.stop()
-        raise
-    executor = built.executor
-    from_state = run_options(session)  # reuse, fingerprints, resumed_from, provenance (git: once)
-    try:
-        scheduler = Scheduler(
-            prepared.plan, prepared.invocations, executor, store, fanout,
-            RunOptions(
-                logs_dir=logs_dir, concurrency=concurrency or built.concurrency, fail_fast=fail_fast,
-                stream=stream, environ=built.environ, resources=built.limits, params=dict(prepared.params),
-                selection=selection, fire_time=fire_time,
-                provenance={"pipeline_sha256": prepared.pipeline.source_sha256,
-                            **from_state.get("provenance", {}), **(provenance or {}), **built.provenance},
-                **{k: v for k, v in from_state.items() if k != "provenance"},
-            ),
-            remediations=prepared.remediations, run_id=run_id,
-        )
-        if not gc.isenabled():  # off during start-up (flowctl/__main__.py): on for the loop,
-            gc.freeze()  # which then never walks what start-up built
-            gc.enable()
-        result = scheduler.run()
-    finally:
-        executor.close()
-        if live and view is not None:
-            view.stop()
-    details = observed(observer, verbose=stream) if observer is not None else []
-    hint = resume_hint(pipeline_arg, prepared, result, logs_dir)
-    if any(reader_gone(exc) for _, exc in fanout.errors):
-        silence_stdout()  # `flowctl run … | head -1`: the run went on; so does the rest, unseen
-    try:
-        if live:
-            render_summary(summary, out, hint=hint, details=details)
-        else:
-            write_summary(summary, sys.stdout, hint=hint, details=details)
-    except BrokenPipeError:  # the reader left during the summary: the exit code still says how the run went
-        silence_stdout()
-    for sink, exc in fanout.errors:
-        if not reader_gone(exc):
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            warn(f"{sink_name(sink)} failed and was switched off ({why}); the run went on")
-    return exit_code(result)
-
-
-def build_view(*, live: bool, logs_dir: str, state_dir: str, prepared: PreparedRun) -> tuple[Any, Any]:
-    """The sink the user watches (rich live view on a terminal, plain lines otherwise) and the
-    rich console it draws on (None for plain lines). The live view's ETA starts from the steps'
-    durations in earlier runs, read here before the run starts (an unreadable history only
-    makes the ETA a guess)."""
-    if live:
-        from flowctl.errors import FlowctlError
-        from flowctl.observe.live import LiveView
-        from flowctl.state.views import typical_durations
-
-        try:
-            typical = typical_durations(state_dir, prepared.pipeline.name)
-        except FlowctlError:
-            typical = {}
-        steps = prepared.pipeline.steps
-        needs = {sid: steps[sid].needs for sid in prepared.plan.selected}
-        out = console()
-        return LiveView(out, typical=typical, needs=needs), out
-    from flowctl.observe.plain import PlainSink
-
-    return PlainSink(sys.stdout, logs_dir=logs_dir), None
-
-
-def observed(observer: RunObserver, *, verbose: bool) -> list[str]:
-    """Metrics, exports and alerts after the run (never changing its exit code); the lines the
-    summary shows after its totals (the metrics block only where it means something,
-    ``report.metrics_wanted``), so the failures stay last."""
-    from flowctl.cli._common import warn
-    from flowctl.observe.report import alert_lines, delivery_lines, metrics_lines, metrics_wanted
-
-    try:
-        report = observer.finish()
-    finally:
-        observer.close()
-    lines = metrics_lines(report.metrics) if metrics_wanted(report.metrics, verbose=verbose) else []
-    lines += alert_lines([a for a in report.alerts if a.fired])
-    lines += delivery_lines([d for d in report.deliveries if d.ok])
-    for warning in report.warnings:
-        warn(warning)
-    return lines
-
-
-def exit_code(result: RunResult) -> int:
-    from flowctl.errors import ExitCode
-    from flowctl.run.events import RunStatus
-
-    if result.status is RunStatus.INTERRUPTED:
-        return int(ExitCode.INTERRUPTED)
-    if result.status is RunStatus.SUCCEEDED:
-        return int(ExitCode.OK)
-    return int(ExitCode.FAILED)
-
-
-def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, logs_dir: str) -> list[str]:
-    """Where the logs are, the commands to see the run, and how to run what did not finish
-    (the steps at its front)."""
-    from flowctl.cli._history import next_commands
-
-    state_dir = os.path.dirname(os.path.dirname(logs_dir))  # <state>/runs/<run id>
-    lines = [f"Logs: {logs_dir}", *next_commands(result.run_id, state_dir, result.root_failure)]
-    status = result.steps
-    unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
-    if not unfinished:
-        return lines
-    front = [
-        s for s in unfinished
-        if all(n not in status or status[n].done_ok for n in prepared.pipeline.steps[s].needs)
-    ]
-    # --resume reruns exactly what did not finish (and what changed since), with this run's
-    # params and selection; finished steps are reused (state issue).
-    lines.append(f"To resume (what finished is reused): flowctl run {pipeline_arg} --resume")
-    args = " ".join(f"--from {s}" for s in front)
-    lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
-    return lines
-
-
-def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:
-    """What would run, in order, with the commands after substitution (secrets masked); a step
-    where a value reaches a nested interpreter is marked ``!`` with the places (issue 12)."""
-    from flowctl.spec.lint import step_nested_uses
-
-    pipe = prepared.pipeline
-    plan = prepared.plan
-    conc = concurrency or pipe.concurrency or os.cpu_count() or 1
-    out = sys.stdout
-    out.write(f"Dry run of {pipe.name}: {len(plan.selected)} steps, concurrency {conc}; nothing is run.\n")
-    width = max((len(s) for s in plan.selected), default=0)
-    for n, sid in enumerate(plan.selected, 1):
-        step = pipe.steps[sid]
-        inv = prepared.invocations[sid]
-        nested = step_nested_uses(pipe, step)
-        out.write(f"{'!' if nested else ' '}{n:>3}. {sid:<{width}}  $ {inv.display}\n")
-        for use in nested:
-            out.write(f"{'':>6}{'':<{width}}  ! nested-shell-substitution: {use.message}\n")
-        notes = []
-        if step.needs:
-            notes.append("needs " + ", ".join(step.needs))
-        if inv.cwd != pipe.base_dir:
-            notes.append(f"cwd {inv.cwd}")
-        if step.retries:
-            notes.append(f"retries {step.retries}")
-        if step.timeout is not None:
-            notes.append(f"timeout {step.timeout:g}s")
-        if step.continue_on_error:
-            notes.append("continue_on_error")
-        rem = prepared.remediations.get(sid)
-        if rem is not None:
-            notes.append(f"remediate: {rem.display}")
-        if notes:
-            out.write(f"{'':>6}{'':<{width}}  ({'; '.join(notes)})\n")
-
-
-__all__ = ["build_view", "execute", "exit_code", "resume_hint", "state_folder"]
+__all__ = ["run", "run_pipeline", "state_folder"]

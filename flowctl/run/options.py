@@ -2,7 +2,9 @@
 
 ``RunOptions`` (concurrency, fail-fast, logs folder, the caller's environment, and the hooks the
 state store uses: ``reuse`` for steps that do not run — resume, up to date — and their
-``fingerprints``), ``Reuse``, ``RunResult``, the sortable run id, and the two protocols the
+``fingerprints``), ``Selection`` (what ``--only``/``--from``/``--force`` chose), ``SessionPlan``
+(what the state session decided: reuse, fingerprints, resumed-from, provenance), ``Reuse``,
+``RunResult``, the sortable run id, and the two protocols the
 scheduler reads its plan and invocations through (``graph.Plan`` and ``spec.resolve.Invocation``
 satisfy them). Kept apart from ``scheduler`` so the CLI and the state store can build these
 without the scheduling code.
@@ -62,6 +64,38 @@ class Reuse:
 
 
 @dataclass(frozen=True, slots=True)
+class Selection:
+    """Which steps a run was asked for: ``--only``, ``--from``, ``--force`` and ``--force-step``.
+
+    Recorded with the run (``record``) so a resume continues with the same selection and
+    forcing (issue 12: kept along the chain)."""
+
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    force: bool = False
+    force_steps: tuple[str, ...] = ()
+
+    def record(self) -> Mapping[str, object]:
+        """The JSON object stored in the run's ``selection`` column (keys as the options say)."""
+        return {"only": list(self.only), "from": list(self.from_), "force": self.force,
+                "force_steps": list(self.force_steps)}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """What the state session decided before the run starts, for the scheduler's options:
+    the steps not to run and why (``reuse``), every step's fingerprint, the run a resume
+    continues, and the provenance the session knows (pipeline file hash, git commit, dirty)."""
+
+    reuse: Mapping[str, Reuse] = field(default_factory=dict)
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    resumed_from: RunId | None = None
+    provenance: Mapping[str, object] = field(default_factory=dict)
+    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # see RunOptions
+    results_paths: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RunOptions:
     """How the scheduler runs a plan (concurrency, logs, reuse, provenance, ...)."""
 
@@ -73,7 +107,7 @@ class RunOptions:
     reuse: Mapping[str, Reuse] = field(default_factory=dict)  # steps not to run, and why
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, object] = field(default_factory=dict)  # for RunStarted
-    selection: Mapping[str, object] = field(default_factory=dict)
+    selection: Selection = Selection()
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
     fire_time: float | None = None  # the cron fire time of a `run --scheduled`, for RunStarted
@@ -99,4 +133,6 @@ class RunResult:
     root_failure: str | None = None
 
 
-__all__ = ["InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "new_run_id"]
+__all__ = [
+    "InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "Selection", "SessionPlan", "new_run_id",
+]

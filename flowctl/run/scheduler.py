@@ -164,7 +164,7 @@ class Scheduler(FanOutSteps):
         self._push(
             RunStarted(
                 run_id=self.run_id, pipeline=self.plan.pipeline.name, at=time.time(),
-                steps=tuple(self._states), params=opt.params, selection=opt.selection,
+                steps=tuple(self._states), params=opt.params, selection=opt.selection.record(),
                 concurrency=self._concurrency, pipeline_path=self.plan.pipeline.path,
                 resumed_from=opt.resumed_from, provenance=opt.provenance, fire_time=opt.fire_time,
             )

@@ -4,9 +4,9 @@
 params resolved, plan compiled): it creates the state folder (0700) when needed, takes the
 pipeline's overlap lock (waiting if asked), opens the SQLite store, records runs the lock proves
 dead as interrupted, loads (or makes) the fingerprint key, fingerprints the plan and decides what
-runs (resume, up to date, force), and gathers the provenance. The result holds
-what the scheduler needs (``reuse``, ``fingerprints``, ``resumed_from``, ``provenance``) and
-must be closed (``with``) to release the lock. Raises ``LockedError`` (75), ``StateError``,
+runs (resume, up to date, force), and gathers the provenance. The session's ``plan()`` is what
+the scheduler needs of it, typed (``run.options.SessionPlan``: reuse, fingerprints,
+resumed-from, provenance); the session must be closed (``with``) to release the lock. Raises ``LockedError`` (75), ``StateError``,
 ``UsageError``.
 """
 
@@ -28,9 +28,9 @@ from flowctl.state.records import RunRecord
 from flowctl.state.store import SqliteRunStore
 
 if TYPE_CHECKING:
+    from flowctl.run.options import Reuse, SessionPlan
     from flowctl.spec.model import Pipeline
     from flowctl.run.prepare import PreparedRun
-    from flowctl.run.scheduler import Reuse
 
 
 @dataclass
@@ -57,13 +57,26 @@ class RunSession:
         quick."""
         self.store.save_fingerprints(self.assessment.fingerprints.values())
 
+    def plan(self) -> SessionPlan:
+        """What the run's scheduler takes from this session; starts recording the fingerprints'
+        parts (``start_recording``), so call it once, when the run is about to start."""
+        from flowctl.run.options import SessionPlan
+
+        self.start_recording()
+        return SessionPlan(
+            reuse=self.reuse(), fingerprints=self.fingerprints(),
+            resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
+            provenance=dict(self.provenance()),
+            items_done=self.items_done(), results_paths=self.results_paths(),
+        )
+
     @property
     def nothing_to_do(self) -> bool:
         return nothing_to_run(self.assessment.decisions)
 
     def reuse(self) -> dict[str, Reuse]:
         """The steps the scheduler must not run, in plan order, with the status and reason they end with."""
-        from flowctl.run.scheduler import Reuse
+        from flowctl.run.options import Reuse
 
         out: dict[str, Reuse] = {}
         for sid, d in self.assessment.decisions.items():

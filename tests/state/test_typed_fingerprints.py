@@ -56,14 +56,13 @@ def run_in_process(path: Path, given: Mapping[str, str], *, resume: bool) -> tup
         verdicts = {sid: d.verdict for sid, d in session.assessment.decisions.items()}
         if target.record is not None and session.nothing_to_do:
             return set(), verdicts
-        session.start_recording()
+        plan = session.plan()
         scheduler = Scheduler(
             prepared.plan, prepared.invocations, WritingExecutor(), session.store, lambda event: None,
             RunOptions(
-                logs_dir=str(state / "runs" / run_id), environ={}, reuse=session.reuse(),
-                fingerprints=session.fingerprints(), params=dict(prepared.params),
-                selection={"only": [], "from": [], "force": False, "force_steps": []},
-                resumed_from=session.resumed.run_id if session.resumed else None, handle_signals=False,
+                logs_dir=str(state / "runs" / run_id), environ={}, reuse=plan.reuse,
+                fingerprints=plan.fingerprints, params=dict(prepared.params),
+                resumed_from=plan.resumed_from, handle_signals=False,
             ),
             run_id=run_id,
         )
