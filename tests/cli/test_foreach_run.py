@@ -319,3 +319,34 @@ steps:
     assert 'flowctl_last_run_item_error_rate{pipeline="fan",step="each"} 0.5' in text
     assert 'flowctl_last_run_item_duration_seconds{percentile="95",pipeline="fan",step="each"}' in text
     assert 'flowctl_last_run_items_per_second{pipeline="fan",step="each"}' in text
+
+
+def test_the_dead_letter_queue_lists_shows_and_drops_with_secrets_masked(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+env: {TOKEN: "${{ env.TOKEN }}"}
+secret_env: [TOKEN]
+steps:
+  each:
+    foreach:
+      items: [{id: ok}, {id: bad, note: "uses hunter2-secret"}]
+      key: ${{ item.id }}
+      tolerated_failure: {count: 1}
+    run: echo "token $TOKEN for ${{ item.id }}"; test "${{ item.id }}" = ok
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path, env={"TOKEN": "hunter2-secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = run_flowctl("dlq", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "bad" in listed.stdout and "dead-lettered" in listed.stdout
+    data = json.loads(run_flowctl("dlq", "list", "--json", cwd=tmp_path).stdout)
+    assert [i["key"] for i in data["items"]] == ["bad"]
+    shown = run_flowctl("dlq", "show", "bad", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "last exit code: 1" in shown.stdout and "token *** for bad" in shown.stdout
+    everything = shown.stdout + (step_folder(tmp_path, "each") / "dead-letter.jsonl").read_text()
+    everything += "".join(str(r) for r in rows(tmp_path, "SELECT * FROM items"))
+    assert "hunter2" not in everything
+    assert run_flowctl("dlq", "show", "bda", cwd=tmp_path).returncode == 2
+    assert run_flowctl("dlq", "drop", "bad", "--reason", "known bad input", cwd=tmp_path).returncode == 0
+    assert "is empty" in run_flowctl("dlq", "list", cwd=tmp_path).stdout
+    assert rows(tmp_path, "SELECT status, reason LIKE '%known bad input' FROM items WHERE key = 'bad'") == [("dropped", 1)]
