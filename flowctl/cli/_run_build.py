@@ -68,6 +68,7 @@ class RunRequest:
     worktree: str | None = None
     report: str | None = None
     executor: ExecutorOptions = ExecutorOptions()
+    replay: tuple[str, tuple[str, ...]] | None = None  # `flowctl dlq replay`: a foreach step and the keys to send again
 
     @property
     def resuming(self) -> bool:
@@ -187,6 +188,7 @@ def build_run(
                 resources=opened.limits, params=dict(prepared.params), selection=context.selection,
                 fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
                 resumed_from=plan.resumed_from, items_done=plan.items_done, results_paths=plan.results_paths,
+                items_carried=plan.items_carried, items_replays=plan.items_replays,
                 provenance=run_provenance(prepared, plan, context, opened.provenance),
             )
             scheduler = Scheduler(prepared.plan, prepared.invocations, opened.executor, session.store, fanout,

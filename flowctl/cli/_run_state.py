@@ -90,6 +90,7 @@ def open_run(
     with open_session(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=request.force,
         force_steps=request.force_steps, wait=wait_seconds(request.wait), after_lock=end_leftovers,
+        replay=request.replay,
     ) as session:
         fresh = target.requested and previous is None
         _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import sys
+
 import typer
 
 from flowctl.cli._app import app
@@ -151,3 +153,61 @@ def drop(
     drop_item(root, record, reason.strip())
     print(f"dropped {record.key} of step {record.step} from the dead-letter queue of run {run_id}")
     return 0
+
+
+@dlq_app.command("replay")
+def replay(
+    key: list[str] = typer.Option([], "--key", "-k", metavar="KEY", help="An item to replay (repeat it for more)."),
+    all_: bool = typer.Option(False, "--all", help="Replay every item in the queue of the step."),
+    max_replays: int = typer.Option(3, "--max-replays", min=1, help="Refuse (and mark poisoned) an item replayed this often."),
+    force: bool = typer.Option(False, "--force", help="Replay poisoned items too."),
+    run: str = _run_option(),
+    step: str | None = _step_option(),
+    pipeline: str = pipeline_option(),
+    state_dir: str = state_dir_option(),
+) -> int:
+    """Run dead-lettered items again with the step's current definition; items that succeeded
+    are untouched, what needs the step continues as --resume would.
+
+    The replay is a resume of the run (a new run id, resumed from it): every other item keeps
+    what it had. An item replayed --max-replays times becomes poisoned and is refused (exit 1)
+    without --force.
+
+    Example: flowctl dlq replay --all
+
+    Example: flowctl dlq replay --run latest --step resize --key in/b.png --max-replays 5
+    """
+    from flowctl.cli._run_build import RunRequest
+    from flowctl.cli.run import run_pipeline
+    from flowctl.errors import UsageError
+    from flowctl.state.deadletter import dead_letters, poison
+    from flowctl.state.views import run_details, state_dir_for
+
+    if bool(key) == all_:
+        raise UsageError("say which items: --key KEY (repeatable) or --all", hint="e.g. flowctl dlq replay --all")
+    root = str(state_dir_for(state_dir, pipeline))
+    detail = run_details(root, run, pipeline, command=("dlq", "replay", "--run", run))
+    run_id = detail.run.run_id
+    queue = dead_letters(root, run_id, step)
+    steps = sorted({r.step for r in queue})
+    if not queue:
+        print(f"the dead-letter queue of run {run_id} is empty: nothing to replay")
+        return 0
+    if len(steps) > 1:
+        raise UsageError(f"run {run_id} has dead-lettered items in steps {', '.join(steps)}", hint="say which with --step")
+    chosen = queue if all_ else [r for r in queue if r.key in set(key)]
+    missing = sorted(set(key) - {r.key for r in chosen})
+    if missing:
+        raise UsageError(f"not in the dead-letter queue of run {run_id}: {', '.join(missing)}",
+                         hint="`flowctl dlq list` shows its keys")
+    spent = [r for r in chosen if r.replays >= max_replays or r.status == "poisoned"]
+    if spent and not force:
+        poison(root, spent, max_replays)
+        for r in spent:
+            print(f"poisoned: {r.key} was replayed {r.replays} time(s) (--max-replays {max_replays}); "
+                  "--force replays it anyway, `flowctl dlq drop` takes it out", file=sys.stderr)
+        return 1
+    return run_pipeline(RunRequest(
+        pipeline=detail.run.pipeline_path, state_dir=state_dir, resume=True, run_id=run_id,
+        force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in chosen)),
+    ))

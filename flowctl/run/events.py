@@ -200,6 +200,7 @@ class ItemStarted:
     at: float
     batch: int = 0  # 1-based batch number; 0: not batched
     log_path: str = ""
+    replays: int = 0  # how often `flowctl dlq replay` sent these items again
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,7 @@ class ItemFinished:
     tail: tuple[str, ...] = ()  # last lines of the log (secrets masked), for failures
     items: tuple[str, ...] = ()  # canonical JSON, given when no ItemStarted came first (reused)
     log_path: str = ""
+    replays: int = 0
 
 
 @dataclass(frozen=True, slots=True)

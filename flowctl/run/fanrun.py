@@ -108,7 +108,8 @@ class FanOutSteps:
     def _fan_begin(self, st: _State) -> FanOut | None:
         inv = self._inv[st.id]
         fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
-                     done=self._opt.items_done.get(st.id))
+                     done=self._opt.items_done.get(st.id), carried=self._opt.items_carried.get(st.id),
+                     replays=self._opt.items_replays.get(st.id))
         st.first_start = time.monotonic()
         st.status = StepStatus.RUNNING
         try:

@@ -21,12 +21,13 @@ from urllib.parse import quote
 
 from flowctl.masking import mask_text
 from flowctl.run.events import ItemFinished, ItemStarted, ItemStatus, RunId
-from flowctl.run.options import InvocationLike
+from flowctl.run.options import Carried, InvocationLike
 from flowctl.spec import expr
 from flowctl.spec.foreach import ItemFault, canonical, check_items, item_refs, item_text, item_values
 from flowctl.spec.model import Foreach, ItemsKind, Step
 
 RESULTS = "results.jsonl"
+_FAILED = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
 DEAD_LETTER = "dead-letter.jsonl"
 
 
@@ -103,7 +104,8 @@ class FanOut:
     """The items of one foreach step in one run (see the module docstring)."""
 
     def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
-                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None) -> None:
+                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None,
+                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None) -> None:
         assert step.foreach is not None
         self.run_id = run_id
         self.step = step
@@ -112,6 +114,8 @@ class FanOut:
         self.folder = os.path.join(logs_dir, step.id)
         self.limit = max(1, min(self.foreach.max_concurrent or concurrency, concurrency))
         self.done_before: Mapping[str, str] = done or {}
+        self.carried_before: Mapping[str, Carried] = carried or {}  # `dlq replay`: items not sent again
+        self.replays: Mapping[str, int] = replays or {}
         self.producer_output = producer_output
         self.pending: collections.deque[Unit] = collections.deque()
         self.running: dict[int, Unit] = {}
@@ -123,6 +127,7 @@ class FanOut:
         self.queued = False  # the step waits in the scheduler's ready queue for a slot
         self._seq = 0
         self._reused: list[tuple[str, object]] = []
+        self._carried: list[tuple[str, object, Carried]] = []
         texts = [step.run] if isinstance(step.run, str) else list(step.run)
         self._refs = item_refs(texts, shell=isinstance(step.run, str)) + item_refs(step.env.values())
         self._secrets = tuple(inv.secrets)
@@ -135,20 +140,31 @@ class FanOut:
         values = read_items(self.foreach, self.inv.cwd, self.producer_output)
         keys = check_items(self.foreach, values, self._refs)
         self.total = len(values)
-        before = self.done_before  # an item runs again when its value changed under the same key
-        finished = [k in before and before[k] == canonical(v) for k, v in zip(keys, values)]
-        todo = [(k, v) for (k, v), done in zip(zip(keys, values), finished) if not done]
-        self._reused = [(k, v) for (k, v), done in zip(zip(keys, values), finished) if done]
+        before, carried = self.done_before, self.carried_before
+        todo: list[tuple[str, object]] = []
+        for k, v in zip(keys, values):  # an item runs again when its value changed under the same key
+            c = carried.get(k)
+            if c is not None and c.item == mask_text(canonical(v), self._secrets):
+                self._carried.append((k, v, c))
+                self.failed += c.status in _FAILED
+            elif k in before and before[k] == canonical(v):
+                self._reused.append((k, v))
+            else:
+                todo.append((k, v))
         batch = self.foreach.batch
         if batch is None:
             self.units = [Unit((k,), (v,), 0) for k, v in todo]
         else:
             self.units = list(_batches(todo, batch.size, batch.max_bytes))
         self.pending.extend(self.units)
-        if not self._reused:
-            return []
-        return [ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in self._reused), ItemStatus.REUSED, at,
-                             items=tuple(mask_text(canonical(v), self._secrets) for _, v in self._reused))]
+        if self.failed and self.foreach.exceeded(self.failed, self.total):
+            self.stopped = "exceeded-tolerated-failures"
+        events = [ItemFinished(self.run_id, self.step.id, (k,), _carried_status(c.status), at,
+                               items=(c.item,), replays=c.replays) for k, _, c in self._carried]
+        if self._reused:
+            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in self._reused), ItemStatus.REUSED,
+                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in self._reused)))
+        return events
 
     # -- one unit -----------------------------------------------------------------------------
 
@@ -181,7 +197,8 @@ class FanOut:
                     env[name] = _fill(text, values)
         items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
         event = ItemStarted(self.run_id, self.step.id, unit.keys, items, unit.attempts, unit.seq, at,
-                            batch=unit.batch, log_path=unit.log_path)
+                            batch=unit.batch, log_path=unit.log_path,
+                            replays=max(self.replays.get(k, 0) for k in unit.keys))
         return event, argv, env
 
     def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
@@ -220,6 +237,7 @@ class FanOut:
     def summary(self) -> str:
         """The step's reason: ``997 of 1000 items succeeded, 3 dead-lettered``."""
         ok = sum(len(u.keys) for u in self.units if u.status is ItemStatus.SUCCEEDED) + len(self._reused)
+        ok += sum(1 for _, _, c in self._carried if c.status not in _FAILED and c.status != ItemStatus.DROPPED.value)
         parts = [f"{ok} of {self.total} items succeeded"]
         if self.failed:
             parts.append(f"{self.failed} dead-lettered")
@@ -238,6 +256,13 @@ class FanOut:
         results: list[str] = [json.dumps({"key": k, "item": _masked(v, secrets), "status": "reused"},
                                          ensure_ascii=False) for k, v in self._reused]
         dead: list[str] = []
+        for k, v, c in self._carried:
+            line = json.dumps({"key": k, "item": _masked(v, secrets), "status": c.status, "replays": c.replays},
+                              ensure_ascii=False)
+            if c.status in _FAILED:
+                dead.append(line)
+            elif c.status != ItemStatus.DROPPED.value:
+                results.append(line)
         for u in self.units:
             for key, value in zip(u.keys, u.values):
                 record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": u.status.value,
@@ -251,6 +276,12 @@ class FanOut:
                     dead.append(json.dumps(record, ensure_ascii=False))
         _write_jsonl(f"{self.folder}/{RESULTS}", results)
         _write_jsonl(f"{self.folder}/{DEAD_LETTER}", dead)
+
+
+def _carried_status(status: str) -> ItemStatus:
+    """What a carried item is in the new run: its status, a success counting as reused."""
+    value = ItemStatus(status)
+    return ItemStatus.REUSED if value is ItemStatus.SUCCEEDED else value
 
 
 def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None) -> Iterable[Unit]:

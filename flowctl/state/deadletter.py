@@ -51,4 +51,12 @@ def drop(state_dir: str | os.PathLike[str], record: ItemRecord, reason: str) -> 
                       record.run_id, record.step, record.key))
 
 
-__all__ = ["QUEUED", "dead_letter", "dead_letters", "drop"]
+def poison(state_dir: str | os.PathLike[str], records: list[ItemRecord], max_replays: int) -> None:
+    """Mark ``records`` poisoned: replayed ``max_replays`` times, refused without --force."""
+    with opened(state_dir, write=True) as conn, conn:
+        conn.executemany("UPDATE items SET status = ?, reason = ? WHERE run_id = ? AND step = ? AND key = ?",
+                         [(ItemStatus.POISONED.value, f"replayed {r.replays} times (--max-replays {max_replays})",
+                           r.run_id, r.step, r.key) for r in records])
+
+
+__all__ = ["QUEUED", "dead_letter", "dead_letters", "drop", "poison"]

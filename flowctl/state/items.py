@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from flowctl.run.events import ItemStatus
 
 if TYPE_CHECKING:
+    from flowctl.run.options import Carried
     from flowctl.state.views import StepLog
 
 #: An item that needs no new attempt: it succeeded, or a resumed run had it succeeded.
@@ -104,6 +105,24 @@ def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
     return [_record(row) for row in conn.execute(sql + " ORDER BY step, started_at, key", args)]
 
 
+def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
+                keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
+    """For ``dlq replay`` of ``keys`` of ``step`` in ``run_id``: every other recorded item of the
+    step, carried over as it is, and the replay count each replayed item will have."""
+    from flowctl.run.options import Carried
+
+    carried: dict[str, Carried] = {}
+    replays: dict[str, int] = {}
+    chosen = set(keys)
+    for key, item, status, count in conn.execute(
+            "SELECT key, item, status, replays FROM items WHERE run_id = ? AND step = ?", (run_id, step)):
+        if key in chosen:
+            replays[str(key)] = int(count) + 1
+        elif status != ItemStatus.RUNNING.value:
+            carried[str(key)] = Carried(str(item), str(status), int(count))
+    return carried, replays
+
+
 def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str]) -> dict[str, str]:
     """For each of ``steps`` (foreach steps a run reuses), the ``results.jsonl`` of the latest
     run of ``pipeline`` in which it succeeded."""
@@ -174,7 +193,7 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_items", "items_of", "item_log", "latest_results", "status_counts"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_items", "items_of", "item_log", "latest_results", "replay_plan", "status_counts"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:

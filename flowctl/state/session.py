@@ -28,7 +28,7 @@ from flowctl.state.records import RunRecord
 from flowctl.state.store import SqliteRunStore
 
 if TYPE_CHECKING:
-    from flowctl.run.options import Reuse, SessionPlan
+    from flowctl.run.options import Carried, Reuse, SessionPlan
     from flowctl.spec.model import Pipeline
     from flowctl.run.prepare import PreparedRun
 
@@ -46,6 +46,7 @@ class RunSession:
     file_sha256: str = ""
     interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
     pipeline: Pipeline | None = None
+    replay: tuple[str, tuple[str, ...]] | None = None  # `dlq replay`: a step and the keys it sends again
 
     def provenance(self) -> Mapping[str, object]:
         """The pipeline file's hash, the git commit and whether the tree was dirty."""
@@ -63,11 +64,18 @@ class RunSession:
         from flowctl.run.options import SessionPlan
 
         self.start_recording()
+        step = ""
+        carried: dict[str, Carried] = {}
+        replays: dict[str, int] = {}
+        if self.replay is not None and self.resumed is not None:
+            step = self.replay[0]
+            carried, replays = self.store.replay_plan(self.resumed.run_id, step, self.replay[1])
         return SessionPlan(
             reuse=self.reuse(), fingerprints=self.fingerprints(),
             resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
             provenance=dict(self.provenance()),
             items_done=self.items_done(), results_paths=self.results_paths(),
+            items_carried={step: carried} if carried else {}, items_replays={step: replays} if replays else {},
         )
 
     @property
@@ -139,6 +147,7 @@ def open_session(
     force_steps: Sequence[str] = (),
     wait: float | None = 0.0,
     after_lock: Callable[[locks.PipelineLock], None] | None = None,
+    replay: tuple[str, tuple[str, ...]] | None = None,
 ) -> RunSession:
     """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever.
     ``after_lock`` runs once the lock is held and the store open, before anything is decided
@@ -169,7 +178,8 @@ def open_session(
             store.close()
         held.release()
         raise
-    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted, pipeline)
+    return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted, pipeline,
+                      replay)
 
 
 __all__ = ["RunSession", "open_session"]

@@ -64,18 +64,19 @@ from flowctl.state.failpoint import Failpoints
 from flowctl.state.files import FileIdentity
 
 if TYPE_CHECKING:
+    from flowctl.run.options import Carried
     from flowctl.fingerprint import Fingerprint
 
 _Row = tuple[str, tuple[Any, ...]]
 
 # issue 15: one row per item; a batch's attempt writes one per item of it.
-_ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition)
-    VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
+_ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition,
+    replays) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts,
     started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
-    batch = excluded.batch, definition = excluded.definition, finished_at = NULL"""
+    batch = excluded.batch, definition = excluded.definition, finished_at = NULL, replays = excluded.replays"""
 _ITEM_FINISHED = """INSERT INTO items (run_id, step, key, item, status, attempts, exit_code, finished_at, duration,
-    error, tail, log_path, first_failure, last_failure, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    error, tail, log_path, first_failure, last_failure, definition, replays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, key) DO UPDATE SET status = excluded.status,
     attempts = MAX(items.attempts, excluded.attempts), exit_code = excluded.exit_code,
     finished_at = excluded.finished_at, duration = excluded.duration, error = excluded.error,
@@ -299,6 +300,13 @@ class SqliteRunStore:
         with db.translated(self.path):
             return done_items(self._connection(), run_id, pipeline, fingerprints)
 
+    def replay_plan(self, run_id: str, step: str, keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
+        """What ``dlq replay`` carries over and each replayed item's count (``state.items``)."""
+        from flowctl.state.items import replay_plan
+
+        with db.translated(self.path):
+            return replay_plan(self._connection(), run_id, step, keys)
+
     def latest_results(self, pipeline: str, steps: list[str]) -> dict[str, str]:
         """The ``results.jsonl`` of each of these foreach steps in the latest run it succeeded in."""
         from flowctl.state.items import latest_results
@@ -408,7 +416,7 @@ class SqliteRunStore:
             ]
         if isinstance(event, ItemStarted):
             rows: list[_Row] = [(_ITEM_STARTED, (event.run_id, event.step, key, item, event.batch, event.attempt,
-                                                 event.at, event.log_path, self._fingerprint(event.step, "")))
+                                                 event.at, event.log_path, self._fingerprint(event.step, ""), event.replays))
                                 for key, item in zip(event.keys, event.items)]
             return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
         if isinstance(event, ItemFinished):
@@ -417,7 +425,7 @@ class SqliteRunStore:
             tail = _json(list(event.tail))
             return [(_ITEM_FINISHED, (event.run_id, event.step, key, item, event.status.value, event.attempt,
                                       event.exit_code, event.at, event.duration, event.error, tail, event.log_path,
-                                      failed, failed, self._fingerprint(event.step, "")))
+                                      failed, failed, self._fingerprint(event.step, ""), event.replays))
                     for key, item in zip(event.keys, items)]
         return []  # OutputLine: the log files hold output
 

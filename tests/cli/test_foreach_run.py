@@ -350,3 +350,41 @@ steps:
     assert run_flowctl("dlq", "drop", "bad", "--reason", "known bad input", cwd=tmp_path).returncode == 0
     assert "is empty" in run_flowctl("dlq", "list", cwd=tmp_path).stdout
     assert rows(tmp_path, "SELECT status, reason LIKE '%known bad input' FROM items WHERE key = 'bad'") == [("dropped", 1)]
+
+
+def test_dlq_replay_runs_only_dead_items_and_poisons_after_max_replays(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: fan
+concurrency: 1
+steps:
+  each:
+    foreach:
+      items: [a, b, c, poison]
+      key: ${{ item }}
+      tolerated_failure: {count: 2}
+    run: echo "${{ item }}" >> ran.txt; case "${{ item }}" in b) test -e fixed;; poison) false;; esac
+  after:
+    needs: [each]
+    run: cp "${{ needs.each.results }}" after.jsonl
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
+    first = json.loads(run_flowctl("dlq", "list", "--json", cwd=tmp_path).stdout)
+    assert sorted(i["key"] for i in first["items"]) == ["b", "poison"]
+    (tmp_path / "fixed").touch()
+    done = run_flowctl("dlq", "replay", "--key", "b", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "ran.txt").read_text().split() == ["a", "b", "c", "poison", "b"]  # a and c untouched
+    latest = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)
+    assert latest["run"]["resumed_from"] == first["run_id"]
+    assert [i["key"] for i in json.loads(run_flowctl("dlq", "list", "--json", cwd=tmp_path).stdout)["items"]] == ["poison"]
+    results = [json.loads(x) for x in (tmp_path / "after.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in results) == ["a", "b", "c"]
+    for n in (1, 2, 3):
+        assert run_flowctl("dlq", "replay", "--all", cwd=tmp_path).returncode == 0
+        (row,) = rows(tmp_path, "SELECT replays FROM items WHERE key = 'poison' AND run_id = "
+                                "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")
+        assert row == (n,)
+    refused = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert refused.returncode == 1 and "poisoned: poison was replayed 3 time(s)" in refused.stderr
+    assert "poisoned" in run_flowctl("dlq", "list", cwd=tmp_path).stdout
+    assert (tmp_path / "ran.txt").read_text().split().count("poison") == 4
