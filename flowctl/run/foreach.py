@@ -78,8 +78,8 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
         return [os.path.relpath(p, cwd) for p in sorted(glob.glob(pattern, recursive=True))]
     path = os.path.join(cwd, src.path) if src.kind is ItemsKind.FILE else producer_output
     name = f"items file {src.path}" if src.kind is ItemsKind.FILE else f"the output of step {src.path}"
-    if path is None:
-        raise ItemFault(f"{name}: not available", 0)
+    if path is None:  # issue 15 part 4 (a producer's own stdout pipe) is not built yet
+        raise ItemFault(f"{name}: items from a step's output are not supported yet", 0)
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()

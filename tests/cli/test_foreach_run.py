@@ -81,18 +81,16 @@ def test_thousand_items_three_failures_over_a_tenth_of_a_percent(tmp_path: Path)
     assert "exceeded-tolerated-failures" in done.stdout
 
 
-def test_a_batch_of_fifty_over_a_thousand_items_is_twenty_processes(tmp_path: Path) -> None:
-    items_file(tmp_path, 1000)
+def batched(tmp_path: Path, items: int, batch: str, run: str) -> Path:
+    """A pipeline batching ``items`` items of ``items.jsonl``; a ``markers`` folder to write in."""
+    items_file(tmp_path, items)
     (tmp_path / "markers").mkdir()
-    pipeline = write(tmp_path, """version: 1
-name: fan
-steps:
-  each:
-    foreach:
-      items_from: {file: items.jsonl}
-      batch: {size: 50}
-    run: wc -l < "${{ batch.file }}" > "markers/$$.$FLOWCTL_BATCH_SIZE"
-""")
+    return write(tmp_path, "version: 1\nname: fan\nsteps:\n  each:\n"
+                           f"    foreach: {{items_from: {{file: items.jsonl}}, batch: {batch}}}\n    run: {run}\n")
+
+
+def test_a_batch_of_fifty_over_a_thousand_items_is_twenty_processes(tmp_path: Path) -> None:
+    pipeline = batched(tmp_path, 1000, "{size: 50}", 'wc -l < "${{ batch.file }}" > "markers/$$.$FLOWCTL_BATCH_SIZE"')
     done = run_flowctl("run", str(pipeline), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     markers = list((tmp_path / "markers").iterdir())
@@ -103,17 +101,7 @@ steps:
 
 
 def test_max_bytes_closes_a_batch_early(tmp_path: Path) -> None:
-    items_file(tmp_path, 100)  # {"id":0} .. {"id":99}: 9 to 10 bytes a line
-    (tmp_path / "markers").mkdir()
-    pipeline = write(tmp_path, """version: 1
-name: fan
-steps:
-  each:
-    foreach:
-      items_from: {file: items.jsonl}
-      batch: {size: 50, max_bytes: 100}
-    run: cp "${{ batch.file }}" "markers/$$"
-""")
+    pipeline = batched(tmp_path, 100, "{size: 50, max_bytes: 100}", 'cp "${{ batch.file }}" "markers/$$"')
     assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0
     sizes = [m.stat().st_size for m in (tmp_path / "markers").iterdir()]
     # the batch files hold canonical JSON: {"id":0} and a newline is 9 bytes, {"id":10} 10
