@@ -185,6 +185,7 @@ class ItemStatus(enum.Enum):
     REUSED = "reused"  # succeeded in the run this one resumes
     POISONED = "poisoned"  # dead-lettered and replayed too often: refused without --force
     DROPPED = "dropped"  # taken out of the dead-letter queue by `dlq drop`, kept for audit
+    INTERRUPTED = "interrupted"  # the runner died while it ran (recorded by the next run)
 
 
 @dataclass(frozen=True, slots=True)

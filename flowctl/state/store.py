@@ -451,6 +451,8 @@ def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | N
         "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
         (run_id,),
     )
+    conn.execute("UPDATE items SET status = ? WHERE run_id = ? AND status = ?",
+                 (ItemStatus.INTERRUPTED.value, run_id, ItemStatus.RUNNING.value))
     conn.execute(
         "UPDATE steps SET status = ?, reason = ? WHERE run_id = ? AND status = 'running'",
         (StepStatus.INTERRUPTED.value, reason, run_id),

@@ -217,6 +217,8 @@ steps:
     assert set(runs) == {str(i) for i in range(200)}
     assert [k for k in first if runs[k] != 1] == []  # no succeeded item ran twice
     assert (tmp_path / "after.txt").read_text().strip() == "200"
+    # the killed run's items that were running are recorded as interrupted, none as running
+    assert rows(tmp_path, "SELECT count(*) FROM items WHERE status = 'running'") == [(0,)]
 
 
 @pytest.mark.parametrize("stop", ["fixed"])
