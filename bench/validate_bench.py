@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             [py, str(BASELINE_APP), "--help"],
             [py, "-m", "flowctl", "--help"],
         ]
-        rows = list(zip(names, measure(commands, env, args.runs)))
+        rows = list(zip(names, measure(commands, env, args.runs), strict=False))
 
     (floor, floor_mb, _), (validate, validate_mb, validate_rc) = rows[0][1], rows[1][1]
     (help_floor, _, _), (help_time, _, help_rc) = rows[2][1], rows[3][1]

@@ -58,7 +58,7 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
 class Masker:
     """Streaming masker: ``feed`` chunks, write what it returns, ``finish`` at the end."""
 
-    __slots__ = ("_pattern", "_prefixes", "_short", "_held", "_before", "_longest")
+    __slots__ = ("_before", "_held", "_longest", "_pattern", "_prefixes", "_short")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         usable = _usable(secrets)

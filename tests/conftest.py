@@ -7,8 +7,8 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flowctl.masking import Masker, mask_text
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowctl.masking import MIN_LENGTH, Masker, is_short, mask_text
 
 
 def _stream(secrets, chunks):
@@ -42,10 +47,8 @@ def test_no_secrets_is_a_passthrough():
 
 # -- short secrets (issue 12): masked only as whole words --------------------------------------
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from flowctl.masking import MIN_LENGTH, is_short
+
 
 
 def test_a_short_secret_is_masked_only_as_a_whole_word():
@@ -84,5 +87,5 @@ def test_streaming_in_any_chunks_masks_exactly_like_mask_text(secrets, pieces, c
     """Whatever the chunking, the stream's output is ``mask_text`` of the whole output."""
     data = "".join(pieces).encode()
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert _stream(secrets, chunks) == mask_text("".join(pieces), secrets).encode()

@@ -132,11 +132,11 @@ def _run_cells(sample: RunSample) -> list[str]:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     right = {i for i, h in enumerate(header) if h not in ("run id", "status", "figure", "threshold", "result")}
 
     def line(cells: Sequence[str]) -> str:
-        return indent + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return indent + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
 

@@ -55,7 +55,7 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
 
         silence_stdout()
         return int(ExitCode.OK)
-    except Exception as exc:  # noqa: BLE001 - the boundary is where unknown errors end
+    except Exception as exc:
         click_code = _click_exit(exc)
         if click_code is not None:
             return click_code

@@ -87,12 +87,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str |
     if title:
         out.write(title + "\n")
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    head = "  ".join(cell.ljust(w) for cell, w in zip(headers, widths)).rstrip()
+    head = "  ".join(cell.ljust(w) for cell, w in zip(headers, widths, strict=False)).rstrip()
     if stdout_is_tty() and not no_color():
         head = f"\x1b[1m{head}\x1b[0m"
     out.write(head + "\n")
     for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() + "\n")
 
 
 def emit_json(value: Any) -> None:
@@ -133,7 +133,11 @@ def write_json(value: Any, write: Callable[[str], object]) -> None:
                 found = json.JSONEncoder(separators=separators, default=str).encode
             else:  # made once per depth: JSONEncoder.encode makes one per call
                 make = c_encoder(None, str, key_text, None, separators[1], separators[0], False, False, True)
-                found = lambda item: "".join(make(item, 0))
+
+                def joined(item: Any, make: Any = make) -> str:
+                    return "".join(make(item, 0))
+
+                found = joined
             encoders[depth] = found
         return found
 
@@ -166,7 +170,7 @@ def write_json(value: Any, write: Callable[[str], object]) -> None:
             return
         if kind == _RECORD:
             names, read = fields_of[type(item)]
-            item = dict(zip(names, read(item)))
+            item = dict(zip(names, read(item), strict=False))
         elif kind == _MAPPING and (type(item) is not dict or not all(type(k) is str for k in item)):
             item = {str(k): v for k, v in item.items()}  # a plain dict, keys named as to_jsonable does
         if not item:

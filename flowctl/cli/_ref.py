@@ -70,7 +70,7 @@ def outcome_lines(outcome: WorktreeOutcome) -> list[str]:
         return [f"Outputs: none in the worktree of {outcome.ref}: the steps wrote nothing there, so it was removed"]
     return [
         f"Outputs: the steps wrote {files} in the worktree of {outcome.ref}, kept at {outcome.path}: {shown}",
-        f"  `flowctl gc --keep N` or `--older-than DURATION` removes it later; run with --worktree DIR to keep "
+        "  `flowctl gc --keep N` or `--older-than DURATION` removes it later; run with --worktree DIR to keep "
         "outputs in a folder of your own",
     ]
 

@@ -18,7 +18,7 @@ import gc
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flowctl.cli._executor import ExecutorOptions
@@ -67,7 +67,7 @@ class RunRequest:
     ref: str | None = None
     worktree: str | None = None
     report: str | None = None
-    executor: ExecutorOptions = ExecutorOptions()
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     replay: tuple[str, tuple[str, ...]] | None = None  # `flowctl dlq replay`: a foreach step and the keys to send again
 
     @property

@@ -30,7 +30,8 @@ def resume_target(state_dir: str, request: RunRequest) -> ResumeTarget:
     """The run to continue (none without --resume, or when none is recorded), with the params
     and selection to run with and the selection to record. Raises UsageError."""
     from flowctl.spec.resolve import parse_param_args
-    from flowctl.state.assess import ResumeTarget, resume_target as target
+    from flowctl.state.assess import ResumeTarget
+    from flowctl.state.assess import resume_target as target
 
     overrides = parse_param_args(list(request.params))
     if not request.resuming:
@@ -139,7 +140,7 @@ def _end_leftovers(
     how = "ending them before anything starts" if wait == 0 else (
         f"waiting for them to end (--orphans {policy}), then ending what is left"
     )
-    say(_leftover_lines(found) + [f"  {how}"])
+    say([*_leftover_lines(found), f"  {how}"])
     ending = end_leftovers(found.processes, wait=wait, grace=GRACE)
     say([_ending_line(ending)])
     if ending.left:

@@ -42,7 +42,6 @@ def diff(
     """
     from flowctl.diff import render
     from flowctl.diff.project import diff_project
-
     from flowctl.spec.validation import expand_folders
 
     chosen = pick_format(fmt, as_json, FORMATS)

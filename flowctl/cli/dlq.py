@@ -6,9 +6,8 @@ the queue lives in the state database (``state/deadletter.py``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -144,7 +143,8 @@ def drop(
     Example: flowctl dlq drop in/b.png --reason "corrupt upload, re-requested"
     """
     from flowctl.errors import UsageError
-    from flowctl.state.deadletter import dead_letter, drop as drop_item
+    from flowctl.state.deadletter import dead_letter
+    from flowctl.state.deadletter import drop as drop_item
 
     if not reason.strip():
         raise UsageError("--reason must say why the item is dropped", hint='e.g. --reason "corrupt input"')

@@ -24,8 +24,7 @@ def graph(
 
     Example: flowctl graph pipelines/etl.yaml --format dot | dot -Tsvg > etl.svg
     """
-    from flowctl.graph import compile_plan
-    from flowctl.graph import render
+    from flowctl.graph import compile_plan, render
 
     chosen = pick_format(fmt, as_json, FORMATS)
     plan = compile_plan(load(pipeline), only=only, from_=from_)

@@ -109,7 +109,7 @@ def write_after_run(path: str, *, state_dir: str, run_id: str, pipeline: Pipelin
     except FlowctlError as exc:
         print(f"flowctl: warning: no report written: {exc.message}", file=sys.stderr)
         return
-    except Exception as exc:  # noqa: BLE001 - the run is over: its exit code says how it went, not this
+    except Exception as exc:
         print(f"flowctl: warning: no report written to {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return
     print(f"Report: {path}", flush=True)

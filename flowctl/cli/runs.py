@@ -26,8 +26,8 @@ def runs(
     import sys
 
     from flowctl.cli._history import counts_text, emit_json, seconds, stamp, table
-    from flowctl.state.location import shown_path
     from flowctl.state.elsewhere import elsewhere_lines, runs_elsewhere
+    from flowctl.state.location import shown_path
     from flowctl.state.views import recent_runs, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))

@@ -61,8 +61,8 @@ def stats(
 def _say_where(name: str, pipeline: str, folder: str, since: str | None, *, json_out: bool) -> None:
     """No runs chosen: say where we looked and, when this folder has none of the pipeline's at
     all, where under the project its runs are recorded."""
-    from flowctl.state.location import shown_path
     from flowctl.state.elsewhere import elsewhere_lines, runs_elsewhere
+    from flowctl.state.location import shown_path
     from flowctl.state.views import recent_runs
 
     lines = [] if json_out else [

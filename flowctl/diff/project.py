@@ -41,10 +41,7 @@ def discover(root: str) -> list[str]:
 def _load_new(repo: Repository, paths: Sequence[str], to: str | None) -> tuple[list[_Loaded], str, str | None]:
     """The new side: (pipelines, label, commit)."""
     if to is None:
-        if paths:
-            rels = [repo.relpath(p) for p in paths]
-        else:
-            rels = [repo.relpath(p) for p in discover(repo.root)]
+        rels = [repo.relpath(p) for p in paths] if paths else [repo.relpath(p) for p in discover(repo.root)]
         loaded = []
         for rel in rels:
             full = os.path.join(repo.root, rel)

@@ -59,7 +59,7 @@ def to_dot(plan: Plan, classes: Mapping[str, str] | None = None) -> str:
     """A Graphviz digraph; the critical path is drawn bold."""
     classes = classes or {}
     chosen = set(plan.selected)
-    critical = set(zip(plan.critical_path, plan.critical_path[1:]))
+    critical = set(zip(plan.critical_path, plan.critical_path[1:], strict=False))
     lines = [f"digraph {_dot_quote(plan.pipeline.name)} {{", "  rankdir=LR;", '  node [shape=box, style="rounded"];']
     for sid in plan.selected:
         attrs = [f"label={_dot_quote(sid)}"]

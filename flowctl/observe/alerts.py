@@ -267,7 +267,7 @@ def deliver(
             if isinstance(notifier, CommandNotifier):
                 return _run_command(notifier, payload, env)
             return _post(notifier, payload)
-        except Exception as exc:  # noqa: BLE001 - a notifier must never break the run
+        except Exception as exc:
             return Delivery(notifier.describe(), alert.rule.text, False, f"{type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="flowctl-notify") as pool:

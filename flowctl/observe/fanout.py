@@ -29,7 +29,7 @@ class FanOut:
         for sink in self._sinks:
             try:
                 sink(event)
-            except Exception as exc:  # noqa: BLE001 - any sink failure is contained here
+            except Exception as exc:
                 self._drop(sink, exc)
 
     def flush(self) -> None:
@@ -40,7 +40,7 @@ class FanOut:
                 continue
             try:
                 flush()
-            except Exception as exc:  # noqa: BLE001 - any sink failure is contained here
+            except Exception as exc:
                 self._drop(sink, exc)
 
     def _drop(self, sink: Sink, exc: BaseException) -> None:

@@ -274,7 +274,7 @@ def critical_path(
                 previous.clear()
                 break
         if ups:  # the longest chain before it; ties: the larger step id (pairs compare in C)
-            best, via = max(zip(map(of, ups), ups))
+            best, via = max(zip(map(of, ups), ups, strict=False))
             length[step], previous[step] = best + took, via
         else:
             length[step], previous[step] = took, None
@@ -295,7 +295,7 @@ def critical_path(
         step = ready.pop()
         ups = inside[step]
         if ups:
-            best, via = max(zip(map(of, ups), ups))
+            best, via = max(zip(map(of, ups), ups, strict=False))
             length[step], previous[step] = best + durations[step], via
         else:
             length[step], previous[step] = durations[step], None
@@ -310,7 +310,7 @@ def _chain_back(length: Mapping[str, float], previous: Mapping[str, str | None])
     """The chain ending with the step of the largest ``length`` (ties: the larger id)."""
     if not length:  # a cycle cannot come from a validated pipeline; report nothing rather than guess
         return (), None
-    _, end = max(zip(length.values(), length))
+    _, end = max(zip(length.values(), length, strict=False))
     chain: list[str] = []
     cursor: str | None = end
     while cursor is not None:

@@ -123,7 +123,7 @@ class RunObserver:
                 results, deliveries = check_pipeline_alerts(
                     self.pipeline, metrics, self._history(warnings), environ=self._environ
                 )
-            except Exception as exc:  # noqa: BLE001 - alerting must never change the run's result
+            except Exception as exc:
                 warnings.append(f"alerts could not be evaluated: {type(exc).__name__}: {exc}")
         for d in deliveries:
             if not d.ok:

@@ -232,7 +232,7 @@ def render_summary(
     for name in headers(summary):
         table.add_column(name, justify="right" if name in ("attempts", "duration") else "left",
                          overflow="fold" if name == "note" else "ellipsis")
-    for row, status in zip(rows, statuses):
+    for row, status in zip(rows, statuses, strict=False):
         table.add_row(row[0], Text(row[1], style=_STYLE.get(status, "")), *row[2:])
     console.print(table)
     if hidden:
@@ -254,7 +254,7 @@ def write_summary(
 
     def fmt(cells: Sequence[str]) -> str:
         parts = [
-            c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False))
         ]
         return ("  ".join(parts) + "  " + cells[-1]).rstrip()
 

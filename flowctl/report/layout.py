@@ -332,7 +332,7 @@ class RunsChart:
 
 def runs_chart(history: HistoryReport) -> RunsChart:
     walls = [r.wall_seconds for r in history.runs if r.wall_seconds is not None]
-    top = max(walls + [1e-9])
+    top = max([*walls, 1e-09])
     slot = HISTORY_W / max(1, len(history.runs))
     w = max(2.0, min(24.0, slot - 2))
     bars = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NewType, Union
+from typing import NewType
 
 RunId = NewType("RunId", str)
 
@@ -237,19 +237,19 @@ class RunFinished:
     root_failure: str | None = None  # the first step that failed for good
 
 
-Event = Union[
-    RunStarted,
-    StepReady,
-    AttemptStarted,
-    AttemptPlaced,
-    AttemptFinished,
-    RetryScheduled,
-    StepFinished,
-    OutputLine,
-    RunFinished,
-    ItemStarted,
-    ItemFinished,
-]
+Event = (
+    RunStarted
+    | StepReady
+    | AttemptStarted
+    | AttemptPlaced
+    | AttemptFinished
+    | RetryScheduled
+    | StepFinished
+    | OutputLine
+    | RunFinished
+    | ItemStarted
+    | ItemFinished
+)
 
 __all__ = [
     "AttemptFinished",

@@ -16,22 +16,21 @@ from __future__ import annotations
 import heapq
 import random
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from flowctl.masking import mask_text
-from collections.abc import Mapping
-
 from flowctl.run.events import AttemptKind, AttemptOutcome, Event, ItemStatus, RunId, StepStatus
 from flowctl.run.foreach import RESULTS, FanOut, Unit
-from flowctl.spec import expr
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor
+from flowctl.spec import expr
 from flowctl.spec.foreach import ItemFault
 from flowctl.spec.model import Step
 
 if TYPE_CHECKING:
     from flowctl.run.options import InvocationLike, RunOptions
     from flowctl.run.resources import ResourcePool
-    from flowctl.run.scheduler import _State
+    from flowctl.run.stepstate import StepState as _State
 
 EXCEEDED = "exceeded-tolerated-failures"
 

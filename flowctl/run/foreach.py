@@ -34,8 +34,22 @@ DEAD_LETTER = "dead-letter.jsonl"
 class Unit:
     """One item, or one batch of items, as the scheduler runs it."""
 
-    __slots__ = ("batch", "keys", "values", "attempts", "seq", "status", "exit_code", "duration", "error",
-                 "tail", "log_path", "first_failure", "last_failure", "due")
+    __slots__ = (
+        "attempts",
+        "batch",
+        "due",
+        "duration",
+        "error",
+        "exit_code",
+        "first_failure",
+        "keys",
+        "last_failure",
+        "log_path",
+        "seq",
+        "status",
+        "tail",
+        "values",
+    )
 
     def __init__(self, keys: tuple[str, ...], values: tuple[object, ...], batch: int) -> None:
         self.keys = keys
@@ -142,7 +156,7 @@ class FanOut:
         self.total = len(values)
         before, carried = self.done_before, self.carried_before
         todo: list[tuple[str, object]] = []
-        for k, v in zip(keys, values):  # an item runs again when its value changed under the same key
+        for k, v in zip(keys, values, strict=True):  # an item runs again when its value changed under the same key
             c = carried.get(k)
             if c is not None and c.item == mask_text(canonical(v), self._secrets):
                 self._carried.append((k, v, c))
@@ -264,7 +278,7 @@ class FanOut:
             elif c.status != ItemStatus.DROPPED.value:
                 results.append(line)
         for u in self.units:
-            for key, value in zip(u.keys, u.values):
+            for key, value in zip(u.keys, u.values, strict=True):
                 record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": u.status.value,
                                              "attempts": u.attempts, "exit_code": u.exit_code,
                                              "duration": round(u.duration, 6)}

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowctl.masking import mask_text
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -44,42 +45,12 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
-from flowctl.masking import mask_text
-from flowctl.run.fanrun import FanOutSteps, backoff, retryable as _retryable
-from flowctl.run.foreach import FanOut
+from flowctl.run.fanrun import FanOutSteps, backoff
+from flowctl.run.fanrun import retryable as _retryable
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
-from flowctl.spec.model import Step
-
-
-class _State:
-    """The mutable bookkeeping of one step during a run."""
-
-    __slots__ = (
-        "id", "step", "index", "priority", "waiting", "dependents", "status", "attempts",
-        "regular", "kind", "first_start", "last_end", "exit_code", "reason", "fan",
-    )
-
-    def __init__(self, step: Step, index: int, priority: int) -> None:
-        self.id = step.id
-        self.step = step
-        self.index = index
-        self.priority = priority
-        self.waiting = 0  # needs (within the run) not yet ended well
-        self.dependents: list[_State] = []
-        self.status = StepStatus.PENDING
-        self.attempts = 0  # every attempt so far, remediation included
-        self.regular = 0  # regular attempts so far
-        self.kind = AttemptKind.ATTEMPT  # what the next/current attempt is
-        self.first_start: float | None = None
-        self.last_end = 0.0
-        self.exit_code: int | None = None
-        self.reason = ""
-        self.fan: FanOut | None = None  # a foreach step's items, once it started (run/fanrun.py)
-
-    def __lt__(self, other: _State) -> bool:  # heap ties (same time, same step) keep any order
-        return False
+from flowctl.run.stepstate import StepState as _State
 
 
 class Scheduler(FanOutSteps):

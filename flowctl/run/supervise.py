@@ -46,8 +46,8 @@ import time
 import traceback
 from typing import TypedDict
 
-from flowctl.run import procs
 from flowctl.masking import Masker
+from flowctl.run import procs
 
 CHUNK = 32768  # bytes of output per message
 _SIGNALS_TO_RESET = (

@@ -83,11 +83,8 @@ def _is_range(field: str) -> bool:
 def _days(cron: CronExpr) -> str:
     day_part = _day_of_month(cron) if not cron.day_star else ""
     week_part = _weekdays(cron) if not cron.weekday_star else ""
-    if day_part and week_part:
-        # cron fires when either field matches when both are restricted.
-        text = f"{day_part} or {week_part}"
-    else:
-        text = day_part or week_part
+    # cron fires when either field matches when both are restricted.
+    text = f"{day_part} or {week_part}" if day_part and week_part else day_part or week_part
     months = _months(cron)
     if not text:
         return "every day" if not months else f"every day {months}"

@@ -348,10 +348,10 @@ __all__ = [
     "ALERTS",
     "SUBJECT_NAMES",
     "THRESHOLDS",
-    "Vocabulary",
     "AlertRule",
     "AlertSyntaxError",
     "Op",
     "Subject",
+    "Vocabulary",
     "parse_alert",
 ]

@@ -10,6 +10,7 @@ they also run on documents the schema rejected, so one pass reports everything.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -183,7 +184,7 @@ class _Checker:
             at = ["steps", first, "needs"]
             if isinstance(step.get("needs"), list) and second in needs:
                 at.append(needs.index(second))
-            self.error(at, "steps form a cycle: " + ", ".join(f"{a} needs {b}" for a, b in zip(cycle, cycle[1:])),
+            self.error(at, "steps form a cycle: " + ", ".join(f"{a} needs {b}" for a, b in itertools.pairwise(cycle)),
                        "a step cannot (even indirectly) need itself: remove one of these needs", code="cycle")
 
     def expressions(self, data: dict[str, Any], params: Mapping[str, Any]) -> None:
@@ -344,7 +345,7 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
         seen[node] = len(path)
         path.append(node)
         node = next(m for m in graph[node] if m in left)
-    return path[seen[node]:] + [node]
+    return [*path[seen[node]:], node]
 
 
 def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:

@@ -117,7 +117,7 @@ def parse_cron(text: str) -> CronExpr:
             )
     values = [
         _expand(field, name, low, high, names, text)
-        for field, (name, low, high, names) in zip(fields, _FIELDS)
+        for field, (name, low, high, names) in zip(fields, _FIELDS, strict=False)
     ]
     weekdays = frozenset(0 if d == 7 else d for d in values[4])
     return CronExpr(

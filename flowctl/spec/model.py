@@ -14,12 +14,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Union
 
 from flowctl.errors import Span
 
 #: A shell command (run with ``/bin/sh -c``) or an argv list (no shell).
-Command = Union[str, tuple[str, ...]]
+Command = str | tuple[str, ...]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _NO_RESOURCES: Mapping[str, float] = MappingProxyType({})
@@ -32,7 +31,7 @@ class ParamType(enum.Enum):
     BOOLEAN = "boolean"
 
 
-ParamValue = Union[str, int, float, bool]
+ParamValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,13 +241,13 @@ __all__ = [
     "DEFAULTABLE",
     "AlertSpec",
     "Batch",
+    "Command",
+    "Defaults",
+    "ExecutorSpec",
     "Foreach",
     "ItemsKind",
     "ItemsSource",
     "NotifierSpec",
-    "Command",
-    "Defaults",
-    "ExecutorSpec",
     "Param",
     "ParamType",
     "ParamValue",

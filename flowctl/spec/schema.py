@@ -185,9 +185,9 @@ def _pattern_message(path: list[Any], inst: Any, sch: dict[str, Any]) -> str:
                 "starting with a letter or digit")
     if "ms|s|m|h|d" in sch.get("pattern", ""):
         return f"{_label(path)}: {_short(inst)} is not a duration (use e.g. {EXAMPLES})"
-    if path and path[-1] == "run" or (len(path) >= 2 and path[-2] == "run"):
+    if (path and path[-1] == "run") or (len(path) >= 2 and path[-2] == "run"):
         return f"{_label(path)} must not be empty"
-    if len(path) >= 2 and path[-2] == "needs" or (path and path[-1] == "needs"):
+    if (len(path) >= 2 and path[-2] == "needs") or (path and path[-1] == "needs"):
         return f"{_label(path)}: {_short(inst)} is not a step id (letters, digits, '-' and '_')"
     if path and path[-1] == "webhook":
         return f"{_label(path)}: {_short(inst)} is not an http(s) URL"

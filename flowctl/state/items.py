@@ -193,7 +193,7 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "summarize", "done_items", "items_of", "item_log", "latest_results", "replay_plan", "status_counts"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:

@@ -21,16 +21,16 @@ from flowctl.run.events import RunId, StepStatus
 from flowctl.state import keys
 from flowctl.state import lock as locks
 from flowctl.state.assess import Assessment, assess, outputs_of
-from flowctl.state.views import pipeline_key
 from flowctl.state.decide import Verdict, nothing_to_run
 from flowctl.state.provenance import provenance
 from flowctl.state.records import RunRecord
 from flowctl.state.store import SqliteRunStore
+from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
     from flowctl.run.options import Carried, Reuse, SessionPlan
-    from flowctl.spec.model import Pipeline
     from flowctl.run.prepare import PreparedRun
+    from flowctl.spec.model import Pipeline
 
 
 @dataclass

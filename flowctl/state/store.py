@@ -64,8 +64,8 @@ from flowctl.state.failpoint import Failpoints
 from flowctl.state.files import FileIdentity
 
 if TYPE_CHECKING:
-    from flowctl.run.options import Carried
     from flowctl.fingerprint import Fingerprint
+    from flowctl.run.options import Carried
 
 _Row = tuple[str, tuple[Any, ...]]
 
@@ -417,7 +417,7 @@ class SqliteRunStore:
         if isinstance(event, ItemStarted):
             rows: list[_Row] = [(_ITEM_STARTED, (event.run_id, event.step, key, item, event.batch, event.attempt,
                                                  event.at, event.log_path, self._fingerprint(event.step, ""), event.replays))
-                                for key, item in zip(event.keys, event.items)]
+                                for key, item in zip(event.keys, event.items, strict=True)]
             return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
         if isinstance(event, ItemFinished):
             failed = event.at if event.status in _FAILED_ITEM else None
@@ -426,7 +426,7 @@ class SqliteRunStore:
             return [(_ITEM_FINISHED, (event.run_id, event.step, key, item, event.status.value, event.attempt,
                                       event.exit_code, event.at, event.duration, event.error, tail, event.log_path,
                                       failed, failed, self._fingerprint(event.step, ""), event.replays))
-                    for key, item in zip(event.keys, items)]
+                    for key, item in zip(event.keys, items, strict=True)]
         return []  # OutputLine: the log files hold output
 
     def _run_started(self, event: RunStarted) -> list[_Row]:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 HERE = os.path.abspath(__file__)
 
@@ -31,7 +32,7 @@ def interval(path: str, name: str, secs: str) -> int:
 
 def fail_until(counter: str, succeed_on: str, code: str) -> int:
     """Exit CODE until this is call number SUCCEED_ON (counted in the COUNTER file)."""
-    n = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    n = int(Path(counter).read_text()) + 1 if os.path.exists(counter) else 1
     with open(counter, "w") as fh:
         fh.write(str(n))
     print(f"call {n}")
@@ -151,7 +152,7 @@ def guard(folder: str, name: str) -> int:
     go while older ones keep running), or 60 s. Writes FOLDER/NAME.started-PID once listed.
     """
     me = os.getpid()
-    generation = open(os.path.join(folder, "generation")).read().strip()
+    generation = Path(folder, "generation").read_text().strip()
     with open(os.path.join(folder, f"{name}.pids"), "a") as fh:
         fh.write(f"{me}\n")
     open(os.path.join(folder, f"{name}.started-{me}"), "w").close()

@@ -134,7 +134,7 @@ def check_no_second_copy_and_nothing_left(folder: Path, old_run: str) -> None:
 
 @pytest.mark.parametrize("orphans", [None, "wait=0.3s"])
 def test_resume_after_kill_9_ends_the_old_copies_first(guards, orphans):
-    old_run, old = kill_runner_while_steps_run(guards)
+    old_run, _old = kill_runner_while_steps_run(guards)
     (guards / "generation").write_text("2")
     (guards / "release-2").touch()  # new copies end at once; the old ones would run for 60 s
     args = ["--orphans", orphans] if orphans else []

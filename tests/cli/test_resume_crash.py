@@ -149,7 +149,7 @@ def test_a_kill_at_any_commit_boundary_reruns_at_most_what_was_recorded_running(
             folder = tmp_path / f"{point}-{n}"
             folder.mkdir()
             (folder / "pipeline.yaml").write_text(FANOUT)
-            killed, again, running = kill_then_resume(
+            killed, _again, running = kill_then_resume(
                 folder, ["--concurrency", "4"], f"{point}=kill@{n}"
             )
             if not killed:

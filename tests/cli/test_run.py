@@ -243,7 +243,7 @@ def test_sigterm_behaves_like_ctrl_c(write_pipeline, tmp_path):
     proc = _start(path)
     pids = _wait_for(tmp_path / "pid")
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=15)
+    _out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert not procs.is_alive(pids[0])
 

@@ -44,7 +44,7 @@ steps:
     run: echo load
   report:
     run: echo report
-    
+
 """
 MISSPELT_LINE = 8  # 0-based, as LSP counts: the `retires:` line
 RUN_LINE = 11  # `    run: echo report`

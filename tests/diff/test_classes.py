@@ -23,11 +23,10 @@ from hypothesis import strategies as st
 from flowctl.diff.changes import ChangeKind, PipelineDiff
 from flowctl.diff.classes import KEY_CLASSES, ChangeClass, setting_key, step_key
 from flowctl.diff.compare import diff_pipelines
-from flowctl.fingerprint import FINGERPRINT_KEYS
+from flowctl.fingerprint import FINGERPRINT_KEYS, FingerprintKey
 from flowctl.run.prepare import prepare_run
 from flowctl.spec import load_pipeline
 from flowctl.state.assess import fingerprint_plan
-from flowctl.fingerprint import FingerprintKey
 from tests.diff.models import NEW, OLD
 
 REPO = Path(__file__).resolve().parents[2]

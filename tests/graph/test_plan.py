@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 
@@ -131,7 +132,7 @@ def test_compile_plan_agrees_with_networkx_on_random_dags(case: tuple[str, list[
     assert dict(plan.priority) == height
     path = plan.critical_path
     assert len(path) == max(height.values()) and sub.in_degree(path[0]) == 0
-    assert all(sub.has_edge(a, b) for a, b in zip(path, path[1:]))
+    assert all(sub.has_edge(a, b) for a, b in itertools.pairwise(path))
     # the order: each step is, among those whose needs came before it, the one with the
     # longest chain ahead of it, then the first in the file
     index = {s: i for i, s in enumerate(pipe.steps)}

@@ -9,9 +9,6 @@ import subprocess
 import time
 import urllib.request
 
-
-from tests.conftest import tool_missing
-
 from flowctl.observe.records import AttemptRecord, RunRecord, StepRecord
 from flowctl.run.events import (
     AttemptFinished,
@@ -27,6 +24,7 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
+from tests.conftest import tool_missing
 
 OK, FAILED, TIMEOUT = AttemptOutcome.OK, AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT
 

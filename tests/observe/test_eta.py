@@ -79,7 +79,7 @@ def test_with_full_history_it_never_climbs_while_steps_run_as_usual(
     """Steps that take exactly their usual time, started in order as slots free up: the
     estimate only goes down, and never promises more time than is really left."""
     steps = [f"s{i}" for i in range(len(durations))]
-    typical = dict(zip(steps, durations))
+    typical = dict(zip(steps, durations, strict=False))
     needs = {s: [steps[i - 1]] for i, s in enumerate(steps) if i and chain}
     model = EtaModel(steps, typical, needs, concurrency)
     # simulate: each slot takes the next step when free (a chain: one at a time)

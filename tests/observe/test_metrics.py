@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -84,9 +85,7 @@ def test_to_dict_is_json_ready() -> None:
 
 
 def test_queue_depth_counts_a_step_never_started_until_it_ended() -> None:
-    steps = tuple(
-        StepRecord(f"s{i}", StepStatus.CANCELLED, ready_at=0.0, finished_at=None) for i in range(3)
-    ) + (StepRecord("t", StepStatus.SUCCEEDED, 1.0, 3.0, (AttemptRecord(1, 2.0, 3.0, AttemptOutcome.OK, 0),)),)
+    steps = (*tuple(StepRecord(f"s{i}", StepStatus.CANCELLED, ready_at=0.0, finished_at=None) for i in range(3)), StepRecord("t", StepStatus.SUCCEEDED, 1.0, 3.0, (AttemptRecord(1, 2.0, 3.0, AttemptOutcome.OK, 0),)))
     record = RunRecord("r", "p", RunStatus.CANCELLED, 0.0, 5.0, steps)
     assert max_queue_depth(record, 5.0) == 4
     # a step ready and started at the same instant never waits
@@ -215,7 +214,7 @@ def test_the_critical_path_is_the_longest_chain_whatever_the_order(case) -> None
             if n in durations:
                 graph.add_edge(f"{n}>", f"{s}<", weight=0.0)
     longest = nx.dag_longest_path_length(graph, weight="weight")
-    assert path and all(a in needs[b] for a, b in zip(path, path[1:]))
+    assert path and all(a in needs[b] for a, b in itertools.pairwise(path))
     assert total == pytest.approx(sum(durations[s] for s in path))
     assert total == pytest.approx(longest)
     backwards = dict(reversed(list(durations.items())))  # the answer does not depend on the order

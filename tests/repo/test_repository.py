@@ -119,7 +119,7 @@ def test_create_tag_makes_an_annotated_tag_once(git_repo: GitRepo) -> None:
         assert repo.tags() == (Tag("etl/v1.0.0", sha),)  # what was read before is forgotten
         with pytest.raises(GitError, match="already exists"):
             repo.create_tag("etl/v1.0.0", sha, "again")
-        with pytest.raises(GitError, match="could not create tag 'bad..name'"):
+        with pytest.raises(GitError, match=r"could not create tag 'bad\.\.name'"):
             repo.create_tag("bad..name", sha, "x")
     assert git(git_repo.path, "cat-file", "-t", "etl/v1.0.0") == "tag"
     assert git(git_repo.path, "tag", "-l", "--format=%(contents)", "etl/v1.0.0") == "etl 1.0.0\n\n- first"

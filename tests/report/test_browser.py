@@ -121,7 +121,7 @@ def test_hostile_text_is_shown_as_text_and_nothing_executes(browser: str, tmp_pa
     assert [e for e in dom.iter() if "filter" in e.classes()], "the page's own script did not run"
     [tail] = [e for e in dom.iter() if e.tag == "pre"][:1]
     assert PAYLOAD in tail.all_text() and TITLE_PAYLOAD in tail.all_text()
-    facts = {dt.all_text(): dd.all_text() for dl in dom.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2])}
+    facts = {dt.all_text(): dd.all_text() for dl in dom.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2], strict=False)}
     assert facts["Parameters"] == f"day={TITLE_PAYLOAD}"
     descriptions = [e.all_text() for e in dom.iter() if "desc" in e.classes()]
     assert PAYLOAD in descriptions

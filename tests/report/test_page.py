@@ -137,7 +137,7 @@ def test_failures_come_first_with_exit_code_and_log_tail(page: tuple[RunReport, 
 
 def test_header_and_metrics(page: tuple[RunReport, str, Element]) -> None:
     report, _, root = page
-    facts = {dt.all_text(): dd.all_text() for dl in root.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2])}
+    facts = {dt.all_text(): dd.all_text() for dl in root.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2], strict=False)}
     assert facts["Run"] == FAILED_ID
     assert facts["Version"] == "v1.4.0 (commit 3f9a0c1d2e4b)"
     assert facts["Started"] == "2025-11-25 12:00:00 UTC"
@@ -168,7 +168,7 @@ def test_a_recorded_chaos_seed_is_shown(tmp_path: Path) -> None:
     _, state = shop(tmp_path, provenance={"chaos": {"seed": 42, "settings": "fail=0.1"}})
     _, html = run_report_html(state, FAILED_ID)
     root = parse_strict(html)
-    facts = {dt.all_text(): dd.all_text() for dl in root.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2])}
+    facts = {dt.all_text(): dd.all_text() for dl in root.find_all("dl") for dt, dd in zip(dl.children[::2], dl.children[1::2], strict=False)}
     assert facts["Chaos seed"] == "42"
     assert "Version" not in facts  # no git provenance recorded
 

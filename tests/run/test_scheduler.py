@@ -145,7 +145,7 @@ def test_backoff_is_exponential_with_jitter_and_capped(run_pipeline, tmp_path):
     delays = [ev.delay for ev in ran.events if isinstance(ev, RetryScheduled)]
     bounds = [0.02, 0.04, 0.05, 0.05]  # 0.02 * 2**n, capped at 0.05
     assert len(delays) == 4
-    for delay, top in zip(delays, bounds):
+    for delay, top in zip(delays, bounds, strict=False):
         assert top / 2 <= delay <= top
 
 
@@ -399,7 +399,7 @@ def test_missing_command_is_an_error_outcome(run_pipeline):
           nope: {run: [definitely-not-a-command-3fa1]}
         """
     )
-    fin = [ev for ev in ran.events if isinstance(ev, AttemptFinished)][0]
+    fin = next(ev for ev in ran.events if isinstance(ev, AttemptFinished))
     assert fin.outcome is AttemptOutcome.ERROR and "definitely-not-a-command-3fa1" in (fin.error or "")
     assert ran.status("nope") is StepStatus.FAILED
 
@@ -419,7 +419,7 @@ def test_secrets_are_masked_even_split_across_writes(run_pipeline):
     log = ran.log("leak")
     assert "s3cr3t" not in log and log == "***\n***\n"
     assert ran.output == [("leak", "***"), ("leak", "***")]
-    started = [ev for ev in ran.events if isinstance(ev, AttemptStarted)][0]
+    started = next(ev for ev in ran.events if isinstance(ev, AttemptStarted))
     assert "s3cr3t" not in started.command
 
 

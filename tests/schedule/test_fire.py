@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flowctl.errors import UsageError
-from flowctl.spec.cron import CronSyntaxError
 from flowctl.schedule.fire import due_fire_time, grace, make_schedule, next_fire_times
+from flowctl.spec.cron import CronSyntaxError
 
 
 def utc(*args: int) -> datetime:

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowctl.spec.cron import parse_cron
 from flowctl.schedule.fire import due_fire_time, fire_times, make_schedule
 from flowctl.schedule.guard import machine_fields, same_clock
+from flowctl.spec.cron import parse_cron
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 

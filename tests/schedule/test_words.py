@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowctl.spec.cron import parse_cron
 from flowctl.schedule.words import describe
+from flowctl.spec.cron import parse_cron
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from flowctl.spec.model import Foreach, ItemsKind, ItemsSource
 from flowctl.spec.resolve import resolve_step
 from tests.spec.test_validation_positions import HEAD, problems
 
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

@@ -6,9 +6,12 @@ import subprocess
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowctl.errors import UsageError
 from flowctl.spec import load_pipeline
+from flowctl.spec.build import coerce_param
 from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
 
 TEXT = textwrap.dedent(
@@ -92,9 +95,7 @@ def test_typed_overrides(pipe) -> None:  # type: ignore[no-untyped-def]
 
 # -- canonical typed values (issue 12) ----------------------------------------------------------
 
-from hypothesis import given, strategies as st  # noqa: E402
 
-from flowctl.spec.build import coerce_param  # noqa: E402
 from flowctl.spec.expr import value_text  # noqa: E402
 
 

@@ -25,7 +25,7 @@ def test_sizes_read_as_bytes(text: str, size: int) -> None:
 
 @pytest.mark.parametrize("bad", ["", "GiB", "4 parsecs", "-1", "1.1KiB", "0.1B", "1e3", "4 GiBs", True, -2, 1.5])
 def test_what_is_not_a_size_is_refused_with_examples(bad: object) -> None:
-    with pytest.raises(ValueError, match="size|whole number"):
+    with pytest.raises(ValueError, match=r"size|whole number"):
         parse_size(bad)  # type: ignore[arg-type]
 
 

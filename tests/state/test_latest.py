@@ -58,6 +58,5 @@ def test_latest_n_is_the_n_th_newest_and_beyond_the_oldest_is_an_error(
 
 @pytest.mark.parametrize("text", ["latest~", "latest~-1", "latest~1x", "latest~ 1", "latest^"])
 def test_a_malformed_latest_is_a_usage_error(tmp_path: Path, text: str) -> None:
-    with store_of(tmp_path, [("etl", 1)]) as conn:
-        with pytest.raises(UsageError, match="not a run id|no run with id"):
-            history.find_run(conn, text)
+    with store_of(tmp_path, [("etl", 1)]) as conn, pytest.raises(UsageError, match=r"not a run id|no run with id"):
+        history.find_run(conn, text)

@@ -23,7 +23,6 @@ from flowctl.state import db, lock
 from flowctl.state.leftovers import find_leftovers
 from flowctl.state.store import SqliteRunStore
 
-
 DEAD_RUNNER = 999_998  # a runner pid that is no process's parent (the runner was killed)
 
 

@@ -14,6 +14,7 @@ from flowctl.state import location
 from flowctl.state.location import discover, main_work_tree, state_dir_for, state_dirs_below
 from tests.diff.gitrepo import GitRepo
 
+
 def make_repo(path: Path) -> GitRepo:
     repo = GitRepo(path)
     repo.write("README", "x\n")
@@ -131,7 +132,7 @@ def test_a_file_where_the_state_folder_should_be_is_a_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(UsageError, match="--state-dir .*notes.txt is a file, not a folder"):
+    with pytest.raises(UsageError, match=r"--state-dir .*notes\.txt is a file, not a folder"):
         state_dir_for(str(tmp_path / "notes.txt"))
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "state.db").write_text("")
@@ -145,7 +146,7 @@ def test_a_file_where_the_state_folder_should_be_is_a_usage_error(
     make_repo(tmp_path / "r")
     (tmp_path / "r" / ".flowctl").write_text("not a folder")
     monkeypatch.chdir(tmp_path / "r")
-    with pytest.raises(UsageError, match="the state folder .* is a file"):
+    with pytest.raises(UsageError, match=r"the state folder .* is a file"):
         state_dir_for(None, None)
 
 

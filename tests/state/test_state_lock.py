@@ -91,7 +91,7 @@ def test_wait_with_a_limit_gives_up(tmp_path):
     proc = start_holder(tmp_path)
     try:
         start = time.monotonic()
-        with pytest.raises(LockedError, match="after waiting 0.2s"):
+        with pytest.raises(LockedError, match=r"after waiting 0\.2s"):
             lock.acquire(tmp_path, "etl", wait=0.2)
         assert time.monotonic() - start < 2
     finally:

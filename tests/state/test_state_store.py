@@ -226,7 +226,7 @@ def test_an_unreadable_database_is_a_state_error(tmp_path):
     record_all(tmp_path, run_events("r1", ["a"]))
     db.db_path(tmp_path).chmod(0)
     try:
-        with pytest.raises(StateError, match="permission|cannot"):
+        with pytest.raises(StateError, match=r"permission|cannot"):
             db.connect(tmp_path)
     finally:
         db.db_path(tmp_path).chmod(0o644)
@@ -241,7 +241,7 @@ def test_a_missing_database_is_not_created_by_readers(tmp_path):
 def test_migrations_run_forward_from_an_older_schema(tmp_path, monkeypatch):
     """A database at version 1 is brought to a (hypothetical) version 2 additively."""
     record_all(tmp_path, run_events("r1", ["a"]))
-    extended = db.MIGRATIONS + (("ALTER TABLE runs ADD COLUMN trigger TEXT",),)
+    extended = (*db.MIGRATIONS, ("ALTER TABLE runs ADD COLUMN trigger TEXT",))
     monkeypatch.setattr(db, "MIGRATIONS", extended)
     monkeypatch.setattr(db, "SCHEMA_VERSION", len(extended))
     conn = db.connect(tmp_path)

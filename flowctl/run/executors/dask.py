@@ -360,14 +360,14 @@ class DaskExecutor:
     def _future_error(self, key: str, pending: _Pending, future: Future[Result]) -> None:
         try:
             exc = future.exception()
-        except Exception as why:  # noqa: BLE001 - anything Dask raises here is the reason
+        except Exception as why:
             exc = why
         if isinstance(exc, KilledWorker):
             where = exc.last_worker.address if exc.last_worker is not None else pending.worker
             self._finish(key, AttemptOutcome.LOST, error=f"worker {where} died while running it", host=where)
             return
         text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, (ModuleNotFoundError, ImportError)) or "flowctl" in text and "No module" in text:
+        if isinstance(exc, (ModuleNotFoundError, ImportError)) or ("flowctl" in text and "No module" in text):
             text += " (is flowctl installed on every worker? pip install 'flowctl[dask]')"
         self._finish(key, AttemptOutcome.ERROR, error=f"the worker could not run it: {text}", host=pending.worker)
 

@@ -155,7 +155,7 @@ class RunCluster:
             answers: Mapping[str, object] = client.run(
                 function, *args, workers=list(workers) if workers is not None else None, on_error="ignore"
             )
-        except Exception:  # noqa: BLE001 - a worker left meanwhile
+        except Exception:
             return {}
         return answers
 
@@ -176,12 +176,12 @@ class RunCluster:
                 for topic in self._topics:  # before closing: the scheduler would tell us we left
                     client.unsubscribe_topic(topic)
                 client.close()
-            except Exception:  # noqa: BLE001 - the scheduler may be gone already
+            except Exception:
                 pass
         if local is not None:
             try:
                 local.close()
-            except Exception:  # noqa: BLE001 - its workers may be gone already
+            except Exception:
                 pass
 
 

@@ -21,7 +21,6 @@ Leaves to the scheduler: retries, ordering, what a failure means.
 
 from __future__ import annotations
 
-import errno
 import heapq
 import os
 import signal
@@ -30,19 +29,30 @@ from collections.abc import Sequence
 from itertools import count
 
 from flowctl.errors import StorageError
+from flowctl.masking import Masker
 from flowctl.run import procs
+from flowctl.run.events import AttemptOutcome
 from flowctl.run.executors.attemptlog import TAIL_LINES, AttemptLog, read_tail, write_note
 from flowctl.run.executors.sweep import FORGET_AFTER, GRACE, Sweeper
 from flowctl.run.executors.waker import Waker
-from flowctl.run.events import AttemptOutcome
-from flowctl.masking import Masker
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, OutputCallback
 
 
 class _Attempt:
     __slots__ = (
-        "spec", "pid", "pidfd", "token", "started", "started_at", "override", "kill_at",
-        "pipe", "hold", "log", "masker", "done",
+        "done",
+        "hold",
+        "kill_at",
+        "log",
+        "masker",
+        "override",
+        "pid",
+        "pidfd",
+        "pipe",
+        "spec",
+        "started",
+        "started_at",
+        "token",
     )
 
     def __init__(self, spec: AttemptSpec, token: str, on_output: OutputCallback | None) -> None:
@@ -353,4 +363,4 @@ def _describe(exc: OSError, spec: AttemptSpec) -> str:
     return str(exc)
 
 
-__all__ = ["LocalExecutor", "TAIL_LINES", "read_tail"]
+__all__ = ["TAIL_LINES", "LocalExecutor", "read_tail"]

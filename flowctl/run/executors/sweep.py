@@ -35,7 +35,7 @@ FORGET_AFTER = 2.0  # seconds after SIGKILL after which we stop chasing an unkil
 class _Leftover:
     """What is left of an ended attempt: its process group and orphans carrying its token."""
 
-    __slots__ = ("pgid", "token", "kill_at", "give_up_at", "killed")
+    __slots__ = ("give_up_at", "kill_at", "killed", "pgid", "token")
 
     def __init__(self, pgid: int, token: str, kill_at: float) -> None:
         self.pgid = pgid

@@ -9,7 +9,7 @@ import os
 class Waker:
     """A non-blocking pipe: poll ``fd`` for reading, ``wake`` it, ``drain`` it after waking."""
 
-    __slots__ = ("fd", "_write")
+    __slots__ = ("_write", "fd")
 
     def __init__(self) -> None:
         self.fd, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
