@@ -150,6 +150,10 @@ class FanOutSteps:
             delay = backoff(st.step, unit.attempts, self._rng)
             unit.due = time.monotonic() + delay
             heapq.heappush(self._timers, (unit.due, st.index, st))
+        elif fan.splits(unit) and not fan.stopped and not self._stopping:
+            # batch.split_on_failure: its items are tried one by one, to find the bad ones
+            self._push(fan.ended(unit, ItemStatus.RETRYING, now, **common))  # type: ignore[arg-type]
+            fan.split(unit)
         else:
             self._push(fan.ended(unit, ItemStatus.DEAD, now, **common))  # type: ignore[arg-type]
             if fan.stopped:

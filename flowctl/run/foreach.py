@@ -232,6 +232,17 @@ class FanOut:
                             status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
                             duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "")
 
+    def splits(self, unit: Unit) -> bool:
+        """Whether ``unit``, a batch that failed its last attempt, is split into its items."""
+        batch = self.foreach.batch
+        return bool(unit.batch) and len(unit.keys) > 1 and batch is not None and batch.split_on_failure
+
+    def split(self, unit: Unit) -> None:
+        """Replace the batch ``unit`` by one unit per item, next to start (each with its retries)."""
+        singles = [Unit((k,), (v,), 0) for k, v in zip(unit.keys, unit.values, strict=True)]
+        self.units = [u for u in self.units if u is not unit] + singles
+        self.pending.extendleft(reversed(singles))
+
     def stop(self, why: str) -> list[Unit]:
         """Start no new unit; returns those that will now never start (to be settled CANCELLED)."""
         self.stopped = self.stopped or why

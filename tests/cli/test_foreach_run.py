@@ -378,3 +378,18 @@ steps:
     assert refused.returncode == 1 and "poisoned: poison was replayed 3 time(s)" in refused.stderr
     assert "poisoned" in run_flowctl("dlq", "list", cwd=tmp_path).stdout
     assert (tmp_path / "ran.txt").read_text().split().count("poison") == 4
+
+
+@pytest.mark.parametrize(("split", "code", "dead"), [("true", 0, 1), ("false", 1, 5)])
+def test_a_failed_batch_is_split_to_find_the_bad_item(tmp_path: Path, split: str, code: int, dead: int) -> None:
+    (tmp_path / "check.sh").write_text(
+        'if [ -n "${FLOWCTL_BATCH_FILE:-}" ]; then ! grep -q \'"id":3}\' "$FLOWCTL_BATCH_FILE"\n'
+        'else [ "$FLOWCTL_ITEM_KEY" != \'{"id":3}\' ]; fi\n')
+    pipeline = batched(tmp_path, 10, f"{{size: 5, split_on_failure: {split}}}, tolerated_failure: {{count: 1}}",
+                       "sh check.sh")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert rows(tmp_path, "SELECT count(*) FROM items WHERE status = 'dead-lettered'") == [(dead,)]
+    if split == "true":
+        assert rows(tmp_path, "SELECT key FROM items WHERE status = 'dead-lettered'") == [('{"id":3}',)]
+        assert len((step_folder(tmp_path, "each") / "results.jsonl").read_text().splitlines()) == 9
