@@ -95,6 +95,7 @@ def open_run(
         state_dir, prepared, run_id, environ=os.environ, resume=previous, force=request.force,
         force_steps=request.force_steps, wait=wait_seconds(request.wait), after_lock=end_leftovers,
         on_wait=waiting,
+        replay=request.replay,
     ) as session:
         fresh = target.requested and previous is None
         _say_plan(session, plain, f"no recorded run of {prepared.pipeline.name} to resume in {state_dir}: starting a new run"

@@ -16,7 +16,7 @@ from flowctl.cli._boundary import run_app
 # only typer at the top), in the order ``--help`` lists them.
 COMMANDS = (
     "validate", "plan", "graph", "schema", "init", "runs", "show", "logs", "gc", "doctor", "run",
-    "bench", "chaos", "stats", "report", "alerts", "schedule", "diff", "release", "versions",
+    "bench", "chaos", "stats", "report", "alerts", "schedule", "dlq", "diff", "release", "versions",
 )
 
 

@@ -24,6 +24,8 @@ def logs(
     run_id: str = typer.Argument(..., help=RUN_ID_HELP),
     step: str = typer.Argument(None, help="The step id (default: the root failure's, or a list of the steps)."),
     attempt: int = typer.Option(None, "--attempt", "-a", min=1, max=MAX_ATTEMPT, help="Which attempt (default: the last)."),
+    item: str = typer.Option(None, "--item", metavar="KEY",
+                             help="The log of one item of a foreach STEP, by its key (see `flowctl show`)."),
     pipeline: str = pipeline_option(),
     state_dir: str = state_dir_option(),
     fmt: str = format_option(),
@@ -38,6 +40,8 @@ def logs(
     Example: flowctl logs latest
 
     Example: flowctl logs 20261125T020000-3fa1 load --attempt 2
+
+    Example: flowctl logs latest resize --item in/a.png
     """
     import sys
 
@@ -48,7 +52,13 @@ def logs(
     folder = state_dir_for(state_dir, pipeline)
     detail = run_details(folder, run_id, pipeline, command=("logs", run_id, *([step] if step else [])))
     log: StepLog | None
-    if step is not None:
+    if item is not None:
+        if step is None:
+            raise UsageError("--item needs a STEP", hint=f"e.g. flowctl logs {run_id} STEP --item {item}")
+        from flowctl.state.items import item_log
+
+        log = item_log(folder, detail.run.run_id, step, item, attempt)
+    elif step is not None:
         log = attempt_step_log(folder, detail, step, attempt)
     else:
         if attempt is not None:

@@ -6,11 +6,17 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import TYPE_CHECKING
+
 import typer
 
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
+
+if TYPE_CHECKING:
+    from flowctl.state.items import ItemsSummary
 
 
 @app.command()
@@ -34,16 +40,19 @@ def show(
     from flowctl.observe.plain import is_worker
     from flowctl.observe.report import metrics_lines
     from flowctl.observe.stored_metrics import detail_metrics
-    from flowctl.state.views import attempt_log_path, run_details, state_dir_for
+    from flowctl.state.items import items_of, summarize
+    from flowctl.state.views import attempt_log_path, opened, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     detail = run_details(root, run_id, pipeline)
     metrics = detail_metrics(detail)
+    with opened(root) as conn:  # issue 15: each foreach step's items, aggregated
+        items = summarize(items_of(conn, detail.run.run_id))
     if chosen == "json":
         # One conversion pass (emit_json's): the fields of the detail, then the metrics.
         fields = {f.name: getattr(detail, f.name) for f in dataclasses.fields(detail) if not f.name.startswith("_")}
-        emit_json({**fields, "metrics": metrics.to_dict()})
+        emit_json({**fields, "metrics": metrics.to_dict(), "items": {s.step: s for s in items}})
         return 0
     run = detail.run
     print(f"Run {run.run_id} of {run.pipeline} ({run.pipeline_path or '-'}): {run.status}")
@@ -80,4 +89,24 @@ def show(
     print()
     for line in metrics_lines(metrics):
         print("  " + line)
+    for summary in items:
+        print()
+        for line in item_lines(summary):
+            print(line)
     return 0
+
+
+def item_lines(s: ItemsSummary) -> list[str]:
+    """``show``'s lines for one foreach step's items."""
+    from flowctl.cli._history import seconds
+
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()))
+    rate = f"{s.items_per_second:.1f} items/s, " if s.items_per_second else ""
+    lines = [f"Items of {s.step}: {counts}",
+             f"  {rate}error rate {s.error_rate:.1%}, p50 {seconds(s.p50)}, p95 {seconds(s.p95)}, p99 {seconds(s.p99)}"]
+    if s.slowest:
+        lines.append("  slowest: " + ", ".join(f"{r.key} {seconds(r.duration)}" for r in s.slowest))
+    for r in s.failed:
+        lines.append(f"  {r.status}: {r.key} after {r.attempts} attempt(s), exit {r.exit_code}"
+                     f" (flowctl logs {r.run_id} {r.step} --item {shlex.quote(r.key)})")
+    return lines

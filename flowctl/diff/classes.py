@@ -57,6 +57,9 @@ _POLICY = (
     "executor",  # local processes or a Dask cluster: where steps run, not what they do
     "executor.type",
     "executor.address",
+    # foreach (issue 15): which items run and how. An item's result is found by the step's
+    # fingerprint and the item's key, so items that stay keep their results; new ones run.
+    *(k for k in ('steps.<id>.foreach', 'steps.<id>.foreach.items', 'steps.<id>.foreach.items_from', 'steps.<id>.foreach.items_from.file', 'steps.<id>.foreach.items_from.format', 'steps.<id>.foreach.items_from.glob', 'steps.<id>.foreach.items_from.step', 'steps.<id>.foreach.items_from.stream', 'steps.<id>.foreach.key', 'steps.<id>.foreach.batch', 'steps.<id>.foreach.batch.size', 'steps.<id>.foreach.batch.max_bytes', 'steps.<id>.foreach.batch.split_on_failure', 'steps.<id>.foreach.max_concurrent', 'steps.<id>.foreach.max_items', 'steps.<id>.foreach.tolerated_failure', 'steps.<id>.foreach.tolerated_failure.percent', 'steps.<id>.foreach.tolerated_failure.count', 'steps.<id>.foreach.fail_fast')),
     "steps.<id>.remediate",
     "steps.<id>.remediate.run",
     "steps.<id>.remediate.timeout",

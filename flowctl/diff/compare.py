@@ -10,6 +10,7 @@ Reading files and git refs is ``gitsource.py``'s job; rendering is ``render.py``
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import posixpath
@@ -93,6 +94,7 @@ def _step_values(p: Pipeline, s: Step, renames: Mapping[str, str]) -> dict[str, 
         "timeout": s.timeout,
         "continue_on_error": s.continue_on_error,
         "resources": dict(sorted(s.resources.items())),  # execution policy: never invalidates a result
+        "foreach": _foreach(s),  # which items run: each item's result is found by its key (issue 15)
         "secret_env": sorted(s.secret_env),
     }
     env = {**p.env, **s.env}
@@ -335,6 +337,19 @@ def _entries(p: Pipeline, name: str) -> list[Any]:
         item.update(timeout=entry.timeout, retries=entry.retries)
         out.append(item)
     return out
+
+
+def _foreach(s: Step) -> Value:
+    import dataclasses
+
+    def plain(value: object) -> Value:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"}
+        if isinstance(value, enum.Enum):
+            return value.value  # type: ignore[no-any-return]
+        return _plain(value)
+
+    return None if s.foreach is None else plain(s.foreach)
 
 
 def _executor(p: Pipeline) -> Value:

@@ -32,6 +32,8 @@ from flowctl.run.events import (
     AttemptPlaced,
     AttemptStarted,
     Event,
+    ItemFinished,
+    ItemStarted,
     OutputLine,
     RetryScheduled,
     RunFinished,
@@ -53,6 +55,8 @@ _NAMES: Mapping[type, str] = {
     StepFinished: "step_finished",
     OutputLine: "output",
     RunFinished: "run_finished",
+    ItemStarted: "item_started",
+    ItemFinished: "item_finished",
 }
 _HEADER = ("run_id", "step", "attempt", "at")
 

@@ -18,6 +18,9 @@ from flowctl.run.events import (
     AttemptOutcome,
     AttemptStarted,
     Event,
+    ItemFinished,
+    ItemStarted,
+    ItemStatus,
     RunFinished,
     RunStarted,
     RunStatus,
@@ -27,6 +30,8 @@ from flowctl.run.events import (
 )
 
 _NO_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+_NO_ITEMS: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = MappingProxyType({})
+_NO_STARTS: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class RunRecord:
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NO_NEEDS)
     scheduled_for: float | None = None  # the cron fire time, for runs started by the scheduler
     chaos: str = ""  # the run's chaos settings (issue 17); "" for a run without chaos
+    #: issue 15: per foreach step, (status, duration, end) of each item's last attempt, and when its first started
+    items: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = field(default_factory=lambda: _NO_ITEMS)
+    items_started: Mapping[str, float] = field(default_factory=lambda: _NO_STARTS)
 
     def step(self, step_id: str) -> StepRecord | None:
         for record in self.steps:
@@ -105,6 +113,8 @@ class RunRecorder:
         self._status: dict[str, StepStatus] = {}
         self._finished: dict[str, float] = {}
         self._attempts: dict[str, dict[int, AttemptRecord]] = {}
+        self._items: dict[str, dict[str, tuple[ItemStatus, float, float]]] = {}
+        self._items_started: dict[str, float] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -134,6 +144,13 @@ class RunRecorder:
             self._see(event.step)
             self._status[event.step] = event.status
             self._finished[event.step] = event.at
+        elif isinstance(event, ItemFinished):
+            if event.status is not ItemStatus.RETRYING:
+                done = self._items.setdefault(event.step, {})
+                for key in event.keys:
+                    done[key] = (event.status, event.duration, event.at)
+        elif isinstance(event, ItemStarted):
+            self._items_started.setdefault(event.step, event.at)
         elif isinstance(event, RunFinished):
             self._end = event
 
@@ -166,6 +183,8 @@ class RunRecorder:
             needs=self._needs,
             scheduled_for=self._scheduled_for,
             chaos=self._run.chaos,
+            items=MappingProxyType({s: tuple(v.values()) for s, v in self._items.items()}),
+            items_started=MappingProxyType(dict(self._items_started)),
         )
 
 

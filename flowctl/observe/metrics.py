@@ -28,12 +28,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from flowctl.graph.walk import CycleLeft, generations
 from flowctl.observe.metric_records import RunRecord, StepRecord
 from flowctl.observe.plain import is_worker
 from flowctl.run.events import FAILING_FAULTS as FAILING
 from flowctl.run.events import AttemptKind, AttemptOutcome, RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from flowctl.observe.items import ItemFigures
 
 _EXECUTED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 _FAILED_STEP = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
@@ -122,6 +126,7 @@ class RunMetrics:
     #: ``failed_attempts`` / ``error_rate``: those are the real ones.
     injected_faults: int = 0
     chaos: bool = False  # the run ran under --chaos
+    items: Mapping[str, ItemFigures] = field(default_factory=dict)  # foreach step -> its items (issue 15)
 
     @property
     def succeeded(self) -> bool:
@@ -174,6 +179,7 @@ class RunMetrics:
             "worker_attempts": dict(self.worker_attempts),
             "injected_faults": self.injected_faults,
             "chaos": self.chaos,
+            **({"items": {step: f.to_dict() for step, f in self.items.items()}} if self.items else {}),
         }
 
 
@@ -401,7 +407,16 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         worker_attempts=MappingProxyType(dict(sorted(workers.items()))),
         injected_faults=injected,
         chaos=bool(record.chaos),
+        items=_items(record),
     )
+
+
+def _items(record: RunRecord) -> Mapping[str, ItemFigures]:
+    if not record.items:
+        return MappingProxyType({})
+    from flowctl.observe.items import item_figures
+
+    return item_figures(record.items, record.items_started)
 
 
 __all__ = [

@@ -181,6 +181,57 @@ class OutputLine:
     at: float = 0.0
 
 
+class ItemStatus(enum.Enum):
+    """Where an item (or each item of a batch) of a ``foreach`` step is (issue 15)."""
+
+    RUNNING = "running"
+    RETRYING = "retrying"  # failed an attempt; another follows
+    SUCCEEDED = "succeeded"
+    DEAD = "dead-lettered"  # failed its last attempt: kept in the dead-letter queue
+    CANCELLED = "cancelled"  # never started, or stopped, once the step stopped
+    REUSED = "reused"  # succeeded in the run this one resumes
+    POISONED = "poisoned"  # dead-lettered and replayed too often: refused without --force
+    DROPPED = "dropped"  # taken out of the dead-letter queue by `dlq drop`, kept for audit
+    INTERRUPTED = "interrupted"  # the runner died while it ran (recorded by the next run)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStarted:
+    """An attempt of one item (or of one batch: ``keys`` holds each of its items) started."""
+
+    run_id: RunId
+    step: str
+    keys: tuple[str, ...]
+    items: tuple[str, ...]  # canonical JSON, one per key
+    attempt: int  # of this item (or batch), 1-based
+    seq: int  # the attempt number the executor knows it by (unique within the step)
+    at: float
+    batch: int = 0  # 1-based batch number; 0: not batched
+    log_path: str = ""
+    replays: int = 0  # how often `flowctl dlq replay` sent these items again
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFinished:
+    """An attempt of an item (or batch) ended, or an item was settled without one (reused,
+    cancelled before it started: ``attempt`` 0)."""
+
+    run_id: RunId
+    step: str
+    keys: tuple[str, ...]
+    status: ItemStatus
+    at: float
+    attempt: int = 0
+    seq: int = 0
+    exit_code: int | None = None
+    duration: float = 0.0
+    error: str | None = None
+    tail: tuple[str, ...] = ()  # last lines of the log (secrets masked), for failures
+    items: tuple[str, ...] = ()  # canonical JSON, given when no ItemStarted came first (reused)
+    log_path: str = ""
+    replays: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class RunFinished:
     """The run ended; ``counts`` by step status, ``root_failure`` the first step that failed for good."""
@@ -203,6 +254,8 @@ Event = (
     | StepFinished
     | OutputLine
     | RunFinished
+    | ItemStarted
+    | ItemFinished
 )
 
 __all__ = [
@@ -213,6 +266,9 @@ __all__ = [
     "AttemptPlaced",
     "AttemptStarted",
     "Event",
+    "ItemFinished",
+    "ItemStarted",
+    "ItemStatus",
     "OutputLine",
     "RetryScheduled",
     "RunFinished",

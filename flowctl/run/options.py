@@ -71,6 +71,15 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class Carried:
+    """An item a replay does not send again: it keeps what the replayed run recorded (issue 15)."""
+
+    item: str  # canonical JSON, as recorded
+    status: str  # an ItemStatus value
+    replays: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SessionPlan:
     """What the state session decided before the run starts, for the scheduler's options:
     the steps not to run and why (``reuse``), every step's fingerprint, the run a resume
@@ -81,6 +90,11 @@ class SessionPlan:
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
     fingerprint_at_start: Callable[[str], str] | None = None  # see RunOptions
+    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # see RunOptions
+    results_paths: Mapping[str, str] = field(default_factory=dict)
+    #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
+    items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
+    items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +120,13 @@ class RunOptions:
     #: unlimited. Empty for executors that place attempts by resource themselves (Dask).
     resources: Mapping[str, float] = field(default_factory=dict)
     chaos: ChaosRun | None = None  # faults to inject (issue 17, ``run/chaos.py``)
+    #: issue 15: per foreach step, items that need not run again: key -> canonical item
+    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: issue 15: the results.jsonl of foreach steps reused from earlier runs
+    results_paths: Mapping[str, str] = field(default_factory=dict)
+    #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
+    items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
+    items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,5 +142,6 @@ class RunResult:
 
 
 __all__ = [
+    "Carried",
     "InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "Selection", "SessionPlan", "new_run_id",
 ]

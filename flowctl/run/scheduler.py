@@ -14,7 +14,7 @@ recorded as running before its process exists: a ``kill -9`` of the runner loses
 steps recorded as running (issue 12).
 
 It never prints, never touches SQLite or rich, and never assumes an attempt runs on this
-machine: processes, logs and timeouts belong to the ``Executor``.
+machine: processes, logs and timeouts belong to the ``Executor``. ``foreach`` steps: ``fanrun.py``.
 """
 
 from __future__ import annotations
@@ -45,53 +45,18 @@ from flowctl.run.events import (
     StepReady,
     StepStatus,
 )
+from flowctl.run.fanrun import FanOutSteps, backoff
+from flowctl.run.fanrun import retryable as _retryable
 from flowctl.run.options import InvocationLike, PlanLike, Reuse, RunOptions, RunResult, new_run_id
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor, RunStore
 from flowctl.run.resources import ResourcePool
-from flowctl.spec.model import Step
+from flowctl.run.stepstate import StepState as _State
 
 #: What ``signal.signal`` returns and takes back: a handler, SIG_DFL/SIG_IGN, or None.
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
-class _State:
-    """The mutable bookkeeping of one step during a run."""
-
-    __slots__ = (
-        "attempts",
-        "dependents",
-        "exit_code",
-        "first_start",
-        "id",
-        "index",
-        "kind",
-        "last_end",
-        "priority",
-        "reason",
-        "regular",
-        "status",
-        "step",
-        "waiting",
-    )
-
-    def __init__(self, step: Step, index: int, priority: int) -> None:
-        self.id = step.id
-        self.step = step
-        self.index = index
-        self.priority = priority
-        self.waiting = 0  # needs (within the run) not yet ended well
-        self.dependents: list[_State] = []
-        self.status = StepStatus.PENDING
-        self.attempts = 0  # every attempt so far, remediation included
-        self.regular = 0  # regular attempts so far
-        self.kind = AttemptKind.ATTEMPT  # what the next/current attempt is
-        self.first_start: float | None = None
-        self.last_end = 0.0
-        self.exit_code: int | None = None
-        self.reason = ""
-
-
-class Scheduler:
+class Scheduler(FanOutSteps):
     """Run one plan once (see the module docstring). ``run`` returns a ``RunResult``."""
 
     def __init__(
@@ -134,7 +99,7 @@ class Scheduler:
         self._signals_handled = 0
         self._root_failure: str | None = None
         self._chaos = options.chaos
-        steps = plan.pipeline.steps
+        steps = self._steps = plan.pipeline.steps
         selected = plan.selected
         self._states: dict[str, _State] = {
             sid: _State(steps[sid], i, plan.priority.get(sid, 0)) for i, sid in enumerate(selected)
@@ -278,6 +243,9 @@ class Scheduler:
                     waiting.append(item)
                     continue
                 pool.take(item[2].step.resources)
+            if item[2].step.foreach is not None:
+                self._fan_slot(item[2])  # one item (or batch) per slot
+                continue
             self._start(item[2])
         for item in waiting:
             heapq.heappush(self._ready, item)
@@ -302,6 +270,7 @@ class Scheduler:
         env["FLOWCTL_STEP"] = st.id
         env["FLOWCTL_ATTEMPT"] = str(n)
         env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
+        env.update(self._results_env(step))  # ${{ needs.S.results }} (issue 15)
         key = AttemptKey(self.run_id, st.id, n)
         now = time.monotonic()
         if st.first_start is None:  # its inputs as it sees them, after its upstream ran:
@@ -338,6 +307,9 @@ class Scheduler:
 
     def _on_result(self, r: AttemptResult) -> None:
         st = self._states[r.key.step]
+        if st.fan is not None and r.key.attempt in st.fan.running:
+            self._on_unit(st, st.fan, r)
+            return
         self._running -= 1
         if self._pool is not None:
             self._pool.give(st.step.resources)
@@ -372,7 +344,7 @@ class Scheduler:
             self._finish_failed(st, r)
             return
         if kind is AttemptKind.ATTEMPT and st.regular < step.max_attempts and _retryable(step, r):
-            delay = self._backoff(step, st.regular)
+            delay = backoff(step, st.regular, self._rng)
             heapq.heappush(self._timers, (time.monotonic() + delay, st.index, st))
             st.status = StepStatus.PENDING
             self._push(RetryScheduled(self.run_id, st.id, st.attempts + 1, delay, time.time()))
@@ -398,17 +370,13 @@ class Scheduler:
             exit_code=r.exit_code, reason=reason,
         )
 
-    def _backoff(self, step: Step, failures: int) -> float:
-        """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
-        cap = max(0.0, step.retry_max_delay)
-        delay = min(cap, step.retry_delay * (2 ** (failures - 1)))
-        return float(delay / 2 + self._rng.uniform(0, delay / 2))
-
     def _fire_timers(self) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, st = heapq.heappop(self._timers)
-            if st.status is StepStatus.PENDING:
+            if st.fan is not None:
+                self._fan_retry_due(st)
+            elif st.status is StepStatus.PENDING:
                 self._make_ready(st)
 
     # -- ending ------------------------------------------------------------------------------
@@ -466,6 +434,7 @@ class Scheduler:
         for _, _, st in ready + timers:
             if st.status in (StepStatus.READY, StepStatus.PENDING):
                 self._finish(st, StepStatus.CANCELLED, reason=reason)
+        self._stop_fans(list(self._states.values()))
 
     # The words of a cancelled step say whether it was running (its work may be half done) or
     # never started (issue 12: a step stopped while it ran was shown "interrupted before it started").
@@ -499,14 +468,6 @@ class Scheduler:
 
 
 _INTERRUPTED = "interrupted"  # the cause of a stop by SIGINT / SIGTERM / SIGHUP
-
-
-def _retryable(step: Step, r: AttemptResult) -> bool:
-    if r.outcome is AttemptOutcome.LOST:  # not the step's doing: its exit code says nothing
-        return True
-    if step.retry_on_exit_codes:
-        return r.outcome is AttemptOutcome.FAILED and r.exit_code in step.retry_on_exit_codes
-    return True
 
 
 __all__ = ["InvocationLike", "PlanLike", "Reuse", "RunOptions", "RunResult", "Scheduler", "new_run_id"]

@@ -22,6 +22,7 @@ from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
 from flowctl.spec.chaos import ChaosError, parse_chaos
 from flowctl.spec.durations import parse_duration
+from flowctl.spec.foreach import build_foreach, check_step
 from flowctl.spec.model import (
     DEFAULTABLE,
     AlertSpec,
@@ -51,6 +52,9 @@ class _Checker:
         self.diags.append(Diagnostic(span or self.doc.span(path, key=key), message, hint=hint,
                                      code=code, path=dotted(path)))
 
+    def _report(self, path: list[Any], message: str, hint: str | None, code: str, span: Span | None) -> None:
+        self.error(path, message, hint, code=code, span=span)
+
     # -- the checks ------------------------------------------------------------------------
 
     def run(self, data: dict[str, Any]) -> None:
@@ -58,6 +62,8 @@ class _Checker:
         params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
         self.params(params)
         steps: dict[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
+        # issue 15: item expressions outside a foreach step are errors too, so look whenever one may be there
+        maybe_items = "${{" in self.doc.text and any(w in self.doc.text for w in ("item", "batch", "needs"))
         self.durations(data.get("defaults"), ["defaults"])
         self.resources(data.get("defaults"), ["defaults"])
         for sid, step in steps.items():
@@ -66,6 +72,8 @@ class _Checker:
                 self.resources(step, ["steps", sid])
                 if isinstance(step.get("remediate"), dict):
                     self.durations(step["remediate"], ["steps", sid, "remediate"])
+                if maybe_items or "foreach" in step:
+                    check_step(self.doc, sid, step, steps, self._report)
         for i, notifier in enumerate(data.get("notify") or []):
             if isinstance(notifier, dict):
                 self.durations(notifier, ["notify", i])
@@ -495,6 +503,7 @@ def _step(doc: Document, sid: str, raw: Mapping[str, Any], defaults: Defaults) -
         continue_on_error=bool(pick("continue_on_error")),
         resources=MappingProxyType({**defaults.resources, **_resources(raw.get("resources"))}),
         remediate=remediation,
+        foreach=build_foreach(doc, sid, raw["foreach"]) if "foreach" in raw else None,
         explicit=explicit,
         span=doc.span(["steps", sid], key=True),
     )

@@ -363,7 +363,7 @@ def nested_uses(run: Command, tainted: Tainted = lambda name: None) -> list[Nest
 
 def carriers(*envs: Mapping[str, Any] | None) -> Tainted:
     """What each variable of these ``env:`` maps (later ones win) carries into a shell: the
-    first substitution in its value; flowctl's own FLOWCTL_PARAM_*/FLOWCTL_ENV_* carry theirs."""
+    first substitution in its value; flowctl's own FLOWCTL_PARAM_*/FLOWCTL_ENV_*/FLOWCTL_ITEM*/FLOWCTL_BATCH_* carry theirs."""
     carried: dict[str, str] = {}
     for env in envs:
         for key, value in (env or {}).items():
@@ -376,7 +376,7 @@ def carriers(*envs: Mapping[str, Any] | None) -> Tainted:
     def tainted(name: str) -> str | None:
         if name in carried:
             return carried[name]
-        if name.startswith((expr.PARAM_VAR_PREFIX, expr.ENV_VAR_PREFIX)):
+        if name.startswith(expr.VALUE_VAR_PREFIXES):
             return name
         return None
 

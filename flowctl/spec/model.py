@@ -60,6 +60,62 @@ class Remediation:
     span: Span | None = None
 
 
+class ItemsKind(enum.Enum):
+    """Where a ``foreach`` step's items come from."""
+
+    LITERAL = "items"  # ``items: [...]`` in the file
+    FILE = "file"  # ``items_from: {file: F}``: one JSON value a line, or one string with ``format: lines``
+    GLOB = "glob"  # ``items_from: {glob: G}``: the matching paths, sorted
+    STEP = "step"  # ``items_from: {step: S}``: S's stdout, one JSON value a line
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsSource:
+    """``items`` or ``items_from``; paths are relative to the step's cwd, expressions unfilled."""
+
+    kind: ItemsKind
+    literal: tuple[str, ...] = ()  # LITERAL: each item as canonical JSON
+    path: str = ""  # FILE: the file; GLOB: the pattern; STEP: the step id
+    lines: bool = False  # FILE: ``format: lines`` (each line a string item)
+    stream: bool = False  # STEP: items start as the producer prints them
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``batch:``: items reach one process together, as a JSONL file (``${{ batch.file }}``)."""
+
+    size: int
+    max_bytes: int | None = None  # a batch's JSONL may not grow past this (one item always fits)
+    split_on_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Foreach:
+    """``foreach:``: the step runs once per item (or batch); see docs/foreach.md."""
+
+    source: ItemsSource
+    key: str | None = None  # an expression over ``item``; None: the item's canonical JSON
+    batch: Batch | None = None
+    max_concurrent: int | None = None  # None: the pipeline's concurrency
+    max_items: int = 100_000
+    tolerated_percent: float | None = None  # None (with tolerated_count None too): nothing tolerated
+    tolerated_count: int | None = None
+    tolerated: bool = False  # ``tolerated_failure`` given (an omitted limit in it is unlimited)
+    fail_fast: bool = False
+    span: Span | None = None
+
+    def exceeded(self, failed: int, total: int) -> bool:
+        """Whether ``failed`` of ``total`` items is strictly over a tolerated limit."""
+        if failed == 0:
+            return False
+        if not self.tolerated:
+            return True
+        if self.tolerated_count is not None and failed > self.tolerated_count:
+            return True
+        return self.tolerated_percent is not None and total > 0 and failed * 100 > self.tolerated_percent * total
+
+
 #: Fields a step may inherit from ``defaults``.
 DEFAULTABLE = (
     "retries",
@@ -109,6 +165,7 @@ class Step:
     #: ``--executor dask``, counting limits (``--resources``) locally. Merged over the defaults'.
     resources: Mapping[str, float] = field(default_factory=lambda: _NO_RESOURCES)
     remediate: Remediation | None = None
+    foreach: Foreach | None = None  # issue 15: run once per item
     explicit: frozenset[str] = frozenset()  # DEFAULTABLE fields the step set itself
     span: Span | None = None  # the step's key in the file
 
@@ -184,9 +241,13 @@ class Pipeline:
 __all__ = [
     "DEFAULTABLE",
     "AlertSpec",
+    "Batch",
     "Command",
     "Defaults",
     "ExecutorSpec",
+    "Foreach",
+    "ItemsKind",
+    "ItemsSource",
     "NotifierSpec",
     "Param",
     "ParamType",

@@ -114,8 +114,10 @@ class _Filler:
                 if ("params", r.name) not in self.values:
                     raise _NoValue(r.name)
                 self.used.add(r.name)
-            else:
+            elif r.source == "env":
                 self.values[("env", r.name)] = self.environ.get(r.name, "")
+            else:  # item and batch values exist per item: ``run/foreach.py`` fills them in
+                self.values[(r.source, r.name)] = expr.ref_text(r)
 
     def plain(self, text: str) -> str:
         refs = expr.find_refs(text)

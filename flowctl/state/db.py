@@ -107,11 +107,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE fingerprints ADD COLUMN key_id TEXT NOT NULL DEFAULT ''",
         "UPDATE fingerprints SET parts = '{}' WHERE scheme = 1",
     ),
-    # 3 (issue 17): a run's chaos settings, and the fault chaos injected into an attempt, so
-    # `chaos check` tells injected failures from real ones and a resume keeps the faults spent.
+    # 3: a run's chaos settings and the fault chaos injected into an attempt (issue 17: `chaos
+    # check` tells injected failures from real ones, a resume keeps the faults spent); and each
+    # item of a foreach step, committed as it happens (issue 15: the unit of resume and the
+    # dead-letter queue, status 'dead-lettered', 'poisoned', 'dropped').
     (
         "ALTER TABLE runs ADD COLUMN chaos TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE attempts ADD COLUMN injected TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE items (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            step TEXT NOT NULL,
+            key TEXT NOT NULL,
+            item TEXT NOT NULL DEFAULT 'null',
+            batch INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            started_at REAL,
+            finished_at REAL,
+            duration REAL,
+            error TEXT,
+            tail TEXT NOT NULL DEFAULT '[]',
+            log_path TEXT NOT NULL DEFAULT '',
+            first_failure REAL,
+            last_failure REAL,
+            replays INTEGER NOT NULL DEFAULT 0,
+            definition TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (run_id, step, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX items_by_status ON items (status, run_id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

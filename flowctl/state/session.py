@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from flowctl.fingerprint import Fingerprint, FingerprintKey
-    from flowctl.run.options import Reuse, SessionPlan
+    from flowctl.run.options import Carried, Reuse, SessionPlan
     from flowctl.run.prepare import PreparedRun
+    from flowctl.spec.model import Pipeline
 
 
 @dataclass
@@ -48,6 +49,8 @@ class RunSession:
     file_sha256: str = ""
     interrupted: tuple[str, ...] = ()  # earlier runs found dead and recorded as interrupted
     at_start: StartFingerprints | None = None
+    pipeline: Pipeline | None = None
+    replay: tuple[str, tuple[str, ...]] | None = None  # `dlq replay`: a step and the keys it sends again
 
     def provenance(self) -> Mapping[str, object]:
         """The pipeline file's hash, the git commit and whether the tree was dirty."""
@@ -65,11 +68,19 @@ class RunSession:
         from flowctl.run.options import SessionPlan
 
         self.start_recording()
+        step = ""
+        carried: dict[str, Carried] = {}
+        replays: dict[str, int] = {}
+        if self.replay is not None and self.resumed is not None:
+            step = self.replay[0]
+            carried, replays = self.store.replay_plan(self.resumed.run_id, step, self.replay[1])
         return SessionPlan(
             reuse=self.reuse(), fingerprints=self.fingerprints(),
             resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
             provenance=dict(self.provenance()),
             fingerprint_at_start=self.at_start.fingerprint if self.at_start is not None else None,
+            items_done=self.items_done(), results_paths=self.results_paths(),
+            items_carried={step: carried} if carried else {}, items_replays={step: replays} if replays else {},
         )
 
     @property
@@ -86,6 +97,31 @@ class RunSession:
                 status = StepStatus.REUSED if d.verdict is Verdict.REUSED else StepStatus.UP_TO_DATE
                 out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)
         return out
+
+    def items_done(self) -> dict[str, dict[str, str]]:
+        """Per foreach step that runs, the items that need not run again (issue 15): those the
+        resumed run finished, or for a new run of a step that declares outputs those the last
+        run finished, each under the step's current fingerprint."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        decisions, prints = self.assessment.decisions, self.assessment.fingerprints
+        fingerprints = {sid: prints[sid].digest for sid, d in decisions.items()
+                        if d.verdict is Verdict.RUN and pipeline.steps[sid].foreach is not None
+                        and (self.resumed is not None or pipeline.steps[sid].outputs)}
+        if not fingerprints:
+            return {}
+        run_id = self.resumed.run_id if self.resumed is not None else None
+        return self.store.items_done(run_id, pipeline.name, fingerprints)
+
+    def results_paths(self) -> dict[str, str]:
+        """The ``results.jsonl`` of each foreach step this run reuses (``${{ needs.S.results }}``)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        reused = [sid for sid, d in self.assessment.decisions.items()
+                  if d.verdict is not Verdict.RUN and pipeline.steps[sid].foreach is not None]
+        return self.store.latest_results(pipeline.name, reused) if reused else {}
 
     def fingerprints(self) -> dict[str, str]:
         return {sid: fp.digest for sid, fp in self.assessment.fingerprints.items()}
@@ -117,6 +153,7 @@ def open_session(
     wait: float | None = 0.0,
     after_lock: Callable[[locks.PipelineLock], None] | None = None,
     on_wait: Callable[[locks.Holder, Path], None] | None = None,
+    replay: tuple[str, tuple[str, ...]] | None = None,
 ) -> RunSession:
     """Lock, open, decide (see the module docstring). ``wait``: seconds, None for ever.
     ``after_lock`` runs once the lock is held and the store open, before anything is decided
@@ -151,7 +188,7 @@ def open_session(
         raise
     at_start = StartFingerprints(found.fingerprints, prepared, key, store)
     return RunSession(run_id, held, store, found, resume, pipeline.path, pipeline.source_sha256, interrupted,
-                      at_start)
+                      at_start, pipeline, replay)
 
 
 class StartFingerprints:

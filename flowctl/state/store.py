@@ -47,6 +47,9 @@ from flowctl.run.events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    ItemFinished,
+    ItemStarted,
+    ItemStatus,
     RetryScheduled,
     RunFinished,
     RunId,
@@ -62,8 +65,28 @@ from flowctl.state.files import FileIdentity
 
 if TYPE_CHECKING:
     from flowctl.fingerprint import Fingerprint
+    from flowctl.run.options import Carried
 
 _Row = tuple[str, tuple[Any, ...]]
+
+# issue 15: one row per item; a batch's attempt writes one per item of it.
+_ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition,
+    replays) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts,
+    started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
+    batch = excluded.batch, definition = excluded.definition, finished_at = NULL, replays = excluded.replays"""
+_ITEM_FINISHED = """INSERT INTO items (run_id, step, key, item, status, attempts, exit_code, finished_at, duration,
+    error, tail, log_path, first_failure, last_failure, definition, replays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, step, key) DO UPDATE SET status = excluded.status,
+    attempts = MAX(items.attempts, excluded.attempts), exit_code = excluded.exit_code,
+    finished_at = excluded.finished_at, duration = excluded.duration, error = excluded.error,
+    tail = excluded.tail, log_path = CASE excluded.log_path WHEN '' THEN items.log_path ELSE excluded.log_path END,
+    first_failure = COALESCE(items.first_failure, excluded.first_failure),
+    last_failure = COALESCE(excluded.last_failure, items.last_failure)"""
+_STEP_ITEMS_RUNNING = """INSERT INTO steps (run_id, step, status, started_at, attempts) VALUES (?, ?, 'running', ?, 0)
+    ON CONFLICT (run_id, step) DO UPDATE SET status = 'running',
+    started_at = COALESCE(steps.started_at, excluded.started_at)"""
+_FAILED_ITEM = frozenset({ItemStatus.RETRYING, ItemStatus.DEAD})
 
 _INSERT_RUN = """INSERT INTO runs (run_id, pipeline, pipeline_path, status, started_at, steps, params,
     selection, concurrency, resumed_from, provenance, host, pid, fire_time, chaos)
@@ -282,6 +305,28 @@ class SqliteRunStore:
                 _interrupt(conn, run_id, "the runner died while it ran", None)
         return ids
 
+    def items_done(self, run_id: str | None, pipeline: str, fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """Per foreach step (its current fingerprint given), the items that need no new attempt:
+        key → canonical item (see ``state.items.done_items``)."""
+        from flowctl.state.items import done_items
+
+        with db.translated(self.path):
+            return done_items(self._connection(), run_id, pipeline, fingerprints)
+
+    def replay_plan(self, run_id: str, step: str, keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
+        """What ``dlq replay`` carries over and each replayed item's count (``state.items``)."""
+        from flowctl.state.items import replay_plan
+
+        with db.translated(self.path):
+            return replay_plan(self._connection(), run_id, step, keys)
+
+    def latest_results(self, pipeline: str, steps: list[str]) -> dict[str, str]:
+        """The ``results.jsonl`` of each of these foreach steps in the latest run it succeeded in."""
+        from flowctl.state.items import latest_results
+
+        with db.translated(self.path):
+            return latest_results(self._connection(), str(Path(self.path).parent / "runs"), pipeline, steps)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
@@ -382,6 +427,19 @@ class SqliteRunStore:
                      event.root_failure, event.run_id),
                 )
             ]
+        if isinstance(event, ItemStarted):
+            rows: list[_Row] = [(_ITEM_STARTED, (event.run_id, event.step, key, item, event.batch, event.attempt,
+                                                 event.at, event.log_path, self._fingerprint(event.step, ""), event.replays))
+                                for key, item in zip(event.keys, event.items, strict=True)]
+            return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
+        if isinstance(event, ItemFinished):
+            failed = event.at if event.status in _FAILED_ITEM else None
+            items = event.items or ("null",) * len(event.keys)
+            tail = _json(list(event.tail))
+            return [(_ITEM_FINISHED, (event.run_id, event.step, key, item, event.status.value, event.attempt,
+                                      event.exit_code, event.at, event.duration, event.error, tail, event.log_path,
+                                      failed, failed, self._fingerprint(event.step, ""), event.replays))
+                    for key, item in zip(event.keys, items, strict=True)]
         return []  # OutputLine: the log files hold output
 
     def _run_started(self, event: RunStarted) -> list[_Row]:
@@ -407,6 +465,8 @@ def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | N
         "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
         (run_id,),
     )
+    conn.execute("UPDATE items SET status = ? WHERE run_id = ? AND status = ?",
+                 (ItemStatus.INTERRUPTED.value, run_id, ItemStatus.RUNNING.value))
     conn.execute(
         "UPDATE steps SET status = ?, reason = ? WHERE run_id = ? AND status = 'running'",
         (StepStatus.INTERRUPTED.value, reason, run_id),

@@ -138,6 +138,7 @@ def downgrade_to_scheme_1(state: Path) -> None:
     conn.execute("ALTER TABLE fingerprints DROP COLUMN scheme")
     conn.execute("ALTER TABLE runs DROP COLUMN chaos")  # schema 3's columns (issue 17)
     conn.execute("ALTER TABLE attempts DROP COLUMN injected")
+    conn.execute("DROP TABLE items")  # schema 3 (issue 15)
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     (state / "fingerprints.key").unlink()

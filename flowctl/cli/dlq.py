@@ -1,0 +1,213 @@
+"""``flowctl dlq``: the dead-letter queue of foreach steps (issue 15): list, show, drop.
+
+Each command reads one run (``--run``, default the latest; ``--pipeline`` narrows "latest");
+the queue lives in the state database (``state/deadletter.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from flowctl.cli._app import app
+from flowctl.cli._common import json_option, pick_format
+from flowctl.cli._history import format_option, pipeline_option, state_dir_option
+
+if TYPE_CHECKING:
+    from flowctl.state.items import ItemRecord
+
+dlq_app = typer.Typer(
+    name="dlq",
+    help="The dead-letter queue of foreach steps: items that failed their last attempt.\n\n"
+    "Example: flowctl dlq list --run latest",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(dlq_app, name="dlq")
+
+_RUN_HELP = "The run (an id, a unique prefix, latest or latest~N; default: latest)."
+
+
+def _run_option() -> Any:
+    return typer.Option("latest", "--run", metavar="ID", help=_RUN_HELP)
+
+
+def _step_option() -> Any:
+    return typer.Option(None, "--step", metavar="STEP", help="Only this foreach step.")
+
+
+def _resolve(state_dir: str, run: str, pipeline: str | None) -> tuple[str, str]:
+    from flowctl.state.views import run_details, state_dir_for
+
+    root = str(state_dir_for(state_dir, pipeline))
+    return root, run_details(root, run, pipeline, command=("dlq", "list", "--run", run)).run.run_id
+
+
+@dlq_app.command("list")
+def list_(
+    run: str = _run_option(),
+    step: str | None = _step_option(),
+    pipeline: str = pipeline_option(),
+    state_dir: str = state_dir_option(),
+    fmt: str = format_option(),
+    as_json: bool = json_option(),
+) -> int:
+    """List the dead-lettered items of a run: key, step, attempts, last exit code, last failure.
+
+    Example: flowctl dlq list
+
+    Example: flowctl dlq list --run 20261125T020000-3fa1 --step resize --json
+    """
+    from flowctl.cli._history import emit_json, stamp, table
+    from flowctl.state.deadletter import dead_letters
+
+    chosen = pick_format(fmt, as_json, ("text", "json"))
+    root, run_id = _resolve(state_dir, run, pipeline)
+    found = dead_letters(root, run_id, step)
+    if chosen == "json":
+        emit_json({"run_id": run_id, "items": found})
+        return 0
+    if not found:
+        print(f"the dead-letter queue of run {run_id} is empty")
+        return 0
+    table(["KEY", "STEP", "STATUS", "ATTEMPTS", "EXIT", "LAST FAILURE", "REPLAYS"],
+          [[r.key, r.step, r.status, str(r.attempts), "-" if r.exit_code is None else str(r.exit_code),
+            stamp(r.last_failure) if r.last_failure else "-", str(r.replays)] for r in found])
+    print(f"{len(found)} item(s) in the dead-letter queue of run {run_id}; details: flowctl dlq show KEY --run {run_id}")
+    return 0
+
+
+@dlq_app.command("show")
+def show(
+    key: str = typer.Argument(..., help="The item's key (as `dlq list` shows it)."),
+    run: str = _run_option(),
+    step: str | None = _step_option(),
+    pipeline: str = pipeline_option(),
+    state_dir: str = state_dir_option(),
+    fmt: str = format_option(),
+    as_json: bool = json_option(),
+) -> int:
+    """Show one dead-lettered item: its value, attempts, exit code, failures and log tail.
+
+    Example: flowctl dlq show in/b.png
+    """
+    from flowctl.cli._history import emit_json
+    from flowctl.state.deadletter import dead_letter
+
+    chosen = pick_format(fmt, as_json, ("text", "json"))
+    root, run_id = _resolve(state_dir, run, pipeline)
+    record = dead_letter(root, run_id, key, step)
+    if chosen == "json":
+        emit_json(record)
+        return 0
+    for line in _lines(record):
+        print(line)
+    return 0
+
+
+def _lines(r: ItemRecord) -> list[str]:
+    import json
+    import shlex
+
+    from flowctl.cli._history import stamp
+
+    lines = [
+        f"Item {r.key} of step {r.step}, run {r.run_id}: {r.status}",
+        f"  item: {json.dumps(r.item, ensure_ascii=False)}",
+        f"  attempts: {r.attempts}, last exit code: {'-' if r.exit_code is None else r.exit_code}, replays: {r.replays}",
+        f"  first failure: {stamp(r.first_failure) if r.first_failure else '-'}, "
+        f"last failure: {stamp(r.last_failure) if r.last_failure else '-'}",
+    ]
+    if r.error:
+        lines.append(f"  error: {r.error}")
+    if r.tail:
+        lines.append("  log tail:")
+        lines += [f"    {line}" for line in r.tail]
+    lines.append(f"  log: flowctl logs {r.run_id} {r.step} --item {shlex.quote(r.key)}")
+    return lines
+
+
+@dlq_app.command("drop")
+def drop(
+    key: str = typer.Argument(..., help="The item's key (as `dlq list` shows it)."),
+    reason: str = typer.Option(..., "--reason", metavar="TEXT", help="Why it is dropped (kept for audit)."),
+    run: str = _run_option(),
+    step: str | None = _step_option(),
+    pipeline: str = pipeline_option(),
+    state_dir: str = state_dir_option(),
+) -> int:
+    """Take an item out of the dead-letter queue for good; its record stays (status dropped).
+
+    Example: flowctl dlq drop in/b.png --reason "corrupt upload, re-requested"
+    """
+    from flowctl.errors import UsageError
+    from flowctl.state.deadletter import dead_letter
+    from flowctl.state.deadletter import drop as drop_item
+
+    if not reason.strip():
+        raise UsageError("--reason must say why the item is dropped", hint='e.g. --reason "corrupt input"')
+    root, run_id = _resolve(state_dir, run, pipeline)
+    record = dead_letter(root, run_id, key, step)
+    drop_item(root, record, reason.strip())
+    print(f"dropped {record.key} of step {record.step} from the dead-letter queue of run {run_id}")
+    return 0
+
+
+@dlq_app.command("replay")
+def replay(
+    key: list[str] = typer.Option([], "--key", "-k", metavar="KEY", help="An item to replay (repeat it for more)."),
+    all_: bool = typer.Option(False, "--all", help="Replay every item in the queue of the step."),
+    max_replays: int = typer.Option(3, "--max-replays", min=1, help="Refuse (and mark poisoned) an item replayed this often."),
+    force: bool = typer.Option(False, "--force", help="Replay poisoned items too."),
+    run: str = _run_option(),
+    step: str | None = _step_option(),
+    pipeline: str = pipeline_option(),
+    state_dir: str = state_dir_option(),
+) -> int:
+    """Run dead-lettered items again with the step's current definition; items that succeeded
+    are untouched, what needs the step continues as --resume would.
+
+    The replay is a resume of the run (a new run id, resumed from it): every other item keeps
+    what it had. An item replayed --max-replays times becomes poisoned and is refused (exit 1)
+    without --force.
+
+    Example: flowctl dlq replay --all
+
+    Example: flowctl dlq replay --run latest --step resize --key in/b.png --max-replays 5
+    """
+    from flowctl.cli._run_build import RunRequest
+    from flowctl.cli.run import run_pipeline
+    from flowctl.errors import UsageError
+    from flowctl.state.deadletter import dead_letters, poison
+    from flowctl.state.views import run_details, state_dir_for
+
+    if bool(key) == all_:
+        raise UsageError("say which items: --key KEY (repeatable) or --all", hint="e.g. flowctl dlq replay --all")
+    root = str(state_dir_for(state_dir, pipeline))
+    detail = run_details(root, run, pipeline, command=("dlq", "replay", "--run", run))
+    run_id = detail.run.run_id
+    queue = dead_letters(root, run_id, step)
+    steps = sorted({r.step for r in queue})
+    if not queue:
+        print(f"the dead-letter queue of run {run_id} is empty: nothing to replay")
+        return 0
+    if len(steps) > 1:
+        raise UsageError(f"run {run_id} has dead-lettered items in steps {', '.join(steps)}", hint="say which with --step")
+    chosen = queue if all_ else [r for r in queue if r.key in set(key)]
+    missing = sorted(set(key) - {r.key for r in chosen})
+    if missing:
+        raise UsageError(f"not in the dead-letter queue of run {run_id}: {', '.join(missing)}",
+                         hint="`flowctl dlq list` shows its keys")
+    spent = [r for r in chosen if r.replays >= max_replays or r.status == "poisoned"]
+    if spent and not force:
+        poison(root, spent, max_replays)
+        for r in spent:
+            print(f"poisoned: {r.key} was replayed {r.replays} time(s) (--max-replays {max_replays}); "
+                  "--force replays it anyway, `flowctl dlq drop` takes it out", file=sys.stderr)
+        return 1
+    return run_pipeline(RunRequest(
+        pipeline=detail.run.pipeline_path, state_dir=state_dir, resume=True, run_id=run_id,
+        force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in chosen)),
+    ))

@@ -1,0 +1,361 @@
+"""The items of one ``foreach`` step within a run: expansion, batches, each unit's command,
+tolerated failures and the exported results (issue 15).
+
+The scheduler owns time and slots: it asks a ``FanOut`` for the next unit (one item, or one
+batch) when the step may start one, gives it back each result, and finishes the step when
+``done``. A ``FanOut`` reads the step's items once, before any starts (a faulty item fails the
+step naming its source and line), skips those a resumed run already finished, counts failures
+per item (a failed batch counts all its items) against ``tolerated_failure``, and at the end
+writes ``results.jsonl`` and ``dead-letter.jsonl`` into the step's folder of the run. It never
+starts processes (the executor does), never touches SQLite (``state/items.py``).
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import quote
+
+from flowctl.masking import mask_text
+from flowctl.run.events import ItemFinished, ItemStarted, ItemStatus, RunId
+from flowctl.run.options import Carried, InvocationLike
+from flowctl.spec import expr
+from flowctl.spec.foreach import ItemFault, canonical, check_items, item_refs, item_text, item_values
+from flowctl.spec.model import Foreach, ItemsKind, Step
+
+RESULTS = "results.jsonl"
+_FAILED = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
+DEAD_LETTER = "dead-letter.jsonl"
+
+
+class Unit:
+    """One item, or one batch of items, as the scheduler runs it."""
+
+    __slots__ = (
+        "attempts",
+        "batch",
+        "due",
+        "duration",
+        "error",
+        "exit_code",
+        "first_failure",
+        "keys",
+        "last_failure",
+        "log_path",
+        "seq",
+        "status",
+        "tail",
+        "values",
+    )
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[object, ...], batch: int) -> None:
+        self.keys = keys
+        self.values = values
+        self.batch = batch  # 1-based; 0: a single item
+        self.attempts = 0
+        self.seq = 0
+        self.status = ItemStatus.RUNNING
+        self.exit_code: int | None = None
+        self.duration = 0.0
+        self.error: str | None = None
+        self.tail: tuple[str, ...] = ()
+        self.log_path = ""
+        self.first_failure: float | None = None
+        self.last_failure: float | None = None
+        self.due = 0.0  # when a retry may start (monotonic)
+
+
+def escape_key(key: str) -> str:
+    """A key as one folder name: ``/`` and other unsafe characters %-escaped; a long key
+    shortened with a hash of it, so two keys never share a folder."""
+    safe = quote(key, safe="-_.=@,+") or "%"
+    if safe in (".", ".."):
+        safe = safe.replace(".", "%2E")
+    if len(safe) > 120:
+        import hashlib
+
+        safe = safe[:100] + "-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return safe
+
+
+def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -> list[object]:
+    """The items of ``foreach`` read from their source. Raises ItemFault naming the source, the
+    line and what is wrong."""
+    src = foreach.source
+    if src.kind is ItemsKind.LITERAL:
+        return [json.loads(text) for text in src.literal]
+    if src.kind is ItemsKind.GLOB:
+        pattern = os.path.join(cwd, src.path)
+        return [os.path.relpath(p, cwd) for p in sorted(glob.glob(pattern, recursive=True))]
+    path = os.path.join(cwd, src.path) if src.kind is ItemsKind.FILE else producer_output
+    name = f"items file {src.path}" if src.kind is ItemsKind.FILE else f"the output of step {src.path}"
+    if path is None:  # issue 15 part 4 (a producer's own stdout pipe) is not built yet
+        raise ItemFault(f"{name}: items from a step's output are not supported yet", 0)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise ItemFault(f"{name}: no such file ({path})", 0) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ItemFault(f"{name}: cannot read it: {exc}", 0) from None
+    if src.lines:
+        return [line for line in lines if line]
+    values: list[object] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            values.append(json.loads(line))
+        except ValueError as exc:
+            raise ItemFault(f"{name}, line {number}: not JSON ({exc.args[0]})", number - 1) from None
+    return values
+
+
+class FanOut:
+    """The items of one foreach step in one run (see the module docstring)."""
+
+    def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
+                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None,
+                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None) -> None:
+        assert step.foreach is not None
+        self.run_id = run_id
+        self.step = step
+        self.foreach: Foreach = step.foreach
+        self.inv = inv
+        self.folder = os.path.join(logs_dir, step.id)
+        self.limit = max(1, min(self.foreach.max_concurrent or concurrency, concurrency))
+        self.done_before: Mapping[str, str] = done or {}
+        self.carried_before: Mapping[str, Carried] = carried or {}  # `dlq replay`: items not sent again
+        self.replays: Mapping[str, int] = replays or {}
+        self.producer_output = producer_output
+        self.pending: collections.deque[Unit] = collections.deque()
+        self.running: dict[int, Unit] = {}
+        self.retrying: list[Unit] = []  # waiting for their back-off to pass
+        self.units: list[Unit] = []
+        self.total = 0
+        self.failed = 0  # items (not batches) dead-lettered
+        self.stopped = ""  # why no new unit starts ("exceeded-tolerated-failures", a stop)
+        self.queued = False  # the step waits in the scheduler's ready queue for a slot
+        self._seq = 0
+        self._reused: list[tuple[str, object]] = []
+        self._carried: list[tuple[str, object, Carried]] = []
+        texts = [step.run] if isinstance(step.run, str) else list(step.run)
+        self._refs = item_refs(texts, shell=isinstance(step.run, str)) + item_refs(step.env.values())
+        self._secrets = tuple(inv.secrets)
+
+    # -- expansion ----------------------------------------------------------------------------
+
+    def expand(self, at: float) -> list[ItemFinished]:
+        """Read the items and make the units; returns the events of items a resumed run
+        already finished. Raises ItemFault (the step fails before any item starts)."""
+        values = read_items(self.foreach, self.inv.cwd, self.producer_output)
+        keys = check_items(self.foreach, values, self._refs)
+        self.total = len(values)
+        before, carried = self.done_before, self.carried_before
+        todo: list[tuple[str, object]] = []
+        for k, v in zip(keys, values, strict=True):  # an item runs again when its value changed under the same key
+            c = carried.get(k)
+            if c is not None and c.item == mask_text(canonical(v), self._secrets):
+                self._carried.append((k, v, c))
+                self.failed += c.status in _FAILED
+            elif k in before and before[k] == canonical(v):
+                self._reused.append((k, v))
+            else:
+                todo.append((k, v))
+        batch = self.foreach.batch
+        if batch is None:
+            self.units = [Unit((k,), (v,), 0) for k, v in todo]
+        else:
+            self.units = list(_batches(todo, batch.size, batch.max_bytes))
+        self.pending.extend(self.units)
+        if self.failed and self.foreach.exceeded(self.failed, self.total):
+            self.stopped = "exceeded-tolerated-failures"
+        events = [ItemFinished(self.run_id, self.step.id, (k,), _carried_status(c.status), at,
+                               items=(c.item,), replays=c.replays) for k, _, c in self._carried]
+        if self._reused:
+            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in self._reused), ItemStatus.REUSED,
+                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in self._reused)))
+        return events
+
+    # -- one unit -----------------------------------------------------------------------------
+
+    def start(self, unit: Unit, at: float) -> tuple[ItemStarted, tuple[str, ...], dict[str, str]]:
+        """Mark ``unit`` running: its event, argv and the variables it adds to the step's."""
+        unit.attempts += 1
+        self._seq += 1
+        unit.seq = self._seq
+        unit.status = ItemStatus.RUNNING
+        self.running[unit.seq] = unit
+        where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
+        unit.log_path = f"{self.folder}/{where}/{unit.attempts}.log"
+        env: dict[str, str] = {}
+        argv = tuple(self.inv.argv)
+        if unit.batch:
+            path = f"{self.folder}/batches/{unit.batch}.jsonl"
+            _write_jsonl(path, (canonical(v) for v in unit.values))
+            env[expr.BATCH_VAR_PREFIX + "FILE"] = path
+            env[expr.BATCH_VAR_PREFIX + "SIZE"] = str(len(unit.values))
+        else:
+            value = unit.values[0]
+            env.update(item_values(self._refs, value))
+            env[expr.ITEM_VAR] = item_text(value)
+            env[expr.ITEM_VAR + "_KEY"] = unit.keys[0]
+            values = {("item", r.name): item_text(_field(value, r)) for r in self._refs}
+            if not isinstance(self.step.run, str):
+                argv = tuple(_fill(a, values) for a in argv)
+            for name, text in self.inv.env.items():
+                if "${{" in text:
+                    env[name] = _fill(text, values)
+        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
+        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, unit.attempts, unit.seq, at,
+                            batch=unit.batch, log_path=unit.log_path,
+                            replays=max(self.replays.get(k, 0) for k in unit.keys))
+        return event, argv, env
+
+    def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
+              error: str | None = None, tail: tuple[str, ...] = (), logged: bool = True) -> ItemFinished:
+        """Record how an attempt of ``unit`` ended (or that it will never start: CANCELLED)."""
+        self.running.pop(unit.seq, None)
+        unit.status, unit.exit_code, unit.duration = status, exit_code, duration
+        unit.error, unit.tail = error, tail
+        if status in (ItemStatus.RETRYING, ItemStatus.DEAD):
+            unit.first_failure = unit.first_failure or at
+            unit.last_failure = at
+        if status is ItemStatus.DEAD:
+            self.failed += len(unit.keys)
+            if not self.stopped and self.foreach.exceeded(self.failed, self.total):
+                self.stopped = "exceeded-tolerated-failures"  # the scheduler drops what waits
+        return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.attempts if logged or
+                            status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
+                            duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "")
+
+    def splits(self, unit: Unit) -> bool:
+        """Whether ``unit``, a batch that failed its last attempt, is split into its items."""
+        batch = self.foreach.batch
+        return bool(unit.batch) and len(unit.keys) > 1 and batch is not None and batch.split_on_failure
+
+    def split(self, unit: Unit) -> None:
+        """Replace the batch ``unit`` by one unit per item, next to start (each with its retries)."""
+        singles = [Unit((k,), (v,), 0) for k, v in zip(unit.keys, unit.values, strict=True)]
+        self.units = [u for u in self.units if u is not unit] + singles
+        self.pending.extendleft(reversed(singles))
+
+    def stop(self, why: str) -> list[Unit]:
+        """Start no new unit; returns those that will now never start (to be settled CANCELLED)."""
+        self.stopped = self.stopped or why
+        dropped = list(self.pending) + self.retrying
+        self.pending.clear()
+        self.retrying = []
+        return dropped
+
+    @property
+    def done(self) -> bool:
+        return not self.pending and not self.running
+
+    @property
+    def exceeded(self) -> bool:
+        return self.foreach.exceeded(self.failed, self.total)
+
+    def summary(self) -> str:
+        """The step's reason: ``997 of 1000 items succeeded, 3 dead-lettered``."""
+        ok = sum(len(u.keys) for u in self.units if u.status is ItemStatus.SUCCEEDED) + len(self._reused)
+        ok += sum(1 for _, _, c in self._carried if c.status not in _FAILED and c.status != ItemStatus.DROPPED.value)
+        parts = [f"{ok} of {self.total} items succeeded"]
+        if self.failed:
+            parts.append(f"{self.failed} dead-lettered")
+        cancelled = sum(len(u.keys) for u in self.units if u.status is ItemStatus.CANCELLED)
+        if cancelled:
+            parts.append(f"{cancelled} cancelled")
+        if self._reused:
+            parts.append(f"{len(self._reused)} reused")
+        return ", ".join(parts)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export(self) -> None:
+        """Write ``results.jsonl`` (succeeded and reused items) and ``dead-letter.jsonl``."""
+        secrets = self._secrets
+        results: list[str] = [json.dumps({"key": k, "item": _masked(v, secrets), "status": "reused"},
+                                         ensure_ascii=False) for k, v in self._reused]
+        dead: list[str] = []
+        for k, v, c in self._carried:
+            line = json.dumps({"key": k, "item": _masked(v, secrets), "status": c.status, "replays": c.replays},
+                              ensure_ascii=False)
+            if c.status in _FAILED:
+                dead.append(line)
+            elif c.status != ItemStatus.DROPPED.value:
+                results.append(line)
+        for u in self.units:
+            for key, value in zip(u.keys, u.values, strict=True):
+                record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": u.status.value,
+                                             "attempts": u.attempts, "exit_code": u.exit_code,
+                                             "duration": round(u.duration, 6)}
+                if u.status is ItemStatus.SUCCEEDED:
+                    results.append(json.dumps(record, ensure_ascii=False))
+                elif u.status is ItemStatus.DEAD:
+                    record.update(error=u.error, log_tail=list(u.tail), first_failure=u.first_failure,
+                                  last_failure=u.last_failure)
+                    dead.append(json.dumps(record, ensure_ascii=False))
+        _write_jsonl(f"{self.folder}/{RESULTS}", results)
+        _write_jsonl(f"{self.folder}/{DEAD_LETTER}", dead)
+
+
+def _carried_status(status: str) -> ItemStatus:
+    """What a carried item is in the new run: its status, a success counting as reused."""
+    value = ItemStatus(status)
+    return ItemStatus.REUSED if value is ItemStatus.SUCCEEDED else value
+
+
+def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None) -> Iterable[Unit]:
+    keys: list[str] = []
+    values: list[object] = []
+    used = 0
+    number = 0
+    for key, value in todo:
+        length = len(canonical(value).encode()) + 1
+        if keys and (len(keys) >= size or (max_bytes is not None and used + length > max_bytes)):
+            number += 1
+            yield Unit(tuple(keys), tuple(values), number)
+            keys, values, used = [], [], 0
+        keys.append(key)
+        values.append(value)
+        used += length
+    if keys:
+        yield Unit(tuple(keys), tuple(values), number + 1)
+
+
+def _field(value: object, ref: expr.Ref) -> object:
+    from flowctl.spec.foreach import field_of
+
+    return field_of(value, ref.path)
+
+
+def _fill(text: str, values: Mapping[tuple[str, str], str]) -> str:
+    refs = [r for r in expr.find_refs(text) if r.source == "item"]
+    return expr.fill_plain(text, refs, values) if refs else text
+
+
+def _masked(value: object, secrets: tuple[str, ...]) -> object:
+    if not secrets:
+        return value
+    text = mask_text(canonical(value), secrets)
+    try:
+        return json.loads(text)
+    except ValueError:  # a secret that spanned JSON syntax: keep the masked text
+        return text
+
+
+def _write_jsonl(path: str, lines: Iterable[str]) -> None:
+    """Write ``path`` whole or not at all (a reader never sees half a file)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+    os.replace(tmp, path)
+
+
+__all__ = ["DEAD_LETTER", "RESULTS", "FanOut", "Unit", "escape_key", "read_items"]

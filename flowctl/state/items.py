@@ -1,0 +1,219 @@
+"""Reading the items of ``foreach`` steps (issue 15): what a resume skips, the dead-letter queue.
+
+``store.py`` writes item rows as the scheduler reports them (``ItemStarted``/``ItemFinished``);
+this module holds every query of the ``items`` table, so ``cli`` and ``observe`` never write SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flowctl.run.events import ItemStatus
+
+if TYPE_CHECKING:
+    from flowctl.run.options import Carried
+    from flowctl.state.views import StepLog
+
+#: An item that needs no new attempt: it succeeded, or a resumed run had it succeeded.
+DONE = (ItemStatus.SUCCEEDED.value, ItemStatus.REUSED.value)
+
+
+def done_items(conn: sqlite3.Connection, run_id: str | None, pipeline: str,
+               fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Per foreach step in ``fingerprints`` (step → its fingerprint now): key → canonical item
+    of each item that needs no new attempt: it succeeded (or was reused) under the same
+    fingerprint, in run ``run_id`` (a resume) or, with None, in the latest run of ``pipeline``
+    that recorded items of that step (a new run of a step that declares outputs)."""
+    out: dict[str, dict[str, str]] = {}
+    for step, digest in fingerprints.items():
+        source = run_id
+        if source is None:
+            row = conn.execute(
+                "SELECT items.run_id FROM items JOIN runs USING (run_id) WHERE runs.pipeline = ? AND items.step = ? "
+                "ORDER BY runs.started_at DESC LIMIT 1", (pipeline, step)).fetchone()
+            if row is None:
+                continue
+            source = str(row[0])
+        found = {str(key): str(item) for key, item in conn.execute(
+            "SELECT key, item FROM items WHERE run_id = ? AND step = ? AND definition = ? AND status IN (?, ?)",
+            (source, step, digest, *DONE))}
+        if found:
+            out[step] = found
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One item's row: where it is, how its last attempt went."""
+
+    run_id: str
+    step: str
+    key: str
+    item: object
+    status: str
+    attempts: int
+    exit_code: int | None
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    error: str | None
+    tail: tuple[str, ...]
+    log_path: str
+    first_failure: float | None
+    last_failure: float | None
+    replays: int
+    reason: str
+    batch: int = 0
+
+
+_COLUMNS = ("run_id, step, key, item, status, attempts, exit_code, started_at, finished_at, duration, error, tail, "
+            "log_path, first_failure, last_failure, replays, reason, batch")
+
+
+def _record(row: tuple[object, ...]) -> ItemRecord:
+    (run_id, step, key, item, status, attempts, exit_code, started, finished, duration, error, tail, log_path,
+     first, last, replays, reason, batch) = row
+    return ItemRecord(
+        str(run_id), str(step), str(key), json.loads(str(item)), str(status), int(str(attempts)),
+        None if exit_code is None else int(str(exit_code)), _float(started), _float(finished), _float(duration),
+        None if error is None else str(error), tuple(json.loads(str(tail))), str(log_path), _float(first),
+        _float(last), int(str(replays)), str(reason), int(str(batch)),
+    )
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(str(value))
+
+
+def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
+             statuses: tuple[str, ...] = ()) -> list[ItemRecord]:
+    """The items of ``run_id`` (of one step; of these statuses), by step and start."""
+    sql = f"SELECT {_COLUMNS} FROM items WHERE run_id = ?"
+    args: list[object] = [run_id]
+    if step is not None:
+        sql += " AND step = ?"
+        args.append(step)
+    if statuses:
+        sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+        args.extend(statuses)
+    return [_record(row) for row in conn.execute(sql + " ORDER BY step, started_at, key", args)]
+
+
+def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
+                keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
+    """For ``dlq replay`` of ``keys`` of ``step`` in ``run_id``: every other recorded item of the
+    step, carried over as it is, and the replay count each replayed item will have."""
+    from flowctl.run.options import Carried
+
+    carried: dict[str, Carried] = {}
+    replays: dict[str, int] = {}
+    chosen = set(keys)
+    for key, item, status, count in conn.execute(
+            "SELECT key, item, status, replays FROM items WHERE run_id = ? AND step = ?", (run_id, step)):
+        if key in chosen:
+            replays[str(key)] = int(count) + 1
+        elif status != ItemStatus.RUNNING.value:
+            carried[str(key)] = Carried(str(item), str(status), int(count))
+    return carried, replays
+
+
+def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str]) -> dict[str, str]:
+    """For each of ``steps`` (foreach steps a run reuses), the ``results.jsonl`` of the latest
+    run of ``pipeline`` in which it succeeded."""
+    out: dict[str, str] = {}
+    for step in steps:
+        row = conn.execute(
+            "SELECT steps.run_id FROM steps JOIN runs USING (run_id) WHERE runs.pipeline = ? AND steps.step = ? "
+            "AND steps.status = 'succeeded' ORDER BY runs.started_at DESC LIMIT 1", (pipeline, step)).fetchone()
+        if row is not None:
+            out[step] = os.path.join(runs_dir, str(row[0]), step, "results.jsonl")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsSummary:
+    """What ``show`` says about one foreach step's items: counts per status, the slowest, the
+    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99)."""
+
+    step: str
+    counts: Mapping[str, int]
+    slowest: tuple[ItemRecord, ...]
+    failed: tuple[ItemRecord, ...]
+    items_per_second: float | None
+    error_rate: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+def summarize(records: list[ItemRecord], *, most: int = 5) -> list[ItemsSummary]:
+    """One summary per step of ``records`` (in the order the steps first appear)."""
+    by_step: dict[str, list[ItemRecord]] = {}
+    for r in records:
+        by_step.setdefault(r.step, []).append(r)
+    out: list[ItemsSummary] = []
+    for step, items in by_step.items():
+        counts: dict[str, int] = {}
+        for r in items:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        ran = [r for r in items if r.duration is not None and r.status != ItemStatus.REUSED.value]
+        durations = sorted(r.duration for r in ran if r.duration is not None)
+        starts = [r.started_at for r in ran if r.started_at is not None]
+        ends = [r.finished_at for r in ran if r.finished_at is not None]
+        span = (max(ends) - min(starts)) if starts and ends else 0.0
+        failed = [r for r in items if r.status in (ItemStatus.DEAD.value, ItemStatus.POISONED.value)]
+        ended = len(ran)
+        out.append(ItemsSummary(
+            step, counts, tuple(sorted(ran, key=lambda r: -(r.duration or 0.0))[:most]), tuple(failed[:most]),
+            ended / span if span > 0 else None, len(failed) / ended if ended else 0.0,
+            _quantile(durations, 0.50), _quantile(durations, 0.95), _quantile(durations, 0.99),
+        ))
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[str, int]]:
+    """Per foreach step of ``run_id``: how many items have each status."""
+    out: dict[str, dict[str, int]] = {}
+    for step, status, count in conn.execute(
+        "SELECT step, status, count(*) FROM items WHERE run_id = ? GROUP BY step, status", (run_id,)
+    ):
+        out.setdefault(str(step), {})[str(status)] = int(count)
+    return dict(out)
+
+
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
+
+
+def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:
+    """The log of item ``key`` of foreach step ``step`` (its attempt ``attempt``, default the
+    last; a batched item's is its batch's). Raises UsageError for an unknown step, key or attempt."""
+    from flowctl.errors import UsageError
+    from flowctl.spec.schema import suggest
+    from flowctl.state.views import StepLog, opened
+
+    with opened(state_dir) as conn:
+        found = items_of(conn, run_id, step)
+    if not found:
+        raise UsageError(f"run {run_id} has no items of step {step!r}", hint="--item takes the key of an item of a foreach step")
+    record = next((r for r in found if r.key == key), None)
+    if record is None:
+        guess = suggest(key, [r.key for r in found])
+        raise UsageError(f"step {step!r} of run {run_id} has no item with key {key!r}",
+                         hint=f"did you mean {guess!r}?" if guess else "`flowctl show` lists the failed items' keys")
+    number = attempt or record.attempts
+    if not record.log_path or not 1 <= number <= max(1, record.attempts):
+        raise UsageError(f"item {key!r} has no attempt {number}", hint=f"it made {record.attempts} attempt(s)")
+    path = Path(record.log_path).with_name(f"{number}.log")
+    return StepLog(run_id, step, number, path, path.is_file())
