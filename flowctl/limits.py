@@ -23,10 +23,14 @@ MAX_BENCH_RUNS = 10_000
 MAX_FIRE_TIMES = 1000
 #: ``--dask-workers``: workers of the local cluster flowctl starts.
 MAX_WORKERS = 1024
+#: ``chaos soak --seed-from``: seeds are hashed as text, but a run records them as SQLite integers.
+MAX_SEED = 2**63 - 1
+#: ``dlq replay --max-replays``: replays of one item (AWS Step Functions allows 1,000 redrives).
+MAX_REPLAYS = 1000
 #: Duration options (``run --wait``, ``gc --older-than``, ``stats --since``, ``--dask-lease``): ten years.
 MAX_OPTION_SECONDS = 10 * 365 * 86400.0
 
 __all__ = [
-    "MAX_ATTEMPT", "MAX_BENCH_RUNS", "MAX_CONCURRENCY", "MAX_FIRE_TIMES", "MAX_OPTION_SECONDS",
-    "MAX_RUNS_LISTED", "MAX_WORKERS",
+    "MAX_ATTEMPT", "MAX_BENCH_RUNS", "MAX_CONCURRENCY", "MAX_FIRE_TIMES", "MAX_OPTION_SECONDS", "MAX_REPLAYS",
+    "MAX_RUNS_LISTED", "MAX_SEED", "MAX_WORKERS",
 ]

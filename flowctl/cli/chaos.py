@@ -21,6 +21,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, param_option, pick_format
 from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY, MAX_SEED
 
 if TYPE_CHECKING:
     from flowctl.state.invariants import CheckReport
@@ -135,12 +136,12 @@ def replay(
 @chaos_app.command("soak")
 def soak(
     pipeline: str = typer.Argument(..., help="The pipeline file."),
-    runs: int = typer.Option(20, "--runs", "-r", min=1, metavar="N", help="How many seeds."),
-    seed_from: int = typer.Option(0, "--seed-from", metavar="S", help="The first seed (then S+1, …)."),
+    runs: int = typer.Option(20, "--runs", "-r", min=1, max=MAX_BENCH_RUNS, metavar="N", help="How many seeds."),
+    seed_from: int = typer.Option(0, "--seed-from", min=0, max=MAX_SEED, metavar="S", help="The first seed (then S+1, …)."),
     chaos: str | None = typer.Option(
         None, "--chaos", metavar="SPEC", help="The faults (their seed is replaced); default: the pipeline's `chaos:` block."
     ),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-j", min=1, metavar="N", help="Steps at once in each run."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-j", min=1, max=MAX_CONCURRENCY, metavar="N", help="Steps at once in each run."),
     params: list[str] = param_option(),
     fmt: str = format_option(),
     as_json: bool = json_option(),

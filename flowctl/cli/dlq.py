@@ -14,6 +14,7 @@ import typer
 from flowctl.cli._app import app
 from flowctl.cli._common import json_option, pick_format
 from flowctl.cli._history import format_option, pipeline_option, state_dir_option
+from flowctl.limits import MAX_REPLAYS
 
 if TYPE_CHECKING:
     from flowctl.state.items import ItemRecord
@@ -159,7 +160,7 @@ def drop(
 def replay(
     key: list[str] = typer.Option([], "--key", "-k", metavar="KEY", help="An item to replay (repeat it for more)."),
     all_: bool = typer.Option(False, "--all", help="Replay every item in the queue of the step."),
-    max_replays: int = typer.Option(3, "--max-replays", min=1, help="Refuse (and mark poisoned) an item replayed this often."),
+    max_replays: int = typer.Option(3, "--max-replays", min=1, max=MAX_REPLAYS, help="Refuse (and mark poisoned) an item replayed this often."),
     force: bool = typer.Option(False, "--force", help="Replay poisoned items too."),
     run: str = _run_option(),
     step: str | None = _step_option(),

@@ -44,11 +44,11 @@ steps:
     run: echo load
   report:
     run: echo report
-
+\x20\x20\x20\x20
 """
 MISSPELT_LINE = 8  # 0-based, as LSP counts: the `retires:` line
 RUN_LINE = 11  # `    run: echo report`
-EMPTY_LINE = 12  # the indented blank line inside `report`
+EMPTY_LINE = 12  # the indented blank line inside `report` (four escaped spaces: no trailing blanks)
 
 
 @pytest.fixture
