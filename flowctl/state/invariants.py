@@ -151,6 +151,8 @@ def _order(d: RunDetail, needs: Mapping[str, Sequence[str]], out: list[Violation
         ok = [a.finished_at for a in s.attempt_records if a.outcome == "ok" and a.finished_at is not None]
         if ok:
             done_at[s.step] = min(ok)
+        elif s.status == StepStatus.SUCCEEDED.value and s.finished_at is not None:
+            done_at[s.step] = s.finished_at  # a foreach step: its items, not its attempts, succeeded
     selected = {s.step for s in d.steps}
     for s in d.steps:
         for a in s.attempt_records:

@@ -97,3 +97,19 @@ def test_check_catches_a_real_failure(tmp_path: Path) -> None:
     got = run_flowctl("chaos", "check", cwd=tmp_path)
     assert got.returncode == 1
     assert "step b failed for real: attempt 1 (exit 3) was not injected" in got.stdout
+
+
+def test_check_counts_a_foreach_step_as_done_when_its_items_succeeded(tmp_path: Path) -> None:
+    """A step that needs a foreach step starts after its items succeeded: ``order`` holds (the
+    foreach step's own success is its items', not an attempt of its own; trial of main)."""
+    (tmp_path / "p.yaml").write_text(
+        "version: 1\nname: fan\nsteps:\n"
+        "  f:\n    run: 'true'\n    foreach: {items: [1, 2, 3]}\n"
+        "  g:\n    needs: [f]\n    run: 'true'\n",
+        encoding="utf-8",
+    )
+    ran = run_flowctl("run", "p.yaml", "--no-progress", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    checked = run_flowctl("chaos", "check", "latest", "--json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "order" not in json.dumps([v for v in json.loads(checked.stdout).get("violations", [])])
