@@ -156,10 +156,10 @@ def replay_commands(report: RunReport) -> list[tuple[str, str]]:
     """Per step with dead-lettered items, the ``flowctl dlq replay`` command to type."""
     import shlex
 
-    steps = sorted({d.step for d in report.dead_letters})
-    force = " --force" if any(d.status == "poisoned" for d in report.dead_letters) else ""
-    return [(s, f"flowctl dlq replay --run {shlex.quote(report.header.run_id)} --step {shlex.quote(s)} --all{force}")
-            for s in steps]
+    poisoned = {d.step for d in report.dead_letters if d.status == "poisoned"}
+    run = shlex.quote(report.header.run_id)
+    return [(s, f"flowctl dlq replay --run {run} --step {shlex.quote(s)} --all{' --force' * (s in poisoned)}")
+            for s in sorted({d.step for d in report.dead_letters})]
 
 
 def _split(line: str) -> tuple[str, str]:
