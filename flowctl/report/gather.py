@@ -26,6 +26,7 @@ from flowctl.report.model import (
     Header,
     HistoryReport,
     HistoryRun,
+    ItemGroup,
     RunReport,
     StepTrend,
     StepView,
@@ -34,10 +35,13 @@ from flowctl.run.events import StepStatus
 
 if TYPE_CHECKING:
     from flowctl.spec.model import Pipeline
+    from flowctl.state.items import ItemRecord
     from flowctl.state.run_records import RunDetail, RunRecord, StepRecord
 
 #: Longest log line kept in a report; a failure's tail is at most ``TAIL_LINES`` of these.
 LINE_CHARS = 400
+#: Dead-lettered items listed on the page; past these it says how many more and where to see them.
+DEAD_SHOWN = 100
 _FAILED = (StepStatus.FAILED.value, StepStatus.FAILED_ALLOWED.value, StepStatus.INTERRUPTED.value)
 
 
@@ -71,6 +75,7 @@ def build_run_report(
     words, baselines = step_baselines(state_dir, run, ids, baseline)
     levels = _levels(run.pipeline, ids, needs)
     level_of = {s: i for i, level in enumerate(levels) for s in level}
+    groups, dead = _items(state_dir, run.run_id, pipe)
     critical = frozenset(metrics.critical_path)
     wall = metrics.wall_seconds
     steps = []
@@ -97,6 +102,7 @@ def build_run_report(
                 delta=(duration - base) / base if duration is not None and base else None,
                 slower=is_slower(duration, base),
                 log_tail=_tail(state_dir, row) if row.status in _FAILED else (),
+                items=groups.get(row.step),
             )
         )
     failures = _failures(run.root_failure, [s for s in steps if s.status in _FAILED])
@@ -108,7 +114,59 @@ def build_run_report(
         levels=levels,
         failures=failures,
         notes=tuple(notes),
+        dead_letters=tuple(dead[:DEAD_SHOWN]),
+        dead_total=len(dead),
         generated_at=generated_at,
+    )
+
+
+def _items(state_dir: str | os.PathLike[str], run_id: str,
+           pipe: Pipeline | None) -> tuple[dict[str, ItemGroup], list[ItemRecord]]:
+    """Each foreach step's items grouped as ``flowctl show`` groups them (``state.items``), and
+    the run's dead-letter queue. Keys are stored as they are (they are the items' identity), so
+    keys, values and tails are masked here with the values of the pipeline's ``secret_env``
+    variables set now (values and tails were masked when recorded; masking twice is harmless)."""
+    from flowctl.state.deadletter import QUEUED
+    from flowctl.state.items import items_of, summarize
+    from flowctl.state.views import opened
+
+    with opened(state_dir) as conn:
+        records = items_of(conn, run_id)
+    if not records:
+        return {}, []
+    records = [_masked(r, _secret_values(pipe)) for r in records]
+    spans: dict[str, tuple[list[float], list[float]]] = {}
+    for r in records:
+        starts, ends = spans.setdefault(r.step, ([], []))
+        starts += [r.started_at] if r.started_at is not None else []
+        ends += [r.finished_at] if r.finished_at is not None else []
+    groups = {
+        s.step: ItemGroup(s, min(spans[s.step][0], default=None), max(spans[s.step][1], default=None))
+        for s in summarize(records)
+    }
+    return groups, [r for r in records if r.status in QUEUED]
+
+
+def _secret_values(pipe: Pipeline | None) -> tuple[str, ...]:
+    if pipe is None:
+        return ()
+    names = set(pipe.secret_env).union(*(s.secret_env for s in pipe.steps.values()))
+    return tuple(os.environ[n] for n in sorted(names) if os.environ.get(n))
+
+
+def _masked(record: ItemRecord, secrets: tuple[str, ...]) -> ItemRecord:
+    import dataclasses
+
+    from flowctl.masking import mask_text
+
+    if not secrets:
+        return record
+    value = json.dumps(record.item, sort_keys=True)
+    masked = mask_text(value, secrets)
+    return dataclasses.replace(
+        record, key=mask_text(record.key, secrets), item=record.item if masked == value else masked,
+        tail=tuple(mask_text(line, secrets) for line in record.tail),
+        error=None if record.error is None else mask_text(record.error, secrets),
     )
 
 

@@ -7,9 +7,9 @@ column steps are ordered by where what they need sits (one barycentre pass), whi
 edges short. Nothing here reads state or escapes HTML (the templates autoescape).
 
 A step's Gantt lanes come from ``gantt_lanes``: one lane holding every attempt for a plain
-step. Grouping many attempt rows into a few lanes (foreach items: counts per status plus the
-slowest and the failed, issue 15) belongs there, so the figure stays small however many rows
-a step has.
+step. A foreach step (issue 15) gets a few lanes however many items it has: the span its items
+ran in, that span split by item status in proportion to the counts, then one lane per failed
+item and per slowest item (``state.items.summarize`` picks them, as ``flowctl show`` does).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from flowctl.report.model import (
     AttemptRow,
     HistoryReport,
+    ItemGroup,
     RunReport,
     StepTrend,
     StepView,
@@ -72,6 +73,7 @@ class Segment:
     css: str
     title: str
     attempt: int | None = None
+    item: str | None = None  # an item bar: the item's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,56 @@ def gantt_lanes(step: StepView, x: _Scale) -> tuple[Lane, ...]:
         css = f"oc-{slug(a.outcome)}" + (f" kind-{slug(a.kind)}" if a.kind != "attempt" else "")
         segments.append(Segment("attempt", x(a.started_at), max(1.0, _r(x.width(end - a.started_at))), css,
                                 _attempt_title(a), a.attempt))
+    if step.items is not None:
+        return _item_lanes(step, step.items, x, segments)
     return (Lane(step.step, tuple(segments)),)
+
+
+#: An item's status as a colour class (the outcomes' colours: an item is like an attempt).
+_ITEM_CSS = {"succeeded": "oc-ok", "dead-lettered": "oc-failed", "poisoned": "oc-failed", "retrying": "oc-running",
+             "running": "oc-running", "cancelled": "oc-cancelled", "interrupted": "oc-interrupted",
+             "reused": "st-reused", "dropped": "st-skipped"}
+
+
+def item_css(status: str) -> str:
+    return _ITEM_CSS.get(status, f"st-{slug(status)}")
+
+
+def items_text(group: ItemGroup) -> str:
+    """``48 succeeded, 2 dead-lettered`` (most first)."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(group.summary.counts.items(), key=lambda c: (-c[1], c[0])))
+
+
+def _item_lanes(step: StepView, group: ItemGroup, x: _Scale, segments: list[Segment]) -> tuple[Lane, ...]:
+    """A foreach step's lanes (see the module docstring): never one per item."""
+    s = group.summary
+    total = sum(s.counts.values())
+    start, end = group.started_at, group.finished_at
+    rate = f", {s.items_per_second:.1f} items/s" if s.items_per_second else ""
+    head = (f"{total} item{'s' * (total != 1)}: {items_text(group)}; error rate {s.error_rate * 100:.1f}%, "
+            f"p50 {dur(s.p50)}, p95 {dur(s.p95)}, p99 {dur(s.p99)}{rate}")
+    counts: list[Segment] = []
+    if start is not None and end is not None:
+        segments.append(Segment("span", x(start), max(1.0, _r(x.width(end - start))), f"st-{slug(step.status)}", head))
+        left, width = x(start), max(float(len(s.counts)), x.width(end - start))
+        for status, n in sorted(s.counts.items(), key=lambda c: (-c[1], c[0])):
+            w = width * n / total
+            counts.append(Segment("count", _r(left), max(1.0, _r(w)), item_css(status),
+                                  f"{n} {status} ({n / total * 100:.0f}% of the items)"))
+            left += w
+    lanes = [Lane(step.step, tuple(segments)), Lane(short(items_text(group), 34), tuple(counts))]
+    shown = list(s.failed) + [r for r in s.slowest if r not in s.failed]
+    for r in shown:
+        if r.started_at is None:
+            continue
+        stop = r.finished_at if r.finished_at is not None else x.end
+        code = f", exit {r.exit_code}" if r.exit_code is not None else ""
+        tries = f", {r.attempts} attempt{'s' * (r.attempts != 1)}"
+        title = f"item {r.key}: {r.status}{code}{tries}, {dur(r.duration)}"
+        bar = Segment("item", x(r.started_at), max(1.0, _r(x.width(stop - r.started_at))), item_css(r.status), title,
+                      item=r.key)
+        lanes.append(Lane("item " + short(r.key, 23), (bar,)))
+    return tuple(lanes)
 
 
 class _Scale:
@@ -174,6 +225,7 @@ def _step_title(s: StepView, *, described: bool = True) -> str:
         parts.append(f"{dur(s.duration)} ({s.share * 100:.0f}% of the wall time)" if s.share is not None else dur(s.duration))
     if s.attempts:
         parts.append(f"{len(s.attempts)} attempt{'s' * (len(s.attempts) != 1)}")
+
     if s.reason:
         parts.append(s.reason)
     return " — ".join(parts)
@@ -182,7 +234,8 @@ def _step_title(s: StepView, *, described: bool = True) -> str:
 def gantt(report: RunReport) -> Gantt:
     h = report.header
     end = max([h.started_at + report.metrics.wall_seconds]
-              + [a.finished_at for s in report.steps for a in s.attempts if a.finished_at is not None])
+              + [a.finished_at for s in report.steps for a in s.attempts if a.finished_at is not None]
+              + [s.items.finished_at for s in report.steps if s.items is not None and s.items.finished_at is not None])
     scale = _Scale(h.started_at, end, GANTT_LABEL, GANTT_CHART)
     rows = []
     y = GANTT_TOP
@@ -373,5 +426,5 @@ def trend(t: StepTrend, count: int) -> Trend:
 
 __all__ = [
     "Comparison", "Dag", "Edges", "Gantt", "Lane", "RunsChart", "Segment", "Trend",
-    "comparisons", "coord", "dag", "dur", "gantt", "gantt_lanes", "runs_chart", "short", "slug", "ticks", "trend",
+    "comparisons", "coord", "dag", "dur", "gantt", "gantt_lanes", "item_css", "items_text", "runs_chart", "short", "slug", "ticks", "trend",
 ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flowctl.observe.metrics import RunMetrics
     from flowctl.observe.trends import PipelineStats
+    from flowctl.state.items import ItemRecord, ItemsSummary
 
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 
@@ -43,6 +44,16 @@ class AttemptRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemGroup:
+    """A foreach step's items (issue 15), grouped: ``show``'s summary (counts per status, the
+    slowest and failed items, rates) and the span the items ran in. Keys and values are masked."""
+
+    summary: ItemsSummary
+    started_at: float | None  # the first item's start
+    finished_at: float | None  # the last item's end
+
+
+@dataclass(frozen=True, slots=True)
 class StepView:
     """One step of the run, with everything every section of the page says about it."""
 
@@ -63,6 +74,7 @@ class StepView:
     delta: float | None = None  # (duration - baseline) / baseline
     slower: bool = False  # past the threshold ``stats`` uses (observe.trends.is_slower)
     log_tail: tuple[str, ...] = ()  # failures only: the last lines of the last attempt's log (masked at write time)
+    items: ItemGroup | None = None  # a foreach step's items; None for a plain step
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,8 @@ class RunReport:
     levels: tuple[tuple[str, ...], ...]  # the plan's levels over the run's steps
     failures: tuple[str, ...]  # failed steps, the first to fail first
     notes: tuple[str, ...] = ()  # what the page could not show, and why
+    dead_letters: tuple[ItemRecord, ...] = ()  # dead-lettered and poisoned items, at most DEAD_SHOWN
+    dead_total: int = 0  # how many there are in all
     generated_at: float | None = None  # only with --timestamp: the same run gives the same bytes
 
     def step(self, step_id: str) -> StepView | None:
@@ -146,4 +160,4 @@ class HistoryReport:
         return tuple(sorted(flaky, key=lambda s: (-s.retries, -s.runs_with_retries, s.step)))
 
 
-__all__ = ["AttemptRow", "Header", "HistoryReport", "HistoryRun", "RunReport", "StepTrend", "StepView"]
+__all__ = ["AttemptRow", "Header", "HistoryReport", "HistoryRun", "ItemGroup", "RunReport", "StepTrend", "StepView"]

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 from flowctl.observe.trends import SLOWER_FACTOR
 from flowctl.report import layout
-from flowctl.report.model import HistoryReport, RunReport
+from flowctl.report.model import HistoryReport, RunReport, StepView
 
 if TYPE_CHECKING:
     import jinja2
+
+    from flowctl.state.items import ItemRecord
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
@@ -88,6 +90,27 @@ def _compact(value: object) -> object:
 _PER_STEP = ("step_duration", "step_attempts")
 
 
+def _item_data(r: ItemRecord) -> dict[str, object]:
+    """What the page shows of an item (its key, how it ended), not its value or log."""
+    return {"key": r.key, "status": r.status, "attempts": r.attempts, "exit_code": r.exit_code,
+            "started_at": r.started_at, "finished_at": r.finished_at, "duration": r.duration}
+
+
+def _step_data(s: StepView) -> object:
+    """A step for the data; a foreach step's items as aggregates plus the items the page shows
+    (a 10,000-item step is a few hundred bytes here)."""
+    data = dataclasses.asdict(dataclasses.replace(s, log_tail=(), items=None))
+    if s.items is not None:
+        summary = s.items.summary
+        data["items"] = {
+            "counts": dict(sorted(summary.counts.items())), "started_at": s.items.started_at,
+            "finished_at": s.items.finished_at, "items_per_second": summary.items_per_second,
+            "error_rate": summary.error_rate, "p50": summary.p50, "p95": summary.p95, "p99": summary.p99,
+            "slowest": [_item_data(r) for r in summary.slowest], "failed": [_item_data(r) for r in summary.failed],
+        }
+    return _compact(data)
+
+
 def run_data(report: RunReport) -> dict[str, object]:
     """What ``#flowctl-data`` holds for a run: the model, without the page's geometry. Log tails
     are the page's own text (the failures section) and are not repeated here."""
@@ -95,7 +118,7 @@ def run_data(report: RunReport) -> dict[str, object]:
     return {
         "kind": "run",
         "header": _compact(dataclasses.asdict(report.header)),
-        "steps": [_compact({**dataclasses.asdict(s), "log_tail": ()}) for s in report.steps],
+        "steps": [_step_data(s) for s in report.steps],
         "metrics": _compact(metrics),
         "baseline": report.baseline,
         "slower_factor": SLOWER_FACTOR,
@@ -123,9 +146,20 @@ def render_run(report: RunReport) -> str:
             "comparisons": layout.comparisons(report),
             "metrics": metrics,
             "slower_factor": SLOWER_FACTOR,
+            "replays": replay_commands(report),
             "data": run_data(report),
         },
     )
+
+
+def replay_commands(report: RunReport) -> list[tuple[str, str]]:
+    """Per step with dead-lettered items, the ``flowctl dlq replay`` command to type."""
+    import shlex
+
+    poisoned = {d.step for d in report.dead_letters if d.status == "poisoned"}
+    run = shlex.quote(report.header.run_id)
+    return [(s, f"flowctl dlq replay --run {run} --step {shlex.quote(s)} --all{' --force' * (s in poisoned)}")
+            for s in sorted({d.step for d in report.dead_letters})]
 
 
 def _split(line: str) -> tuple[str, str]:

@@ -426,3 +426,35 @@ def without_scripts(page: Path) -> Path:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
+
+
+# -- a real foreach run (issue 15) ------------------------------------------------------------
+
+SECRET = "s3cr3t-token-value"
+
+
+def foreach_run(folder: Path, ids: Sequence[str], failing: Sequence[str], *, batch: int = 0) -> tuple[Path, Path]:
+    """Run (for real) a pipeline whose foreach step ``each`` has one item per id, keyed by it;
+    the ``failing`` ids exit 3 on both attempts and are dead-lettered. ``TOKEN`` is a secret;
+    an id holding its value is masked on the page. With ``batch``, items of ``true`` in batches."""
+    from tests.conftest import run_flowctl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids), encoding="utf-8")
+    (folder / "failing.txt").write_text("".join(f"{i}\n" for i in failing), encoding="utf-8")
+    if batch:
+        body = f"      batch: {{size: {batch}}}\n    run: \"true\"\n"
+    else:
+        body = ("    retries: 1\n"
+                "    run: if grep -qxF -- \"${{ item.id }}\" failing.txt; then echo \"bad item $TOKEN\" >&2; exit 3; fi\n")
+    pipeline = folder / "fan.yaml"
+    pipeline.write_text(
+        "version: 1\nname: fan\nconcurrency: 4\nsecret_env: [TOKEN]\nsteps:\n"
+        "  list:\n    run: echo listing\n"
+        "  each:\n    needs: [list]\n    foreach:\n      items_from: {file: items.jsonl}\n      key: ${{ item.id }}\n"
+        "      tolerated_failure: {percent: 100}\n" + body
+        + "  after:\n    needs: [each]\n    run: echo done\n", encoding="utf-8")
+    res = run_flowctl("run", str(pipeline), "--state-dir", str(folder / ".flowctl"), cwd=folder, env={"TOKEN": SECRET},
+                      timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return pipeline, folder / ".flowctl"

@@ -18,6 +18,7 @@ from tests.report.helpers import (
     chromium,
     colour_counts,
     find_chromium,
+    foreach_run,
     grey_variance,
     parse_strict,
     read_png,
@@ -111,8 +112,9 @@ def test_with_scripts_disabled_the_gantt_and_dag_still_render(browser: str, page
 
 
 def test_hostile_text_is_shown_as_text_and_nothing_executes(browser: str, tmp_path: Path) -> None:
-    """The payload in a step's description, a parameter value and a log tail (foreach item keys
-    do not exist yet, issue 15)."""
+    """The payload in a step's description, a parameter value and a log tail; then in the keys
+    of a foreach step's items (a real run: dead-lettered, so they are in the Gantt and the
+    dead-letter section)."""
     page = _page(tmp_path, description=PAYLOAD, param=TITLE_PAYLOAD, tail=PAYLOAD + "\n" + TITLE_PAYLOAD)
     dom = _dump(browser, page, tmp_path / "profile")
     assert not dom.find_all("img"), "an injected element was created"
@@ -127,6 +129,21 @@ def test_hostile_text_is_shown_as_text_and_nothing_executes(browser: str, tmp_pa
     assert PAYLOAD in descriptions
     scripts = dom.find_all("script")
     assert len(scripts) == 2  # the data and the page's own script, nothing injected
+
+    _, state = foreach_run(tmp_path / "fan", ["ok", PAYLOAD, TITLE_PAYLOAD], [PAYLOAD, TITLE_PAYLOAD])
+    fan = tmp_path / "fan" / "report.html"
+    res = run_flowctl("report", "latest", "--state-dir", str(state), "-o", str(fan))
+    assert res.returncode == 0, res.stderr
+    dom = _dump(browser, fan, tmp_path / "profile")
+    assert not dom.find_all("img"), "an injected element was created"
+    [title] = dom.find_all("title")[:1]
+    assert title.all_text().startswith("fan run "), "an injected handler ran"
+    assert len(dom.find_all("script")) == 2
+    [each] = svg_groups(dom, "gantt")["each"]
+    bars = {e.attrs["data-item"] for e in each.iter() if "item" in e.classes() and "oc-failed" in e.classes()}
+    assert bars == {PAYLOAD, TITLE_PAYLOAD}
+    keys = {e.all_text() for e in dom.iter() if e.tag == "code" and e.parent is not None and e.parent.tag == "td"}
+    assert keys == {PAYLOAD, TITLE_PAYLOAD}
 
 
 # Appended to a copy of the page: point at build's second try, then type into the filter.
