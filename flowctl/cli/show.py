@@ -46,9 +46,10 @@ def show(
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     detail = run_details(root, run_id, pipeline)
-    metrics = detail_metrics(detail)
     with opened(root) as conn:  # issue 15: each foreach step's items, aggregated
-        items = summarize(items_of(conn, detail.run.run_id))
+        records = items_of(conn, detail.run.run_id)
+    metrics = detail_metrics(detail, items=records)
+    items = summarize(records)
     if chosen == "json":
         # One conversion pass (emit_json's): the fields of the detail, then the metrics.
         fields = {f.name: getattr(detail, f.name) for f in dataclasses.fields(detail) if not f.name.startswith("_")}

@@ -341,6 +341,15 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         tries = step.attempts
         if not tries:
             step_attempts[sid] = 0
+            rows, began = record.items.get(sid), record.items_started.get(sid)
+            if rows and began is not None:  # a foreach step: its items ran, not attempts of its own
+                executed += 1
+                failed_steps += status in failed_step
+                completed += status in ran_steps
+                item_ends = [end for _, _, end in rows if end]
+                if item_ends:
+                    durations[sid] = max(0.0, max(item_ends) - began)
+                    executions.append(durations[sid])
             continue
         regular = [a for a in tries if a.kind is not remediate]
         remediations += len(tries) - len(regular)

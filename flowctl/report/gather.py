@@ -71,7 +71,7 @@ def build_run_report(
         )
     needs = _needs(pipe, ids)
     end = _last_time(detail)
-    metrics = compute_run_metrics(from_detail(detail, needs), now=end)
+    metrics = compute_run_metrics(from_detail(detail, needs, _item_records(state_dir, run.run_id)), now=end)
     words, baselines = step_baselines(state_dir, run, ids, baseline)
     levels = _levels(run.pipeline, ids, needs)
     level_of = {s: i for i, level in enumerate(levels) for s in level}
@@ -127,11 +127,9 @@ def _items(state_dir: str | os.PathLike[str], run_id: str,
     keys, values and tails are masked here with the values of the pipeline's ``secret_env``
     variables set now (values and tails were masked when recorded; masking twice is harmless)."""
     from flowctl.state.deadletter import QUEUED
-    from flowctl.state.items import items_of, summarize
-    from flowctl.state.views import opened
+    from flowctl.state.items import summarize
 
-    with opened(state_dir) as conn:
-        records = items_of(conn, run_id)
+    records = _item_records(state_dir, run_id)
     if not records:
         return {}, []
     records = [_masked(r, _secret_values(pipe)) for r in records]
@@ -341,6 +339,16 @@ def _rolling(values: Sequence[float | None], q: float, window: int = BASELINE_RU
             seen.append(v)
         out.append(percentile(seen[-window:], q) if v is not None else None)
     return tuple(out)
+
+
+
+def _item_records(state_dir: str | os.PathLike[str], run_id: str) -> list[ItemRecord]:
+    """The run's foreach items (``state.items``); none for a run without foreach steps."""
+    from flowctl.state.items import items_of
+    from flowctl.state.views import opened
+
+    with opened(state_dir) as conn:
+        return items_of(conn, run_id)
 
 
 __all__ = ["LINE_CHARS", "attempt_rows", "build_history_report", "build_run_report", "chaos_seed"]

@@ -393,3 +393,22 @@ def test_a_failed_batch_is_split_to_find_the_bad_item(tmp_path: Path, split: str
     if split == "true":
         assert rows(tmp_path, "SELECT key FROM items WHERE status = 'dead-lettered'") == [('{"id":3}',)]
         assert len((step_folder(tmp_path, "each") / "results.jsonl").read_text().splitlines()) == 9
+
+
+def test_show_and_the_live_run_count_a_foreach_step_alike(tmp_path: Path) -> None:
+    """A foreach step runs items, not attempts of its own: ``show`` still counts it as executed,
+    with its duration and its place on the critical path, as the live run's figures do (trial
+    of main: ``show`` said "0 completed")."""
+    (tmp_path / "p.yaml").write_text(
+        "version: 1\nname: fe\nsteps:\n"
+        "  f:\n    run: 'sleep 0.05'\n    foreach: {items: [1, 2, 3]}\n"
+        "  g:\n    needs: [f]\n    run: 'true'\n",
+        encoding="utf-8",
+    )
+    live = run_flowctl("run", "p.yaml", "--no-progress", "-v", cwd=tmp_path)
+    assert live.returncode == 0, live.stdout + live.stderr
+    shown = run_flowctl("show", "latest", "--json", cwd=tmp_path)
+    metrics = json.loads(shown.stdout)["metrics"]
+    assert metrics["steps"]["completed"] == 2 and metrics["critical_path"] == ["f", "g"]
+    assert metrics["step_duration"]["f"] >= 0.05
+    assert "(2 completed in" in live.stdout
