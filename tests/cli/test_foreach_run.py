@@ -28,8 +28,13 @@ def items_file(tmp_path: Path, n: int) -> None:
 
 
 def step_folder(tmp_path: Path, step: str, run: str | None = None) -> Path:
-    runs = sorted((tmp_path / ".flowctl" / "runs").iterdir())
-    folder = runs[-1] if run is None else tmp_path / ".flowctl" / "runs" / run
+    if run is None:  # the newest run: two runs in one second have ids that do not sort by time
+        conn = sqlite3.connect(tmp_path / ".flowctl" / "state.db")
+        try:
+            run = conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+        finally:
+            conn.close()
+    folder = tmp_path / ".flowctl" / "runs" / str(run)
     return folder / step
 
 
