@@ -238,8 +238,10 @@ class FanOut:
         return bool(unit.batch) and len(unit.keys) > 1 and batch is not None and batch.split_on_failure
 
     def split(self, unit: Unit) -> None:
-        """Replace the batch ``unit`` by one unit per item, next to start (each with its retries)."""
-        singles = [Unit((k,), (v,), 0) for k, v in zip(unit.keys, unit.values, strict=True)]
+        """Replace the batch ``unit`` by one batch per item, next to start (each with its retries):
+        still batches, so the command gets the ``${{ batch.file }}`` it was written for."""
+        top = max(u.batch for u in self.units)
+        singles = [Unit((k,), (v,), top + n) for n, (k, v) in enumerate(zip(unit.keys, unit.values, strict=True), 1)]
         self.units = [u for u in self.units if u is not unit] + singles
         self.pending.extendleft(reversed(singles))
 
