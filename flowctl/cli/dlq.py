@@ -39,11 +39,21 @@ def _step_option() -> Any:
     return typer.Option(None, "--step", metavar="STEP", help="Only this foreach step.")
 
 
-def _resolve(state_dir: str, run: str, pipeline: str | None) -> tuple[str, str]:
+def _resolve(state_dir: str, run: str, pipeline: str | None, step: str | None = None) -> tuple[str, str]:
+    """The state folder and the run id; a ``--step`` the run does not have is a usage error."""
+    import difflib
+
+    from flowctl.errors import UsageError
     from flowctl.state.views import run_details, state_dir_for
 
     root = str(state_dir_for(state_dir, pipeline))
-    return root, run_details(root, run, pipeline, command=("dlq", "list", "--run", run)).run.run_id
+    detail = run_details(root, run, pipeline, command=("dlq", "list", "--run", run))
+    steps = [s.step for s in detail.steps]
+    if step is not None and step not in steps:
+        close = difflib.get_close_matches(step, steps, n=1, cutoff=0.6)
+        raise UsageError(f"run {detail.run.run_id} has no step {step!r}",
+                         hint=f"did you mean {close[0]!r}?" if close else f"its steps: {', '.join(steps)}")
+    return root, detail.run.run_id
 
 
 @dlq_app.command("list")
@@ -65,7 +75,7 @@ def list_(
     from flowctl.state.deadletter import dead_letters
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    root, run_id = _resolve(state_dir, run, pipeline)
+    root, run_id = _resolve(state_dir, run, pipeline, step)
     found = dead_letters(root, run_id, step)
     if chosen == "json":
         emit_json({"run_id": run_id, "items": found})
@@ -98,7 +108,7 @@ def show(
     from flowctl.state.deadletter import dead_letter
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    root, run_id = _resolve(state_dir, run, pipeline)
+    root, run_id = _resolve(state_dir, run, pipeline, step)
     record = dead_letter(root, run_id, key, step)
     if chosen == "json":
         emit_json(record)
@@ -149,7 +159,7 @@ def drop(
 
     if not reason.strip():
         raise UsageError("--reason must say why the item is dropped", hint='e.g. --reason "corrupt input"')
-    root, run_id = _resolve(state_dir, run, pipeline)
+    root, run_id = _resolve(state_dir, run, pipeline, step)
     record = dead_letter(root, run_id, key, step)
     drop_item(root, record, reason.strip())
     print(f"dropped {record.key} of step {record.step} from the dead-letter queue of run {run_id}")

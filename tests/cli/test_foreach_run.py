@@ -417,3 +417,13 @@ def test_show_and_the_live_run_count_a_foreach_step_alike(tmp_path: Path) -> Non
     assert metrics["steps"]["completed"] == 2 and metrics["critical_path"] == ["f", "g"]
     assert metrics["step_duration"]["f"] >= 0.05
     assert "(2 completed in" in live.stdout
+
+
+def test_dlq_with_a_step_the_run_does_not_have_is_a_usage_error(tmp_path: Path) -> None:
+    """Not "the queue is empty" for a misspelt step (trial of main)."""
+    pipeline = write(tmp_path, "version: 1\nname: fan\nsteps:\n  each:\n"
+                               "    foreach: {items: [1, 2]}\n    run: test \"${{ item }}\" != 2\n")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 1
+    assert "1 item(s)" in run_flowctl("dlq", "list", "--step", "each", cwd=tmp_path).stdout
+    wrong = run_flowctl("dlq", "list", "--step", "eahc", cwd=tmp_path)
+    assert wrong.returncode == 2 and "has no step 'eahc'" in wrong.stderr and "did you mean 'each'?" in wrong.stderr
