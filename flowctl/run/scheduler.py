@@ -433,7 +433,7 @@ class Scheduler(FanOutSteps):
         reason = self._not_started()
         for _, _, st in ready + timers:
             if st.status in (StepStatus.READY, StepStatus.PENDING):
-                self._finish(st, StepStatus.CANCELLED, reason=reason)
+                self._finish(st, StepStatus.CANCELLED, reason=self._not_retried(st) if st.attempts else reason)
         self._stop_fans(list(self._states.values()))
 
     # The words of a cancelled step say whether it was running (its work may be half done) or
@@ -441,6 +441,13 @@ class Scheduler(FanOutSteps):
     def _not_started(self) -> str:
         why = self._stopping
         return "interrupted before it started" if why == _INTERRUPTED else f"not started: {why}" if why else "not started"
+
+    def _not_retried(self, st: _State) -> str:
+        """A step stopped while it waited to retry: it ran, and did not start again."""
+        why = self._stopping
+        words = ("interrupted while waiting to retry" if why == _INTERRUPTED
+                 else f"cancelled while waiting to retry: {why}" if why else "cancelled while waiting to retry")
+        return f"{words} (after {st.attempts} attempt(s))"
 
     def _cancelled_running(self) -> str:
         why = self._stopping

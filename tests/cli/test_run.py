@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from flowctl.run import procs
-from tests.conftest import flowctl_env
+from tests.conftest import flowctl_env, run_flowctl
 
 SLEEPIT = str(Path(__file__).resolve().parent.parent / "bin" / "sleepit.py")
 S = f"{sys.executable} {SLEEPIT}"
@@ -323,3 +324,25 @@ def test_a_short_secret_warns_once_by_name_and_is_masked_as_a_whole_word(flowctl
     assert one == "pin ***, not 1420 or 42x; token s3cr3t-token\n"  # TOKEN is no secret of step one
     assert next(logs.glob("*/two/1.log")).read_text() == "pin=***.\n"
     assert "pin ***, not 1420 or 42x" in res.stdout
+
+
+def test_ctrl_c_while_a_step_waits_to_retry_says_so(tmp_path):
+    """The step ran once and waits out its back-off: cancelled "while waiting to retry", never
+    "before it started" (trial of main)."""
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nname: t\nsteps:\n  flaky: {run: 'exit 3', retries: 1, retry_delay: 60s}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "run", str(path), "--no-progress"],
+        cwd=tmp_path, env=flowctl_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # readiness: the runner has scheduled the retry
+        if " RETRY flaky " in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    shown = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)
+    [step] = shown["steps"]
+    assert step["status"] == "cancelled"
+    assert step["reason"] == "interrupted while waiting to retry (after 1 attempt(s))"
