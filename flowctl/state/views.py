@@ -160,7 +160,10 @@ def run_details(
     if run is detail.run:
         return detail
     steps = tuple(_interrupted(s) for s in detail.steps)
-    return RunDetail(run=run, steps=steps)
+    counts: dict[str, int] = {}  # as the table shows them, not as the dead runner last saved them
+    for s in steps:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    return RunDetail(run=dataclasses.replace(run, counts=counts), steps=steps)
 
 
 def _interrupted(step: StepRecord) -> StepRecord:

@@ -56,6 +56,10 @@ def test_runs_shows_a_dead_running_run_as_interrupted(tmp_path):
     assert data[0]["status"] == "interrupted"
     shown = json.loads(run_flowctl("show", "r1", "--json", "--state-dir", str(state)).stdout)
     assert {s["step"]: s["status"] for s in shown["steps"]} == {"a": "succeeded", "b": "interrupted"}
+    # the header counts what the table shows, not what the dead runner last saved (trial of main)
+    assert shown["run"]["counts"] == {"succeeded": 1, "interrupted": 1}
+    text = run_flowctl("show", "r1", "--state-dir", str(state)).stdout
+    assert "steps: 1 interrupted, 1 succeeded" in text or "steps: 1 succeeded, 1 interrupted" in text, text
 
 
 def test_runs_with_no_state_says_so(tmp_path):
