@@ -131,4 +131,16 @@ def short_secret_names(secrets: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(sorted({name for name, value in secrets if value and is_short(value)}))
 
 
-__all__ = ["MASK", "MIN_LENGTH", "Masker", "is_short", "mask_text", "short_secret_names"]
+#: Control characters a terminal acts on (ESC sequences retitle it or move the cursor, BEL rings):
+#: every C0 character but tab and newline, DEL, and the C1 range.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with the control characters a terminal would act on shown as ``\\xNN``: a step's
+    output printed to a terminal can neither retitle it nor move its cursor (log files stay
+    byte for byte what the step wrote)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
+
+
+__all__ = ["MASK", "MIN_LENGTH", "Masker", "is_short", "mask_text", "short_secret_names", "terminal_safe"]

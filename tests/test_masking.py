@@ -89,3 +89,62 @@ def test_streaming_in_any_chunks_masks_exactly_like_mask_text(secrets, pieces, c
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert _stream(secrets, chunks) == mask_text("".join(pieces), secrets).encode()
+
+
+# -- terminal control codes (trial of main) ----------------------------------------------------
+
+
+def test_terminal_safe_shows_control_codes_and_keeps_text_tabs_and_newlines() -> None:
+    from flowctl.masking import terminal_safe
+
+    assert terminal_safe("a\x1b]0;owned\x07b\tc\n") == "a\\x1b]0;owned\\x07b\tc\n"
+    assert terminal_safe("\x9b2J \x7f") == "\\x9b2J \\x7f"
+    assert terminal_safe("plain text, ünïcode ✓") == "plain text, ünïcode ✓"
+
+
+def test_logs_on_a_terminal_show_control_codes_and_a_pipe_gets_the_bytes(tmp_path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import flowctl_env, run_flowctl
+
+    (tmp_path / "p.yaml").write_text("version: 1\nname: t\nsteps:\n  a:\n    run: 'printf \"x\\033]0;owned\\007y\"'\n")
+    assert run_flowctl("run", "p.yaml", cwd=tmp_path).returncode == 0
+    piped = run_flowctl("logs", "latest", "a", cwd=tmp_path)
+    assert piped.stdout == "x\x1b]0;owned\x07y"
+    main, child = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "flowctl", "logs", "latest", "a"], cwd=tmp_path,
+                          env=flowctl_env(), stdout=child, stderr=subprocess.PIPE, timeout=60)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the other end is closed: all is read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert proc.returncode == 0
+    assert b"x\\x1b]0;owned\\x07y" in out and b"\x1b]0;" not in out
+
+
+def test_run_output_on_a_terminal_shows_control_codes_and_a_pipe_keeps_them() -> None:
+    import io
+
+    from flowctl.observe.plain import PlainSink
+    from flowctl.run.events import OutputLine, RunId
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    line = OutputLine(RunId("r"), "a", 1, "x\x1b]0;owned\x07y", 1764036003.0)
+    tty, pipe = Terminal(), io.StringIO()
+    PlainSink(tty)(line)
+    PlainSink(pipe)(line)
+    assert "a | x\\x1b]0;owned\\x07y" in tty.getvalue() and "\x1b" not in tty.getvalue()
+    assert "a | x\x1b]0;owned\x07y" in pipe.getvalue()

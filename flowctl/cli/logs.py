@@ -79,6 +79,10 @@ def logs(
         print(f"{log.step} attempt {log.attempt} of run {log.run_id} printed nothing (no log file)", file=sys.stderr)
         return 0
     sys.stdout.flush()
+    if sys.stdout.isatty():  # what the step printed must not drive the terminal; a pipe gets the bytes
+        from flowctl.masking import terminal_safe
+
+        data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     return 0

@@ -89,7 +89,9 @@ class LiveView:
             case OutputLine():
                 from rich.text import Text
 
-                self._console.print(Text(f"{ev.step} | ", style="dim") + Text(ev.line))
+                from flowctl.masking import terminal_safe
+
+                self._console.print(Text(f"{ev.step} | ", style="dim") + Text(terminal_safe(ev.line)))
             case RunStarted():
                 self._start(ev)
             case RunFinished():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import IO
 
+from flowctl.masking import terminal_safe
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -78,6 +79,10 @@ class PlainSink:
 
     def __init__(self, out: IO[str], *, logs_dir: str = "") -> None:
         self._out = out
+        try:  # on a terminal (run --no-progress), a step's output must not drive it
+            self._tty = out.isatty()
+        except (AttributeError, ValueError):
+            self._tty = False
         self._logs_dir = logs_dir
         self._run_id = ""
         self._max: dict[str, int] = {}
@@ -125,7 +130,7 @@ class PlainSink:
                 total = self._max.get(ev.step, ev.next_attempt)
                 self._line(ev.at, f"RETRY {ev.step} attempt {ev.next_attempt}/{total} in {ev.delay:.2f}s")
             case OutputLine():
-                self._line(ev.at or time.time(), f"{ev.step} | {ev.line}")
+                self._line(ev.at or time.time(), f"{ev.step} | {terminal_safe(ev.line) if self._tty else ev.line}")
             case RunStarted():
                 self._run_id = ev.run_id
                 where = f", logs: {self._logs_dir}" if self._logs_dir else ""
