@@ -275,7 +275,11 @@ class _Builder:
     def build(self, node: yaml.Node) -> Any:
         tag = node.tag
         if tag == _STR:  # the common case first
-            return node.value
+            value = node.value
+            if "\x00" in value:  # no command, variable or path can hold one
+                self._error(node, "the value holds a NUL character (a \\0 escape)", code="nul",
+                            hint="remove it; for an octal escape in a command, use single quotes: 'printf \"\\033\"'")
+            return value
         key = id(node)
         if key in self.memo:
             self.aliases = True

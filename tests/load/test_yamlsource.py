@@ -75,6 +75,7 @@ def test_recursive_alias() -> None:
         (b"a:\n\tb: 1\n", "yaml", 2),
         (b"a: [1, 2\n", "yaml", 1),  # reported where the unclosed bracket opens
         (b"a: 1\n---\nb: 2\n", "yaml", 2),
+        (b"a: 1\nrun: \"printf x\\033y\"\n", "nul", 2),  # YAML's \0 escape: no command can hold it
     ],
 )
 def test_bad_input_is_a_positioned_diagnostic(raw: bytes, code: str, line: int) -> None:
