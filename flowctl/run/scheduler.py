@@ -438,21 +438,21 @@ class Scheduler(FanOutSteps):
 
     # The words of a cancelled step say whether it was running (its work may be half done) or
     # never started (issue 12: a step stopped while it ran was shown "interrupted before it started").
-    def _not_started(self) -> str:
+    def _cancel_words(self, interrupted: str, cancelled: str) -> str:
+        """``interrupted`` after a signal, else ``cancelled`` with the cause of the stop."""
         why = self._stopping
-        return "interrupted before it started" if why == _INTERRUPTED else f"not started: {why}" if why else "not started"
+        return interrupted if why == _INTERRUPTED else f"{cancelled}: {why}" if why else cancelled
+
+    def _not_started(self) -> str:
+        return self._cancel_words("interrupted before it started", "not started")
 
     def _not_retried(self, st: _State) -> str:
         """A step stopped while it waited to retry: it ran, and did not start again."""
-        why = self._stopping
-        words = ("interrupted while waiting to retry" if why == _INTERRUPTED
-                 else f"cancelled while waiting to retry: {why}" if why else "cancelled while waiting to retry")
+        words = self._cancel_words("interrupted while waiting to retry", "cancelled while waiting to retry")
         return f"{words} (after {st.attempts} attempt(s))"
 
     def _cancelled_running(self) -> str:
-        why = self._stopping
-        return ("interrupted while it ran" if why == _INTERRUPTED
-                else f"cancelled while it ran: {why}" if why else "cancelled while it ran")
+        return self._cancel_words("interrupted while it ran", "cancelled while it ran")
 
     # -- signals -----------------------------------------------------------------------------
 

@@ -265,6 +265,28 @@ def test_fail_fast_cancels_running_steps(run_pipeline):
     assert ran.result.status is RunStatus.FAILED
 
 
+def test_fail_fast_reasons_say_what_each_step_was_doing(run_pipeline, tmp_path):
+    """The three cancel reasons share one rule: the stop's cause after the words for what the
+    step was doing (running, waiting to retry, not started)."""
+    flag = tmp_path / "flaky-failed"
+    ran = run_pipeline(
+        f"""
+        version: 1
+        name: ff
+        steps:
+          a: {{run: 'while [ ! -f {flag} ]; do sleep 0.01; done; sleep 0.3; exit 1'}}
+          flaky: {{run: 'touch {flag}; exit 1', retries: 2, retry_delay: 60}}
+          slow: {{run: 'sleep 30'}}
+          later: {{run: 'true', needs: [slow]}}
+        """,
+        fail_fast=True, concurrency=3,
+    )
+    why = "--fail-fast after a failed"
+    assert ran.finished("slow").reason == f"cancelled while it ran: {why}"
+    assert ran.finished("flaky").reason == f"cancelled while waiting to retry: {why} (after 1 attempt(s))"
+    assert ran.finished("later").reason == f"not started: {why}"
+
+
 def test_continue_on_error_lets_dependents_run(run_pipeline):
     ran = run_pipeline(
         """
