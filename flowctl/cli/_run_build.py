@@ -181,30 +181,27 @@ def build_run(
     summary = RunSummary()
     view = build_view(live=context.live, logs_dir=logs_dir, state_dir=context.state_dir, prepared=prepared)
     fanout = FanOut([summary, view.sink, *context.observer.sinks])
-    try:
+    with contextlib.ExitStack() as stack:  # unwound last in, first out: executor, then the view
+        if view.live is not None:
+            stack.callback(view.live.stop)
         opened = open_executor(context.choice, prepared, session, context.state_dir, emit=fanout,
                                stream=request.stream, plain=not context.live)
-        try:
-            plan = session.plan()  # reuse, fingerprints, resumed_from, provenance (git: once)
-            options = RunOptions(
-                logs_dir=logs_dir,
-                concurrency=request.concurrency or prepared.pipeline.concurrency or opened.concurrency,
-                fail_fast=request.fail_fast, stream=request.stream,
-                resources=opened.limits, params=dict(prepared.params), selection=context.selection,
-                fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
-                fingerprint_at_start=plan.fingerprint_at_start,
-                resumed_from=plan.resumed_from, items_done=plan.items_done, results_paths=plan.results_paths,
-                items_carried=plan.items_carried, items_replays=plan.items_replays,
-                provenance=run_provenance(prepared, plan, context, opened.provenance), chaos=context.chaos,
-            )
-            scheduler = Scheduler(prepared.plan, prepared.invocations, opened.executor, session.store, fanout,
-                                  options, remediations=prepared.remediations, run_id=session.run_id)
-            yield BuiltRun(scheduler, fanout, summary, view, logs_dir)
-        finally:
-            opened.executor.close()
-    finally:
-        if view.live is not None:
-            view.live.stop()
+        stack.enter_context(contextlib.closing(opened.executor))
+        plan = session.plan()  # reuse, fingerprints, resumed_from, provenance (git: once)
+        options = RunOptions(
+            logs_dir=logs_dir,
+            concurrency=request.concurrency or prepared.pipeline.concurrency or opened.concurrency,
+            fail_fast=request.fail_fast, stream=request.stream,
+            resources=opened.limits, params=dict(prepared.params), selection=context.selection,
+            fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
+            fingerprint_at_start=plan.fingerprint_at_start,
+            resumed_from=plan.resumed_from, items_done=plan.items_done, results_paths=plan.results_paths,
+            items_carried=plan.items_carried, items_replays=plan.items_replays,
+            provenance=run_provenance(prepared, plan, context, opened.provenance), chaos=context.chaos,
+        )
+        scheduler = Scheduler(prepared.plan, prepared.invocations, opened.executor, session.store, fanout,
+                              options, remediations=prepared.remediations, run_id=session.run_id)
+        yield BuiltRun(scheduler, fanout, summary, view, logs_dir)
 
 
 def build_view(*, live: bool, logs_dir: str, state_dir: str, prepared: PreparedRun) -> View:
