@@ -250,38 +250,44 @@ def fingerprint_step(
     ``memo`` (shared by the steps of one plan) keeps the hashes of parts many steps have alike:
     the same folder, the pipeline's env entries, a parameter's value."""
     shared = memo if memo is not None else {}
-
-    def same(*chunks: str) -> str:
-        found = shared.get(chunks)
-        if found is None:
-            found = shared[chunks] = _hash(key, *chunks)
-        return found
-
     parts: dict[str, str] = {
         "command": _hash(key, "command", *invocation.argv),
-        "cwd": same("cwd", invocation.cwd),
+        "cwd": _shared(shared, key, ("cwd", invocation.cwd)),
     }
-    for name in sorted(set(invocation.params_used)):
+    used = invocation.params_used
+    for name in sorted(set(used)) if used else ():
         # value_text: the text the step gets, the one rendering of every typed value (issue 12).
-        parts[f"param:{name}"] = same("param", name, value_text(params.get(name, "")))
+        parts[f"param:{name}"] = _shared(shared, key, ("param", name, value_text(params.get(name, ""))))
     declared = invocation.declared_env
     for k in sorted(declared):
-        parts[f"env:{k}"] = same("env", k, declared[k])
-    for k in sorted(invocation.env):
-        if k.startswith(ENV_VAR_PREFIX):  # the value of a ${{ env.NAME }} in a shell command
-            parts[f"envref:{k[len(ENV_VAR_PREFIX):]}"] = same("envref", k, invocation.env[k])
-    for need, digest in sorted((upstream or {}).items()):
-        parts[f"needs:{need}"] = digest
-    for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
-        parts[f"input:{rel}"] = MISSING if digest == MISSING else _hash(key, "input", rel, digest)
+        parts[f"env:{k}"] = _shared(shared, key, ("env", k, declared[k]))
+    env = invocation.env
+    refs = [k for k in env if k.startswith(ENV_VAR_PREFIX)]
+    for k in sorted(refs):  # the value of a ${{ env.NAME }} in a shell command
+        parts[f"envref:{k[len(ENV_VAR_PREFIX):]}"] = _shared(shared, key, ("envref", k, env[k]))
+    if upstream:
+        for need in sorted(upstream):
+            parts[f"needs:{need}"] = upstream[need]
+    if invocation.inputs:
+        for rel, digest in sorted(hash_paths(invocation.inputs, invocation.cwd).items()):
+            parts[f"input:{rel}"] = MISSING if digest == MISSING else _hash(key, "input", rel, digest)
     if invocation.outputs:  # only then: steps without outputs keep the digests they had
         parts["outputs"] = _hash(key, "outputs", *invocation.outputs)
-    return Fingerprint(step=step, digest=digest_of(parts, key), parts=parts, key_id=key.id)
+    return Fingerprint(step, digest_of(parts, key), parts, SCHEME, key.id)
+
+
+def _shared(memo: dict[tuple[str, ...], str], key: FingerprintKey, chunks: tuple[str, ...]) -> str:
+    """``_hash`` of a part many steps have alike (a folder, an env entry, a value), hashed once
+    per plan (``memo``)."""
+    found = memo.get(chunks)
+    if found is None:
+        found = memo[chunks] = _hash(key, *chunks)
+    return found
 
 
 def digest_of(parts: Mapping[str, str], key: FingerprintKey) -> str:
     """The digest of a set of parts (order-independent)."""
-    return _hash(key, *(f"{k}={parts[k]}" for k in sorted(parts)))
+    return _hash(key, *[f"{k}={parts[k]}" for k in sorted(parts)])
 
 
 def fingerprint_steps(
@@ -297,14 +303,14 @@ def fingerprint_steps(
     digest from ``known`` (e.g. its last recorded one) or counts as the empty string."""
     result: dict[str, Fingerprint] = {}
     memo: dict[tuple[str, ...], str] = {}
+    digests = dict(known or {})  # then each step's own, as it is made (a step comes after its needs)
+    get = digests.get
     for step in order:
-        upstream = {
-            need: result[need].digest if need in result else (known or {}).get(need, "")
-            for need in needs.get(step, ())
-        }
-        result[step] = fingerprint_step(
+        upstream = {need: get(need, "") for need in needs.get(step, ())}
+        fp = result[step] = fingerprint_step(
             step, invocations[step], params=params, key=key, upstream=upstream, memo=memo
         )
+        digests[step] = fp.digest
     return result
 
 

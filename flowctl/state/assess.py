@@ -224,11 +224,14 @@ def assess(
                 if resume is not None:
                     resumed = queries.run_detail(conn, resume.run_id, attempts_too=False)
                 # Only successes of runs in this pipeline file's folder decide what is up to
-                # date here: a `run --ref` ran in a worktree of its own (trial of main).
-                successes = queries.last_successes(conn, pipeline.name, folder=_folder(pipeline.path))
-                if len(successes) < len(plan.selected):
-                    elsewhere = {k: v for k, v in queries.last_successes(conn, pipeline.name).items()
-                                 if k not in successes}
+                # date here: a `run --ref` ran in a worktree of its own (trial of main). Not read
+                # when the resumed run gives every step back unchanged: only a step it does not
+                # reuse is compared with its last success (issue 12: a no-op resume of 100k steps).
+                if not _all_reused(resumed, plan.selected, fingerprints):
+                    successes = queries.last_successes(conn, pipeline.name, folder=_folder(pipeline.path))
+                    if len(successes) < len(plan.selected):
+                        elsewhere = {k: v for k, v in queries.last_successes(conn, pipeline.name).items()
+                                     if k not in successes}
                 # The records only explain what changed: read them for the recorded fingerprints
                 # that differ from the current ones (none, when nothing changed; issue 12). An
                 # equal digest needs none: it was made with the same scheme and key.
@@ -252,6 +255,19 @@ def assess(
         force=force, force_steps=frozenset(force_steps),
     )
     return Assessment(fingerprints, decisions, resumed, found)
+
+
+def _all_reused(resumed: RunDetail | None, selected: Sequence[str], fingerprints: Mapping[str, Fingerprint]) -> bool:
+    """Whether the resumed run succeeded in every selected step with today's digest: then
+    ``decide`` reuses each (or runs it for --force), and never looks at a last success."""
+    if resumed is None:
+        return False
+    step = resumed.step
+    for sid in selected:
+        record = step(sid)
+        if record is None or not record.succeeded or record.fingerprint != fingerprints[sid].digest:
+            return False
+    return True
 
 
 def _folder(path: str) -> str:

@@ -79,39 +79,38 @@ def decide(
     recorded = recorded or {}
     decided: dict[str, Decision] = {}
     forced_by: dict[str, str] = {}
+    will_run: set[str] = set()  # the steps decided RUN so far (issue 12: no scan of `decided` per need)
     resume_forced = _forced_in(resume, order, needs)
-    for step in order:
+    resumed_step = resume.step if resume is not None else None
+
+    def one(step: str) -> Decision:
         fp = fingerprints[step]
-        forcing = next((n for n in needs.get(step, ()) if n in forced_by), None)
+        deps = needs.get(step, ())
         if force:
-            decided[step] = Decision(step, Verdict.RUN, "forced (--force)")
-            continue
-        if step in force_steps or forcing is not None:
+            return Decision(step, Verdict.RUN, "forced (--force)")
+        forcing = next((n for n in deps if n in forced_by), None) if forced_by else None
+        if forcing is not None or step in force_steps:
             forced_by[step] = step if step in force_steps else forced_by[forcing or step]
             why = "forced (--force-step)" if step in force_steps else f"--force-step {forced_by[step]} runs upstream"
-            decided[step] = Decision(step, Verdict.RUN, why)
-            continue
-        running = [n for n in needs.get(step, ()) if n in decided and decided[n].verdict is Verdict.RUN]
-        if running:
-            decided[step] = Decision(step, Verdict.RUN, f"upstream {', '.join(running)} will run")
-            continue
+            return Decision(step, Verdict.RUN, why)
+        if will_run:
+            running = [n for n in deps if n in will_run]
+            if running:
+                return Decision(step, Verdict.RUN, f"upstream {', '.join(running)} will run")
         resume_reason, resume_changes = "", tuple[PartChange, ...]()
-        if resume is not None:
-            record = resume.step(step)
+        if resume is not None and resumed_step is not None:
+            record = resumed_step(step)
             if record is not None and record.succeeded and _same(record.fingerprint, fp, recorded):
-                decided[step] = Decision(
+                return Decision(
                     step,
                     Verdict.REUSED,
                     f"succeeded in run {record.run_id}, fingerprint unchanged",
                     since_run=record.run_id,
                     outputs=record.outputs,
                 )
-                continue
             run_id = resume.run.run_id
             if record is not None and not record.succeeded:
-                decided[step] = Decision(step, Verdict.RUN, f"{_status_words(record.status)} in run {run_id}",
-                                         since_run=run_id)
-                continue
+                return Decision(step, Verdict.RUN, f"{_status_words(record.status)} in run {run_id}", since_run=run_id)
             if record is not None:  # it succeeded there, and its fingerprint changed since
                 resume_changes = _changes(record.fingerprint, fp, recorded)
                 resume_reason = f"{_describe(resume_changes)} since run {record.run_id}"
@@ -122,13 +121,17 @@ def decide(
             else:
                 resume_reason = f"not selected in run {run_id}"
             if step in resume_forced:  # that run was asked to run it afresh: no up-to-date check
-                decided[step] = Decision(step, Verdict.RUN, resume_reason, resume_changes, run_id)
-                continue
+                return Decision(step, Verdict.RUN, resume_reason, resume_changes, run_id)
         decision = _up_to_date(step, fp, outputs.get(step, ()), successes.get(step), recorded, output_hashes,
                                elsewhere.get(step))
         if decision.verdict is Verdict.RUN and resume is not None:
             decision = Decision(step, Verdict.RUN, resume_reason, resume_changes, resume.run.run_id)
-        decided[step] = decision
+        return decision
+
+    for step in order:
+        decision = decided[step] = one(step)
+        if decision.verdict is Verdict.RUN:
+            will_run.add(step)
     return decided
 
 
@@ -141,6 +144,8 @@ def _forced_in(resume: RunDetail | None, order: Sequence[str], needs: Mapping[st
     if selection.get("force"):
         return {step: "forced (--force)" for step in order}
     named = {str(s) for s in selection.get("force_steps") or ()}
+    if not named:
+        return {}
     root: dict[str, str] = {}
     for step in order:
         up = next((n for n in needs.get(step, ()) if n in root), None)

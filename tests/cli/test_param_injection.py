@@ -145,3 +145,34 @@ def test_dry_run_marks_the_nested_place(tmp_path: Path) -> None:
     safe = _nested_pipeline(tmp_path, "bash -c 'echo \"$1\"' _ \"${{ params.v }}\"")
     plain = run_flowctl("run", safe.name, "--dry-run", cwd=tmp_path)
     assert plain.returncode == 0 and "!" not in plain.stdout
+
+
+def test_foreach_item_and_batch_substitutions_in_a_nested_shell_are_flagged_and_really_run(tmp_path: Path) -> None:
+    """The nested-shell warning covers every substitution, foreach's ``${{ item.* }}`` and
+    ``${{ batch.* }}`` included (issue 12), and the flagged form really runs an item as code."""
+    canary = tmp_path / "canary"
+    path = tmp_path / "fan.yaml"
+    path.write_text(
+        "version: 1\nname: fan\nsteps:\n"
+        "  each:\n"
+        "    foreach:\n"
+        f"      items: [{{name: '$(touch {canary})'}}]\n"
+        '    run: bash -c "echo ${{ item.name }}"\n'
+        "  batched:\n"
+        "    foreach:\n"
+        "      items: [x, y]\n"
+        "      batch: {size: 2}\n"
+        '    run: sh -c "wc -l ${{ batch.file }}"\n',
+        encoding="utf-8",
+    )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    checked = run_flowctl("validate", "--json", path.name, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    diags = json.loads(checked.stdout)["files"][0]["diagnostics"]
+    flagged = sorted(lines[d["line"] - 1][d["column"] - 1 :].split("}}")[0] + "}}" for d in diags
+                     if d["code"] == "nested-shell-substitution" and d["severity"] == "warning")
+    assert flagged == ["${{ batch.file }}", "${{ item.name }}"], diags
+    strict = run_flowctl("validate", "--strict", path.name, cwd=tmp_path)
+    assert strict.returncode == 1 and "error[nested-shell-substitution]" in strict.stdout
+    run_flowctl("run", path.name, "--no-progress", "--only", "each", cwd=tmp_path)
+    assert canary.exists(), "the nested form did not run the item; is the warning still right?"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -111,6 +112,39 @@ def test_a_resume_keeps_the_force_of_the_run_it_continues(tmp_path):
     assert [r["status"] for r in history] == ["succeeded", "interrupted", "interrupted", "succeeded"]
     assert all(r["selection"]["force"] for r in history[:3])  # type: ignore[index]
     assert history[0]["resumed_from"] == history[1]["run_id"]
+
+
+def test_a_resume_keeps_the_force_step_of_the_run_it_continues_after_any_commit(tmp_path):
+    """`run --force-step b` killed after each of its state commits in turn, then resumed (no
+    --force-step given again): b and c, which that run was asked to run afresh, each start
+    again at least once (a step killed while it ran may run twice), c is never skipped as up
+    to date, a never runs, and every resume records the forcing it continues."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "pipeline.yaml").write_text(CHAIN)
+    assert run_flowctl("run", "pipeline.yaml", cwd=folder).returncode == 0
+    saved = tmp_path / "saved"
+    shutil.copytree(folder, saved)
+    n = 0
+    while True:
+        n += 1
+        shutil.rmtree(folder)
+        shutil.copytree(saved, folder)
+        env = {"FLOWCTL_FAILPOINTS": f"state.after-commit=kill@{n}"}
+        forced = run_flowctl("run", "pipeline.yaml", "--force-step", "b", cwd=folder, env=env)
+        if forced.returncode == 0:
+            break
+        assert forced.returncode == -9, forced.stdout + forced.stderr
+        if len(runs(folder)) == 1:  # killed before it recorded its run: there is nothing to continue
+            continue
+        done = run_flowctl("run", "pipeline.yaml", "--resume", cwd=folder)
+        assert done.returncode == 0, done.stdout + done.stderr
+        again = starts(folder) - Counter({"a": 1, "b": 1, "c": 1})
+        assert again["a"] == 0 and again["b"] >= 1 and again["c"] >= 1, f"kill@{n}: {dict(again)}\n{done.stdout}"
+        history = runs(folder)
+        assert history[0]["selection"]["force_steps"] == ["b"], f"kill@{n}"  # newest first  # type: ignore[index]
+        assert n < 30, "the forced run never completed"
+    assert n > 3, "the forced run commits several times: the loop must have covered each"
 
 
 def test_a_step_stopped_while_it_ran_says_so(tmp_path):
