@@ -20,7 +20,7 @@ from flowctl.errors import UsageError
 from flowctl.fingerprint import Fingerprint, FingerprintKey, fingerprint_steps, hash_paths
 from flowctl.state import db, queries
 from flowctl.state.decide import Decision, decide
-from flowctl.state.run_records import LastSuccess, RunDetail, RunRecord, StoredFingerprint
+from flowctl.state.run_records import LastSuccess, ResumedRun, RunRecord, StoredFingerprint
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class Assessment:
 
     fingerprints: Mapping[str, Fingerprint]  # the selected steps and everything they need
     decisions: Mapping[str, Decision]  # the selected steps, in plan order
-    resumed: RunDetail | None = None
+    resumed: ResumedRun | None = None
     history_found: bool = True  # False when the state folder has no database yet
 
 
@@ -212,7 +212,7 @@ def assess(
     pipeline = plan.pipeline
     check_step_ids(pipeline, force_steps, "--force-step")
     fingerprints = fingerprint_plan(plan, params, invocations, environ, key)
-    resumed: RunDetail | None = None
+    resumed: ResumedRun | None = None
     successes: dict[str, LastSuccess] = {}
     elsewhere: dict[str, LastSuccess] = {}
     recorded: dict[str, StoredFingerprint] = {}
@@ -222,7 +222,7 @@ def assess(
         try:
             with db.translated(db.db_path(state_dir)):
                 if resume is not None:
-                    resumed = queries.run_detail(conn, resume.run_id, attempts_too=False)
+                    resumed = queries.resumed_run(conn, resume.run_id)
                 # Only successes of runs in this pipeline file's folder decide what is up to
                 # date here: a `run --ref` ran in a worktree of its own (trial of main). Not read
                 # when the resumed run gives every step back unchanged: only a step it does not
@@ -237,7 +237,7 @@ def assess(
                 # equal digest needs none: it was made with the same scheme and key.
                 pairs = [(s.step, s.fingerprint) for s in successes.values()]
                 if resumed is not None:
-                    pairs += [(s.step, s.fingerprint) for s in resumed.steps]
+                    pairs += [(s.step, s.fingerprint) for s in resumed.outcomes.values()]
                 recorded = queries.stored_fingerprints(conn, {
                     digest for sid, digest in pairs if sid in fingerprints and fingerprints[sid].digest != digest
                 })
@@ -257,7 +257,7 @@ def assess(
     return Assessment(fingerprints, decisions, resumed, found)
 
 
-def _all_reused(resumed: RunDetail | None, selected: Sequence[str], fingerprints: Mapping[str, Fingerprint]) -> bool:
+def _all_reused(resumed: ResumedRun | None, selected: Sequence[str], fingerprints: Mapping[str, Fingerprint]) -> bool:
     """Whether the resumed run succeeded in every selected step with today's digest: then
     ``decide`` reuses each (or runs it for --force), and never looks at a last success."""
     if resumed is None:

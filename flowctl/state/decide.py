@@ -33,9 +33,33 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from flowctl.fingerprint import MISSING, Fingerprint, PartChange, diff_parts
-from flowctl.state.run_records import LastSuccess, RunDetail, StoredFingerprint
+from flowctl.state.run_records import LastSuccess, RunRecord, StoredFingerprint
+
+
+class _Outcome(Protocol):
+    """What deciding reads of a step of the resumed run (``StepOutcome``, ``StepRecord``)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def outputs(self) -> Mapping[str, str]: ...
+    @property
+    def succeeded(self) -> bool: ...
+
+
+class Resumed(Protocol):
+    """The run being resumed: ``run_records.ResumedRun`` (what ``assess`` reads) or a ``RunDetail``."""
+
+    @property
+    def run(self) -> RunRecord: ...
+    def step(self, step_id: str) -> _Outcome | None: ...
 
 
 class Verdict(enum.Enum):
@@ -63,7 +87,7 @@ def decide(
     *,
     outputs: Mapping[str, Sequence[str]],
     output_hashes: Callable[[str], Mapping[str, str]],
-    resume: RunDetail | None = None,
+    resume: Resumed | None = None,
     successes: Mapping[str, LastSuccess] | None = None,
     recorded: Mapping[str, StoredFingerprint] | None = None,
     force: bool = False,
@@ -135,7 +159,7 @@ def decide(
     return decided
 
 
-def _forced_in(resume: RunDetail | None, order: Sequence[str], needs: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def _forced_in(resume: Resumed | None, order: Sequence[str], needs: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """The steps the resumed run was asked to run afresh (its recorded ``--force`` /
     ``--force-step``, and what needs a forced step), with the words for it."""
     if resume is None:
@@ -242,4 +266,4 @@ def nothing_to_run(decisions: Mapping[str, Decision]) -> bool:
     return all(d.verdict is not Verdict.RUN for d in decisions.values())
 
 
-__all__ = ["Decision", "Verdict", "decide", "nothing_to_run"]
+__all__ = ["Decision", "Resumed", "Verdict", "decide", "nothing_to_run"]

@@ -21,8 +21,10 @@ from flowctl.state.run_records import (
     SUCCESS_STATUSES,
     AttemptRecord,
     LastSuccess,
+    ResumedRun,
     RunDetail,
     RunRecord,
+    StepOutcome,
     StepRecord,
     StoredFingerprint,
     loads,
@@ -207,18 +209,14 @@ def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
     return runs[0] if runs else None
 
 
-def run_detail(
-    conn: sqlite3.Connection, run_id: str, pipeline: str | None = None, *, attempts_too: bool = True
-) -> RunDetail:
-    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and, unless
-    ``attempts_too`` is false (deciding a resume needs only the steps), every attempt.
-    Raises ``UsageError``."""
+def run_detail(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunDetail:
+    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and every
+    attempt (a resume reads less: ``resumed_run``). Raises ``UsageError``."""
     run = find_run(conn, run_id, pipeline)
     attempts: dict[str, list[AttemptRecord]] = {}
-    rows = conn.execute(
+    for row in conn.execute(
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run.run_id,)
-    ) if attempts_too else ()
-    for row in rows:
+    ):
         attempts.setdefault(row[1], []).append(_attempt(row))
     steps = tuple(
         _step(row, tuple(attempts.get(row[1], ())))
@@ -227,6 +225,20 @@ def run_detail(
         )
     )
     return RunDetail(run=run, steps=steps)
+
+
+def resumed_run(conn: sqlite3.Connection, run_id: str) -> ResumedRun:
+    """The run ``run_id`` (``find_run``) with how each of its steps ended, for deciding its
+    resume. Raises ``UsageError``."""
+    run = find_run(conn, run_id)
+    rid = run.run_id
+    outcomes = {
+        step: StepOutcome(rid, step, status, fingerprint, loads(outputs, {}))
+        for step, status, fingerprint, outputs in conn.execute(
+            "SELECT step, status, fingerprint, outputs FROM steps WHERE run_id = ?", (rid,)
+        )
+    }
+    return ResumedRun(run, outcomes)
 
 
 def known_run_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> set[str]:
@@ -402,6 +414,7 @@ __all__ = [
     "list_runs",
     "may_have_left_processes",
     "resume_chain",
+    "resumed_run",
     "run_detail",
     "runners",
     "runs_to_prune",

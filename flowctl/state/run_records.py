@@ -124,6 +124,34 @@ class RunDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """How one step of a run ended, as far as resuming that run needs it (``resumed_run``)."""
+
+    run_id: str
+    step: str
+    status: str  # a StepStatus value
+    fingerprint: str
+    outputs: Mapping[str, str]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in SUCCESS_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ResumedRun:
+    """The run ``--resume`` continues, with how each of its steps ended: what deciding a resume
+    reads (four columns of ``steps``, not ``RunDetail``'s fourteen and the attempts: a no-op
+    resume of 100,000 steps reads them all, issue 12)."""
+
+    run: RunRecord
+    outcomes: Mapping[str, StepOutcome]  # by step id
+
+    def step(self, step_id: str) -> StepOutcome | None:
+        return self.outcomes.get(step_id)
+
+
+@dataclass(frozen=True, slots=True)
 class LastSuccess:
     """The most recent success of a step across runs of a pipeline (for up-to-date checks)."""
 
@@ -162,7 +190,9 @@ __all__ = [
     "AttemptRecord",
     "LastSuccess",
     "RunDetail",
+    "ResumedRun",
     "RunRecord",
+    "StepOutcome",
     "StepRecord",
     "StoredFingerprint",
     "loads",

@@ -43,6 +43,18 @@ def test_a_recorded_run_reads_back_step_by_step(tmp_path):
     assert b.attempts == 2
 
 
+def test_a_resumed_run_reads_how_each_step_ended_as_the_full_detail_does(tmp_path):
+    """``resumed_run`` (what deciding a resume reads) agrees with ``run_detail`` on every step."""
+    record_all(tmp_path, run_events("r1", ["a", "b", "c"], fail={"b": 1}, fingerprints={"a": "fa"}))
+    conn = db.connect(tmp_path)
+    detail, resumed = queries.run_detail(conn, "r1"), queries.resumed_run(conn, "r1")
+    assert resumed.run == detail.run
+    assert {sid: (o.run_id, o.status, o.fingerprint, dict(o.outputs), o.succeeded) for sid, o in resumed.outcomes.items()} == {
+        s.step: (s.run_id, s.status, s.fingerprint, dict(s.outputs), s.succeeded) for s in detail.steps
+    }
+    assert resumed.step("a") is resumed.outcomes["a"] and resumed.step("nope") is None
+
+
 def test_schema_version_is_set_and_reopening_keeps_data(tmp_path):
     record_all(tmp_path, run_events("r1", ["a"]))
     conn = db.connect(tmp_path)
