@@ -31,7 +31,7 @@ def explain(
     from flowctl.cli._history import emit_json
     from flowctl.graph import compile_plan
     from flowctl.spec import load_source
-    from flowctl.spec.resolve import resolve_params, resolve_step
+    from flowctl.spec.resolve import Resolver, resolve_params
     from flowctl.spec.rules import Stage
     from flowctl.spec.validation import gate
     from flowctl.state.assess import assess, check_resume_params, resume_target
@@ -54,7 +54,8 @@ def explain(
     report_warnings(gate(source, stage=Stage.CHECK, params=params, environ=environ, selected=plan.selected,
                          strict=strict))
     del source  # the document's node tree: not needed any more (peak memory on large files)
-    invocations = {sid: resolve_step(pipeline, pipeline.steps[sid], params, environ) for sid in plan.selected}
+    resolver = Resolver(pipeline, params, environ)
+    invocations = {sid: resolver.step(pipeline.steps[sid]) for sid in plan.selected}
     # Read-only: without a key yet, a throwaway one (nothing keyed is recorded to compare with).
     key = load_key(folder, create=False)
     found = assess(folder, plan, params, invocations, environ, key=key, resume=record, force=force,

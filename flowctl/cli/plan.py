@@ -45,7 +45,7 @@ def plan(
     from flowctl.cli._boundary import report_warnings
     from flowctl.graph import compile_plan
     from flowctl.spec import load_source
-    from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
+    from flowctl.spec.resolve import Resolver, parse_param_args, resolve_params
     from flowctl.spec.rules import Stage
     from flowctl.spec.validation import gate
 
@@ -67,7 +67,8 @@ def plan(
                     strict=strict)
     del source  # the document's node tree: not needed any more (peak memory on large files)
     report_warnings(warnings)
-    commands = {sid: resolve_step(pipe, pipe.steps[sid], values, environ).display for sid in compiled.selected}
+    resolver = Resolver(pipe, values, environ)
+    commands = {sid: resolver.step(pipe.steps[sid]).display for sid in compiled.selected}
     if chosen == "json":
         json.dump({**_json(compiled, values, commands), "warnings": _warnings_json(warnings)}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -255,10 +255,11 @@ def _default_text(param: Param) -> str | None:
 def params_used(p: Pipeline) -> dict[str, tuple[str, ...]]:
     """Step id → the parameters its fingerprint takes, as ``spec.resolve`` finds them (the
     command, env, cwd, inputs and outputs; ``FLOWCTL_PARAM_<NAME>`` mentions too)."""
-    from flowctl.spec.resolve import resolve_step
+    from flowctl.spec.resolve import Resolver
 
     values: dict[str, ParamValue] = {n: "" if q.default is None else q.default for n, q in p.params.items()}
-    return {sid: resolve_step(p, s, values, {}).params_used for sid, s in p.steps.items()}
+    resolver = Resolver(p, values, {})
+    return {sid: resolver.step(s).params_used for sid, s in p.steps.items()}
 
 
 def _setting_changes(old: Pipeline, new: Pipeline) -> tuple[SettingChange, ...]:

@@ -56,7 +56,7 @@ def prepare_run(
     """Load ``path`` and resolve what would run. Raises PipelineError or UsageError."""
     from flowctl.graph import check_step_ids, compile_plan
     from flowctl.spec import load_source
-    from flowctl.spec.resolve import resolve_params, resolve_remediation, resolve_step
+    from flowctl.spec.resolve import Resolver, resolve_params
     from flowctl.spec.rules import Stage
     from flowctl.spec.validation import gate
 
@@ -70,10 +70,11 @@ def prepare_run(
     del source  # the node tree is not needed any more: keep peak memory down on large files
     invocations: dict[str, Invocation] = {}
     remediations: dict[str, Invocation | None] = {}
+    resolver = Resolver(pipeline, params, env)
     for sid in plan.selected:
         step = pipeline.steps[sid]
-        invocations[sid] = resolve_step(pipeline, step, params, env)
-        remediations[sid] = resolve_remediation(pipeline, step, params, env)
+        invocations[sid] = resolver.step(step)
+        remediations[sid] = resolver.remediation(step)
     return PreparedRun(pipeline, plan, params, invocations, remediations, warnings)
 
 

@@ -85,17 +85,101 @@ def _example(ptype: str) -> str:
 
 def resolve_step(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
                  environ: Mapping[str, str]) -> Invocation:
-    """The concrete invocation of ``step`` with these parameter values and caller environment."""
-    return _invocation(pipeline, step, step.run, step.env, step.cwd, params, environ)
+    """The concrete invocation of ``step`` with these parameter values and caller environment
+    (for many steps of one pipeline, a ``Resolver`` computes what they share once)."""
+    return Resolver(pipeline, params, environ).step(step)
 
 
 def resolve_remediation(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
                         environ: Mapping[str, str]) -> Invocation | None:
     """The invocation of ``step``'s ``remediate`` command, or None when it has none."""
-    if step.remediate is None:
-        return None
-    env = {**step.env, **step.remediate.env}
-    return _invocation(pipeline, step, step.remediate.run, env, step.cwd, params, environ)
+    return Resolver(pipeline, params, environ).remediation(step)
+
+
+class Resolver:
+    """Resolves the steps of one pipeline for one set of parameter values and caller
+    environment. What every step shares (each parameter's text, its ``FLOWCTL_PARAM_*``
+    variable, the names those variables mention) is computed once, not once per step (issue 12:
+    100,000-step pipelines)."""
+
+    def __init__(self, pipeline: Pipeline, params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> None:
+        self.pipeline = pipeline
+        self.params = params
+        self.environ = environ
+        self._values = _param_values(params)
+        self._param_env = {expr.param_var(name): text for (_, name), text in self._values.items()}
+        self._by_upper = {name.upper(): name for name in params}
+
+    def step(self, step: Step) -> Invocation:
+        """The concrete invocation of ``step``."""
+        return self._invocation(step, step.run, step.env)
+
+    def remediation(self, step: Step) -> Invocation | None:
+        """The invocation of ``step``'s ``remediate`` command, or None when it has none."""
+        if step.remediate is None:
+            return None
+        return self._invocation(step, step.remediate.run, {**step.env, **step.remediate.env})
+
+    def _invocation(self, step: Step, run: Command, step_env: Mapping[str, str]) -> Invocation:
+        pipeline, environ = self.pipeline, self.environ
+        filler = _Filler(self._values, environ)
+        values, used, plain = filler.values, filler.used, filler.plain
+        helper: dict[str, str] = {}
+
+        declared: dict[str, str] = {}
+        for source in (pipeline.env, step_env):
+            for key, value in source.items():
+                declared[key] = plain(value)
+        folder = filler.folder(pipeline, step.cwd)
+        inputs = tuple(plain(p) for p in step.inputs)
+        outputs = tuple(plain(p) for p in step.outputs)
+
+        if isinstance(run, str):
+            refs = expr.find_refs(run, shell=True)
+            filler.note(refs)
+            argv: tuple[str, ...] = (SHELL, "-c", expr.fill_shell(run, refs))
+            display = expr.show_shell(run, refs, values)
+            for r in refs:
+                if r.source == "env":
+                    helper[r.var] = values[("env", r.name)]
+            texts = [run]
+        else:
+            argv = tuple(plain(item) for item in run)
+            display = shlex.join(argv)
+            texts = list(run)
+
+        by_upper = self._by_upper
+        for text in texts + list(declared.values()):
+            if expr.PARAM_VAR_PREFIX in text:
+                for m in _PARAM_MENTION.finditer(text):
+                    if m.group(1) in by_upper:
+                        used.add(by_upper[m.group(1)])
+
+        env = dict(declared)
+        env.update(self._param_env)
+        env.update(helper)
+
+        named = [(name, declared.get(name) or environ.get(name) or "") for name in pipeline.secrets_for(step)]
+        ordered = tuple(sorted({value for _, value in named if value}, key=len, reverse=True))
+        display = mask_text(display, ordered) if ordered else display
+        for name, value in named:
+            if value:
+                # A secret named in `secret_env` but set only in the caller's environment is passed
+                # on explicitly: an executor that does not inherit this process's environment (a
+                # Dask worker) must still give it to the step (issue 16).
+                env.setdefault(name, value)
+        return Invocation(
+            argv=argv,
+            env=MappingProxyType(env),
+            declared_env=MappingProxyType(declared),
+            cwd=folder,
+            display=display,
+            params_used=tuple(sorted(used)),
+            secrets=ordered,
+            short_secrets=short_secret_names(named),
+            inputs=inputs,
+            outputs=outputs,
+        )
 
 
 class _Filler:
@@ -103,8 +187,8 @@ class _Filler:
     which parameters and caller variables were used. One filler serves an invocation and the
     path checks of ``spec/preflight.py``."""
 
-    def __init__(self, params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> None:
-        self.values: dict[tuple[str, str], str] = {("params", k): expr.value_text(v) for k, v in params.items()}
+    def __init__(self, values: Mapping[tuple[str, str], str], environ: Mapping[str, str]) -> None:
+        self.values: dict[tuple[str, str], str] = dict(values)  # ("params", NAME) → its text; env, item added
         self.environ = environ
         self.used: set[str] = set()
 
@@ -129,6 +213,11 @@ class _Filler:
         return pipeline.base_dir if cwd is None else os.path.normpath(os.path.join(pipeline.base_dir, self.plain(cwd)))
 
 
+def _param_values(params: Mapping[str, ParamValue]) -> dict[tuple[str, str], str]:
+    """Each parameter's text (the one rendering of a typed value) under ("params", NAME)."""
+    return {("params", k): expr.value_text(v) for k, v in params.items()}
+
+
 class _NoValue(KeyError):
     """A parameter without a value (required and not given): only ``step_paths`` meets one."""
 
@@ -146,7 +235,7 @@ def step_paths(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
                environ: Mapping[str, str]) -> StepPaths | None:
     """The step's folder, inputs and outputs for these values; None when one of them uses a
     parameter that has no value here (``validate`` of a pipeline with a required parameter)."""
-    filler = _Filler(params, environ)
+    filler = _Filler(_param_values(params), environ)
     try:
         return StepPaths(filler.folder(pipeline, step.cwd), tuple(filler.plain(p) for p in step.inputs),
                          tuple(filler.plain(p) for p in step.outputs))
@@ -154,69 +243,7 @@ def step_paths(pipeline: Pipeline, step: Step, params: Mapping[str, ParamValue],
         return None
 
 
-def _invocation(pipeline: Pipeline, step: Step, run: Command, step_env: Mapping[str, str], cwd: str | None,
-                params: Mapping[str, ParamValue], environ: Mapping[str, str]) -> Invocation:
-    filler = _Filler(params, environ)
-    values, used, plain = filler.values, filler.used, filler.plain
-    helper: dict[str, str] = {}
-
-    declared: dict[str, str] = {}
-    for source in (pipeline.env, step_env):
-        for key, value in source.items():
-            declared[key] = plain(value)
-    folder = filler.folder(pipeline, cwd)
-    inputs = tuple(plain(p) for p in step.inputs)
-    outputs = tuple(plain(p) for p in step.outputs)
-
-    if isinstance(run, str):
-        refs = expr.find_refs(run, shell=True)
-        filler.note(refs)
-        argv: tuple[str, ...] = (SHELL, "-c", expr.fill_shell(run, refs))
-        display = expr.show_shell(run, refs, values)
-        for r in refs:
-            if r.source == "env":
-                helper[r.var] = values[("env", r.name)]
-        texts = [run]
-    else:
-        argv = tuple(plain(item) for item in run)
-        display = shlex.join(argv)
-        texts = list(run)
-
-    by_upper = {name.upper(): name for name in params}
-    for text in texts + list(declared.values()):
-        if expr.PARAM_VAR_PREFIX in text:
-            for m in _PARAM_MENTION.finditer(text):
-                if m.group(1) in by_upper:
-                    used.add(by_upper[m.group(1)])
-
-    env = dict(declared)
-    env.update({expr.param_var(k): expr.value_text(v) for k, v in params.items()})
-    env.update(helper)
-
-    named = [(name, declared.get(name) or environ.get(name) or "") for name in pipeline.secrets_for(step)]
-    ordered = tuple(sorted({value for _, value in named if value}, key=len, reverse=True))
-    display = mask_text(display, ordered)
-    for name, value in named:
-        if value:
-            # A secret named in `secret_env` but set only in the caller's environment is passed
-            # on explicitly: an executor that does not inherit this process's environment (a
-            # Dask worker) must still give it to the step (issue 16).
-            env.setdefault(name, value)
-    return Invocation(
-        argv=argv,
-        env=MappingProxyType(env),
-        declared_env=MappingProxyType(declared),
-        cwd=folder,
-        display=display,
-        params_used=tuple(sorted(used)),
-        secrets=ordered,
-        short_secrets=short_secret_names(named),
-        inputs=inputs,
-        outputs=outputs,
-    )
-
-
 __all__ = [
-    "MASK", "SHELL", "Invocation", "StepPaths", "parse_param_args", "resolve_params", "resolve_remediation",
-    "resolve_step", "step_paths",
+    "MASK", "SHELL", "Invocation", "Resolver", "StepPaths", "parse_param_args", "resolve_params",
+    "resolve_remediation", "resolve_step", "step_paths",
 ]

@@ -157,7 +157,7 @@ def fingerprint_plan(
 ) -> dict[str, Fingerprint]:
     """Fingerprints of the selected steps and of every step they need (resolved here when the
     plan left them out, so a changed upstream outside ``--only`` still counts)."""
-    from flowctl.spec.resolve import resolve_step
+    from flowctl.spec.resolve import Resolver
 
     pipeline = plan.pipeline
     needs = {sid: step.needs for sid, step in pipeline.steps.items()}
@@ -166,9 +166,10 @@ def fingerprint_plan(
     else:
         order = _closure_order(plan.selected, needs)
     resolved = dict(invocations)
-    for sid in order:
-        if sid not in resolved:
-            resolved[sid] = resolve_step(pipeline, pipeline.steps[sid], params, environ)
+    missing = [sid for sid in order if sid not in resolved]
+    if missing:
+        resolver = Resolver(pipeline, params, environ)
+        resolved.update((sid, resolver.step(pipeline.steps[sid])) for sid in missing)
     return fingerprint_steps(order, needs, resolved, params, key=key)
 
 
