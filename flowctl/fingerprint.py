@@ -250,8 +250,9 @@ def fingerprint_step(
     ``memo`` (shared by the steps of one plan) keeps the hashes of parts many steps have alike:
     the same folder, the pipeline's env entries, a parameter's value."""
     shared = memo if memo is not None else {}
-    parts: dict[str, str] = {
-        "command": _hash(key, "command", *invocation.argv),
+    mac = key.mac
+    parts: dict[str, str] = {  # _hash(key, "command", *argv), without packing the chunks
+        "command": mac(("command\0" + "".join([a + "\0" for a in invocation.argv])).encode("utf-8", "surrogatepass"))[:32],
         "cwd": _shared(shared, key, ("cwd", invocation.cwd)),
     }
     used = invocation.params_used
@@ -273,7 +274,8 @@ def fingerprint_step(
             parts[f"input:{rel}"] = MISSING if digest == MISSING else _hash(key, "input", rel, digest)
     if invocation.outputs:  # only then: steps without outputs keep the digests they had
         parts["outputs"] = _hash(key, "outputs", *invocation.outputs)
-    return Fingerprint(step, digest_of(parts, key), parts, SCHEME, key.id)
+    text = "".join([f"{k}={parts[k]}\0" for k in sorted(parts)])  # digest_of, inline
+    return Fingerprint(step, mac(text.encode("utf-8", "surrogatepass"))[:32], parts, SCHEME, key.id)
 
 
 def _shared(memo: dict[tuple[str, ...], str], key: FingerprintKey, chunks: tuple[str, ...]) -> str:
