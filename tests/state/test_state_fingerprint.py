@@ -131,3 +131,18 @@ def test_typed_values_hash_as_the_text_the_step_sees(tmp_path):
     assert fp(inv, params={"n": True}).digest == fp(inv, params={"n": "true"}).digest
     assert fp(inv, params={"n": 10}).digest == fp(inv, params={"n": "10"}).digest
     assert fp(inv, params={"n": 10}).digest != fp(inv, params={"n": 10.5}).digest
+
+
+def test_the_digest_and_the_command_part_are_the_documented_keyed_hashes(tmp_path):
+    """``fingerprint_step`` hashes inline for speed (issue 12): the digest stays ``digest_of``
+    its parts and each part the HMAC of its NUL-terminated chunks, so stored records still match."""
+    import hmac
+
+    from flowctl.fingerprint import digest_of
+
+    inv = Inv(("/bin/sh", "-c", "echo hi é"), str(tmp_path), {"A": "1"}, ("day",), outputs=("o.txt",))
+    got = fp(inv, params={"day": "mon"}, upstream={"x": "d1", "a": "d2"})
+    assert got.digest == digest_of(got.parts, KEY)
+    want = hmac.new(b"k" * 32, "command\0/bin/sh\0-c\0echo hi é\0".encode(), "sha256").hexdigest()[:32]
+    assert got.parts["command"] == want
+    assert list(got.parts)[:2] == ["command", "cwd"] and got.parts["needs:a"] == "d2"
