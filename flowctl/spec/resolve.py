@@ -131,8 +131,8 @@ class Resolver:
             for key, value in source.items():
                 declared[key] = plain(value)
         folder = filler.folder(pipeline, step.cwd)
-        inputs = tuple(plain(p) for p in step.inputs)
-        outputs = tuple(plain(p) for p in step.outputs)
+        inputs = tuple(map(plain, step.inputs))
+        outputs = tuple(map(plain, step.outputs))
 
         if isinstance(run, str):
             refs = expr.find_refs(run, shell=True)
@@ -204,6 +204,8 @@ class _Filler:
                 self.values[(r.source, r.name)] = expr.ref_text(r)
 
     def plain(self, text: str) -> str:
+        if "${{" not in text:  # most values hold no expression: nothing to note or fill
+            return text
         refs = expr.find_refs(text)
         self.note(refs)
         return expr.fill_plain(text, refs, self.values)
