@@ -313,6 +313,16 @@ def _number(value: Any) -> float | None:
 
 
 __all__ = [
-    "DEFAULT_MAX_ITEMS", "ItemFault", "build_foreach", "canonical", "check_items", "checked_key", "check_step", "field_of",
-    "item_refs", "item_text", "item_values", "key_of",
+    "DEFAULT_MAX_ITEMS",
+    "ItemFault",
+    "build_foreach",
+    "canonical",
+    "check_items",
+    "check_step",
+    "checked_key",
+    "field_of",
+    "item_refs",
+    "item_text",
+    "item_values",
+    "key_of",
 ]

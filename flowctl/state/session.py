@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from flowctl.run.events import RunId, StepStatus
 from flowctl.run.itemstream import STDOUT
+from flowctl.spec.model import ItemsKind
 from flowctl.state import keys
 from flowctl.state import lock as locks
 from flowctl.state.assess import Assessment, assess, outputs_of
@@ -26,7 +27,6 @@ from flowctl.state.decide import Verdict, nothing_to_run
 from flowctl.state.provenance import provenance
 from flowctl.state.run_records import RunRecord
 from flowctl.state.store import SqliteRunStore
-from flowctl.spec.model import ItemsKind
 from flowctl.state.views import pipeline_key
 
 if TYPE_CHECKING:
