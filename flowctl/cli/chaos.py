@@ -43,6 +43,15 @@ def _needs(pipeline_path: str) -> dict[str, tuple[str, ...]] | None:
     return None if pipe is None else {sid: step.needs for sid, step in pipe.steps.items()}
 
 
+def _streams(pipeline_path: str) -> dict[str, str]:
+    """Foreach step -> the step whose output it streams (its items may start before that step ended)."""
+    from flowctl.observe.stored_metrics import recorded_pipeline
+
+    pipe = recorded_pipeline(pipeline_path)
+    return {} if pipe is None else {sid: s.foreach.source.path for sid, s in pipe.steps.items()
+                                    if s.foreach is not None and s.foreach.source.stream}
+
+
 @chaos_app.command("check")
 def check(
     run_id: str = typer.Argument("latest", help=RUN_ID_HELP),
@@ -67,7 +76,7 @@ def check(
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     run = run_details(root, run_id, pipeline, command=("chaos", "check")).run
-    report = check_run(root, run.run_id, _needs(run.pipeline_path))
+    report = check_run(root, run.run_id, _needs(run.pipeline_path), streams=_streams(run.pipeline_path))
     if chosen == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
