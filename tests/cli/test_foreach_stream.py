@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from flowctl.state.invariants import check_run
 from tests.cli.test_foreach_run import rows, step_folder, write
 from tests.conftest import flowctl_env, run_flowctl
 
@@ -66,6 +67,13 @@ steps:
     # chaos check's order invariant accepts the streaming edge (items began before list ended)
     check = run_flowctl("chaos", "check", "latest", "--json", cwd=tmp_path)
     assert [v for v in json.loads(check.stdout)["violations"] if v["check"] == "order"] == [], check.stdout
+    # ... and only that edge: under the ordinary rule the first item was too early
+    needs = {"each": ("list",), "after": ("each",)}
+    strict = check_run(tmp_path / ".flowctl", "latest", needs, alive=list)
+    assert [v.message for v in strict.violations if v.check == "order"] == [
+        "step each item started before list, which it needs, had succeeded"]
+    relaxed = check_run(tmp_path / ".flowctl", "latest", needs, streams={"each": "list"}, alive=list)
+    assert [v for v in relaxed.violations if v.check == "order"] == []
 
 
 def test_a_line_that_is_not_json_fails_the_producer_naming_the_line(tmp_path: Path) -> None:
