@@ -171,6 +171,11 @@ def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[
         if isinstance(producer, str) and producer not in needs:
             report([*here, "items_from", "step"], f"items come from step {producer!r}, which this step does not need",
                    f"add {producer!r} to `needs`", "foreach-source", doc.span([*here, "items_from", "step"]))
+        elif isinstance(producer, str) and isinstance(steps.get(producer), dict) and "foreach" in steps[producer]:
+            report([*here, "items_from", "step"], f"step {producer!r} has `foreach:`: its items print to logs of "
+                   "their own, not to one output to read items from",
+                   f"read its results instead: a step running `cat \"${{{{ needs.{producer}.results }}}}\"`",
+                   "foreach-source", doc.span([*here, "items_from", "step"]))
     batch = raw.get("batch")
     refs = [(path, text, r) for path, text, shell in texts for r in item_refs([text], shell=shell)]
     for path, text, r in refs:
