@@ -206,7 +206,7 @@ class FanOutSteps(StreamSteps):
         elif fan.exceeded:
             self._finish(st, StepStatus.FAILED_ALLOWED if st.step.continue_on_error else StepStatus.FAILED,
                          reason=f"{EXCEEDED}: {reason}")
-        elif any(u.status is ItemStatus.CANCELLED for u in fan.units):
+        elif fan.cut or any(u.status is ItemStatus.CANCELLED for u in fan.units):
             self._finish(st, StepStatus.CANCELLED, reason=f"{self._not_started() if self._stopping else 'cancelled'}: {reason}")
         else:
             self._finish(st, StepStatus.SUCCEEDED, reason=reason)

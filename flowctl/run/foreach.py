@@ -94,7 +94,7 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
     path = os.path.join(cwd, src.path) if src.kind is ItemsKind.FILE else producer_output
     name = f"items file {src.path}" if src.kind is ItemsKind.FILE else output_name(src.path)
     if path is None:  # it ran before flowctl kept a producer's output
-        raise ItemFault(f"{name} was not recorded: run step {src.path} again (--force {src.path})", 0)
+        raise ItemFault(f"{name} was not recorded: run step {src.path} again (--force-step {src.path})", 0)
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
@@ -139,6 +139,7 @@ class FanOut:
         self.tail = LineTail(producer_output) if stream and producer_output else None
         self.closed = self.tail is None
         self.fault = ""
+        self.cut = False  # a stream stopped before its producer ended: not every item was seen
         self._lines: dict[str, int] = {}  # streamed: key -> its line
         self._held: list[tuple[str, object]] = []  # streamed: items waiting to fill a batch
         self._seq = 0
@@ -306,6 +307,7 @@ class FanOut:
         self.pending.clear()
         self.retrying = []
         self._held = []
+        self.cut = self.cut or not self.closed
         self.closed = True  # a stream: read no more of it
         return dropped
 

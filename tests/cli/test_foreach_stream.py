@@ -250,3 +250,37 @@ steps:
     assert (tmp_path / "ran.txt").read_text().split() == ["1", "2"]
     (reason,) = rows(tmp_path, "SELECT reason FROM steps WHERE step = 'each'")
     assert str(reason[0]).startswith("exceeded-tolerated-failures")
+
+
+def test_an_interrupted_stream_is_cancelled_not_succeeded_and_resume_finishes_it(tmp_path: Path) -> None:
+    # Interrupted while it waits for the producer's next line (no item running or waiting), the
+    # step has not seen every item: it must not end succeeded (a resume would skip the rest).
+    waiter(tmp_path)
+    (tmp_path / "markers").mkdir()
+    pipeline = write(tmp_path, """version: 1
+name: s
+steps:
+  list:
+    run: |
+      echo 1; echo 2
+      sh wait.sh go
+      echo 3
+  each:
+    needs: [list]
+    foreach: {items_from: {step: list, stream: true}}
+    run: touch "markers/${{ item }}.$$"
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "flowctl", "run", str(pipeline)], cwd=tmp_path,
+                            env=flowctl_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while succeeded(tmp_path) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert dict(rows(tmp_path, "SELECT step, status FROM steps")) == {"list": "cancelled", "each": "cancelled"}
+    (tmp_path / "go").touch()
+    done = run_flowctl("run", str(pipeline), "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = Counter(m.name.split(".")[0] for m in (tmp_path / "markers").iterdir())
+    assert runs == {"1": 1, "2": 1, "3": 1}
