@@ -74,9 +74,10 @@ def run_soak(
     on_seed: Callable[[SeedResult], None],
     *,
     scratch: str | None = None,
+    streams: Mapping[str, str] | None = None,
 ) -> list[SeedResult]:
     """Soak ``request.runs`` seeds from ``seed_from``, calling ``on_seed`` after each; stops at
-    the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
+    the first seed whose check fails (``streams``: see ``check_run``). Raises ``SoakError`` when a run fails in a way chaos does
     not explain, ``StorageError`` when the working copy cannot be made."""
     workspace = plan_workspace(request.pipeline)
     env = child_environment(os.environ if request.environ is None else request.environ)
@@ -92,7 +93,7 @@ def run_soak(
                                hint="free space there, or point TMPDIR at a folder with room") from None
         state = os.path.join(folder, "state")
         runs = _run_chain(request, seed, pipeline, state, env, folder)
-        report = check_run(state, "latest", needs)
+        report = check_run(state, "latest", needs, streams=streams)
         result = SeedResult(seed, runs, report, folder, soak_command(request, seed))
         results.append(result)
         on_seed(result)

@@ -101,6 +101,14 @@ def choose_executor(options: ExecutorOptions, prepared: PreparedRun, *, orphans:
             "--resources sets limits for the local executor; under Dask, workers declare what they have",
             hint="--dask-resources gpu=1 for the cluster flowctl starts, `dask worker --resources gpu=1` on a shared one",
         )
+    streamed = [s for s in steps if s.foreach is not None and s.foreach.source.stream]
+    if streamed:  # a worker's output reaches us as messages, its stdout as a file on the shared disk
+        src = streamed[0].foreach.source if streamed[0].foreach is not None else None
+        raise UsageError(
+            f"step {streamed[0].id} streams the output of step {src.path if src else '?'} (stream: true), which "
+            "--executor dask does not do: a worker's stdout reaches flowctl only when the step ends",
+            hint="drop `stream: true` (its items then start once the step succeeded), or run with --executor local",
+        )
     orphan_wait(orphans)  # a bad --orphans is an exit 2 before the cluster starts
     return ExecutorChoice("dask", dask=_dask_settings(options, declared.address if declared and declared.type == "dask" else None),
                           orphans=orphans)

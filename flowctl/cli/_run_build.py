@@ -196,6 +196,7 @@ def build_run(
             fire_time=context.fire_time, reuse=plan.reuse, fingerprints=plan.fingerprints,
             fingerprint_at_start=plan.fingerprint_at_start,
             resumed_from=plan.resumed_from, items_done=plan.items_done, results_paths=plan.results_paths,
+            stdout_paths=plan.stdout_paths,
             items_carried=plan.items_carried, items_replays=plan.items_replays,
             provenance=run_provenance(prepared, plan, context, opened.provenance), chaos=context.chaos,
         )

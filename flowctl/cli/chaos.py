@@ -24,6 +24,7 @@ from flowctl.cli._history import RUN_ID_HELP, format_option, pipeline_option, st
 from flowctl.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY, MAX_SEED
 
 if TYPE_CHECKING:
+    from flowctl.spec.model import Pipeline
     from flowctl.state.invariants import CheckReport
 
 chaos_app = typer.Typer(
@@ -36,11 +37,17 @@ chaos_app = typer.Typer(
 app.add_typer(chaos_app, name="chaos")
 
 
-def _needs(pipeline_path: str) -> dict[str, tuple[str, ...]] | None:
+def _graph(pipeline_path: str) -> tuple[dict[str, tuple[str, ...]] | None, dict[str, str]]:
+    """The needs of the pipeline file a run recorded (None: gone or invalid) and its streams."""
     from flowctl.observe.stored_metrics import recorded_pipeline
 
     pipe = recorded_pipeline(pipeline_path)
-    return None if pipe is None else {sid: step.needs for sid, step in pipe.steps.items()}
+    return (None, {}) if pipe is None else ({sid: step.needs for sid, step in pipe.steps.items()}, _streams(pipe))
+
+
+def _streams(pipe: Pipeline) -> dict[str, str]:
+    """Foreach step -> the step whose output it streams (its items may start before that step ended)."""
+    return {sid: s.foreach.source.path for sid, s in pipe.steps.items() if s.foreach is not None and s.foreach.source.stream}
 
 
 @chaos_app.command("check")
@@ -67,7 +74,8 @@ def check(
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     run = run_details(root, run_id, pipeline, command=("chaos", "check")).run
-    report = check_run(root, run.run_id, _needs(run.pipeline_path))
+    needs, streams = _graph(run.pipeline_path)
+    report = check_run(root, run.run_id, needs, streams=streams)
     if chosen == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -175,7 +183,8 @@ def soak(
             sys.stdout.write(_seed_line(result) + "\n")
             sys.stdout.flush()
 
-    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said)
+    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said,
+                       streams=_streams(pipe))
     failed = next((r for r in results if not r.report.ok), None)
     if chosen == "json":
         print(json.dumps({

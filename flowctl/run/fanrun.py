@@ -24,6 +24,7 @@ from flowctl.run.chaos import LEDGER, LEDGER_ENV
 from flowctl.run.events import AttemptKind, AttemptOutcome, Event, ItemStatus, RunId, StepStatus
 from flowctl.run.foreach import RESULTS, FanOut, Unit
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor
+from flowctl.run.streamrun import StreamSteps
 from flowctl.spec import expr
 from flowctl.spec.foreach import ItemFault
 from flowctl.spec.model import Step
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 EXCEEDED = "exceeded-tolerated-failures"
 
 
-class FanOutSteps:
-    """Mixin: see the module docstring. The attributes below are the ``Scheduler``'s."""
+class FanOutSteps(StreamSteps):
+    """Mixin: see the module docstring. The attributes below are the ``Scheduler``'s. Items from
+    a step's output, and streaming them: ``StreamSteps`` (``run/streamrun.py``)."""
 
     run_id: RunId
     _opt: RunOptions
@@ -107,14 +109,15 @@ class FanOutSteps:
 
     def _fan_begin(self, st: _State) -> FanOut | None:
         inv = self._inv[st.id]
-        fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
-                     done=self._opt.items_done.get(st.id), carried=self._opt.items_carried.get(st.id),
-                     replays=self._opt.items_replays.get(st.id))
         st.first_start = time.monotonic()
         if self._opt.fingerprint_at_start is not None:  # its inputs as it sees them (state.session)
             self._fingerprints[st.id] = self._opt.fingerprint_at_start(st.id)
         st.status = StepStatus.RUNNING
         try:
+            output, stream = self._stream_source(st)  # items_from: {step: S}
+            fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
+                         done=self._opt.items_done.get(st.id), carried=self._opt.items_carried.get(st.id),
+                         replays=self._opt.items_replays.get(st.id), producer_output=output, stream=stream)
             for event in fan.expand(time.time()):
                 self._push(event)
         except ItemFault as exc:
@@ -122,6 +125,9 @@ class FanOutSteps:
             self._finish(st, StepStatus.FAILED, reason=mask_text(str(exc), tuple(inv.secrets)))
             return None
         st.fan = fan
+        if fan.tail is not None:  # a stream: what the producer printed so far (it may end the step)
+            self._stream_feed(st, fan, check=False)
+            return fan if st.status is StepStatus.RUNNING else None
         if fan.done:
             self._fan_finish(st, fan)
             return None
@@ -194,10 +200,13 @@ class FanOutSteps:
     def _fan_finish(self, st: _State, fan: FanOut) -> None:
         fan.export()
         reason = fan.summary()
-        if fan.exceeded:
+        if fan.fault:  # its producer failed, or an item mid-stream could not run
+            self._finish(st, StepStatus.FAILED_ALLOWED if st.step.continue_on_error else StepStatus.FAILED,
+                         reason=mask_text(f"{fan.fault}: {reason}", tuple(fan.inv.secrets)))
+        elif fan.exceeded:
             self._finish(st, StepStatus.FAILED_ALLOWED if st.step.continue_on_error else StepStatus.FAILED,
                          reason=f"{EXCEEDED}: {reason}")
-        elif any(u.status is ItemStatus.CANCELLED for u in fan.units):
+        elif fan.cut or any(u.status is ItemStatus.CANCELLED for u in fan.units):
             self._finish(st, StepStatus.CANCELLED, reason=f"{self._not_started() if self._stopping else 'cancelled'}: {reason}")
         else:
             self._finish(st, StepStatus.SUCCEEDED, reason=reason)

@@ -21,9 +21,10 @@ from urllib.parse import quote
 
 from flowctl.masking import mask_text
 from flowctl.run.events import ItemFinished, ItemStarted, ItemStatus, RunId
+from flowctl.run.itemstream import LineTail, output_name, parse_line
 from flowctl.run.options import Carried, InvocationLike
 from flowctl.spec import expr
-from flowctl.spec.foreach import ItemFault, canonical, check_items, item_refs, item_text, item_values
+from flowctl.spec.foreach import ItemFault, canonical, check_items, checked_key, item_refs, item_text, item_values
 from flowctl.spec.model import Foreach, ItemsKind, Step
 
 RESULTS = "results.jsonl"
@@ -91,9 +92,9 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
         pattern = os.path.join(cwd, src.path)
         return [os.path.relpath(p, cwd) for p in sorted(glob.glob(pattern, recursive=True))]
     path = os.path.join(cwd, src.path) if src.kind is ItemsKind.FILE else producer_output
-    name = f"items file {src.path}" if src.kind is ItemsKind.FILE else f"the output of step {src.path}"
-    if path is None:  # issue 15 part 4 (a producer's own stdout pipe) is not built yet
-        raise ItemFault(f"{name}: items from a step's output are not supported yet", 0)
+    name = f"items file {src.path}" if src.kind is ItemsKind.FILE else output_name(src.path)
+    if path is None:  # it ran before flowctl kept a producer's output
+        raise ItemFault(f"{name} was not recorded: run step {src.path} again (--force-step {src.path})", 0)
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
@@ -103,15 +104,7 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
         raise ItemFault(f"{name}: cannot read it: {exc}", 0) from None
     if src.lines:
         return [line for line in lines if line]
-    values: list[object] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            values.append(json.loads(line))
-        except ValueError as exc:
-            raise ItemFault(f"{name}, line {number}: not JSON ({exc.args[0]})", number - 1) from None
-    return values
+    return [parse_line(name, number, line) for number, line in enumerate(lines, 1) if line.strip()]
 
 
 class FanOut:
@@ -119,7 +112,8 @@ class FanOut:
 
     def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
                  concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None,
-                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None) -> None:
+                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None,
+                 stream: bool = False) -> None:
         assert step.foreach is not None
         self.run_id = run_id
         self.step = step
@@ -139,6 +133,15 @@ class FanOut:
         self.failed = 0  # items (not batches) dead-lettered
         self.stopped = ""  # why no new unit starts ("exceeded-tolerated-failures", a stop)
         self.queued = False  # the step waits in the scheduler's ready queue for a slot
+        # stream: true, while the producer runs: its output as it grows (``feed``); ``closed``
+        # once it succeeded and every line was read; ``fault``: why the step fails whatever
+        # its items do (the producer failed, an item mid-stream cannot run)
+        self.tail = LineTail(producer_output) if stream and producer_output else None
+        self.closed = self.tail is None
+        self.fault = ""
+        self.cut = False  # a stream stopped before its producer ended: not every item was seen
+        self._lines: dict[str, int] = {}  # streamed: key -> its line
+        self._held: list[tuple[str, object]] = []  # streamed: items waiting to fill a batch
         self._seq = 0
         self._reused: list[tuple[str, object]] = []
         self._carried: list[tuple[str, object, Carried]] = []
@@ -150,34 +153,86 @@ class FanOut:
 
     def expand(self, at: float) -> list[ItemFinished]:
         """Read the items and make the units; returns the events of items a resumed run
-        already finished. Raises ItemFault (the step fails before any item starts)."""
+        already finished. Raises ItemFault (the step fails before any item starts). A stream
+        is fed as the producer prints (``feed``)."""
+        if self.tail is not None:
+            return []  # the scheduler feeds it (run/streamrun.py)
         values = read_items(self.foreach, self.inv.cwd, self.producer_output)
         keys = check_items(self.foreach, values, self._refs)
         self.total = len(values)
+        events = self._admit(list(zip(keys, values, strict=True)), at)
+        if self.failed and self.exceeded:
+            self.stopped = "exceeded-tolerated-failures"
+        return events
+
+    def feed(self, at: float) -> list[ItemFinished]:
+        """A stream: admit the items of the lines the producer printed since the last call (with
+        ``closed``, its unfinished last line too). Raises OutputFault (a line that is not JSON:
+        the producer's fault) or ItemFault (an item that cannot run, a key seen before, more
+        than ``max_items``: this step's), naming the line."""
+        assert self.tail is not None
+        name = output_name(self.foreach.source.path)
+        limit = self.foreach.max_items
+        pairs: list[tuple[str, object]] = []
+        try:
+            for number, text in self.tail.read(final=self.closed):
+                if not text.strip():
+                    continue
+                value = parse_line(name, number, text)
+                if self.total >= limit:
+                    raise ItemFault(f"{name}, line {number}: more than max_items ({limit}) items", number - 1)
+                try:
+                    key = checked_key(self.foreach, value, self._refs)
+                except LookupError as exc:
+                    raise ItemFault(f"{name}, line {number}: {exc.args[0]}", number - 1) from None
+                if key in self._lines:
+                    raise ItemFault(f"{name}, lines {self._lines[key]} and {number} have the same key {key!r}",
+                                    number - 1)
+                self._lines[key] = number
+                self.total += 1
+                pairs.append((key, value))
+        except ItemFault:
+            self._admit(pairs, at)  # the lines before it are items (the scheduler cancels them)
+            raise
+        events = self._admit(pairs, at)
+        if self.closed and self.failed and self.exceeded:  # the percentage, judged at the end
+            self.stopped = self.stopped or "exceeded-tolerated-failures"
+        return events
+
+    def _admit(self, pairs: list[tuple[str, object]], at: float) -> list[ItemFinished]:
+        """Make units of the items that must run; the events of those carried or reused."""
         before, carried = self.done_before, self.carried_before
         todo: list[tuple[str, object]] = []
-        for k, v in zip(keys, values, strict=True):  # an item runs again when its value changed under the same key
+        new_carried: list[tuple[str, object, Carried]] = []
+        new_reused: list[tuple[str, object]] = []
+        for k, v in pairs:  # an item runs again when its value changed under the same key
             c = carried.get(k)
             if c is not None and c.item == mask_text(canonical(v), self._secrets):
-                self._carried.append((k, v, c))
+                new_carried.append((k, v, c))
                 self.failed += c.status in _FAILED
             elif k in before and before[k] == canonical(v):
-                self._reused.append((k, v))
+                new_reused.append((k, v))
             else:
                 todo.append((k, v))
+        self._carried += new_carried
+        self._reused += new_reused
         batch = self.foreach.batch
         if batch is None:
-            self.units = [Unit((k,), (v,), 0) for k, v in todo]
+            units = [Unit((k,), (v,), 0) for k, v in todo]
         else:
-            self.units = list(_batches(todo, batch.size, batch.max_bytes))
-        self.pending.extend(self.units)
-        if self.failed and self.foreach.exceeded(self.failed, self.total):
-            self.stopped = "exceeded-tolerated-failures"
+            self._held += todo
+            units = list(_batches(self._held, batch.size, batch.max_bytes, max((u.batch for u in self.units), default=0)))
+            self._held = []
+            if units and not self.closed and len(units[-1].keys) < batch.size:  # more items may fill it
+                last = units.pop()
+                self._held = list(zip(last.keys, last.values, strict=True))
+        self.units += units
+        self.pending.extend(units)
         events = [ItemFinished(self.run_id, self.step.id, (k,), _carried_status(c.status), at,
-                               items=(c.item,), replays=c.replays) for k, _, c in self._carried]
-        if self._reused:
-            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in self._reused), ItemStatus.REUSED,
-                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in self._reused)))
+                               items=(c.item,), replays=c.replays) for k, _, c in new_carried]
+        if new_reused:
+            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in new_reused), ItemStatus.REUSED,
+                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in new_reused)))
         return events
 
     # -- one unit -----------------------------------------------------------------------------
@@ -226,7 +281,7 @@ class FanOut:
             unit.last_failure = at
         if status is ItemStatus.DEAD:
             self.failed += len(unit.keys)
-            if not self.stopped and self.foreach.exceeded(self.failed, self.total):
+            if not self.stopped and self.exceeded:
                 self.stopped = "exceeded-tolerated-failures"  # the scheduler drops what waits
         return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.attempts if logged or
                             status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
@@ -251,15 +306,19 @@ class FanOut:
         dropped = list(self.pending) + self.retrying
         self.pending.clear()
         self.retrying = []
+        self._held = []
+        self.cut = self.cut or not self.closed
+        self.closed = True  # a stream: read no more of it
         return dropped
 
     @property
     def done(self) -> bool:
-        return not self.pending and not self.running
+        return not self.pending and not self.running and self.closed
 
     @property
     def exceeded(self) -> bool:
-        return self.foreach.exceeded(self.failed, self.total)
+        """Over a tolerated limit (while a stream runs, only the count is judged)."""
+        return self.foreach.exceeded(self.failed, self.total, partial=not self.closed)
 
     def summary(self) -> str:
         """The step's reason: ``997 of 1000 items succeeded, 3 dead-lettered``."""
@@ -311,11 +370,11 @@ def _carried_status(status: str) -> ItemStatus:
     return ItemStatus.REUSED if value is ItemStatus.SUCCEEDED else value
 
 
-def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None) -> Iterable[Unit]:
+def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None, number: int = 0) -> Iterable[Unit]:
+    """``todo`` in batches numbered from ``number + 1``."""
     keys: list[str] = []
     values: list[object] = []
     used = 0
-    number = 0
     for key, value in todo:
         length = len(canonical(value).encode()) + 1
         if keys and (len(keys) >= size or (max_bytes is not None and used + length > max_bytes)):

@@ -92,6 +92,8 @@ class SessionPlan:
     fingerprint_at_start: Callable[[str], str] | None = None  # see RunOptions
     items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # see RunOptions
     results_paths: Mapping[str, str] = field(default_factory=dict)
+    #: issue 15: the recorded stdout (stdout.jsonl) of producing steps reused from earlier runs
+    stdout_paths: Mapping[str, str] = field(default_factory=dict)
     #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
     items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
     items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -124,6 +126,8 @@ class RunOptions:
     items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: issue 15: the results.jsonl of foreach steps reused from earlier runs
     results_paths: Mapping[str, str] = field(default_factory=dict)
+    #: issue 15: the recorded stdout (stdout.jsonl) of producing steps reused from earlier runs
+    stdout_paths: Mapping[str, str] = field(default_factory=dict)
     #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
     items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
     items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)

@@ -39,6 +39,10 @@ class AttemptSpec:
     secrets: tuple[str, ...] = ()  # values masked as *** in everything the attempt prints
     stream: bool = False  # also report each output line (OutputLine events)
     resources: Mapping[str, float] = field(default_factory=dict)  # the step's, sizes in bytes
+    #: Non-empty: the command's stdout goes to this file (made empty at the start, unmasked: it
+    #: is data, the items of a ``foreach`` that reads it), apart from its log, which keeps its
+    #: stderr (issue 15: ``items_from: {step: S}``).
+    stdout_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,9 +75,11 @@ def find_program(name: str, path: str, cwd: str) -> str | None:
     return name if os.path.isabs(name) else os.path.join(cwd, name)
 
 
-def spawn(program: str, argv: tuple[str, ...], env: Mapping[str, str], *, stdin_fd: int, out_fd: int) -> int:
+def spawn(program: str, argv: tuple[str, ...], env: Mapping[str, str], *, stdin_fd: int, out_fd: int,
+          stdout_fd: int | None = None) -> int:
     """Start ``program`` (a path) with ``argv`` in its own process group (pgid = pid), in the
-    runner's own folder; return its pid. stdout and stderr both go to ``out_fd``.
+    runner's own folder; return its pid. stdout and stderr both go to ``out_fd`` (stdout to
+    ``stdout_fd`` when given).
 
     Raises OSError (missing program). The folder an attempt runs in is ``Launcher``'s business:
     the runner never moves.
@@ -88,7 +90,7 @@ def spawn(program: str, argv: tuple[str, ...], env: Mapping[str, str], *, stdin_
         env,
         file_actions=[
             (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
-            (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, out_fd if stdout_fd is None else stdout_fd, 1),
             (os.POSIX_SPAWN_DUP2, out_fd, 2),
         ],
         setpgroup=0,  # its own process group (see the module docstring: not a session)

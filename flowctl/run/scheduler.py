@@ -110,6 +110,7 @@ class Scheduler(FanOutSteps):
                 if up is not None:  # a need outside the selection counts as done (--only/--from)
                     st.waiting += 1
                     up.dependents.append(st)
+        self._stream_setup()  # items from a step's output, streamed (run/streamrun.py)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -164,6 +165,8 @@ class Scheduler(FanOutSteps):
                 self._on_signal()
             for result in results:
                 self._on_result(result)
+            if self._streams:
+                self._feed_streams()
             if self._timers:
                 self._fire_timers()
         why = self._not_started()
@@ -279,6 +282,7 @@ class Scheduler(FanOutSteps):
                 self._fingerprints[st.id] = self._opt.fingerprint_at_start(st.id)
         st.status = StepStatus.RUNNING
         self._running += 1
+        self._stream_start(st)
         secrets = tuple(inv.secrets)
         command = mask_text(inv.display, secrets) if secrets else inv.display
         chaos = self._chaos if kind is not AttemptKind.REMEDIATE else None
@@ -293,7 +297,7 @@ class Scheduler(FanOutSteps):
         spec = AttemptSpec(
             key=key, argv=tuple(inv.argv), env=env, cwd=inv.cwd, log_path=log_path,
             timeout=timeout, kind=kind, secrets=secrets, stream=self._opt.stream,
-            resources=step.resources,
+            resources=step.resources, stdout_path=self._stdout_path(st, kind),
         )
         # started by _flush, once the AttemptStarted above is saved
         self._to_submit.append(chaos.wrap(spec, fault) if chaos is not None and fault else spec)
@@ -324,6 +328,8 @@ class Scheduler(FanOutSteps):
                 log_path=log_path, error=r.error, tail=r.tail, host=r.host,
             )
         )
+        if self._stream_ended(st, r):  # its output had a line that is not JSON
+            return
         step = st.step
         if kind is AttemptKind.REMEDIATE:
             # The final attempt follows whatever the remediation's outcome (both are recorded).
@@ -403,6 +409,8 @@ class Scheduler(FanOutSteps):
         )
         if status.done_ok:
             for dep in st.dependents:
+                if self._stream_released(st, dep):
+                    continue  # it stopped waiting when st started
                 dep.waiting -= 1
                 if dep.waiting == 0 and dep.status is StepStatus.PENDING:
                     self._make_ready(dep)

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from flowctl.masking import Masker
 from flowctl.run import procs
@@ -68,6 +68,7 @@ class Request(TypedDict):
     grace: float
     lease: float
     secrets: list[str]
+    stdout: NotRequired[str]  # non-empty: the command's stdout goes to this file, apart (``AttemptSpec.stdout_path``)
 
 
 class Result(TypedDict, total=False):
@@ -254,16 +255,22 @@ class _Attempt:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         os.chdir(req["cwd"])  # this process exists for this attempt: moving it moves nothing else
+        stdout = write_end
         try:
+            if req.get("stdout"):  # the shared filesystem holds it: the command writes it itself
+                os.makedirs(os.path.dirname(req["stdout"]), exist_ok=True)
+                stdout = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             self.pid = os.posix_spawn(
                 program, req["argv"], env,
-                file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, write_end, 1),
+                file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
                               (os.POSIX_SPAWN_DUP2, write_end, 2)],
                 setsid=True, setsigdef=_SIGNALS_TO_RESET, setsigmask=(),
             )
         finally:
             os.close(write_end)
             os.close(devnull)
+            if stdout != write_end:
+                os.close(stdout)
         code = self._watch(read_end, t0)
         os.close(read_end)
         outcome = self.outcome or ("ok" if code == 0 else "failed")

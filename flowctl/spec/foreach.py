@@ -98,19 +98,25 @@ def item_values(refs: Iterable[expr.Ref], value: object) -> dict[str, str]:
     return {r.var: item_text(field_of(value, r.path)) for r in refs if r.source == "item"}
 
 
+def checked_key(foreach: Foreach, value: object, refs: Sequence[expr.Ref]) -> str:
+    """The key of ``value``, once every field the step uses (``refs``) is found in it. Raises
+    LookupError saying what is missing."""
+    for r in refs:
+        if r.source == "item" and r.path:
+            field_of(value, r.path)
+    return key_of(foreach, value)
+
+
 def check_items(foreach: Foreach, values: Sequence[object], refs: Sequence[expr.Ref]) -> list[str]:
     """The keys of ``values`` in order. Raises ItemFault for the first item that cannot run:
     a field used on a non-object or missing, a key given twice, more than ``max_items``."""
     if len(values) > foreach.max_items:
         raise ItemFault(f"{len(values)} items, more than max_items ({foreach.max_items})", foreach.max_items)
-    fields = [r for r in refs if r.source == "item" and r.path]
     seen: dict[str, int] = {}
     keys: list[str] = []
     for i, value in enumerate(values):
         try:
-            for r in fields:
-                field_of(value, r.path)
-            key = key_of(foreach, value)
+            key = checked_key(foreach, value, refs)
         except LookupError as exc:
             raise ItemFault(f"item {i + 1}: {exc.args[0]}", i) from None
         if key in seen:
@@ -165,6 +171,11 @@ def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[
         if isinstance(producer, str) and producer not in needs:
             report([*here, "items_from", "step"], f"items come from step {producer!r}, which this step does not need",
                    f"add {producer!r} to `needs`", "foreach-source", doc.span([*here, "items_from", "step"]))
+        elif isinstance(producer, str) and isinstance(steps.get(producer), dict) and "foreach" in steps[producer]:
+            report([*here, "items_from", "step"], f"step {producer!r} has `foreach:`: its items print to logs of "
+                   "their own, not to one output to read items from",
+                   f"read its results instead: a step running `cat \"${{{{ needs.{producer}.results }}}}\"`",
+                   "foreach-source", doc.span([*here, "items_from", "step"]))
     batch = raw.get("batch")
     refs = [(path, text, r) for path, text, shell in texts for r in item_refs([text], shell=shell)]
     for path, text, r in refs:
@@ -307,6 +318,16 @@ def _number(value: Any) -> float | None:
 
 
 __all__ = [
-    "DEFAULT_MAX_ITEMS", "ItemFault", "build_foreach", "canonical", "check_items", "check_step", "field_of",
-    "item_refs", "item_text", "item_values", "key_of",
+    "DEFAULT_MAX_ITEMS",
+    "ItemFault",
+    "build_foreach",
+    "canonical",
+    "check_items",
+    "check_step",
+    "checked_key",
+    "field_of",
+    "item_refs",
+    "item_text",
+    "item_values",
+    "key_of",
 ]

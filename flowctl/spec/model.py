@@ -105,15 +105,17 @@ class Foreach:
     fail_fast: bool = False
     span: Span | None = None
 
-    def exceeded(self, failed: int, total: int) -> bool:
-        """Whether ``failed`` of ``total`` items is strictly over a tolerated limit."""
+    def exceeded(self, failed: int, total: int, *, partial: bool = False) -> bool:
+        """Whether ``failed`` of ``total`` items is strictly over a tolerated limit. ``partial``:
+        more items may come (a stream), so only the count is judged; the percentage at the end."""
         if failed == 0:
             return False
         if not self.tolerated:
             return True
         if self.tolerated_count is not None and failed > self.tolerated_count:
             return True
-        return self.tolerated_percent is not None and total > 0 and failed * 100 > self.tolerated_percent * total
+        return (not partial and self.tolerated_percent is not None and total > 0
+                and failed * 100 > self.tolerated_percent * total)
 
 
 #: Fields a step may inherit from ``defaults``.

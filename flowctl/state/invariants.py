@@ -7,7 +7,9 @@ gets as ``FLOWCTL_LEDGER``, one JSON line ``{"effect": "..."}`` per side effect)
 * ``finished``: the last run of the chain ended (a runner that killed itself needs a resume);
 * ``converged``: every step succeeded, or failed only through injected faults (every failed
   attempt of it injected), or was skipped behind such a step;
-* ``order``: no attempt started before every step it needs (within the run) had succeeded;
+* ``order``: no attempt (nor a foreach step's first item) started before every step it needs
+  (within the run) had succeeded, or, on a streaming edge (``items_from: {step: S, stream:
+  true}``, given as ``streams``), before S had started;
 * ``no-rerun``: no step that had succeeded ran again in a later run of the chain;
 * ``duplicates``: each runner death left at most its concurrency of attempts in flight;
 * ``retries``: no step ran more regular attempts than it allows;
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,14 +87,17 @@ def check_run(
     run_id: str,
     needs: Mapping[str, Sequence[str]] | None,
     *,
+    streams: Mapping[str, str] | None = None,
     alive: Callable[[], Sequence[procs.Tagged]] = procs.tagged_processes,
 ) -> CheckReport:
-    """Check the invariants over ``run_id``'s resume chain. Raises ``UsageError`` for an unknown
-    run, ``StateError`` for a bad database."""
+    """Check the invariants over ``run_id``'s resume chain (``streams``: foreach step -> the
+    step whose output it streams). Raises ``UsageError`` for an unknown run, ``StateError`` for
+    a bad database."""
     last = run_details(state_dir, run_id, command=("chaos", "check"))
     with opened(state_dir) as conn:
         chain = tuple(reversed(queries.resume_chain(conn, last.run.run_id)))
         details = [queries.run_detail(conn, rid) for rid in chain[:-1]] + [last]
+        first_items = {rid: _first_items(conn, rid) for rid in chain}
     out: list[Violation] = []
     _finished(last, out)
     _converged(last, out)
@@ -100,7 +106,7 @@ def check_run(
         skipped.append("order: the pipeline file it ran is gone or invalid, so its needs are unknown")
     else:
         for d in details:
-            _order(d, needs, out)
+            _order(d, needs, out, first_items[d.run.run_id], streams or {})
     _reruns(details, out)
     kills = _duplicates(details, out)
     for d in details:
@@ -142,29 +148,44 @@ def _converged(last: RunDetail, out: list[Violation]) -> None:
             out.append(Violation("converged", f"step {s.step} ended {s.status}", rid, s.step))
 
 
-def _order(d: RunDetail, needs: Mapping[str, Sequence[str]], out: list[Violation]) -> None:
+def _order(d: RunDetail, needs: Mapping[str, Sequence[str]], out: list[Violation],
+           first_items: Mapping[str, float] | None = None, streams: Mapping[str, str] | None = None) -> None:
     rid = d.run.run_id
     done_at: dict[str, float] = {}
+    began: dict[str, float] = {}  # a producer streaming its output: when its first attempt started
     for s in d.steps:
         if s.status in (StepStatus.REUSED.value, StepStatus.UP_TO_DATE.value):
-            done_at[s.step] = float("-inf")
+            done_at[s.step] = began[s.step] = float("-inf")
         ok = [a.finished_at for a in s.attempt_records if a.outcome == "ok" and a.finished_at is not None]
         if ok:
             done_at[s.step] = min(ok)
         elif s.status == StepStatus.SUCCEEDED.value and s.finished_at is not None:
             done_at[s.step] = s.finished_at  # a foreach step: its items, not its attempts, succeeded
+        starts = [a.started_at for a in s.attempt_records if a.started_at is not None]
+        if starts:
+            began[s.step] = min(starts)
     selected = {s.step for s in d.steps}
     for s in d.steps:
-        for a in s.attempt_records:
-            if a.started_at is None:
-                continue
+        times = [(f"attempt {a.attempt}", a.started_at) for a in s.attempt_records if a.started_at is not None]
+        if first_items and s.step in first_items:
+            times.append(("item", first_items[s.step]))
+        for what, started in times:
             for need in needs.get(s.step, ()):
                 if need not in selected:
                     continue  # outside the run's selection: it counts as done
-                at = done_at.get(need)
-                if at is None or at > a.started_at + 1e-6:
-                    out.append(Violation("order", f"step {s.step} attempt {a.attempt} started before {need}, "
-                                         "which it needs, had succeeded", rid, s.step))
+                streamed = streams is not None and streams.get(s.step) == need
+                at = (began if streamed else done_at).get(need)
+                if at is None or at > started + 1e-6:
+                    out.append(Violation("order", f"step {s.step} {what} started before {need}, which it needs, "
+                                         f"had {'started (it streams its output)' if streamed else 'succeeded'}",
+                                         rid, s.step))
+
+
+def _first_items(conn: sqlite3.Connection, run_id: str) -> dict[str, float]:
+    """When each foreach step of ``run_id`` first started an item (reused items never started)."""
+    rows = conn.execute("SELECT step, min(started_at) FROM items WHERE run_id = ? AND attempts > 0 "
+                        "AND started_at IS NOT NULL GROUP BY step", (run_id,))
+    return {str(step): float(at) for step, at in rows}
 
 
 def _reruns(details: Sequence[RunDetail], out: list[Violation]) -> None:

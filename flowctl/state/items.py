@@ -123,16 +123,18 @@ def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
     return carried, replays
 
 
-def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str]) -> dict[str, str]:
-    """For each of ``steps`` (foreach steps a run reuses), the ``results.jsonl`` of the latest
-    run of ``pipeline`` in which it succeeded."""
+def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str],
+                   name: str = "results.jsonl") -> dict[str, str]:
+    """For each of ``steps`` (steps a run reuses), its file ``name`` (a foreach step's
+    ``results.jsonl``, a producer's ``stdout.jsonl``) in the latest run of ``pipeline`` in which
+    it succeeded."""
     out: dict[str, str] = {}
     for step in steps:
         row = conn.execute(
             "SELECT steps.run_id FROM steps JOIN runs USING (run_id) WHERE runs.pipeline = ? AND steps.step = ? "
             "AND steps.status = 'succeeded' ORDER BY runs.started_at DESC LIMIT 1", (pipeline, step)).fetchone()
         if row is not None:
-            out[step] = os.path.join(runs_dir, str(row[0]), step, "results.jsonl")
+            out[step] = os.path.join(runs_dir, str(row[0]), step, name)
     return out
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowctl.run.events import RunId, StepStatus
+from flowctl.run.itemstream import STDOUT
+from flowctl.spec.model import ItemsKind
 from flowctl.state import keys
 from flowctl.state import lock as locks
 from flowctl.state.assess import Assessment, assess, outputs_of
@@ -79,7 +81,7 @@ class RunSession:
             resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
             provenance=dict(self.provenance()),
             fingerprint_at_start=self.at_start.fingerprint if self.at_start is not None else None,
-            items_done=self.items_done(), results_paths=self.results_paths(),
+            items_done=self.items_done(), results_paths=self.results_paths(), stdout_paths=self.stdout_paths(),
             items_carried={step: carried} if carried else {}, items_replays={step: replays} if replays else {},
         )
 
@@ -122,6 +124,18 @@ class RunSession:
         reused = [sid for sid, d in self.assessment.decisions.items()
                   if d.verdict is not Verdict.RUN and pipeline.steps[sid].foreach is not None]
         return self.store.latest_results(pipeline.name, reused) if reused else {}
+
+    def stdout_paths(self) -> dict[str, str]:
+        """The recorded ``stdout.jsonl`` of each step whose output gives a foreach step its items
+        and that this run does not run (reused, up to date, or outside the selection)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        decisions = self.assessment.decisions
+        producers = sorted({s.foreach.source.path for s in pipeline.steps.values()
+                            if s.foreach is not None and s.foreach.source.kind is ItemsKind.STEP})
+        idle = [sid for sid in producers if sid not in decisions or decisions[sid].verdict is not Verdict.RUN]
+        return self.store.latest_results(pipeline.name, idle, STDOUT) if idle else {}
 
     def fingerprints(self) -> dict[str, str]:
         return {sid: fp.digest for sid, fp in self.assessment.fingerprints.items()}

@@ -320,12 +320,13 @@ class SqliteRunStore:
         with db.translated(self.path):
             return replay_plan(self._connection(), run_id, step, keys)
 
-    def latest_results(self, pipeline: str, steps: list[str]) -> dict[str, str]:
-        """The ``results.jsonl`` of each of these foreach steps in the latest run it succeeded in."""
+    def latest_results(self, pipeline: str, steps: list[str], name: str = "results.jsonl") -> dict[str, str]:
+        """The file ``name`` of each of these steps in the latest run it succeeded in (a foreach
+        step's ``results.jsonl``, a producer's ``stdout.jsonl``)."""
         from flowctl.state.items import latest_results
 
         with db.translated(self.path):
-            return latest_results(self._connection(), str(Path(self.path).parent / "runs"), pipeline, steps)
+            return latest_results(self._connection(), str(Path(self.path).parent / "runs"), pipeline, steps, name)
 
     # -- internals ---------------------------------------------------------------------------
 

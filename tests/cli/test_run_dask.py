@@ -361,3 +361,28 @@ def test_the_pipeline_s_executor_block_is_used_and_flags_win(tmp_path, shared) -
     proc = run_flowctl("run", str(path), "--executor", "local", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and "executor: dask" not in proc.stdout
     assert "://" not in str(attempts(tmp_path, runs(tmp_path / ".flowctl")[-1])[0][4])
+
+
+# -- foreach items from a step's output (issue 15) ---------------------------------------------
+
+def test_items_from_a_step_s_output_run_on_workers_and_streaming_is_refused(tmp_path, shared) -> None:
+    path = write(tmp_path, """
+        version: 1
+        name: produced
+        steps:
+          list: {run: 'echo "{\\"id\\": 1}"; echo "{\\"id\\": 2}"; echo listing >&2'}
+          each:
+            needs: [list]
+            foreach: {items_from: {step: list}, key: "${{ item.id }}"}
+            run: 'echo "${{ item.id }}" >> seen.txt'
+        """)
+    proc = run_flowctl("run", str(path), "--dask-scheduler", shared, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted((tmp_path / "seen.txt").read_text().split()) == ["1", "2"]
+    folder = tmp_path / ".flowctl" / "runs" / only_run(tmp_path) / "list"
+    assert (folder / "stdout.jsonl").read_text() == '{"id": 1}\n{"id": 2}\n'  # its stderr stays in its log
+    assert (folder / "1.log").read_text() == "listing\n"
+    path.write_text(path.read_text().replace("{step: list}", "{step: list, stream: true}"))
+    refused = run_flowctl("run", str(path), "--dask-scheduler", shared, cwd=tmp_path, timeout=120)
+    assert refused.returncode == 2 and "step each streams the output of step list" in refused.stderr
+    assert "--executor dask does not do" in refused.stderr

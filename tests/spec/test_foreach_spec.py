@@ -33,6 +33,10 @@ from tests.spec.test_validation_positions import HEAD, problems
         ("steps:\n  a:\n    foreach: {items: [a], items_from: {glob: '*'}}\n    run: 'true'\n", [(5, 27, "foreach-source")]),
         ("steps:\n  a:\n    foreach: {items_from: {glob: '*', file: f}}\n    run: 'true'\n", [(5, 27, "foreach-source")]),
         ("steps:\n  s: {run: 'true'}\n  a:\n    foreach: {items_from: {step: s}}\n    run: 'true'\n", [(6, 34, "foreach-source")]),
+        # items from a step's output: stream only there; never from a foreach step's
+        ("steps:\n  a:\n    foreach: {items_from: {file: f, stream: true}}\n    run: 'true'\n", [(5, 37, "foreach-source")]),
+        ("steps:\n  s: {foreach: {items: [1]}, run: 'true'}\n  a:\n    needs: [s]\n    foreach: {items_from: {step: s}}\n"
+         "    run: 'true'\n", [(7, 34, "foreach-source")]),
         # item.* with batch, batch.* without, item.* outside a foreach step
         ("steps:\n  a:\n    foreach: {items: [a], batch: {size: 2}}\n    run: echo ${{ item }}\n", [(6, 15, "foreach-batch")]),
         ("steps:\n  a:\n    foreach: {items: [a]}\n    run: cat ${{ batch.file }}\n", [(6, 14, "foreach-batch")]),
@@ -118,6 +122,14 @@ def _foreach(**kw: object) -> Foreach:
 )
 def test_tolerated_failure_is_strictly_over(kw: dict[str, object], failed: int, total: int, exceeded: bool) -> None:
     assert _foreach(**kw).exceeded(failed, total) is exceeded
+
+
+def test_a_stream_judges_the_count_as_items_fail_and_the_percentage_at_the_end() -> None:
+    both = _foreach(tolerated=True, tolerated_count=5, tolerated_percent=10.0)
+    assert both.exceeded(2, 3, partial=True) is False  # 67% so far: more items may come
+    assert both.exceeded(2, 3) is True
+    assert both.exceeded(6, 1000, partial=True) is True  # the count is judged at once
+    assert _foreach().exceeded(1, 1, partial=True) is True  # nothing tolerated
 
 
 def test_item_rules() -> None:

@@ -58,6 +58,15 @@ class AttemptLog:
             for line in lines:
                 self.on_line(self.key, line.decode(errors="replace").rstrip("\r"))
 
+    def create(self) -> None:
+        """Make the file now, empty (a storage failure is kept as ``write`` keeps it)."""
+        try:
+            self._open()
+            self.logged = True
+        except OSError as exc:
+            self.failure = log_failure(self.key.step, self.path, exc)
+            self.error = f"could not write {self.path}: {exc.strerror or exc}"
+
     def _open(self) -> None:
         try:
             self.fd = os.open(self.path, _FLAGS, 0o644)

@@ -146,7 +146,7 @@ class DaskExecutor:
             "request": {
                 "key": key, "argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd,
                 "timeout": spec.timeout, "grace": self.settings.grace, "lease": self.settings.lease,
-                "secrets": list(spec.secrets),
+                "secrets": list(spec.secrets), "stdout": spec.stdout_path,
             },
             "topic": self._topic, "run": self.run_id, "owner": self.owner,
             # A LocalCluster of ours fails a lost worker's task itself (allowed_failures=0), unless

@@ -59,8 +59,10 @@ class Launcher:
         env.update(additions)
         return env
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, *, stdin_fd: int, out_fd: int) -> int:
-        """Start ``argv`` in folder ``cwd`` in its own process group; return its pid.
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, *, stdin_fd: int, out_fd: int,
+              stdout_fd: int | None = None) -> int:
+        """Start ``argv`` in folder ``cwd`` in its own process group; return its pid. Output goes
+        to ``out_fd`` (stdout to ``stdout_fd`` when given).
 
         Raises FileNotFoundError (no such folder, program not found), PermissionError (not
         executable), or another OSError from ``posix_spawn``.
@@ -73,10 +75,11 @@ class Launcher:
             prefix = self._prefixes.get(cwd)
             if prefix is None:
                 prefix = self._prefixes[cwd] = f"cd -- {shlex.quote(cwd)} || exit; "
-            return procs.spawn(path, (program, "-c", prefix + argv[2]), env, stdin_fd=stdin_fd, out_fd=out_fd)
+            return procs.spawn(path, (program, "-c", prefix + argv[2]), env, stdin_fd=stdin_fd, out_fd=out_fd,
+                               stdout_fd=stdout_fd)
         self._program(program, env, cwd)  # the shim's exec would only say "not found" with exit 127
         shim = (SHELL, "-c", _SHIM, _SHIM_NAME, cwd, *argv)
-        return procs.spawn(SHELL, shim, env, stdin_fd=stdin_fd, out_fd=out_fd)
+        return procs.spawn(SHELL, shim, env, stdin_fd=stdin_fd, out_fd=out_fd, stdout_fd=stdout_fd)
 
     def _program(self, name: str, env: Mapping[str, str], cwd: str) -> str:
         """Where ``name`` is, as the child would find it from ``cwd`` on its ``PATH``."""

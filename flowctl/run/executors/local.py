@@ -56,6 +56,7 @@ class _Attempt:
         "spec",
         "started",
         "started_at",
+        "stdout",
         "token",
     )
 
@@ -72,7 +73,37 @@ class _Attempt:
         self.hold = -1  # our copy of the pipe's write end (see _start)
         self.log = AttemptLog(spec.log_path, spec.key, on_output if spec.stream else None)
         self.masker: Masker | None = None
+        self.stdout: _Stdout | None = None  # spec.stdout_path: the command's stdout, apart
         self.done = False
+
+
+class _Stdout:
+    """An attempt's stdout on a pipe of its own, copied as is into ``spec.stdout_path`` (issue
+    15: a producer's items; its stderr stays in its log). Like the log's pipe, our copy of the
+    write end stays open until the attempt ends."""
+
+    __slots__ = ("file", "hold", "pipe")
+
+    def __init__(self, key: AttemptKey, path: str) -> None:
+        self.file = AttemptLog(path, key, None)
+        self.file.create()  # made now, empty: a producer that prints nothing has 0 items
+        self.pipe, self.hold = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self.pipe, False)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.pipe, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self.file.write(chunk)
+
+    def close(self) -> None:
+        os.close(self.pipe)
+        os.close(self.hold)
+        self.file.close()
 
 
 class LocalExecutor:
@@ -216,16 +247,26 @@ class LocalExecutor:
             os.set_blocking(read_end, False)
             env = self._launcher.environment(spec.env)
             env[procs.TOKEN_VAR] = att.token
-            att.pid = self._launcher.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=write_end)
+            if spec.stdout_path:
+                att.stdout = _Stdout(spec.key, spec.stdout_path)
+                if att.stdout.file.failure is not None:
+                    raise OSError(att.stdout.file.error)
+            att.pid = self._launcher.spawn(spec.argv, env, spec.cwd, stdin_fd=self._devnull, out_fd=write_end,
+                                           stdout_fd=att.stdout.hold if att.stdout else None)
         except BaseException:
             os.close(read_end)
             os.close(write_end)
+            out, att.stdout = att.stdout, None
+            if out is not None:
+                out.close()
             raise
         if spec.secrets:
             att.masker = Masker(spec.secrets)
         att.pipe = read_end
         att.hold = write_end
         self._selector.register(read_end, att)
+        if att.stdout is not None:
+            self._selector.register(att.stdout.pipe, att)
         att.pidfd = procs.pidfd(att.pid)
         if att.pidfd is not None:
             self._selector.register(att.pidfd, att)
@@ -251,6 +292,8 @@ class LocalExecutor:
                 continue
             elif fd == att.pipe:
                 self._read_output(att)
+            elif att.stdout is not None and fd == att.stdout.pipe:
+                self._read_stdout(att)
             else:
                 self._check_exit(att)
         if any(a.pidfd is None for a in self._running.values()):
@@ -270,6 +313,8 @@ class LocalExecutor:
         spec = att.spec
         if att.pipe is not None:
             self._read_output(att, final=True)
+        if att.stdout is not None:
+            self._read_stdout(att)
         if att.override is not None:
             outcome = att.override
         elif code == 0:
@@ -307,6 +352,10 @@ class LocalExecutor:
             os.close(att.hold)
             att.hold = -1
         att.log.close()
+        out, att.stdout = att.stdout, None
+        if out is not None:
+            self._selector.unregister(out.pipe)
+            out.close()
 
     # -- output ------------------------------------------------------------------------------
 
@@ -324,6 +373,12 @@ class LocalExecutor:
             att.log.write(att.masker.finish())
         if att.log.failure is not None and self._storage_failure is None:
             self._storage_failure = att.log.failure
+
+    def _read_stdout(self, att: _Attempt) -> None:
+        assert att.stdout is not None
+        att.stdout.drain()
+        if att.stdout.file.failure is not None and self._storage_failure is None:
+            self._storage_failure = att.stdout.file.failure
 
     # -- timeouts, cancellation, sweeping ----------------------------------------------------
 
