@@ -230,6 +230,7 @@ class ItemFinished:
     items: tuple[str, ...] = ()  # canonical JSON, given when no ItemStarted came first (reused)
     log_path: str = ""
     replays: int = 0
+    kept: bool = False  # `dlq replay`: an item of the run it continues, left as it was: its row stands
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,7 @@ class FanOutSteps:
         env.update(extra)
         env["FLOWCTL_RUN_ID"] = self.run_id
         env["FLOWCTL_STEP"] = st.id
-        env["FLOWCTL_ATTEMPT"] = str(unit.attempts)
+        env["FLOWCTL_ATTEMPT"] = str(unit.base + unit.attempts)
         env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         env.update(self._results_env(step))
         self._push(event)
@@ -109,7 +109,7 @@ class FanOutSteps:
         inv = self._inv[st.id]
         fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
                      done=self._opt.items_done.get(st.id), carried=self._opt.items_carried.get(st.id),
-                     replays=self._opt.items_replays.get(st.id))
+                     replayed=self._opt.items_replayed.get(st.id))
         st.first_start = time.monotonic()
         if self._opt.fingerprint_at_start is not None:  # its inputs as it sees them (state.session)
             self._fingerprints[st.id] = self._opt.fingerprint_at_start(st.id)

@@ -36,6 +36,7 @@ class Unit:
 
     __slots__ = (
         "attempts",
+        "base",
         "batch",
         "due",
         "duration",
@@ -55,7 +56,8 @@ class Unit:
         self.keys = keys
         self.values = values
         self.batch = batch  # 1-based; 0: a single item
-        self.attempts = 0
+        self.attempts = 0  # in this run of the command (what retries count)
+        self.base = 0  # `dlq replay`: attempts the item made before, so numbers (and logs) go on
         self.seq = 0
         self.status = ItemStatus.RUNNING
         self.exit_code: int | None = None
@@ -118,8 +120,8 @@ class FanOut:
     """The items of one foreach step in one run (see the module docstring)."""
 
     def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
-                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None,
-                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None) -> None:
+                 concurrency: int, done: Mapping[str, Carried] | None = None, producer_output: str | None = None,
+                 carried: Mapping[str, Carried] | None = None, replayed: Mapping[str, Carried] | None = None) -> None:
         assert step.foreach is not None
         self.run_id = run_id
         self.step = step
@@ -127,9 +129,9 @@ class FanOut:
         self.inv = inv
         self.folder = os.path.join(logs_dir, step.id)
         self.limit = max(1, min(self.foreach.max_concurrent or concurrency, concurrency))
-        self.done_before: Mapping[str, str] = done or {}
+        self.done_before: Mapping[str, Carried] = done or {}
         self.carried_before: Mapping[str, Carried] = carried or {}  # `dlq replay`: items not sent again
-        self.replays: Mapping[str, int] = replays or {}
+        self.replayed: Mapping[str, Carried] = replayed or {}  # `dlq replay`: items sent again
         self.producer_output = producer_output
         self.pending: collections.deque[Unit] = collections.deque()
         self.running: dict[int, Unit] = {}
@@ -140,7 +142,7 @@ class FanOut:
         self.stopped = ""  # why no new unit starts ("exceeded-tolerated-failures", a stop)
         self.queued = False  # the step waits in the scheduler's ready queue for a slot
         self._seq = 0
-        self._reused: list[tuple[str, object]] = []
+        self._reused: list[tuple[str, object, Carried]] = []
         self._carried: list[tuple[str, object, Carried]] = []
         texts = [step.run] if isinstance(step.run, str) else list(step.run)
         self._refs = item_refs(texts, shell=isinstance(step.run, str)) + item_refs(step.env.values())
@@ -161,23 +163,27 @@ class FanOut:
             if c is not None and c.item == mask_text(canonical(v), self._secrets):
                 self._carried.append((k, v, c))
                 self.failed += c.status in _FAILED
-            elif k in before and before[k] == canonical(v):
-                self._reused.append((k, v))
+            elif k in before and before[k].item == canonical(v):
+                self._reused.append((k, v, before[k]))
             else:
                 todo.append((k, v))
         batch = self.foreach.batch
         if batch is None:
             self.units = [Unit((k,), (v,), 0) for k, v in todo]
-        else:
-            self.units = list(_batches(todo, batch.size, batch.max_bytes))
+            for u in self.units:  # a replayed item's attempts go on from where they were
+                earlier = self.replayed.get(u.keys[0])
+                u.base = earlier.attempts if earlier is not None else 0
+        else:  # numbered after the run's earlier batches: their files and logs stay
+            first = max((c.batch for c in (*carried.values(), *self.replayed.values())), default=0)
+            self.units = list(_batches(todo, batch.size, batch.max_bytes, first))
         self.pending.extend(self.units)
         if self.failed and self.foreach.exceeded(self.failed, self.total):
             self.stopped = "exceeded-tolerated-failures"
-        events = [ItemFinished(self.run_id, self.step.id, (k,), _carried_status(c.status), at,
-                               items=(c.item,), replays=c.replays) for k, _, c in self._carried]
-        if self._reused:
-            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in self._reused), ItemStatus.REUSED,
-                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in self._reused)))
+        # Items settled before are told to the observers with their record; a replay's own
+        # (``kept``) leave their rows as they are, a resume's become this run's ``reused`` rows.
+        events = [_settled(self.run_id, self.step.id, k, _carried_status(c.status), at, c, kept=True)
+                  for k, _, c in self._carried]
+        events += [_settled(self.run_id, self.step.id, k, ItemStatus.REUSED, at, c) for k, _, c in self._reused]
         return events
 
     # -- one unit -----------------------------------------------------------------------------
@@ -185,12 +191,13 @@ class FanOut:
     def start(self, unit: Unit, at: float) -> tuple[ItemStarted, tuple[str, ...], dict[str, str]]:
         """Mark ``unit`` running: its event, argv and the variables it adds to the step's."""
         unit.attempts += 1
+        number = unit.base + unit.attempts
         self._seq += 1
         unit.seq = self._seq
         unit.status = ItemStatus.RUNNING
         self.running[unit.seq] = unit
         where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
-        unit.log_path = f"{self.folder}/{where}/{unit.attempts}.log"
+        unit.log_path = f"{self.folder}/{where}/{number}.log"
         env: dict[str, str] = {}
         argv = tuple(self.inv.argv)
         if unit.batch:
@@ -210,15 +217,17 @@ class FanOut:
                 if "${{" in text:
                     env[name] = _fill(text, values)
         items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
-        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, unit.attempts, unit.seq, at,
+        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
                             batch=unit.batch, log_path=unit.log_path,
-                            replays=max(self.replays.get(k, 0) for k in unit.keys))
+                            replays=max(self._replays(k) for k in unit.keys))
         return event, argv, env
 
     def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
               error: str | None = None, tail: tuple[str, ...] = (), logged: bool = True) -> ItemFinished:
         """Record how an attempt of ``unit`` ended (or that it will never start: CANCELLED)."""
         self.running.pop(unit.seq, None)
+        if status is ItemStatus.DEAD and not error:  # the queue says why, not just "null"
+            error = last_words(exit_code, tail)
         unit.status, unit.exit_code, unit.duration = status, exit_code, duration
         unit.error, unit.tail = error, tail
         if status in (ItemStatus.RETRYING, ItemStatus.DEAD):
@@ -228,9 +237,13 @@ class FanOut:
             self.failed += len(unit.keys)
             if not self.stopped and self.foreach.exceeded(self.failed, self.total):
                 self.stopped = "exceeded-tolerated-failures"  # the scheduler drops what waits
-        return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.attempts if logged or
-                            status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
+        return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.base + unit.attempts
+                            if logged or status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
                             duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "")
+
+    def _replays(self, key: str) -> int:
+        earlier = self.replayed.get(key)
+        return earlier.replays if earlier is not None else 0
 
     def splits(self, unit: Unit) -> bool:
         """Whether ``unit``, a batch that failed its last attempt, is split into its items."""
@@ -280,29 +293,52 @@ class FanOut:
     def export(self) -> None:
         """Write ``results.jsonl`` (succeeded and reused items) and ``dead-letter.jsonl``."""
         secrets = self._secrets
-        results: list[str] = [json.dumps({"key": k, "item": _masked(v, secrets), "status": "reused"},
-                                         ensure_ascii=False) for k, v in self._reused]
+        results = [_line(k, v, "reused", c, secrets) for k, v, c in self._reused]
         dead: list[str] = []
         for k, v, c in self._carried:
-            line = json.dumps({"key": k, "item": _masked(v, secrets), "status": c.status, "replays": c.replays},
-                              ensure_ascii=False)
             if c.status in _FAILED:
-                dead.append(line)
+                dead.append(_line(k, v, c.status, c, secrets, failed=True))
             elif c.status != ItemStatus.DROPPED.value:
-                results.append(line)
+                results.append(_line(k, v, c.status, c, secrets))
         for u in self.units:
             for key, value in zip(u.keys, u.values, strict=True):
-                record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": u.status.value,
-                                             "attempts": u.attempts, "exit_code": u.exit_code,
-                                             "duration": round(u.duration, 6)}
+                c = Carried("", u.status.value, self._replays(key), u.base + u.attempts, u.exit_code, u.duration,
+                            u.error, u.tail, u.log_path, u.first_failure, u.last_failure, u.batch)
                 if u.status is ItemStatus.SUCCEEDED:
-                    results.append(json.dumps(record, ensure_ascii=False))
+                    results.append(_line(key, value, u.status.value, c, secrets))
                 elif u.status is ItemStatus.DEAD:
-                    record.update(error=u.error, log_tail=list(u.tail), first_failure=u.first_failure,
-                                  last_failure=u.last_failure)
-                    dead.append(json.dumps(record, ensure_ascii=False))
+                    dead.append(_line(key, value, u.status.value, c, secrets, failed=True))
         _write_jsonl(f"{self.folder}/{RESULTS}", results)
         _write_jsonl(f"{self.folder}/{DEAD_LETTER}", dead)
+
+
+def _line(key: str, value: object, status: str, c: Carried, secrets: tuple[str, ...], *, failed: bool = False) -> str:
+    """One line of ``results.jsonl`` (``failed``: of ``dead-letter.jsonl``), the same fields
+    whether the item ran now or its record was carried from before."""
+    record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": status,
+                                 "attempts": c.attempts, "exit_code": c.exit_code,
+                                 "duration": None if c.duration is None else round(c.duration, 6)}
+    if c.replays:
+        record["replays"] = c.replays
+    if failed:
+        record.update(error=c.error or last_words(c.exit_code, c.tail), log_tail=list(c.tail), first_failure=c.first_failure,
+                      last_failure=c.last_failure)
+    return json.dumps(record, ensure_ascii=False)
+
+
+def last_words(exit_code: int | None, tail: Sequence[str]) -> str:
+    """A dead item's error when its attempt gave none (it exited non-zero): its exit code and
+    the last line of its log (its stderr's tail)."""
+    said = f"exited with code {exit_code}" if exit_code is not None else "failed"
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    return f"{said}: {last.strip()}" if last else said
+
+
+def _settled(run_id: RunId, step: str, key: str, status: ItemStatus, at: float, c: Carried, *,
+             kept: bool = False) -> ItemFinished:
+    return ItemFinished(run_id, step, (key,), status, at, attempt=c.attempts, exit_code=c.exit_code,
+                        duration=c.duration or 0.0, error=c.error, tail=c.tail, items=(c.item,),
+                        log_path=c.log_path, replays=c.replays, kept=kept)
 
 
 def _carried_status(status: str) -> ItemStatus:
@@ -311,11 +347,11 @@ def _carried_status(status: str) -> ItemStatus:
     return ItemStatus.REUSED if value is ItemStatus.SUCCEEDED else value
 
 
-def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None) -> Iterable[Unit]:
+def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | None, first: int = 0) -> Iterable[Unit]:
     keys: list[str] = []
     values: list[object] = []
     used = 0
-    number = 0
+    number = first
     for key, value in todo:
         length = len(canonical(value).encode()) + 1
         if keys and (len(keys) >= size or (max_bytes is not None and used + length > max_bytes)):
