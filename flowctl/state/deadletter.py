@@ -19,10 +19,16 @@ from flowctl.state.views import opened
 QUEUED = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
 
 
+#: A replayed item stays in the queue while its replay runs: a replay killed with ``-9`` (its
+#: rows still say running until the next run takes the lock) never empties the queue.
+_REPLAYING = (ItemStatus.RUNNING.value, ItemStatus.RETRYING.value)
+
+
 def dead_letters(state_dir: str | os.PathLike[str], run_id: str, step: str | None = None) -> list[ItemRecord]:
     """The queue of run ``run_id`` (of one step), by step and time."""
     with opened(state_dir) as conn:
-        return items_of(conn, run_id, step, statuses=QUEUED)
+        found = items_of(conn, run_id, step, statuses=QUEUED + _REPLAYING)
+    return [r for r in found if r.status in QUEUED or r.replays > 0]
 
 
 def dead_letter(state_dir: str | os.PathLike[str], run_id: str, key: str, step: str | None = None) -> ItemRecord:
