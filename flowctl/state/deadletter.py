@@ -12,7 +12,7 @@ import time
 
 from flowctl.errors import UsageError
 from flowctl.run.events import ItemStatus
-from flowctl.state.items import ItemRecord, items_of
+from flowctl.state.items import ItemRecord, items_of, match_key
 from flowctl.state.views import opened
 
 #: The statuses of an item in the dead-letter queue.
@@ -33,11 +33,13 @@ def dead_letters(state_dir: str | os.PathLike[str], run_id: str, step: str | Non
 
 def dead_letter(state_dir: str | os.PathLike[str], run_id: str, key: str, step: str | None = None) -> ItemRecord:
     """One item of the queue. Raises UsageError when it is not there (or the key is in two steps)."""
-    found = [r for r in dead_letters(state_dir, run_id, step) if r.key == key]
+    queue = dead_letters(state_dir, run_id, step)
+    named = match_key(key, [r.key for r in queue])
+    found = [r for r in queue if r.key == named]
     if not found:
         from flowctl.spec.schema import suggest
 
-        keys = [r.key for r in dead_letters(state_dir, run_id, step)]
+        keys = [r.key for r in queue]
         guess = suggest(key, keys)
         raise UsageError(f"no item with key {key!r} in the dead-letter queue of run {run_id}",
                          hint=f"did you mean {guess!r}?" if guess else

@@ -96,6 +96,15 @@ def _carried(row: tuple[object, ...], replays: int | None = None) -> Carried:
                    r.duration, r.error, r.tail, r.log_path, r.first_failure, r.last_failure, r.batch)
 
 
+def match_key(given: str, keys: list[str]) -> str | None:
+    """The key of ``keys`` that ``given`` names: itself, or a string item's key (its canonical
+    JSON, quoted) typed without the quotes (``in/f3.csv`` for ``"in/f3.csv"``)."""
+    if given in keys:
+        return given
+    quoted = json.dumps(given, ensure_ascii=False)
+    return quoted if quoted in keys else None
+
+
 def _float(value: object) -> float | None:
     return None if value is None else float(str(value))
 
@@ -228,7 +237,8 @@ def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str
         found = items_of(conn, run_id, step)
     if not found:
         raise UsageError(f"run {run_id} has no items of step {step!r}", hint="--item takes the key of an item of a foreach step")
-    record = next((r for r in found if r.key == key), None)
+    named = match_key(key, [r.key for r in found])
+    record = next((r for r in found if r.key == named), None)
     if record is None:
         guess = suggest(key, [r.key for r in found])
         raise UsageError(f"step {step!r} of run {run_id} has no item with key {key!r}",
