@@ -211,8 +211,10 @@ def run_detail(
     conn: sqlite3.Connection, run_id: str, pipeline: str | None = None, *, attempts_too: bool = True
 ) -> RunDetail:
     """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and, unless
-    ``attempts_too`` is false (deciding a resume needs only the steps), every attempt.
+    ``attempts_too`` is false (deciding a resume needs only the steps), every attempt and item.
     Raises ``UsageError``."""
+    from flowctl.state.items import items_of
+
     run = find_run(conn, run_id, pipeline)
     attempts: dict[str, list[AttemptRecord]] = {}
     rows = conn.execute(
@@ -226,7 +228,7 @@ def run_detail(
             f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY position, step", (run.run_id,)
         )
     )
-    return RunDetail(run=run, steps=steps)
+    return RunDetail(run=run, steps=steps, items=tuple(items_of(conn, run.run_id)) if attempts_too else ())
 
 
 def known_run_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> set[str]:
