@@ -219,7 +219,7 @@ class FanOut:
         items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
         event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
                             batch=unit.batch, log_path=unit.log_path,
-                            replays=max(self._replays(k) for k in unit.keys))
+                            replays=max(self._replays(k) for k in unit.keys), waiting=len(self.pending))
         return event, argv, env
 
     def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
