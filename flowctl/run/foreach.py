@@ -116,6 +116,16 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
     return values
 
 
+def source_name(foreach: Foreach) -> str:
+    """Where a step's items come from, as messages name it."""
+    src = foreach.source
+    if src.kind is ItemsKind.FILE:
+        return f"items file {src.path}"
+    if src.kind is ItemsKind.GLOB:
+        return f"items of glob {src.path}"
+    return f"the output of step {src.path}" if src.kind is ItemsKind.STEP else "items"
+
+
 class FanOut:
     """The items of one foreach step in one run (see the module docstring)."""
 
@@ -154,7 +164,10 @@ class FanOut:
         """Read the items and make the units; returns the events of items a resumed run
         already finished. Raises ItemFault (the step fails before any item starts)."""
         values = read_items(self.foreach, self.inv.cwd, self.producer_output)
-        keys = check_items(self.foreach, values, self._refs)
+        try:
+            keys = check_items(self.foreach, values, self._refs)
+        except ItemFault as exc:  # which file, glob or step the bad item came from
+            raise ItemFault(f"{source_name(self.foreach)}: {exc}", exc.index) from None
         self.total = len(values)
         before, carried = self.done_before, self.carried_before
         todo: list[tuple[str, object]] = []
