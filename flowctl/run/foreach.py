@@ -46,6 +46,7 @@ class Unit:
         "keys",
         "last_failure",
         "log_path",
+        "remedy",
         "seq",
         "status",
         "tail",
@@ -68,6 +69,7 @@ class Unit:
         self.first_failure: float | None = None
         self.last_failure: float | None = None
         self.due = 0.0  # when a retry may start (monotonic)
+        self.remedy = ""  # remediation: "" -> "next" (it starts next) -> "running" -> "done" (final attempt)
 
 
 def escape_key(key: str) -> str:
@@ -154,8 +156,9 @@ class FanOut:
         self._seq = 0
         self._reused: list[tuple[str, object, Carried]] = []
         self._carried: list[tuple[str, object, Carried]] = []
-        texts = [step.run] if isinstance(step.run, str) else list(step.run)
-        self._refs = item_refs(texts, shell=isinstance(step.run, str)) + item_refs(step.env.values())
+        self._refs = _command_refs(step.run, step.env)
+        if step.remediate is not None:  # its item expressions get their variables too
+            self._refs += _command_refs(step.remediate.run, step.remediate.env)
         self._secrets = tuple(inv.secrets)
 
     # -- expansion ----------------------------------------------------------------------------
@@ -201,6 +204,19 @@ class FanOut:
 
     # -- one unit -----------------------------------------------------------------------------
 
+    def remediate(self, unit: Unit, inv: InvocationLike) -> tuple[tuple[str, ...], dict[str, str]]:
+        """Mark ``unit`` running its remediation (``inv``, the step's ``remediate``, once after
+        its last failed attempt, then one final attempt): its argv and the variables it adds.
+        Not an attempt of the item: no event, its log ``remediate.log`` beside the attempts'."""
+        self._seq += 1
+        unit.seq = self._seq
+        unit.remedy = "running"
+        self.running[unit.seq] = unit
+        where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
+        unit.log_path = f"{self.folder}/{where}/remediate.log"
+        assert self.step.remediate is not None
+        return self._command(unit, inv, shell=isinstance(self.step.remediate.run, str))
+
     def start(self, unit: Unit, at: float) -> tuple[ItemStarted, tuple[str, ...], dict[str, str]]:
         """Mark ``unit`` running: its event, argv and the variables it adds to the step's."""
         unit.attempts += 1
@@ -211,8 +227,17 @@ class FanOut:
         self.running[unit.seq] = unit
         where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
         unit.log_path = f"{self.folder}/{where}/{number}.log"
+        argv, env = self._command(unit, self.inv, shell=isinstance(self.step.run, str))
+        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
+        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
+                            batch=unit.batch, log_path=unit.log_path,
+                            replays=max(self._replays(k) for k in unit.keys), waiting=len(self.pending))
+        return event, argv, env
+
+    def _command(self, unit: Unit, inv: InvocationLike, *, shell: bool) -> tuple[tuple[str, ...], dict[str, str]]:
+        """``inv``'s argv for ``unit`` and the variables the unit adds (its item, or batch file)."""
         env: dict[str, str] = {}
-        argv = tuple(self.inv.argv)
+        argv = tuple(inv.argv)
         if unit.batch:
             path = f"{self.folder}/batches/{unit.batch}.jsonl"
             _write_jsonl(path, (canonical(v) for v in unit.values))
@@ -224,16 +249,12 @@ class FanOut:
             env[expr.ITEM_VAR] = item_text(value)
             env[expr.ITEM_VAR + "_KEY"] = unit.keys[0]
             values = {("item", r.name): item_text(_field(value, r)) for r in self._refs}
-            if not isinstance(self.step.run, str):
+            if not shell:
                 argv = tuple(_fill(a, values) for a in argv)
-            for name, text in self.inv.env.items():
+            for name, text in inv.env.items():
                 if "${{" in text:
                     env[name] = _fill(text, values)
-        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
-        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
-                            batch=unit.batch, log_path=unit.log_path,
-                            replays=max(self._replays(k) for k in unit.keys), waiting=len(self.pending))
-        return event, argv, env
+        return argv, env
 
     def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
               error: str | None = None, tail: tuple[str, ...] = (), logged: bool = True) -> ItemFinished:
@@ -376,6 +397,11 @@ def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | Non
         used += length
     if keys:
         yield Unit(tuple(keys), tuple(values), number + 1)
+
+
+def _command_refs(run: str | Sequence[str], env: Mapping[str, str]) -> list[expr.Ref]:
+    texts = [run] if isinstance(run, str) else list(run)
+    return item_refs(texts, shell=isinstance(run, str)) + item_refs(env.values())
 
 
 def _field(value: object, ref: expr.Ref) -> object:

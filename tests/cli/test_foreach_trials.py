@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_foreach_run import step_folder, write
+from tests.cli.test_foreach_run import rows, step_folder, write
 from tests.conftest import run_flowctl
 
 
@@ -67,3 +67,25 @@ steps:
     done = run_flowctl("run", str(pipeline), "--no-progress", cwd=tmp_path)
     assert done.returncode == 1
     assert "items file items.jsonl: item 2: the item is a string, not an object" in done.stdout, done.stdout
+
+
+def test_remediate_runs_per_item_then_one_final_attempt(tmp_path: Path) -> None:
+    """A foreach step's ``remediate`` applies to each item as to a step: after an item's last
+    failed attempt its remediation runs (with the item's expressions), then one final attempt."""
+    pipeline = write(tmp_path, """version: 1
+name: fan
+steps:
+  each:
+    foreach: {items: [a, b, c], key: "${{ item }}", tolerated_failure: {count: 1}}
+    run: echo "try ${{ item }}"; test "${{ item }}" = a || test -e "healed-${{ item }}"
+    retries: 1
+    retry_delay: 0s
+    remediate: {run: 'echo "healing ${{ item }}"; test "${{ item }}" = c || touch "healed-${{ item }}"'}
+""")
+    done = run_flowctl("run", str(pipeline), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "healed-b").exists() and not (tmp_path / "healed-a").exists()
+    got = {r[0]: r[1:] for r in rows(tmp_path, "SELECT key, status, attempts FROM items")}
+    assert got == {"a": ("succeeded", 1), "b": ("succeeded", 3), "c": ("dead-lettered", 3)}
+    folder = step_folder(tmp_path, "each") / "items"
+    assert (folder / "b" / "remediate.log").read_text() == "healing b\n" and (folder / "b" / "3.log").read_text() == "try b\n"
