@@ -1,7 +1,8 @@
-"""``flowctl dlq``: the dead-letter queue of foreach steps (issue 15): list, show, drop.
+"""``flowctl dlq``: the dead-letter queue of foreach steps (issue 15): list, show, drop, replay.
 
 Each command reads one run (``--run``, default the latest; ``--pipeline`` narrows "latest");
-the queue lives in the state database (``state/deadletter.py``).
+the queue lives in the state database (``state/deadletter.py``). ``replay`` is a ``flowctl
+run`` that goes on in that run itself (``RunRequest.replay``: same id, lock, store in place).
 """
 
 from __future__ import annotations
