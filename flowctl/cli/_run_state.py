@@ -190,7 +190,6 @@ def _say_plan(session: RunSession, plain: bool, note: str = "") -> None:
         step, keys = session.replay
         lines.append(f"replaying {len(keys)} item(s) of step {step} in run {session.resumed.run_id}: "
                      f"running {len(running)} step(s), keeping {len(kept)}")
-        lines += [f"  run {d.step}: {d.reason}" for d in running]
     elif session.resumed is not None:
         if not running:
             lines.append(
