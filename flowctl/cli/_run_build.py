@@ -70,7 +70,8 @@ class RunRequest:
     report: str | None = None
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     chaos: str | None = None  # --chaos SPEC; "@pipeline" for a bare --chaos (cli/_chaos.py)
-    replay: tuple[str, tuple[str, ...]] | None = None  # `flowctl dlq replay`: a foreach step and the keys to send again
+    #: `flowctl dlq replay`: a foreach step and the keys to send again, in the run itself
+    replay: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def resuming(self) -> bool:
@@ -197,7 +198,8 @@ def build_run(
             fingerprint_at_start=plan.fingerprint_at_start,
             resumed_from=plan.resumed_from, items_done=plan.items_done, results_paths=plan.results_paths,
             stdout_paths=plan.stdout_paths,
-            items_carried=plan.items_carried, items_replays=plan.items_replays,
+            items_carried=plan.items_carried, items_replayed=plan.items_replayed,
+            attempts_before=plan.attempts_before,
             provenance=run_provenance(prepared, plan, context, opened.provenance), chaos=context.chaos,
         )
         scheduler = Scheduler(prepared.plan, prepared.invocations, opened.executor, session.store, fanout,

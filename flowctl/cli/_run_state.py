@@ -75,13 +75,15 @@ def open_run(
     state_dir: str, prepared: PreparedRun, target: ResumeTarget, request: RunRequest, *, plain: bool,
 ) -> Iterator[RunSession | None]:
     """The session of this run, or None when a resume leaves nothing to do (said on stdout)."""
+    from flowctl.run.events import RunId
     from flowctl.run.scheduler import new_run_id
     from flowctl.state.assess import check_resume_params
     from flowctl.state.session import open_session
 
     check_resume_params(target, prepared.pipeline, prepared.params)
     previous = target.record
-    run_id = new_run_id()
+    # `dlq replay` goes on in the run it replays (issue 15): same id, same record
+    run_id = RunId(previous.run_id) if request.replay is not None and previous is not None else new_run_id()
     end_wait = orphan_wait(request.orphans)
 
     def end_leftovers(lock: PipelineLock) -> None:  # the lock is held: earlier runners are dead
@@ -184,7 +186,11 @@ def _say_plan(session: RunSession, plain: bool, note: str = "") -> None:
     lines: list[str] = [note] if note else []
     for run_id in session.interrupted:
         lines.append(f"run {run_id} was interrupted (its runner died); recorded as such")
-    if session.resumed is not None:
+    if session.replay is not None and session.resumed is not None:
+        step, keys = session.replay
+        lines.append(f"replaying {len(keys)} item(s) of step {step} in run {session.resumed.run_id}: "
+                     f"running {len(running)} step(s), keeping {len(kept)}")
+    elif session.resumed is not None:
         if not running:
             lines.append(
                 f"nothing to do: every step of run {session.resumed.run_id} succeeded and nothing changed"

@@ -1,12 +1,17 @@
-"""``flowctl dlq``: the dead-letter queue of foreach steps (issue 15): list, show, drop.
+"""``flowctl dlq``: the dead-letter queue of foreach steps (issue 15): list, show, drop, replay.
 
 Each command reads one run (``--run``, default the latest; ``--pipeline`` narrows "latest");
-the queue lives in the state database (``state/deadletter.py``).
+the queue lives in the state database (``state/deadletter.py``). ``replay`` is a ``flowctl
+run`` that goes on in that run itself (``RunRequest.replay``: same id, lock, store in place).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -18,6 +23,7 @@ from flowctl.limits import MAX_REPLAYS
 
 if TYPE_CHECKING:
     from flowctl.state.items import ItemRecord
+    from flowctl.state.run_records import RunDetail
 
 dlq_app = typer.Typer(
     name="dlq",
@@ -31,6 +37,18 @@ app.add_typer(dlq_app, name="dlq")
 _RUN_HELP = "The run (an id, a unique prefix, latest or latest~N; default: latest)."
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Which queue a ``dlq`` command reads: ``--run``, ``--step``, ``--pipeline``, ``--state-dir``."""
+
+    run: str
+    step: str | None
+    pipeline: str | None
+    state_dir: str | None
+
+
+# The options every dlq command takes, declared once: ``_queue_options`` adds them to a
+# command's signature (typer reads ``__signature__``) and hands the command one ``_Where``.
 def _run_option() -> Any:
     return typer.Option("latest", "--run", metavar="ID", help=_RUN_HELP)
 
@@ -39,32 +57,49 @@ def _step_option() -> Any:
     return typer.Option(None, "--step", metavar="STEP", help="Only this foreach step.")
 
 
-def _resolve(state_dir: str, run: str, pipeline: str | None, step: str | None = None) -> tuple[str, str]:
-    """The state folder and the run id; a ``--step`` the run does not have is a usage error."""
-    import difflib
+_WHERE: tuple[tuple[str, object, Callable[[], Any]], ...] = (
+    ("run", str, _run_option),
+    ("step", str | None, _step_option),
+    ("pipeline", str | None, pipeline_option),
+    ("state_dir", str | None, state_dir_option),
+)
 
+
+def _queue_options(command: Callable[..., int]) -> Callable[..., int]:
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "where"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option(), annotation=kind)
+             for name, kind, option in _WHERE]
+
+    @functools.wraps(command)
+    def wrapper(**given: Any) -> int:
+        where = _Where(*(given.pop(name) for name, _, _ in _WHERE))
+        return command(where=where, **given)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *added)}
+    return wrapper
+
+
+def _resolve(where: _Where) -> tuple[str, RunDetail]:
+    """The state folder and the run; a ``--step`` the run does not have is a usage error."""
     from flowctl.errors import UsageError
+    from flowctl.spec.schema import suggest
     from flowctl.state.views import run_details, state_dir_for
 
-    root = str(state_dir_for(state_dir, pipeline))
-    detail = run_details(root, run, pipeline, command=("dlq", "list", "--run", run))
+    root = str(state_dir_for(where.state_dir, where.pipeline))
+    detail = run_details(root, where.run, where.pipeline, command=("dlq", "list", "--run", where.run))
     steps = [s.step for s in detail.steps]
-    if step is not None and step not in steps:
-        close = difflib.get_close_matches(step, steps, n=1, cutoff=0.6)
-        raise UsageError(f"run {detail.run.run_id} has no step {step!r}",
-                         hint=f"did you mean {close[0]!r}?" if close else f"its steps: {', '.join(steps)}")
-    return root, detail.run.run_id
+    if where.step is not None and where.step not in steps:
+        close = suggest(where.step, steps)
+        raise UsageError(f"run {detail.run.run_id} has no step {where.step!r}",
+                         hint=f"did you mean {close!r}?" if close else f"its steps: {', '.join(steps)}")
+    return root, detail
 
 
 @dlq_app.command("list")
-def list_(
-    run: str = _run_option(),
-    step: str | None = _step_option(),
-    pipeline: str = pipeline_option(),
-    state_dir: str = state_dir_option(),
-    fmt: str = format_option(),
-    as_json: bool = json_option(),
-) -> int:
+@_queue_options
+def list_(where: _Where, fmt: str = format_option(), as_json: bool = json_option()) -> int:
     """List the dead-lettered items of a run: key, step, attempts, last exit code, last failure.
 
     Example: flowctl dlq list
@@ -75,8 +110,9 @@ def list_(
     from flowctl.state.deadletter import dead_letters
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    root, run_id = _resolve(state_dir, run, pipeline, step)
-    found = dead_letters(root, run_id, step)
+    root, detail = _resolve(where)
+    run_id = detail.run.run_id
+    found = dead_letters(root, run_id, where.step)
     if chosen == "json":
         emit_json({"run_id": run_id, "items": found})
         return 0
@@ -90,16 +126,13 @@ def list_(
     return 0
 
 
+_KEY_HELP = "The item's key (as `dlq list` shows it; a string item's without its JSON quotes too)."
+
+
 @dlq_app.command("show")
-def show(
-    key: str = typer.Argument(..., help="The item's key (as `dlq list` shows it)."),
-    run: str = _run_option(),
-    step: str | None = _step_option(),
-    pipeline: str = pipeline_option(),
-    state_dir: str = state_dir_option(),
-    fmt: str = format_option(),
-    as_json: bool = json_option(),
-) -> int:
+@_queue_options
+def show(where: _Where, key: str = typer.Argument(..., help=_KEY_HELP), fmt: str = format_option(),
+         as_json: bool = json_option()) -> int:
     """Show one dead-lettered item: its value, attempts, exit code, failures and log tail.
 
     Example: flowctl dlq show in/b.png
@@ -108,8 +141,9 @@ def show(
     from flowctl.state.deadletter import dead_letter
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
-    root, run_id = _resolve(state_dir, run, pipeline, step)
-    record = dead_letter(root, run_id, key, step)
+    root, detail = _resolve(where)
+    run_id = detail.run.run_id
+    record = dead_letter(root, run_id, key, where.step)
     if chosen == "json":
         emit_json(record)
         return 0
@@ -141,13 +175,11 @@ def _lines(r: ItemRecord) -> list[str]:
 
 
 @dlq_app.command("drop")
+@_queue_options
 def drop(
-    key: str = typer.Argument(..., help="The item's key (as `dlq list` shows it)."),
+    where: _Where,
+    key: str = typer.Argument(..., help=_KEY_HELP),
     reason: str = typer.Option(..., "--reason", metavar="TEXT", help="Why it is dropped (kept for audit)."),
-    run: str = _run_option(),
-    step: str | None = _step_option(),
-    pipeline: str = pipeline_option(),
-    state_dir: str = state_dir_option(),
 ) -> int:
     """Take an item out of the dead-letter queue for good; its record stays (status dropped).
 
@@ -159,30 +191,31 @@ def drop(
 
     if not reason.strip():
         raise UsageError("--reason must say why the item is dropped", hint='e.g. --reason "corrupt input"')
-    root, run_id = _resolve(state_dir, run, pipeline, step)
-    record = dead_letter(root, run_id, key, step)
+    root, detail = _resolve(where)
+    run_id = detail.run.run_id
+    record = dead_letter(root, run_id, key, where.step)
     drop_item(root, record, reason.strip())
     print(f"dropped {record.key} of step {record.step} from the dead-letter queue of run {run_id}")
     return 0
 
 
 @dlq_app.command("replay")
+@_queue_options
 def replay(
+    where: _Where,
     key: list[str] = typer.Option([], "--key", "-k", metavar="KEY", help="An item to replay (repeat it for more)."),
     all_: bool = typer.Option(False, "--all", help="Replay every item in the queue of the step."),
     max_replays: int = typer.Option(3, "--max-replays", min=1, max=MAX_REPLAYS, help="Refuse (and mark poisoned) an item replayed this often."),
     force: bool = typer.Option(False, "--force", help="Replay poisoned items too."),
-    run: str = _run_option(),
-    step: str | None = _step_option(),
-    pipeline: str = pipeline_option(),
-    state_dir: str = state_dir_option(),
 ) -> int:
-    """Run dead-lettered items again with the step's current definition; items that succeeded
-    are untouched, what needs the step continues as --resume would.
+    """Run dead-lettered items again with the step's current definition, in the same run;
+    items that succeeded are untouched, what needs the step continues as --resume would.
 
-    The replay is a resume of the run (a new run id, resumed from it): every other item keeps
-    what it had. An item replayed --max-replays times becomes poisoned and is refused (exit 1)
-    without --force.
+    The replay goes on in the run itself (same run id; it holds the pipeline's lock as a run
+    does): every other item keeps its record, and the run's status becomes the new outcome
+    (failed -> succeeded when all is well). An item replayed --max-replays times becomes
+    poisoned and is refused (exit 1) without --force. A replay stopped or killed leaves the
+    items it had not finished in the queue: replay again.
 
     Example: flowctl dlq replay --all
 
@@ -192,22 +225,23 @@ def replay(
     from flowctl.cli.run import run_pipeline
     from flowctl.errors import UsageError
     from flowctl.state.deadletter import dead_letters, poison
-    from flowctl.state.views import run_details, state_dir_for
 
     if bool(key) == all_:
         raise UsageError("say which items: --key KEY (repeatable) or --all", hint="e.g. flowctl dlq replay --all")
-    root = str(state_dir_for(state_dir, pipeline))
-    detail = run_details(root, run, pipeline, command=("dlq", "replay", "--run", run))
+    from flowctl.state.items import match_key
+
+    root, detail = _resolve(where)
     run_id = detail.run.run_id
-    queue = dead_letters(root, run_id, step)
+    queue = dead_letters(root, run_id, where.step)
     steps = sorted({r.step for r in queue})
     if not queue:
         print(f"the dead-letter queue of run {run_id} is empty: nothing to replay")
         return 0
     if len(steps) > 1:
         raise UsageError(f"run {run_id} has dead-lettered items in steps {', '.join(steps)}", hint="say which with --step")
-    chosen = queue if all_ else [r for r in queue if r.key in set(key)]
-    missing = sorted(set(key) - {r.key for r in chosen})
+    keys = [match_key(k, [r.key for r in queue]) or k for k in key]
+    chosen = queue if all_ else [r for r in queue if r.key in set(keys)]
+    missing = sorted(set(keys) - {r.key for r in chosen})
     if missing:
         raise UsageError(f"not in the dead-letter queue of run {run_id}: {', '.join(missing)}",
                          hint="`flowctl dlq list` shows its keys")
@@ -219,6 +253,6 @@ def replay(
                   "--force replays it anyway, `flowctl dlq drop` takes it out", file=sys.stderr)
         return 1
     return run_pipeline(RunRequest(
-        pipeline=detail.run.pipeline_path, state_dir=state_dir, resume=True, run_id=run_id,
+        pipeline=detail.run.pipeline_path, state_dir=where.state_dir, resume=True, run_id=run_id,
         force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in chosen)),
     ))

@@ -40,19 +40,18 @@ def show(
     from flowctl.observe.plain import is_worker
     from flowctl.observe.report import metrics_lines
     from flowctl.observe.stored_metrics import detail_metrics
-    from flowctl.state.items import items_of, summarize
-    from flowctl.state.views import attempt_log_path, opened, run_details, state_dir_for
+    from flowctl.state.items import summarize
+    from flowctl.state.views import attempt_log_path, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     detail = run_details(root, run_id, pipeline)
-    with opened(root) as conn:  # issue 15: each foreach step's items, aggregated
-        records = items_of(conn, detail.run.run_id)
-    metrics = detail_metrics(detail, items=records)
-    items = summarize(records)
+    metrics = detail_metrics(detail)
+    items = summarize(list(detail.items))  # issue 15: each foreach step's items, aggregated
     if chosen == "json":
         # One conversion pass (emit_json's): the fields of the detail, then the metrics.
-        fields = {f.name: getattr(detail, f.name) for f in dataclasses.fields(detail) if not f.name.startswith("_")}
+        fields = {f.name: getattr(detail, f.name) for f in dataclasses.fields(detail)
+                  if not f.name.startswith("_") and f.name != "items"}  # items: aggregated below
         emit_json({**fields, "metrics": metrics.to_dict(), "items": {s.step: s for s in items}})
         return 0
     run = detail.run

@@ -46,6 +46,8 @@ def subject_value(rule: AlertRule, metrics: RunMetrics) -> float | None:
         return metrics.queue_wait.p99
     if subject is Subject.STEP_LATENCY_P99:
         return metrics.latency.p99
+    if subject is Subject.DEAD_LETTER:  # 0 for a run without foreach steps: nothing is queued
+        return float(sum(f.dead_letter for f in metrics.items.values()))
     if rule.step is None:  # a benchmark-only subject: ``parse_alert`` keeps them out of alerts
         return None
     if subject is Subject.STEP_DURATION:

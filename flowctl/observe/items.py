@@ -26,14 +26,18 @@ class ItemFigures:
     per_second: float | None  # items ended over the span from the first to the last end
     error_rate: float | None  # dead-lettered / items that ran
     duration: Distribution
+    queue_depth_max: int | None = None  # the most units ready and waiting for a slot at once (live runs)
 
     def to_dict(self) -> dict[str, object]:
         return {"counts": dict(self.counts), "dead_letter": self.dead_letter, "per_second": self.per_second,
-                "error_rate": self.error_rate, "duration": self.duration.to_dict()}
+                "error_rate": self.error_rate, "duration": self.duration.to_dict(),
+                "queue_depth_max": self.queue_depth_max}
 
 
-def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float]) -> Mapping[str, ItemFigures]:
-    """Per foreach step: its figures, from its samples and when its first item started."""
+def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float],
+                 waiting: Mapping[str, int] | None = None) -> Mapping[str, ItemFigures]:
+    """Per foreach step: its figures, from its samples, when its first item started and (a live
+    run's) the most units that waited for a slot at once."""
     out: dict[str, ItemFigures] = {}
     for step, items in samples.items():
         counts: dict[str, int] = {}
@@ -45,6 +49,7 @@ def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[s
         out[step] = ItemFigures(
             MappingProxyType(counts), dead, len(ran) / span if span > 0 else None,
             dead / len(ran) if ran else None, Distribution.of([s[1] for s in ran]),
+            (waiting or {}).get(step),
         )
     return MappingProxyType(out)
 

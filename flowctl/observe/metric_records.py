@@ -32,6 +32,7 @@ from flowctl.run.events import (
 _NO_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 _NO_ITEMS: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = MappingProxyType({})
 _NO_STARTS: Mapping[str, float] = MappingProxyType({})
+_NO_WAITING: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class RunRecord:
     #: issue 15: per foreach step, (status, duration, end) of each item's last attempt, and when its first started
     items: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = field(default_factory=lambda: _NO_ITEMS)
     items_started: Mapping[str, float] = field(default_factory=lambda: _NO_STARTS)
+    items_waiting: Mapping[str, int] = field(default_factory=lambda: _NO_WAITING)  # the most ready at once
 
     def step(self, step_id: str) -> StepRecord | None:
         for record in self.steps:
@@ -115,6 +117,7 @@ class RunRecorder:
         self._attempts: dict[str, dict[int, AttemptRecord]] = {}
         self._items: dict[str, dict[str, tuple[ItemStatus, float, float]]] = {}
         self._items_started: dict[str, float] = {}
+        self._items_waiting: dict[str, int] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -151,6 +154,7 @@ class RunRecorder:
                     done[key] = (event.status, event.duration, event.at)
         elif isinstance(event, ItemStarted):
             self._items_started.setdefault(event.step, event.at)
+            self._items_waiting[event.step] = max(self._items_waiting.get(event.step, 0), event.waiting)
         elif isinstance(event, RunFinished):
             self._end = event
 
@@ -185,6 +189,7 @@ class RunRecorder:
             chaos=self._run.chaos,
             items=MappingProxyType({s: tuple(v.values()) for s, v in self._items.items()}),
             items_started=MappingProxyType(dict(self._items_started)),
+            items_waiting=MappingProxyType(dict(self._items_waiting)),
         )
 
 

@@ -129,6 +129,8 @@ def _item_gauges(registry: CollectorRegistry, metrics: RunMetrics) -> None:
                    ["pipeline", "step"], registry=registry)
     durations = Gauge("flowctl_last_run_item_duration_seconds", "Item duration percentiles of the last run.",
                       ["pipeline", "step", "percentile"], registry=registry)
+    ready = Gauge("flowctl_last_run_item_queue_depth_max", "Most items (batches) of the step ready, waiting for a slot.",
+                  ["pipeline", "step"], registry=registry)
     for step, figures in metrics.items.items():
         dead.labels(pipeline=pipeline, step=step).set(figures.dead_letter)
         for status, n in figures.counts.items():
@@ -137,6 +139,8 @@ def _item_gauges(registry: CollectorRegistry, metrics: RunMetrics) -> None:
             rate.labels(pipeline=pipeline, step=step).set(figures.per_second)
         if figures.error_rate is not None:
             errors.labels(pipeline=pipeline, step=step).set(figures.error_rate)
+        if figures.queue_depth_max is not None:
+            ready.labels(pipeline=pipeline, step=step).set(figures.queue_depth_max)
         for q, attr in (("50", "p50"), ("95", "p95"), ("99", "p99")):
             value = getattr(figures.duration, attr)
             if value is not None:

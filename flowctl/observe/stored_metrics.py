@@ -35,9 +35,9 @@ def _enum(kind: type, value: str | None, default: object) -> object:
         return default
 
 
-def from_detail(detail: RunDetail, needs: Needs | None = None, items: Sequence[ItemRecord] = ()) -> RunRecord:
-    """The metrics records of one stored run; ``items``: its foreach items (``state.items``), so
-    a foreach step counts as executed, with a duration, as when the run was live."""
+def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
+    """The metrics records of one stored run, its foreach items too (``detail.items``), so a
+    foreach step counts as executed, with a duration, as when the run was live."""
     # The stored strings to the enums by a dict lookup (calling an Enum per row was a third of
     # this for 100,000 steps; issue 12).
     statuses = {s.value: s for s in StepStatus}
@@ -87,7 +87,7 @@ def from_detail(detail: RunDetail, needs: Needs | None = None, items: Sequence[I
         needs=dict(needs or {}),
         scheduled_for=run.fire_time,
         chaos=run.chaos,
-        **_item_rows(items),
+        **_item_rows(detail.items),
     )
 
 
@@ -145,12 +145,12 @@ def needs_of(pipeline_path: str) -> Needs:
     return {str(sid): tuple(n for n in step_needs(step) if isinstance(n, str)) for sid, step in steps.items()}
 
 
-def detail_metrics(detail: RunDetail, needs: Needs | None = None, items: Sequence[ItemRecord] = ()) -> RunMetrics:
+def detail_metrics(detail: RunDetail, needs: Needs | None = None) -> RunMetrics:
     """The metrics of a run read with ``state.views.run_details``; ``needs`` defaults to the
     recorded pipeline file's; ``items``: its foreach items."""
     if needs is None:
         needs = needs_of(detail.run.pipeline_path)
-    return compute_run_metrics(from_detail(detail, needs, items), now=time.time())
+    return compute_run_metrics(from_detail(detail, needs), now=time.time())
 
 
 def run_record(

@@ -71,11 +71,11 @@ def build_run_report(
         )
     needs = _needs(pipe, ids)
     end = _last_time(detail)
-    metrics = compute_run_metrics(from_detail(detail, needs, _item_records(state_dir, run.run_id)), now=end)
+    metrics = compute_run_metrics(from_detail(detail, needs), now=end)
     words, baselines = step_baselines(state_dir, run, ids, baseline)
     levels = _levels(run.pipeline, ids, needs)
     level_of = {s: i for i, level in enumerate(levels) for s in level}
-    groups, dead = _items(state_dir, run.run_id, pipe)
+    groups, dead = _items(detail.items, pipe)
     critical = frozenset(metrics.critical_path)
     wall = metrics.wall_seconds
     steps = []
@@ -120,8 +120,7 @@ def build_run_report(
     )
 
 
-def _items(state_dir: str | os.PathLike[str], run_id: str,
-           pipe: Pipeline | None) -> tuple[dict[str, ItemGroup], list[ItemRecord]]:
+def _items(records: Sequence[ItemRecord], pipe: Pipeline | None) -> tuple[dict[str, ItemGroup], list[ItemRecord]]:
     """Each foreach step's items grouped as ``flowctl show`` groups them (``state.items``), and
     the run's dead-letter queue. Keys are stored as they are (they are the items' identity), so
     keys, values and tails are masked here with the values of the pipeline's ``secret_env``
@@ -129,7 +128,6 @@ def _items(state_dir: str | os.PathLike[str], run_id: str,
     from flowctl.state.deadletter import QUEUED
     from flowctl.state.items import summarize
 
-    records = _item_records(state_dir, run_id)
     if not records:
         return {}, []
     records = [_masked(r, _secret_values(pipe)) for r in records]
@@ -340,15 +338,6 @@ def _rolling(values: Sequence[float | None], q: float, window: int = BASELINE_RU
         out.append(percentile(seen[-window:], q) if v is not None else None)
     return tuple(out)
 
-
-
-def _item_records(state_dir: str | os.PathLike[str], run_id: str) -> list[ItemRecord]:
-    """The run's foreach items (``state.items``); none for a run without foreach steps."""
-    from flowctl.state.items import items_of
-    from flowctl.state.views import opened
-
-    with opened(state_dir) as conn:
-        return items_of(conn, run_id)
 
 
 __all__ = ["LINE_CHARS", "attempt_rows", "build_history_report", "build_run_report", "chaos_seed"]

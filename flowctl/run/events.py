@@ -209,6 +209,7 @@ class ItemStarted:
     batch: int = 0  # 1-based batch number; 0: not batched
     log_path: str = ""
     replays: int = 0  # how often `flowctl dlq replay` sent these items again
+    waiting: int = 0  # units (items, or batches) of the step ready and waiting for a slot as it started
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,7 @@ class ItemFinished:
     items: tuple[str, ...] = ()  # canonical JSON, given when no ItemStarted came first (reused)
     log_path: str = ""
     replays: int = 0
+    kept: bool = False  # `dlq replay`: an item of the run it continues, left as it was: its row stands
 
 
 @dataclass(frozen=True, slots=True)

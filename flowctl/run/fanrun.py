@@ -55,6 +55,7 @@ class FanOutSteps(StreamSteps):
     _stopping: str
     _rng: random.Random
     _steps: Mapping[str, Step]
+    _remediations: Mapping[str, InvocationLike | None]
 
     if TYPE_CHECKING:
         def _push(self, event: Event) -> None: ...
@@ -83,22 +84,27 @@ class FanOutSteps(StreamSteps):
             self._give(st)
             return
         unit = fan.pending.popleft()
-        now = time.time()
-        event, argv, extra = fan.start(unit, now)
+        remedy = self._remediations.get(st.id) if unit.remedy == "next" else None
+        kind, timeout, inv = AttemptKind.ATTEMPT, step.timeout, fan.inv
+        if remedy is not None and step.remediate is not None:  # the item's remediation, then a final attempt
+            kind, timeout, inv = AttemptKind.REMEDIATE, step.remediate.timeout, remedy
+            argv, extra = fan.remediate(unit, remedy)
+        else:
+            event, argv, extra = fan.start(unit, time.time())
+            self._push(event)
         st.attempts += 1
         st.status = StepStatus.RUNNING
         self._running += 1
-        env = dict(fan.inv.env)  # additions: the executor owns the base (ours, or a worker's)
+        env = dict(inv.env)  # additions: the executor owns the base (ours, or a worker's)
         env.update(extra)
         env["FLOWCTL_RUN_ID"] = self.run_id
         env["FLOWCTL_STEP"] = st.id
-        env["FLOWCTL_ATTEMPT"] = str(unit.attempts)
+        env["FLOWCTL_ATTEMPT"] = str(unit.base + unit.attempts)
         env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         env.update(self._results_env(step))
-        self._push(event)
         self._to_submit.append(AttemptSpec(
-            key=AttemptKey(fan.run_id, st.id, unit.seq), argv=argv, env=env, cwd=fan.inv.cwd, log_path=unit.log_path,
-            timeout=step.timeout, kind=AttemptKind.ATTEMPT, secrets=tuple(fan.inv.secrets), stream=self._opt.stream,
+            key=AttemptKey(fan.run_id, st.id, unit.seq), argv=argv, env=env, cwd=inv.cwd, log_path=unit.log_path,
+            timeout=timeout, kind=kind, secrets=tuple(inv.secrets), stream=self._opt.stream,
             resources=step.resources,
         ))
         self._fan_requeue(st)
@@ -117,7 +123,7 @@ class FanOutSteps(StreamSteps):
             output, stream = self._stream_source(st)  # items_from: {step: S}
             fan = FanOut(self.run_id, st.step, inv, self._opt.logs_dir, concurrency=self._concurrency,
                          done=self._opt.items_done.get(st.id), carried=self._opt.items_carried.get(st.id),
-                         replays=self._opt.items_replays.get(st.id), producer_output=output, stream=stream)
+                         replayed=self._opt.items_replayed.get(st.id), producer_output=output, stream=stream)
             for event in fan.expand(time.time()):
                 self._push(event)
         except ItemFault as exc:
@@ -147,6 +153,15 @@ class FanOutSteps(StreamSteps):
         self._give(st)
         st.last_end = time.monotonic()
         now = time.time()
+        if unit.remedy == "running":  # whatever its outcome, the item's final attempt follows
+            unit.remedy = "done"
+            fan.running.pop(unit.seq, None)
+            if r.outcome is AttemptOutcome.CANCELLED or fan.stopped or self._stopping:
+                self._fan_dropped(st, fan, [unit])
+            else:
+                fan.pending.appendleft(unit)
+            self._fan_check(st, fan)
+            return
         common = {"exit_code": r.exit_code, "duration": r.duration, "error": r.error, "tail": r.tail,
                   "logged": r.logged}
         if r.outcome is AttemptOutcome.OK:
@@ -163,6 +178,10 @@ class FanOutSteps(StreamSteps):
             # batch.split_on_failure: its items are tried one by one, to find the bad ones
             self._push(fan.ended(unit, ItemStatus.RETRYING, now, **common))  # type: ignore[arg-type]
             fan.split(unit)
+        elif not unit.remedy and self._remediations.get(st.id) is not None and not fan.stopped and not self._stopping:
+            self._push(fan.ended(unit, ItemStatus.RETRYING, now, **common))  # type: ignore[arg-type]
+            unit.remedy = "next"  # its remediation, then one final attempt (as a step's: docs/running.md)
+            fan.pending.appendleft(unit)
         else:
             self._push(fan.ended(unit, ItemStatus.DEAD, now, **common))  # type: ignore[arg-type]
             if fan.stopped:

@@ -37,6 +37,7 @@ class Unit:
 
     __slots__ = (
         "attempts",
+        "base",
         "batch",
         "due",
         "duration",
@@ -46,6 +47,7 @@ class Unit:
         "keys",
         "last_failure",
         "log_path",
+        "remedy",
         "seq",
         "status",
         "tail",
@@ -56,7 +58,8 @@ class Unit:
         self.keys = keys
         self.values = values
         self.batch = batch  # 1-based; 0: a single item
-        self.attempts = 0
+        self.attempts = 0  # in this run of the command (what retries count)
+        self.base = 0  # `dlq replay`: attempts the item made before, so numbers (and logs) go on
         self.seq = 0
         self.status = ItemStatus.RUNNING
         self.exit_code: int | None = None
@@ -67,6 +70,7 @@ class Unit:
         self.first_failure: float | None = None
         self.last_failure: float | None = None
         self.due = 0.0  # when a retry may start (monotonic)
+        self.remedy = ""  # remediation: "" -> "next" (it starts next) -> "running" -> "done" (final attempt)
 
 
 def escape_key(key: str) -> str:
@@ -107,12 +111,22 @@ def read_items(foreach: Foreach, cwd: str, producer_output: str | None = None) -
     return [parse_line(name, number, line) for number, line in enumerate(lines, 1) if line.strip()]
 
 
+def source_name(foreach: Foreach) -> str:
+    """Where a step's items come from, as messages name it."""
+    src = foreach.source
+    if src.kind is ItemsKind.FILE:
+        return f"items file {src.path}"
+    if src.kind is ItemsKind.GLOB:
+        return f"items of glob {src.path}"
+    return f"the output of step {src.path}" if src.kind is ItemsKind.STEP else "items"
+
+
 class FanOut:
     """The items of one foreach step in one run (see the module docstring)."""
 
     def __init__(self, run_id: RunId, step: Step, inv: InvocationLike, logs_dir: str, *,
-                 concurrency: int, done: Mapping[str, str] | None = None, producer_output: str | None = None,
-                 carried: Mapping[str, Carried] | None = None, replays: Mapping[str, int] | None = None,
+                 concurrency: int, done: Mapping[str, Carried] | None = None, producer_output: str | None = None,
+                 carried: Mapping[str, Carried] | None = None, replayed: Mapping[str, Carried] | None = None,
                  stream: bool = False) -> None:
         assert step.foreach is not None
         self.run_id = run_id
@@ -121,9 +135,9 @@ class FanOut:
         self.inv = inv
         self.folder = os.path.join(logs_dir, step.id)
         self.limit = max(1, min(self.foreach.max_concurrent or concurrency, concurrency))
-        self.done_before: Mapping[str, str] = done or {}
+        self.done_before: Mapping[str, Carried] = done or {}
         self.carried_before: Mapping[str, Carried] = carried or {}  # `dlq replay`: items not sent again
-        self.replays: Mapping[str, int] = replays or {}
+        self.replayed: Mapping[str, Carried] = replayed or {}  # `dlq replay`: items sent again
         self.producer_output = producer_output
         self.pending: collections.deque[Unit] = collections.deque()
         self.running: dict[int, Unit] = {}
@@ -143,10 +157,11 @@ class FanOut:
         self._lines: dict[str, int] = {}  # streamed: key -> its line
         self._held: list[tuple[str, object]] = []  # streamed: items waiting to fill a batch
         self._seq = 0
-        self._reused: list[tuple[str, object]] = []
+        self._reused: list[tuple[str, object, Carried]] = []
         self._carried: list[tuple[str, object, Carried]] = []
-        texts = [step.run] if isinstance(step.run, str) else list(step.run)
-        self._refs = item_refs(texts, shell=isinstance(step.run, str)) + item_refs(step.env.values())
+        self._refs = _command_refs(step.run, step.env)
+        if step.remediate is not None:  # its item expressions get their variables too
+            self._refs += _command_refs(step.remediate.run, step.remediate.env)
         self._secrets = tuple(inv.secrets)
 
     # -- expansion ----------------------------------------------------------------------------
@@ -158,7 +173,10 @@ class FanOut:
         if self.tail is not None:
             return []  # the scheduler feeds it (run/streamrun.py)
         values = read_items(self.foreach, self.inv.cwd, self.producer_output)
-        keys = check_items(self.foreach, values, self._refs)
+        try:
+            keys = check_items(self.foreach, values, self._refs)
+        except ItemFault as exc:  # which file, glob or step the bad item came from
+            raise ItemFault(f"{source_name(self.foreach)}: {exc}", exc.index) from None
         self.total = len(values)
         events = self._admit(list(zip(keys, values, strict=True)), at)
         if self.failed and self.exceeded:
@@ -204,14 +222,14 @@ class FanOut:
         before, carried = self.done_before, self.carried_before
         todo: list[tuple[str, object]] = []
         new_carried: list[tuple[str, object, Carried]] = []
-        new_reused: list[tuple[str, object]] = []
+        new_reused: list[tuple[str, object, Carried]] = []
         for k, v in pairs:  # an item runs again when its value changed under the same key
             c = carried.get(k)
             if c is not None and c.item == mask_text(canonical(v), self._secrets):
                 new_carried.append((k, v, c))
                 self.failed += c.status in _FAILED
-            elif k in before and before[k] == canonical(v):
-                new_reused.append((k, v))
+            elif k in before and before[k].item == canonical(v):
+                new_reused.append((k, v, before[k]))
             else:
                 todo.append((k, v))
         self._carried += new_carried
@@ -219,35 +237,63 @@ class FanOut:
         batch = self.foreach.batch
         if batch is None:
             units = [Unit((k,), (v,), 0) for k, v in todo]
-        else:
+            for u in units:  # a replayed item's attempts go on from where they were
+                earlier = self.replayed.get(u.keys[0])
+                u.base = earlier.attempts if earlier is not None else 0
+        else:  # numbered after the run's earlier batches: their files and logs stay
             self._held += todo
-            units = list(_batches(self._held, batch.size, batch.max_bytes, max((u.batch for u in self.units), default=0)))
+            earlier = (*self.carried_before.values(), *self.replayed.values())
+            first = max([c.batch for c in earlier] + [u.batch for u in self.units], default=0)
+            units = list(_batches(self._held, batch.size, batch.max_bytes, first))
             self._held = []
             if units and not self.closed and len(units[-1].keys) < batch.size:  # more items may fill it
                 last = units.pop()
                 self._held = list(zip(last.keys, last.values, strict=True))
         self.units += units
         self.pending.extend(units)
-        events = [ItemFinished(self.run_id, self.step.id, (k,), _carried_status(c.status), at,
-                               items=(c.item,), replays=c.replays) for k, _, c in new_carried]
-        if new_reused:
-            events.append(ItemFinished(self.run_id, self.step.id, tuple(k for k, _ in new_reused), ItemStatus.REUSED,
-                                       at, items=tuple(mask_text(canonical(v), self._secrets) for _, v in new_reused)))
+        # Items settled before are told to the observers with their record; a replay's own
+        # (``kept``) leave their rows as they are, a resume's become this run's ``reused`` rows.
+        events = [_settled(self.run_id, self.step.id, k, _carried_status(c.status), at, c, kept=True)
+                  for k, _, c in new_carried]
+        events += [_settled(self.run_id, self.step.id, k, ItemStatus.REUSED, at, c) for k, _, c in new_reused]
         return events
 
     # -- one unit -----------------------------------------------------------------------------
 
+    def remediate(self, unit: Unit, inv: InvocationLike) -> tuple[tuple[str, ...], dict[str, str]]:
+        """Mark ``unit`` running its remediation (``inv``, the step's ``remediate``, once after
+        its last failed attempt, then one final attempt): its argv and the variables it adds.
+        Not an attempt of the item: no event, its log ``remediate.log`` beside the attempts'."""
+        self._seq += 1
+        unit.seq = self._seq
+        unit.remedy = "running"
+        self.running[unit.seq] = unit
+        where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
+        unit.log_path = f"{self.folder}/{where}/remediate.log"
+        assert self.step.remediate is not None
+        return self._command(unit, inv, shell=isinstance(self.step.remediate.run, str))
+
     def start(self, unit: Unit, at: float) -> tuple[ItemStarted, tuple[str, ...], dict[str, str]]:
         """Mark ``unit`` running: its event, argv and the variables it adds to the step's."""
         unit.attempts += 1
+        number = unit.base + unit.attempts
         self._seq += 1
         unit.seq = self._seq
         unit.status = ItemStatus.RUNNING
         self.running[unit.seq] = unit
         where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
-        unit.log_path = f"{self.folder}/{where}/{unit.attempts}.log"
+        unit.log_path = f"{self.folder}/{where}/{number}.log"
+        argv, env = self._command(unit, self.inv, shell=isinstance(self.step.run, str))
+        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
+        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
+                            batch=unit.batch, log_path=unit.log_path,
+                            replays=max(self._replays(k) for k in unit.keys), waiting=len(self.pending))
+        return event, argv, env
+
+    def _command(self, unit: Unit, inv: InvocationLike, *, shell: bool) -> tuple[tuple[str, ...], dict[str, str]]:
+        """``inv``'s argv for ``unit`` and the variables the unit adds (its item, or batch file)."""
         env: dict[str, str] = {}
-        argv = tuple(self.inv.argv)
+        argv = tuple(inv.argv)
         if unit.batch:
             path = f"{self.folder}/batches/{unit.batch}.jsonl"
             _write_jsonl(path, (canonical(v) for v in unit.values))
@@ -259,21 +305,19 @@ class FanOut:
             env[expr.ITEM_VAR] = item_text(value)
             env[expr.ITEM_VAR + "_KEY"] = unit.keys[0]
             values = {("item", r.name): item_text(_field(value, r)) for r in self._refs}
-            if not isinstance(self.step.run, str):
+            if not shell:
                 argv = tuple(_fill(a, values) for a in argv)
-            for name, text in self.inv.env.items():
+            for name, text in inv.env.items():
                 if "${{" in text:
                     env[name] = _fill(text, values)
-        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
-        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, unit.attempts, unit.seq, at,
-                            batch=unit.batch, log_path=unit.log_path,
-                            replays=max(self.replays.get(k, 0) for k in unit.keys))
-        return event, argv, env
+        return argv, env
 
     def ended(self, unit: Unit, status: ItemStatus, at: float, *, exit_code: int | None = None, duration: float = 0.0,
               error: str | None = None, tail: tuple[str, ...] = (), logged: bool = True) -> ItemFinished:
         """Record how an attempt of ``unit`` ended (or that it will never start: CANCELLED)."""
         self.running.pop(unit.seq, None)
+        if status is ItemStatus.DEAD and not error:  # the queue says why, not just "null"
+            error = last_words(exit_code, tail)
         unit.status, unit.exit_code, unit.duration = status, exit_code, duration
         unit.error, unit.tail = error, tail
         if status in (ItemStatus.RETRYING, ItemStatus.DEAD):
@@ -283,9 +327,13 @@ class FanOut:
             self.failed += len(unit.keys)
             if not self.stopped and self.exceeded:
                 self.stopped = "exceeded-tolerated-failures"  # the scheduler drops what waits
-        return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.attempts if logged or
-                            status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
+        return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.base + unit.attempts
+                            if logged or status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
                             duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "")
+
+    def _replays(self, key: str) -> int:
+        earlier = self.replayed.get(key)
+        return earlier.replays if earlier is not None else 0
 
     def splits(self, unit: Unit) -> bool:
         """Whether ``unit``, a batch that failed its last attempt, is split into its items."""
@@ -339,29 +387,52 @@ class FanOut:
     def export(self) -> None:
         """Write ``results.jsonl`` (succeeded and reused items) and ``dead-letter.jsonl``."""
         secrets = self._secrets
-        results: list[str] = [json.dumps({"key": k, "item": _masked(v, secrets), "status": "reused"},
-                                         ensure_ascii=False) for k, v in self._reused]
+        results = [_line(k, v, "reused", c, secrets) for k, v, c in self._reused]
         dead: list[str] = []
         for k, v, c in self._carried:
-            line = json.dumps({"key": k, "item": _masked(v, secrets), "status": c.status, "replays": c.replays},
-                              ensure_ascii=False)
             if c.status in _FAILED:
-                dead.append(line)
+                dead.append(_line(k, v, c.status, c, secrets, failed=True))
             elif c.status != ItemStatus.DROPPED.value:
-                results.append(line)
+                results.append(_line(k, v, c.status, c, secrets))
         for u in self.units:
             for key, value in zip(u.keys, u.values, strict=True):
-                record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": u.status.value,
-                                             "attempts": u.attempts, "exit_code": u.exit_code,
-                                             "duration": round(u.duration, 6)}
+                c = Carried("", u.status.value, self._replays(key), u.base + u.attempts, u.exit_code, u.duration,
+                            u.error, u.tail, u.log_path, u.first_failure, u.last_failure, u.batch)
                 if u.status is ItemStatus.SUCCEEDED:
-                    results.append(json.dumps(record, ensure_ascii=False))
+                    results.append(_line(key, value, u.status.value, c, secrets))
                 elif u.status is ItemStatus.DEAD:
-                    record.update(error=u.error, log_tail=list(u.tail), first_failure=u.first_failure,
-                                  last_failure=u.last_failure)
-                    dead.append(json.dumps(record, ensure_ascii=False))
+                    dead.append(_line(key, value, u.status.value, c, secrets, failed=True))
         _write_jsonl(f"{self.folder}/{RESULTS}", results)
         _write_jsonl(f"{self.folder}/{DEAD_LETTER}", dead)
+
+
+def _line(key: str, value: object, status: str, c: Carried, secrets: tuple[str, ...], *, failed: bool = False) -> str:
+    """One line of ``results.jsonl`` (``failed``: of ``dead-letter.jsonl``), the same fields
+    whether the item ran now or its record was carried from before."""
+    record: dict[str, object] = {"key": key, "item": _masked(value, secrets), "status": status,
+                                 "attempts": c.attempts, "exit_code": c.exit_code,
+                                 "duration": None if c.duration is None else round(c.duration, 6)}
+    if c.replays:
+        record["replays"] = c.replays
+    if failed:
+        record.update(error=c.error or last_words(c.exit_code, c.tail), log_tail=list(c.tail), first_failure=c.first_failure,
+                      last_failure=c.last_failure)
+    return json.dumps(record, ensure_ascii=False)
+
+
+def last_words(exit_code: int | None, tail: Sequence[str]) -> str:
+    """A dead item's error when its attempt gave none (it exited non-zero): its exit code and
+    the last line of its log (its stderr's tail)."""
+    said = f"exited with code {exit_code}" if exit_code is not None else "failed"
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    return f"{said}: {last.strip()}" if last else said
+
+
+def _settled(run_id: RunId, step: str, key: str, status: ItemStatus, at: float, c: Carried, *,
+             kept: bool = False) -> ItemFinished:
+    return ItemFinished(run_id, step, (key,), status, at, attempt=c.attempts, exit_code=c.exit_code,
+                        duration=c.duration or 0.0, error=c.error, tail=c.tail, items=(c.item,),
+                        log_path=c.log_path, replays=c.replays, kept=kept)
 
 
 def _carried_status(status: str) -> ItemStatus:
@@ -386,6 +457,11 @@ def _batches(todo: Sequence[tuple[str, object]], size: int, max_bytes: int | Non
         used += length
     if keys:
         yield Unit(tuple(keys), tuple(values), number + 1)
+
+
+def _command_refs(run: str | Sequence[str], env: Mapping[str, str]) -> list[expr.Ref]:
+    texts = [run] if isinstance(run, str) else list(run)
+    return item_refs(texts, shell=isinstance(run, str)) + item_refs(env.values())
 
 
 def _field(value: object, ref: expr.Ref) -> object:

@@ -72,11 +72,22 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class Carried:
-    """An item a replay does not send again: it keeps what the replayed run recorded (issue 15)."""
+    """An item as recorded (issue 15): one a replay keeps as it is, one it sends again (its
+    ``replays`` then the count it will have), or one a resume reuses from the run it continues;
+    its record travels along so results, logs and attempts stay whole."""
 
     item: str  # canonical JSON, as recorded
     status: str  # an ItemStatus value
     replays: int = 0
+    attempts: int = 0
+    exit_code: int | None = None
+    duration: float | None = None
+    error: str | None = None
+    tail: tuple[str, ...] = ()
+    log_path: str = ""
+    first_failure: float | None = None
+    last_failure: float | None = None
+    batch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +101,13 @@ class SessionPlan:
     resumed_from: RunId | None = None
     provenance: Mapping[str, object] = field(default_factory=dict)
     fingerprint_at_start: Callable[[str], str] | None = None  # see RunOptions
-    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # see RunOptions
+    items_done: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)  # see RunOptions
     results_paths: Mapping[str, str] = field(default_factory=dict)
     #: issue 15: the recorded stdout (stdout.jsonl) of producing steps reused from earlier runs
     stdout_paths: Mapping[str, str] = field(default_factory=dict)
-    #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
-    items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
-    items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)  # see RunOptions
+    items_replayed: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
+    attempts_before: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +133,19 @@ class RunOptions:
     #: unlimited. Empty for executors that place attempts by resource themselves (Dask).
     resources: Mapping[str, float] = field(default_factory=dict)
     chaos: ChaosRun | None = None  # faults to inject (issue 17, ``run/chaos.py``)
-    #: issue 15: per foreach step, items that need not run again: key -> canonical item
-    items_done: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: issue 15: per foreach step, items that need not run again: key -> its record
+    items_done: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
     #: issue 15: the results.jsonl of foreach steps reused from earlier runs
     results_paths: Mapping[str, str] = field(default_factory=dict)
     #: issue 15: the recorded stdout (stdout.jsonl) of producing steps reused from earlier runs
     stdout_paths: Mapping[str, str] = field(default_factory=dict)
-    #: `dlq replay`: the items of the replayed step not sent again, and each sent item's replays
+    #: `dlq replay` (in the replayed run itself): per step, the items kept as they are, and
+    #: those sent again (with the replay count each will have and its attempts so far)
     items_carried: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
-    items_replays: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    items_replayed: Mapping[str, Mapping[str, Carried]] = field(default_factory=dict)
+    #: `dlq replay`: attempts each step already made in the run it continues in place, so a
+    #: new attempt never takes an earlier one's number (its row, its log file)
+    attempts_before: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,9 @@ class Scheduler(FanOutSteps):
         self._states: dict[str, _State] = {
             sid: _State(steps[sid], i, plan.priority.get(sid, 0)) for i, sid in enumerate(selected)
         }
+        for sid, before in options.attempts_before.items():  # `dlq replay`: numbers go on in its run
+            if sid in self._states:
+                self._states[sid].attempts = before
         for st in self._states.values():
             for need in st.step.needs:
                 up = self._states.get(need)

@@ -4,13 +4,15 @@ Grammar (whitespace between tokens is free)::
 
     when     := "failed" | SUBJECT OP VALUE
     SUBJECT  := "error_rate" | "step_error_rate" | "duration" | "queue_wait_p99"
-              | "step_latency_p99" | "step." STEP_ID ".duration" | "step." STEP_ID ".attempts"
+              | "step_latency_p99" | "dead_letter"
+              | "step." STEP_ID ".duration" | "step." STEP_ID ".attempts"
     OP       := ">" | ">=" | "<" | "<="
     VALUE    := NUMBER | NUMBER "%" | DURATION | NUMBER "x baseline"
     DURATION := spec/durations.py's grammar (e.g. 90s, 10m, 1h30m; a number alone is seconds)
 
 Rates (``error_rate``, ``step_error_rate``) take a fraction (0.05) or a percentage (5%);
-time subjects take a duration or a number of seconds; ``attempts`` takes a whole number. Every
+time subjects take a duration or a number of seconds; ``attempts`` and ``dead_letter`` (items
+of foreach steps in the run's dead-letter queue, issue 15) take a whole number. Every
 subject takes ``Nx baseline``: N times the median of that subject over the last 10 successful
 runs (no baseline yet: the alert cannot fire). This module only parses; ``observe.alerts``
 evaluates.
@@ -55,6 +57,7 @@ class Subject(enum.Enum):
     STEP_LATENCY_P99 = "step_latency_p99"
     STEP_DURATION = "step.duration"
     STEP_ATTEMPTS = "step.attempts"
+    DEAD_LETTER = "dead_letter"  # items of the run's foreach steps in its dead-letter queue (issue 15)
     # Only ``flowctl bench --threshold`` knows these (see ``THRESHOLDS``).
     STEP_LATENCY_P50 = "step_latency_p50"
     STEP_LATENCY_P95 = "step_latency_p95"
@@ -83,6 +86,7 @@ _KINDS = {
     Subject.STEP_LATENCY_P99: "time",
     Subject.STEP_DURATION: "time",
     Subject.STEP_ATTEMPTS: "count",
+    Subject.DEAD_LETTER: "count",
     Subject.STEP_LATENCY_P50: "time",
     Subject.STEP_LATENCY_P95: "time",
     Subject.QUEUE_WAIT_P50: "time",
@@ -102,7 +106,8 @@ _ALERT_RUN = (
 _RUN_SUBJECTS = {s.value: s for s in _ALERT_RUN}
 _STEP_FIELDS = {"duration": Subject.STEP_DURATION, "attempts": Subject.STEP_ATTEMPTS}
 _STEP_NAMES = ("step.<id>.duration", "step.<id>.attempts")
-SUBJECT_NAMES = (*_RUN_SUBJECTS, *_STEP_NAMES)
+_ALERT_ONLY = {Subject.DEAD_LETTER.value: Subject.DEAD_LETTER}  # no benchmark has a dead-letter queue
+SUBJECT_NAMES = (*_RUN_SUBJECTS, *_ALERT_ONLY, *_STEP_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,7 @@ class Vocabulary:
     allow_failed: bool = False
 
 
-ALERTS = Vocabulary("alert", _RUN_SUBJECTS, SUBJECT_NAMES, "error_rate > 5%", allow_failed=True)
+ALERTS = Vocabulary("alert", {**_RUN_SUBJECTS, **_ALERT_ONLY}, SUBJECT_NAMES, "error_rate > 5%", allow_failed=True)
 
 _BENCH_NAMES: dict[str, Subject] = {
     "p50": Subject.STEP_LATENCY_P50,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from flowctl.errors import Span
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
 from flowctl.spec.model import Batch, Foreach, ItemsKind, ItemsSource
-from flowctl.spec.sizes import parse_size
+from flowctl.spec.sizes import SCHEMA_PATTERN, parse_size
 
 DEFAULT_MAX_ITEMS = 100_000
 #: (path, message, hint, code, span): how the checks here report to ``spec.build``.
@@ -189,7 +190,8 @@ def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[
             report(path, f"{text[r.start:r.end]} is only defined with `batch:`",
                    "use ${{ item }} or ${{ item.FIELD }}, or add `batch: {size: N}`", "foreach-batch",
                    _span(doc, path, text, r))
-    if isinstance(batch, dict) and isinstance(batch.get("max_bytes"), (str, int, float)):
+    # Only what the schema's pattern lets through (``0.1B``): the schema reports the rest, once.
+    if isinstance(batch, dict) and isinstance(batch.get("max_bytes"), str) and re.match(SCHEMA_PATTERN, batch["max_bytes"]):
         try:
             parse_size(batch["max_bytes"])
         except ValueError as exc:

@@ -233,6 +233,8 @@ def _any_of_message(path: list[Any], err: Any, inst: Any) -> str:
     if len(path) >= 2 and path[-2] == "resources":
         return (f"{_label(path)}: {_short(inst)} is neither an amount nor a size "
                 "(use e.g. 1, 0.5, 256KiB, 4GiB, 1.5GB)")
+    if last == "max_bytes":  # foreach's batch.max_bytes (issue 15)
+        return f"{_label(path)}: {_short(inst)} is not a size (use e.g. 256KiB, 512MiB, 4GiB, 1.5GB, or a number of bytes)"
     if last == "run" and isinstance(inst, str):
         return f"{_label(path)} must not be empty"
     if last == "run":

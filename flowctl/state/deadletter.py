@@ -12,26 +12,34 @@ import time
 
 from flowctl.errors import UsageError
 from flowctl.run.events import ItemStatus
-from flowctl.state.items import ItemRecord, items_of
+from flowctl.state.items import ItemRecord, items_of, match_key
 from flowctl.state.views import opened
 
 #: The statuses of an item in the dead-letter queue.
 QUEUED = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
 
 
+#: A replayed item stays in the queue while its replay runs: a replay killed with ``-9`` (its
+#: rows still say running until the next run takes the lock) never empties the queue.
+_REPLAYING = (ItemStatus.RUNNING.value, ItemStatus.RETRYING.value)
+
+
 def dead_letters(state_dir: str | os.PathLike[str], run_id: str, step: str | None = None) -> list[ItemRecord]:
     """The queue of run ``run_id`` (of one step), by step and time."""
     with opened(state_dir) as conn:
-        return items_of(conn, run_id, step, statuses=QUEUED)
+        found = items_of(conn, run_id, step, statuses=QUEUED + _REPLAYING)
+    return [r for r in found if r.status in QUEUED or r.replays > 0]
 
 
 def dead_letter(state_dir: str | os.PathLike[str], run_id: str, key: str, step: str | None = None) -> ItemRecord:
     """One item of the queue. Raises UsageError when it is not there (or the key is in two steps)."""
-    found = [r for r in dead_letters(state_dir, run_id, step) if r.key == key]
+    queue = dead_letters(state_dir, run_id, step)
+    named = match_key(key, [r.key for r in queue])
+    found = [r for r in queue if r.key == named]
     if not found:
         from flowctl.spec.schema import suggest
 
-        keys = [r.key for r in dead_letters(state_dir, run_id, step)]
+        keys = [r.key for r in queue]
         guess = suggest(key, keys)
         raise UsageError(f"no item with key {key!r} in the dead-letter queue of run {run_id}",
                          hint=f"did you mean {guess!r}?" if guess else

@@ -25,12 +25,12 @@ DONE = (ItemStatus.SUCCEEDED.value, ItemStatus.REUSED.value)
 
 
 def done_items(conn: sqlite3.Connection, run_id: str | None, pipeline: str,
-               fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Per foreach step in ``fingerprints`` (step → its fingerprint now): key → canonical item
+               fingerprints: Mapping[str, str]) -> dict[str, dict[str, Carried]]:
+    """Per foreach step in ``fingerprints`` (step → its fingerprint now): key → the record
     of each item that needs no new attempt: it succeeded (or was reused) under the same
     fingerprint, in run ``run_id`` (a resume) or, with None, in the latest run of ``pipeline``
     that recorded items of that step (a new run of a step that declares outputs)."""
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[str, Carried]] = {}
     for step, digest in fingerprints.items():
         source = run_id
         if source is None:
@@ -40,8 +40,8 @@ def done_items(conn: sqlite3.Connection, run_id: str | None, pipeline: str,
             if row is None:
                 continue
             source = str(row[0])
-        found = {str(key): str(item) for key, item in conn.execute(
-            "SELECT key, item FROM items WHERE run_id = ? AND step = ? AND definition = ? AND status IN (?, ?)",
+        found = {str(row[2]): _carried(row) for row in conn.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE run_id = ? AND step = ? AND definition = ? AND status IN (?, ?)",
             (source, step, digest, *DONE))}
         if found:
             out[step] = found
@@ -87,6 +87,24 @@ def _record(row: tuple[object, ...]) -> ItemRecord:
     )
 
 
+def _carried(row: tuple[object, ...], replays: int | None = None) -> Carried:
+    """An item's row as the runner carries it (``replays``: the count it will have now)."""
+    from flowctl.run.options import Carried
+
+    r = _record(row)
+    return Carried(str(row[3]), r.status, r.replays if replays is None else replays, r.attempts, r.exit_code,
+                   r.duration, r.error, r.tail, r.log_path, r.first_failure, r.last_failure, r.batch)
+
+
+def match_key(given: str, keys: list[str]) -> str | None:
+    """The key of ``keys`` that ``given`` names: itself, or a string item's key (its canonical
+    JSON, quoted) typed without the quotes (``in/f3.csv`` for ``"in/f3.csv"``)."""
+    if given in keys:
+        return given
+    quoted = json.dumps(given, ensure_ascii=False)
+    return quoted if quoted in keys else None
+
+
 def _float(value: object) -> float | None:
     return None if value is None else float(str(value))
 
@@ -105,22 +123,34 @@ def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
     return [_record(row) for row in conn.execute(sql + " ORDER BY step, started_at, key", args)]
 
 
-def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
-                keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
-    """For ``dlq replay`` of ``keys`` of ``step`` in ``run_id``: every other recorded item of the
-    step, carried over as it is, and the replay count each replayed item will have."""
-    from flowctl.run.options import Carried
+#: Items a replay sends again besides the chosen ones: they never finished in the run.
+_UNFINISHED = (ItemStatus.RUNNING.value, ItemStatus.RETRYING.value, ItemStatus.CANCELLED.value,
+               ItemStatus.INTERRUPTED.value)
 
-    carried: dict[str, Carried] = {}
-    replays: dict[str, int] = {}
+
+def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
+                keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, Carried]]:
+    """For ``dlq replay`` of ``keys`` of ``step`` in run ``run_id`` itself: the items kept as
+    they are (every finished one not chosen), and those sent again (the chosen ones, each with
+    the replay count it will have, and those that never finished, as a resume would)."""
+    kept: dict[str, Carried] = {}
+    sent: dict[str, Carried] = {}
     chosen = set(keys)
-    for key, item, status, count in conn.execute(
-            "SELECT key, item, status, replays FROM items WHERE run_id = ? AND step = ?", (run_id, step)):
+    for row in conn.execute(f"SELECT {_COLUMNS} FROM items WHERE run_id = ? AND step = ?", (run_id, step)):
+        key, status, replays = str(row[2]), str(row[4]), int(str(row[15]))
         if key in chosen:
-            replays[str(key)] = int(count) + 1
-        elif status != ItemStatus.RUNNING.value:
-            carried[str(key)] = Carried(str(item), str(status), int(count))
-    return carried, replays
+            sent[key] = _carried(row, replays + 1)
+        elif status in _UNFINISHED:
+            sent[key] = _carried(row)
+        else:
+            kept[key] = _carried(row)
+    return kept, sent
+
+
+def attempts_made(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+    """Per step of ``run_id``: the attempts it recorded (a foreach step's: units started)."""
+    return {str(step): int(count) for step, count in conn.execute(
+        "SELECT step, attempts FROM steps WHERE run_id = ? AND attempts > 0", (run_id,))}
 
 
 def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps: list[str],
@@ -195,7 +225,7 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "attempts_made", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:
@@ -209,7 +239,8 @@ def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str
         found = items_of(conn, run_id, step)
     if not found:
         raise UsageError(f"run {run_id} has no items of step {step!r}", hint="--item takes the key of an item of a foreach step")
-    record = next((r for r in found if r.key == key), None)
+    named = match_key(key, [r.key for r in found])
+    record = next((r for r in found if r.key == named), None)
     if record is None:
         guess = suggest(key, [r.key for r in found])
         raise UsageError(f"step {step!r} of run {run_id} has no item with key {key!r}",

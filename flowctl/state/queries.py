@@ -210,8 +210,10 @@ def latest_run(conn: sqlite3.Connection, pipeline: str) -> RunRecord | None:
 
 
 def run_detail(conn: sqlite3.Connection, run_id: str, pipeline: str | None = None) -> RunDetail:
-    """One run (``find_run`` resolves ``run_id``) with every step (in plan order) and every
-    attempt (a resume reads less: ``resumed_run``). Raises ``UsageError``."""
+    """One run (``find_run`` resolves ``run_id``) with every step (in plan order), every attempt
+    and every item (a resume reads less: ``resumed_run``). Raises ``UsageError``."""
+    from flowctl.state.items import items_of
+
     run = find_run(conn, run_id, pipeline)
     attempts: dict[str, list[AttemptRecord]] = {}
     for row in conn.execute(
@@ -224,7 +226,7 @@ def run_detail(conn: sqlite3.Connection, run_id: str, pipeline: str | None = Non
             f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY position, step", (run.run_id,)
         )
     )
-    return RunDetail(run=run, steps=steps)
+    return RunDetail(run=run, steps=steps, items=tuple(items_of(conn, run.run_id)))
 
 
 def resumed_run(conn: sqlite3.Connection, run_id: str) -> ResumedRun:

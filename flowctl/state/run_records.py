@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowctl.run.events import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from flowctl.state.items import ItemRecord
 
 #: Step statuses that count as a success whose result later runs may reuse.
 SUCCESS_STATUSES = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value, StepStatus.UP_TO_DATE.value)
@@ -110,10 +113,12 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
-    """A run with its steps and their attempts."""
+    """A run with its steps and their attempts, and the items of its foreach steps (issue 15:
+    every reader gets them with the run, none queries them again)."""
 
     run: RunRecord
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
+    items: tuple[ItemRecord, ...] = field(default_factory=tuple)
     _by_id: Mapping[str, StepRecord] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

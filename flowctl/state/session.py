@@ -70,19 +70,24 @@ class RunSession:
         from flowctl.run.options import SessionPlan
 
         self.start_recording()
-        step = ""
-        carried: dict[str, Carried] = {}
-        replays: dict[str, int] = {}
-        if self.replay is not None and self.resumed is not None:
-            step = self.replay[0]
-            carried, replays = self.store.replay_plan(self.resumed.run_id, step, self.replay[1])
+        done = self.items_done()
+        carried: dict[str, dict[str, Carried]] = {}
+        replayed: dict[str, dict[str, Carried]] = {}
+        attempts: dict[str, int] = {}
+        if self.replay is not None and self.resumed is not None:  # `dlq replay`: in the run itself
+            step, run_id = self.replay[0], self.resumed.run_id
+            attempts = self.store.continue_in_place(run_id)
+            kept, sent = self.store.replay_plan(run_id, step, self.replay[1])
+            # every foreach step keeps the rows of the items it finished: none becomes "reused"
+            carried = {s: dict(found) for s, found in done.items() if s != step}
+            carried[step], replayed[step], done = kept, sent, {}
         return SessionPlan(
             reuse=self.reuse(), fingerprints=self.fingerprints(),
             resumed_from=RunId(self.resumed.run_id) if self.resumed is not None else None,
             provenance=dict(self.provenance()),
             fingerprint_at_start=self.at_start.fingerprint if self.at_start is not None else None,
-            items_done=self.items_done(), results_paths=self.results_paths(), stdout_paths=self.stdout_paths(),
-            items_carried={step: carried} if carried else {}, items_replays={step: replays} if replays else {},
+            items_done=done, results_paths=self.results_paths(), stdout_paths=self.stdout_paths(),
+            items_carried=carried, items_replayed=replayed, attempts_before=attempts,
         )
 
     @property
@@ -100,7 +105,7 @@ class RunSession:
                 out[sid] = Reuse(status, d.reason, self.assessment.fingerprints[sid].digest)
         return out
 
-    def items_done(self) -> dict[str, dict[str, str]]:
+    def items_done(self) -> dict[str, dict[str, Carried]]:
         """Per foreach step that runs, the items that need not run again (issue 15): those the
         resumed run finished, or for a new run of a step that declares outputs those the last
         run finished, each under the step's current fingerprint."""

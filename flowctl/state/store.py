@@ -54,7 +54,6 @@ from flowctl.run.events import (
     RunFinished,
     RunId,
     RunStarted,
-    RunStatus,
     StepFinished,
     StepReady,
     StepStatus,
@@ -62,6 +61,7 @@ from flowctl.run.events import (
 from flowctl.state import db
 from flowctl.state.failpoint import Failpoints
 from flowctl.state.files import FileIdentity
+from flowctl.state.interrupt import interrupt_run
 
 if TYPE_CHECKING:
     from flowctl.fingerprint import Fingerprint
@@ -91,6 +91,11 @@ _FAILED_ITEM = frozenset({ItemStatus.RETRYING, ItemStatus.DEAD})
 _INSERT_RUN = """INSERT INTO runs (run_id, pipeline, pipeline_path, status, started_at, steps, params,
     selection, concurrency, resumed_from, provenance, host, pid, fire_time, chaos)
     VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+# `dlq replay` continues a run in place (issue 15): its record goes on, not a new one.
+_CONTINUE_RUN = """UPDATE runs SET status = 'running', finished_at = NULL, root_failure = NULL, host = ?, pid = ?
+    WHERE run_id = ?"""
+_RUN_CONTINUED = """UPDATE runs SET status = ?, finished_at = ?, duration = coalesce(duration, 0) + ?, counts = ?,
+    root_failure = ? WHERE run_id = ?"""
 _INSERT_PENDING = """INSERT OR IGNORE INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"""
 _READY = """INSERT INTO steps (run_id, step, status, ready_at, queue_depth) VALUES (?, ?, 'ready', ?, ?)
     ON CONFLICT (run_id, step) DO UPDATE SET status = 'ready',
@@ -187,6 +192,8 @@ class SqliteRunStore:
         self._lock = threading.Lock()
         self._host = os.uname().nodename
         self._failpoints = Failpoints.from_environ(os.environ)  # test-only (state/failpoint.py)
+        self._in_place: dict[str, str] | None = None  # `dlq replay`: the run's steps as recorded
+        self._kept: dict[str, str] = {}  # ... those it keeps: step -> the status they keep
 
     # -- the RunStore port ---------------------------------------------------------------------
 
@@ -258,7 +265,7 @@ class SqliteRunStore:
             try:
                 with db.translated(self.path), db.transaction(self._conn) as conn:
                     self._failpoints.hit("state.before-commit")
-                    _interrupt(conn, self._run_id, reason, time.time())
+                    interrupt_run(conn, self._run_id, reason, time.time())
             except (StateError, sqlite3.Error):
                 return False
             return True
@@ -302,10 +309,23 @@ class SqliteRunStore:
                 )
             )
             for run_id in ids:
-                _interrupt(conn, run_id, "the runner died while it ran", None)
+                interrupt_run(conn, run_id, "the runner died while it ran", None)
         return ids
 
-    def items_done(self, run_id: str | None, pipeline: str, fingerprints: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    def continue_in_place(self, run_id: str) -> dict[str, int]:
+        """``dlq replay``: the run about to start is ``run_id`` itself, going on. Its record is
+        updated, not inserted; a step it does not run keeps its row (never becomes ``reused``);
+        an item the replay leaves alone keeps its row. Returns the attempts each step made so far
+        (new ones are numbered after them)."""
+        from flowctl.state.items import attempts_made
+
+        with db.translated(self.path):
+            conn = self._connection()
+            self._in_place = {str(step): str(status) for step, status in
+                              conn.execute("SELECT step, status FROM steps WHERE run_id = ?", (run_id,))}
+            return attempts_made(conn, run_id)
+
+    def items_done(self, run_id: str | None, pipeline: str, fingerprints: Mapping[str, str]) -> dict[str, dict[str, Carried]]:
         """Per foreach step (its current fingerprint given), the items that need no new attempt:
         key → canonical item (see ``state.items.done_items``)."""
         from flowctl.state.items import done_items
@@ -313,8 +333,8 @@ class SqliteRunStore:
         with db.translated(self.path):
             return done_items(self._connection(), run_id, pipeline, fingerprints)
 
-    def replay_plan(self, run_id: str, step: str, keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, int]]:
-        """What ``dlq replay`` carries over and each replayed item's count (``state.items``)."""
+    def replay_plan(self, run_id: str, step: str, keys: tuple[str, ...]) -> tuple[dict[str, Carried], dict[str, Carried]]:
+        """What ``dlq replay`` keeps and what it sends again (``state.items.replay_plan``)."""
         from flowctl.state.items import replay_plan
 
         with db.translated(self.path):
@@ -402,6 +422,10 @@ class SqliteRunStore:
                 )
             ]
         if isinstance(event, StepFinished):
+            kept = self._in_place.get(event.step) if self._in_place is not None else None
+            if kept is not None and event.status in (StepStatus.REUSED, StepStatus.UP_TO_DATE):
+                self._kept[event.step] = kept  # continued in place: its row already says how it ended
+                return []
             outputs = event.outputs
             if not outputs:
                 if event.status is StepStatus.SUCCEEDED and self._outputs_of is not None:
@@ -421,10 +445,15 @@ class SqliteRunStore:
         if isinstance(event, RunStarted):
             return self._run_started(event)
         if isinstance(event, RunFinished):
+            counts = dict(event.counts)
+            for status in self._kept.values():  # counted as the rows say
+                counts[StepStatus.REUSED.value] = counts.get(StepStatus.REUSED.value, 0) - 1
+                counts[status] = counts.get(status, 0) + 1
+            counts = {k: v for k, v in counts.items() if v > 0}
             return [
                 (
-                    _RUN_FINISHED,
-                    (event.status.value, event.at, event.duration, _json(dict(event.counts)),
+                    _RUN_FINISHED if self._in_place is None else _RUN_CONTINUED,
+                    (event.status.value, event.at, event.duration, _json(counts),
                      event.root_failure, event.run_id),
                 )
             ]
@@ -434,6 +463,8 @@ class SqliteRunStore:
                                 for key, item in zip(event.keys, event.items, strict=True)]
             return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
         if isinstance(event, ItemFinished):
+            if event.kept:
+                return []
             failed = event.at if event.status in _FAILED_ITEM else None
             items = event.items or ("null",) * len(event.keys)
             tail = _json(list(event.tail))
@@ -445,6 +476,9 @@ class SqliteRunStore:
 
     def _run_started(self, event: RunStarted) -> list[_Row]:
         self._run_id = event.run_id
+        if self._in_place is not None:
+            return [(_CONTINUE_RUN, (self._host, os.getpid(), event.run_id)),
+                    *((_INSERT_PENDING, (event.run_id, step, i)) for i, step in enumerate(event.steps))]
         fire_time = getattr(event, "fire_time", None)  # set by scheduled runs (cron issue)
         rows: list[_Row] = [
             (
@@ -457,26 +491,6 @@ class SqliteRunStore:
         ]
         rows.extend((_INSERT_PENDING, (event.run_id, step, i)) for i, step in enumerate(event.steps))
         return rows
-
-
-def _interrupt(conn: sqlite3.Connection, run_id: str, reason: str, at: float | None) -> None:
-    """Record run ``run_id`` as interrupted: its unfinished attempts, its running steps (with
-    ``reason``) and the run itself, ending at ``at`` (None: its last attempt's time)."""
-    conn.execute(
-        "UPDATE attempts SET outcome = 'interrupted' WHERE run_id = ? AND finished_at IS NULL",
-        (run_id,),
-    )
-    conn.execute("UPDATE items SET status = ? WHERE run_id = ? AND status = ?",
-                 (ItemStatus.INTERRUPTED.value, run_id, ItemStatus.RUNNING.value))
-    conn.execute(
-        "UPDATE steps SET status = ?, reason = ? WHERE run_id = ? AND status = 'running'",
-        (StepStatus.INTERRUPTED.value, reason, run_id),
-    )
-    conn.execute(
-        "UPDATE runs SET status = ?, finished_at = coalesce(?, (SELECT max(coalesce(finished_at, started_at)) "
-        "FROM attempts WHERE attempts.run_id = runs.run_id)) WHERE run_id = ? AND status = 'running'",
-        (RunStatus.INTERRUPTED.value, at, run_id),
-    )
 
 
 __all__ = ["RunId", "SqliteRunStore"]

@@ -163,7 +163,7 @@ def run_details(
     counts: dict[str, int] = {}  # as the table shows them, not as the dead runner last saved them
     for s in steps:
         counts[s.status] = counts.get(s.status, 0) + 1
-    return RunDetail(run=dataclasses.replace(run, counts=counts), steps=steps)
+    return RunDetail(run=dataclasses.replace(run, counts=counts), steps=steps, items=detail.items)
 
 
 def _interrupted(step: StepRecord) -> StepRecord:

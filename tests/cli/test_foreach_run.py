@@ -369,15 +369,15 @@ steps:
     done = run_flowctl("dlq", "replay", "--key", "b", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "ran.txt").read_text().split() == ["a", "b", "c", "poison", "b"]  # a and c untouched
-    latest = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)
-    assert latest["run"]["resumed_from"] == first["run_id"]
+    assert rows(tmp_path, "SELECT run_id FROM runs") == [(first["run_id"],)]  # the same run, going on
     assert [i["key"] for i in json.loads(run_flowctl("dlq", "list", "--json", cwd=tmp_path).stdout)["items"]] == ["poison"]
     results = [json.loads(x) for x in (tmp_path / "after.jsonl").read_text().splitlines()]
     assert sorted(r["key"] for r in results) == ["a", "b", "c"]
+    assert {r["key"]: r["attempts"] for r in results} == {"a": 1, "b": 2, "c": 1}  # b's attempts go on
+    assert run_flowctl("logs", first["run_id"], "each", "--item", "b", "--attempt", "1", cwd=tmp_path).returncode == 0
     for n in (1, 2, 3):
         assert run_flowctl("dlq", "replay", "--all", cwd=tmp_path).returncode == 0
-        (row,) = rows(tmp_path, "SELECT replays FROM items WHERE key = 'poison' AND run_id = "
-                                "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")
+        (row,) = rows(tmp_path, "SELECT replays FROM items WHERE key = 'poison'")
         assert row == (n,)
     refused = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
     assert refused.returncode == 1 and "poisoned: poison was replayed 3 time(s)" in refused.stderr

@@ -19,6 +19,7 @@ from flowctl.spec.alerts import THRESHOLDS, AlertSyntaxError, Op, Subject, parse
         ("step_latency_p99 > 90", Subject.STEP_LATENCY_P99, None, Op.GT, 90.0, None),
         ("step.load.duration > 10m", Subject.STEP_DURATION, "load", Op.GT, 600.0, None),
         ("step.load-2.attempts >= 3", Subject.STEP_ATTEMPTS, "load-2", Op.GE, 3.0, None),
+        ("dead_letter > 0", Subject.DEAD_LETTER, None, Op.GT, 0.0, None),
         ("  step.x.duration > 250ms  ", Subject.STEP_DURATION, "x", Op.GT, 0.25, None),
     ],
 )
@@ -103,6 +104,14 @@ def test_threshold_subjects(text: str, subject: Subject, threshold: float) -> No
 def test_benchmark_subjects_are_no_alert_subjects(text: str) -> None:
     with pytest.raises(AlertSyntaxError, match="unknown alert subject"):
         parse_alert(text)
+
+
+def test_dead_letter_is_no_benchmark_threshold() -> None:
+    """A benchmark has no dead-letter queue: only pipeline alerts take ``dead_letter``."""
+    with pytest.raises(AlertSyntaxError, match="unknown threshold subject"):
+        parse_alert("dead_letter > 0", vocabulary=THRESHOLDS)
+    with pytest.raises(AlertSyntaxError, match="not a whole number"):
+        parse_alert("dead_letter > 0.5")
 
 
 @pytest.mark.parametrize(
