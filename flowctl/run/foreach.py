@@ -242,8 +242,8 @@ class FanOut:
                 u.base = earlier.attempts if earlier is not None else 0
         else:  # numbered after the run's earlier batches: their files and logs stay
             self._held += todo
-            earlier = (*self.carried_before.values(), *self.replayed.values())
-            first = max([c.batch for c in earlier] + [u.batch for u in self.units], default=0)
+            earlier_batches = [c.batch for c in (*self.carried_before.values(), *self.replayed.values())]
+            first = max(earlier_batches + [u.batch for u in self.units], default=0)
             units = list(_batches(self._held, batch.size, batch.max_bytes, first))
             self._held = []
             if units and not self.closed and len(units[-1].keys) < batch.size:  # more items may fill it
