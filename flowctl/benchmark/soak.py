@@ -71,11 +71,13 @@ def soak_command(request: SoakRequest, seed: int) -> str:
 def run_soak(
     request: SoakRequest,
     needs: Mapping[str, Sequence[str]],
+    allowed: Mapping[str, int],
     on_seed: Callable[[SeedResult], None],
     *,
     scratch: str | None = None,
 ) -> list[SeedResult]:
-    """Soak ``request.runs`` seeds from ``seed_from``, calling ``on_seed`` after each; stops at
+    """Soak ``request.runs`` seeds from ``seed_from`` (``needs`` and ``allowed`` attempts per step:
+    the pipeline's, for the check), calling ``on_seed`` after each; stops at
     the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
     not explain, ``StorageError`` when the working copy cannot be made."""
     workspace = plan_workspace(request.pipeline)
@@ -92,7 +94,7 @@ def run_soak(
                                hint="free space there, or point TMPDIR at a folder with room") from None
         state = os.path.join(folder, "state")
         runs = _run_chain(request, seed, pipeline, state, env, folder)
-        report = check_run(state, "latest", needs)
+        report = check_run(state, "latest", needs, allowed=allowed)
         result = SeedResult(seed, runs, report, folder, soak_command(request, seed))
         results.append(result)
         on_seed(result)

@@ -113,9 +113,11 @@ class ChaosRun:
             return fault
         return ""
 
-    def wrap(self, spec: AttemptSpec, fault: str, item: str = "") -> AttemptSpec:
-        """``spec`` with its command wrapped to inject ``fault`` (unchanged for ``kill-runner``)."""
-        argv = _wrapped(self.settings, spec, fault, item)
+    def wrap(self, spec: AttemptSpec, fault: str, item: str = "", attempt: int | None = None) -> AttemptSpec:
+        """``spec`` with its command wrapped to inject ``fault`` (unchanged for ``kill-runner``).
+        ``item`` and ``attempt``: a foreach item's key and its own attempt number (the executor
+        knows the attempt by a sequence number that depends on start order)."""
+        argv = _wrapped(self.settings, spec, fault, item, spec.key.attempt if attempt is None else attempt)
         return spec if argv is None else replace(spec, argv=argv)
 
     def kill_runner(self) -> None:
@@ -124,8 +126,7 @@ class ChaosRun:
             self._kill_runner()
 
 
-def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tuple[str, ...] | None:
-    key = spec.key
+def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str, attempt: int) -> tuple[str, ...] | None:
     if fault == "fail":
         return ("/bin/sh", "-c", f"exit {cfg.fail_rc}")
     if fault == "hang":
@@ -134,7 +135,7 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tu
         return ("/bin/sh", "-c", 'sleep "$0" && exec "$@"', f"{cfg.delay_seconds:.3f}", *spec.argv)
     if fault == "kill":
         window = spec.timeout if spec.timeout is not None else KILL_WINDOW
-        at = draw(cfg.seed, key.step, item, key.attempt, "kill.at") * min(window, KILL_WINDOW)
+        at = draw(cfg.seed, spec.key.step, item, attempt, "kill.at") * min(window, KILL_WINDOW)
         # The command runs in the background of this shell, in the same process group; the
         # group is killed at ``at`` seconds, or as the command ends when that comes first.
         script = '"$@" & c=$!; { sleep "$0"; kill -KILL 0; } & wait "$c"; kill -KILL 0'

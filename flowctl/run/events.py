@@ -209,6 +209,7 @@ class ItemStarted:
     batch: int = 0  # 1-based batch number; 0: not batched
     log_path: str = ""
     replays: int = 0  # how often `flowctl dlq replay` sent these items again
+    injected: str = ""  # the fault chaos injected into this attempt (issue 17: items are attempts too)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ import heapq
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowctl.masking import mask_text
-from flowctl.run.chaos import LEDGER, LEDGER_ENV
+from flowctl.run.chaos import LEDGER, LEDGER_ENV, ChaosRun
 from flowctl.run.events import AttemptKind, AttemptOutcome, Event, ItemStatus, RunId, StepStatus
 from flowctl.run.foreach import RESULTS, FanOut, Unit
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor
@@ -53,6 +54,7 @@ class FanOutSteps:
     _stopping: str
     _rng: random.Random
     _steps: Mapping[str, Step]
+    _chaos: ChaosRun | None
 
     if TYPE_CHECKING:
         def _push(self, event: Event) -> None: ...
@@ -83,6 +85,11 @@ class FanOutSteps:
         unit = fan.pending.popleft()
         now = time.time()
         event, argv, extra = fan.start(unit, now)
+        chaos = self._chaos
+        item = unit_key(unit)
+        fault = chaos.decide(st.id, unit.attempts, item, timeout=step.timeout) if chaos is not None else ""
+        if fault:  # items are attempts too (issue 17): decided by their key and their own attempt
+            event = replace(event, injected=fault)
         st.attempts += 1
         st.status = StepStatus.RUNNING
         self._running += 1
@@ -94,11 +101,12 @@ class FanOutSteps:
         env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         env.update(self._results_env(step))
         self._push(event)
-        self._to_submit.append(AttemptSpec(
+        spec = AttemptSpec(
             key=AttemptKey(fan.run_id, st.id, unit.seq), argv=argv, env=env, cwd=fan.inv.cwd, log_path=unit.log_path,
             timeout=step.timeout, kind=AttemptKind.ATTEMPT, secrets=tuple(fan.inv.secrets), stream=self._opt.stream,
             resources=step.resources,
-        ))
+        )
+        self._to_submit.append(chaos.wrap(spec, fault, item, unit.attempts) if chaos is not None and fault else spec)
         self._fan_requeue(st)
 
     def _give(self, st: _State) -> None:
@@ -213,6 +221,12 @@ class FanOutSteps:
             self._fan_check(st, fan)
 
 
+def unit_key(unit: Unit) -> str:
+    """The key chaos decides a unit's faults by: its item's key, or a batch's keys sorted and
+    joined (as ``state.items.item_faults`` reads them back)."""
+    return ",".join(sorted(unit.keys))
+
+
 def backoff(step: Step, failures: int, rng: random.Random) -> float:
     """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
     cap = max(0.0, step.retry_max_delay)
@@ -229,4 +243,4 @@ def retryable(step: Step, r: AttemptResult) -> bool:
     return True
 
 
-__all__ = ["EXCEEDED", "FanOutSteps", "backoff", "retryable"]
+__all__ = ["EXCEEDED", "FanOutSteps", "backoff", "retryable", "unit_key"]

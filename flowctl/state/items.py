@@ -70,20 +70,21 @@ class ItemRecord:
     replays: int
     reason: str
     batch: int = 0
+    injected: tuple[tuple[int, str], ...] = ()  # (attempt, fault) chaos injected in this run (issue 17)
 
 
 _COLUMNS = ("run_id, step, key, item, status, attempts, exit_code, started_at, finished_at, duration, error, tail, "
-            "log_path, first_failure, last_failure, replays, reason, batch")
+            "log_path, first_failure, last_failure, replays, reason, batch, injected")
 
 
 def _record(row: tuple[object, ...]) -> ItemRecord:
     (run_id, step, key, item, status, attempts, exit_code, started, finished, duration, error, tail, log_path,
-     first, last, replays, reason, batch) = row
+     first, last, replays, reason, batch, injected) = row
     return ItemRecord(
         str(run_id), str(step), str(key), json.loads(str(item)), str(status), int(str(attempts)),
         None if exit_code is None else int(str(exit_code)), _float(started), _float(finished), _float(duration),
         None if error is None else str(error), tuple(json.loads(str(tail))), str(log_path), _float(first),
-        _float(last), int(str(replays)), str(reason), int(str(batch)),
+        _float(last), int(str(replays)), str(reason), int(str(batch)), parse_injected(str(injected)),
     )
 
 
@@ -103,6 +104,31 @@ def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
         sql += f" AND status IN ({', '.join('?' * len(statuses))})"
         args.extend(statuses)
     return [_record(row) for row in conn.execute(sql + " ORDER BY step, started_at, key", args)]
+
+
+def parse_injected(text: str) -> tuple[tuple[int, str], ...]:
+    """An item row's ``injected`` column ("1:fail,2:kill") as (attempt, fault) pairs."""
+    out: list[tuple[int, str]] = []
+    for part in text.split(","):
+        attempt, sep, fault = part.partition(":")
+        if sep and attempt.isdigit():
+            out.append((int(attempt), fault))
+    return tuple(out)
+
+
+def item_faults(conn: sqlite3.Connection, run_ids: tuple[str, ...]) -> list[tuple[str, str, str, int, str]]:
+    """The faults chaos injected into items of ``run_ids`` (issue 17): (run id, step, item key,
+    attempt, fault); a batch's fault once, under its keys sorted and joined (``fanrun.unit_key``)."""
+    marks = ",".join("?" * len(run_ids))
+    units: dict[tuple[str, str, int, int, str], list[str]] = {}
+    for run_id, step, key, batch, injected in conn.execute(
+            f"SELECT run_id, step, key, batch, injected FROM items WHERE run_id IN ({marks}) AND injected != '' "
+            "ORDER BY run_id, step, key", run_ids):
+        for attempt, fault in parse_injected(str(injected)):
+            # a single item is its own unit; the items of one batch attempt share one fault
+            unit = (str(run_id), str(step), int(batch) or -len(units) - 1, attempt, fault)
+            units.setdefault(unit, []).append(str(key))
+    return [(run, step, ",".join(sorted(keys)), attempt, fault) for (run, step, _, attempt, fault), keys in units.items()]
 
 
 def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
@@ -193,7 +219,8 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "done_items", "item_faults", "item_log", "items_of", "latest_results",
+           "parse_injected", "replay_plan", "status_counts", "summarize"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:
