@@ -113,3 +113,19 @@ def test_check_counts_a_foreach_step_as_done_when_its_items_succeeded(tmp_path: 
     checked = run_flowctl("chaos", "check", "latest", "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "order" not in json.dumps([v for v in json.loads(checked.stdout).get("violations", [])])
+
+
+def test_the_check_report_lists_every_check_once_in_order_and_names_runner_kills_only_when_asked(tmp_path: Path) -> None:
+    """Trial of main: "runner killed 0 time(s)" for a run that never asked for it, and a skipped
+    check printed as ok with its reason at the end."""
+    write(tmp_path, {"a": "true", "b": "true"})
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=0.5,seed=1", cwd=tmp_path).returncode == 0
+    (tmp_path / "pipeline.yaml").unlink()  # its needs are unknown now: order cannot be checked
+    got = run_flowctl("chaos", "check", "--state-dir", ".flowctl", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    lines = got.stdout.splitlines()
+    assert "runner killed" not in got.stdout
+    checks = [line.split()[1].rstrip(":") for line in lines if line.startswith(("  ok ", "  FAIL ", "  skip "))]
+    assert checks == ["finished", "converged", "order", "no-rerun", "duplicates", "retries", "no-leftovers", "effects"]
+    assert "  skip order: the pipeline file it ran is gone or invalid, so its needs are unknown" in lines
+    assert lines[-1] == "PASS"
