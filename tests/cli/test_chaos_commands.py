@@ -4,12 +4,17 @@ real resumes, the invariants over real state, a non-idempotent step caught by it
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_flowctl
+from tests.conftest import flowctl_env, run_flowctl
 
 
 def write(folder: Path, steps: dict[str, str], retries: int = 3, chain: bool = True) -> Path:
@@ -129,3 +134,32 @@ def test_the_check_report_lists_every_check_once_in_order_and_names_runner_kills
     assert checks == ["finished", "converged", "order", "no-rerun", "duplicates", "retries", "no-leftovers", "effects"]
     assert "  skip order: the pipeline file it ran is gone or invalid, so its needs are unknown" in lines
     assert lines[-1] == "PASS"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_soak_says_which_seeds_passed_cleans_up_and_exits_130(tmp_path: Path, signum: int) -> None:
+    """Trial of main: Ctrl-C during a soak was silent and left /tmp/flowctl-soak-* behind."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # seed 0 passes; seed 1's step waits (it sees the seed in its ledger's path) until signalled
+    write(tmp_path, {"a": f'case "$FLOWCTL_LEDGER" in *seed-1/*) echo $$ > {marks}/pid; exec sleep 60;; esac'})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "chaos", "soak", "pipeline.yaml", "--runs", "5", "--chaos", "delay=1ms@1"],
+        cwd=tmp_path, env=flowctl_env({"TMPDIR": str(scratch)}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (marks / "pid").exists() or not (marks / "pid").read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    step = int((marks / "pid").read_text())
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "seed 0: ok" in out
+    assert "chaos soak interrupted at seed 1: 1/5 seed(s) passed before it (seeds: 0)" in err
+    assert "--runs 4 --seed-from 1" in err and "Traceback" not in err
+    assert list(scratch.iterdir()) == []  # its scratch folders are removed
+    with pytest.raises(ProcessLookupError):
+        os.kill(step, 0)  # the step of the run under way was stopped
