@@ -119,7 +119,8 @@ def replay(
     state_dir: str = state_dir_option(),
 ) -> int:
     """Run the pipeline of a chaos run again with the same faults: its settings (seed included),
-    parameters and selection. The exit code is that run's.
+    parameters and selection. The exit code is that run's (137 when it killed itself, as the
+    original did under kill-runner: continue it with `flowctl run PIPELINE --resume`).
 
     Example: flowctl chaos replay latest
     """
@@ -139,10 +140,10 @@ def replay(
         argv += [f"--{option}={s}" for s in run.selection.get(option) or ()]
     print(f"flowctl: replaying {run.run_id}: flowctl {shlex.join(argv)}", file=sys.stderr, flush=True)
     code = subprocess.run([sys.executable, "-m", "flowctl", *argv], check=False).returncode
-    if code < 0:  # kill-runner: it killed itself, as the original did
+    if code < 0:  # kill-runner: it killed itself, as the original did; its exit, as a shell reports it
         print(f"flowctl: the runner killed itself (kill-runner); continue with: flowctl run {shlex.quote(run.pipeline_path)} "
               "--resume", file=sys.stderr)
-        return 1
+        return 128 - code
     return code
 
 

@@ -152,19 +152,26 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str, attem
     return None
 
 
-def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str) -> None:
+def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str, source: str = "--chaos") -> None:
     """Refuse settings that cannot work on these steps: ``hang`` on a step with no timeout
-    (it would never end), ``kill-worker`` without Dask workers. Raises ``UsageError`` (exit 2)."""
+    (it would never end), ``kill-worker`` without Dask workers. ``source`` names where the
+    settings came from (``--chaos``, ``FLOWCTL_CHAOS``, ...). Raises ``UsageError`` (exit 2)."""
     if settings.hang:
         endless = [sid for sid, step in steps.items() if settings.applies_to(sid) and step.timeout is None]
         if endless:
             shown = ", ".join(endless[:5]) + (f" and {len(endless) - 5} more" if len(endless) > 5 else "")
+            with_timeout = [sid for sid, step in steps.items() if step.timeout is not None]
+            scope = (f"or keep hang to steps that have one with steps=GLOB (e.g. steps={with_timeout[0]})"
+                     if with_timeout else "or drop hang=P")
             raise UsageError(
-                f"--chaos hang: step {shown} has no timeout, so a hung attempt would never end",
-                hint="give those steps a `timeout:`, or scope chaos with steps=GLOB to steps that have one",
+                f"{source}: hang={settings.hang:g} needs a timeout on every step it may hang, and "
+                f"{'step' if len(endless) == 1 else 'steps'} {shown} {'has' if len(endless) == 1 else 'have'} "
+                "no timeout (a hung attempt would never end)",
+                hint=f"add `timeout: 5m` to {'it' if len(endless) == 1 else 'each of them'} "
+                f"(e.g. `{endless[0]}: {{run: ..., timeout: 5m}}`), {scope}",
             )
     if settings.kill_worker and executor != "dask":
-        raise UsageError("--chaos kill-worker needs Dask workers to kill",
+        raise UsageError(f"{source}: kill-worker needs Dask workers to kill",
                          hint="run with --executor dask, or use kill=P to kill the attempt's processes")
 
 

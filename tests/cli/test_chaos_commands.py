@@ -91,9 +91,18 @@ def test_check_reads_a_run_and_its_resumes_and_replay_injects_the_same_faults(tm
     runs = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)
     original = runs[-1]["run_id"]
     replayed = run_flowctl("chaos", "replay", original, cwd=tmp_path)
-    assert replayed.returncode == 1 and "continue with" in replayed.stderr  # it killed itself again, as the original
+    assert replayed.returncode == 137 and "continue with" in replayed.stderr  # it killed itself again, as the original
     newest = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
     assert faults(newest) == faults(original)
+    assert run_flowctl("run", "pipeline.yaml", "--resume", "--no-progress", cwd=tmp_path).returncode == 0
+    # a replay ends as the run it starts ends: 0 for a run that succeeds, 1 for one that fails
+    write(tmp_path, {f"s{i}": "true" for i in range(3)}, retries=0)
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=s2", cwd=tmp_path).returncode == 1
+    failed = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    assert run_flowctl("chaos", "replay", failed, cwd=tmp_path).returncode == 1
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "delay=1ms@1", cwd=tmp_path).returncode == 0
+    passed = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    assert run_flowctl("chaos", "replay", passed, cwd=tmp_path).returncode == 0
 
 
 def test_check_catches_a_real_failure(tmp_path: Path) -> None:

@@ -99,8 +99,11 @@ def test_scope_and_hang_without_timeout() -> None:
     hang = ChaosRun(parse_chaos("hang=1"))
     assert hang.decide("a", 1) == "" and hang.decide("a", 1, timeout=5.0) == "hang"
     steps = {"a": Step(id="a", run="true"), "b": Step(id="b", run="true", timeout=3.0)}
-    with pytest.raises(UsageError, match="step a has no timeout"):
-        check_chaos(parse_chaos("hang=0.1"), steps, "local")
+    with pytest.raises(UsageError, match="step a has no timeout") as refused:
+        check_chaos(parse_chaos("hang=0.1"), steps, "local", "FLOWCTL_CHAOS")
+    assert refused.value.message.startswith("FLOWCTL_CHAOS: hang=0.1 needs a timeout on every step it may hang")
+    assert refused.value.hint == "add `timeout: 5m` to it (e.g. `a: {run: ..., timeout: 5m}`), or keep hang to steps " \
+        "that have one with steps=GLOB (e.g. steps=b)"
     check_chaos(parse_chaos("hang=0.1,steps=b"), steps, "local")
     with pytest.raises(UsageError, match="kill-worker"):
         check_chaos(parse_chaos("kill-worker=0.1"), steps, "local")
