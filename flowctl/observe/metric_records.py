@@ -86,6 +86,7 @@ class RunRecord:
     #: issue 15: per foreach step, (status, duration, end) of each item's last attempt, and when its first started
     items: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = field(default_factory=lambda: _NO_ITEMS)
     items_started: Mapping[str, float] = field(default_factory=lambda: _NO_STARTS)
+    item_faults: int = 0  # faults chaos injected into item attempts (issue 17; a batch's once)
 
     def step(self, step_id: str) -> StepRecord | None:
         for record in self.steps:
@@ -115,6 +116,7 @@ class RunRecorder:
         self._attempts: dict[str, dict[int, AttemptRecord]] = {}
         self._items: dict[str, dict[str, tuple[ItemStatus, float, float]]] = {}
         self._items_started: dict[str, float] = {}
+        self._item_faults = 0
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -151,6 +153,7 @@ class RunRecorder:
                     done[key] = (event.status, event.duration, event.at)
         elif isinstance(event, ItemStarted):
             self._items_started.setdefault(event.step, event.at)
+            self._item_faults += bool(event.injected)
         elif isinstance(event, RunFinished):
             self._end = event
 
@@ -185,6 +188,7 @@ class RunRecorder:
             chaos=self._run.chaos,
             items=MappingProxyType({s: tuple(v.values()) for s, v in self._items.items()}),
             items_started=MappingProxyType(dict(self._items_started)),
+            item_faults=self._item_faults,
         )
 
 

@@ -104,7 +104,10 @@ def _item_rows(items: Sequence[ItemRecord]) -> dict[str, Any]:
         rows.setdefault(r.step, []).append((status, r.duration or 0.0, r.finished_at or 0.0))
         if r.started_at is not None:
             started[r.step] = min(started.get(r.step, r.started_at), r.started_at)
-    return {"items": {s: tuple(v) for s, v in rows.items()}, "items_started": started}
+    from flowctl.state.item_checks import item_fault_counts
+
+    return {"items": {s: tuple(v) for s, v in rows.items()}, "items_started": started,
+            "item_faults": sum(item_fault_counts(items).values())}
 
 
 def recorded_pipeline(pipeline_path: str) -> Pipeline | None:

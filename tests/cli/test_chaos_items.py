@@ -76,6 +76,11 @@ def test_max_caps_each_item_and_injected_failures_count_toward_its_retries(tmp_p
     checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout
     assert json.loads(checked.stdout)["injected"] == {"fail": 6}
+    metrics = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)["metrics"]
+    assert metrics["injected_faults"] == 6 and metrics["failed_attempts"] == 0  # counted, and no real error
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,max=1,steps=each", "--metrics-file",
+                      "m.prom", cwd=tmp_path)
+    assert 'flowctl_last_run_injected_faults{chaos="1",pipeline="fanned"} 6.0' in (tmp_path / "m.prom").read_text()
 
 
 def test_items_dead_lettered_by_injected_faults_converge_and_real_ones_do_not(tmp_path: Path) -> None:
