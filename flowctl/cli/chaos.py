@@ -57,10 +57,11 @@ def check(
     as_json: bool = json_option(),
 ) -> int:
     """Check a run and the runs it resumed against the invariants: it finished and converged
-    (every step succeeded, or failed only through injected faults), no step started before what
-    it needs succeeded, nothing that succeeded ran again after a resume, a runner's death left at
-    most its concurrency in flight, retries within limits, no process left alive, and no effect
-    in the ledger (FLOWCTL_LEDGER) recorded twice. Exit 1 on a violation.
+    (every step succeeded, or failed only through injected faults; a foreach step's dead-lettered
+    items only through injected faults), no step started before what it needs succeeded, no step
+    or item that succeeded ran again after a resume, a runner's death left at most its
+    concurrency in flight, retries within limits (per item too), no process left alive, and no
+    effect in the ledger (FLOWCTL_LEDGER) recorded twice. Exit 1 on a violation.
 
     Example: flowctl chaos check latest
 
