@@ -289,7 +289,6 @@ def chaos_spent(state_dir: str | os.PathLike[str], run_id: str) -> tuple[Injecte
     """The faults chaos injected in run ``run_id`` and the runs it resumes (issue 17): what a
     resume of it has already spent."""
     from flowctl.run.chaos import Injected
-
     from flowctl.state.items import item_faults
 
     with opened(state_dir) as conn:
