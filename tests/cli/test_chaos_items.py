@@ -76,6 +76,7 @@ def test_max_caps_each_item_and_injected_failures_count_toward_its_retries(tmp_p
     checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout
     assert json.loads(checked.stdout)["injected"] == {"fail": 6}
+    assert "items: fail 6" in run_flowctl("show", "latest", cwd=tmp_path).stdout  # its INJECTED column
     metrics = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)["metrics"]
     assert metrics["injected_faults"] == 6 and metrics["failed_attempts"] == 0  # counted, and no real error
     got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,max=1,steps=each", "--metrics-file",
