@@ -82,6 +82,13 @@ def check(
     return 0 if report.ok else 1
 
 
+def runner_kills(report: CheckReport) -> str:
+    """"runner killed N time(s)" for a run that asked for kill-runner (or whose runner died);
+    "" otherwise (trial of main: "killed 0 time(s)" for a run that never asked misled)."""
+    asked = report.runner_kills or "kill-runner" in report.chaos
+    return f"runner killed {report.runner_kills} time(s)" if asked else ""
+
+
 def report_lines(report: CheckReport) -> list[str]:
     """The readable report of one check: the chain, what was injected, each check, the verdict."""
     from flowctl.state.invariants import CHECKS
@@ -91,9 +98,8 @@ def report_lines(report: CheckReport) -> list[str]:
     if report.chaos:
         lines.append(f"  chaos: {report.chaos}")
     faults = ", ".join(f"{fault} {n}" for fault, n in report.injected.items()) or "none"
-    # the runner's deaths only when it was asked to die, or did (trial: "killed 0 time(s)" misled)
-    kills = f"; runner killed {report.runner_kills} time(s)" if report.runner_kills or "kill-runner" in report.chaos else ""
-    lines.append(f"  injected: {faults}{kills}; {report.effects} effect(s) in the ledger")
+    kills = runner_kills(report)
+    lines.append(f"  injected: {faults}{'; ' + kills if kills else ''}; {report.effects} effect(s) in the ledger")
     broken = {v.check for v in report.violations}
     skipped = {why.partition(":")[0]: why.partition(":")[2].strip() for why in report.skipped}
     for name in CHECKS:  # one line per check, in one order: ok, FAIL (with why) or skip (with why)
@@ -216,8 +222,8 @@ def _seed_line(result: object) -> str:
     rep = result.report
     faults = sum(rep.injected.values())
     verdict = "ok" if rep.ok else f"FAIL ({len(rep.violations)} violation(s))"
-    return (f"seed {result.seed}: {verdict} — {result.runs} run(s), runner killed {rep.runner_kills} time(s), "
-            f"{faults} fault(s) injected")
+    kills = runner_kills(rep)
+    return f"seed {result.seed}: {verdict} — {result.runs} run(s), {kills + ', ' if kills else ''}{faults} fault(s) injected"
 
 
 __all__: Sequence[str] = ["chaos_app", "report_lines"]
