@@ -32,8 +32,11 @@ class ItemFigures:
                 "error_rate": self.error_rate, "duration": self.duration.to_dict()}
 
 
-def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float]) -> Mapping[str, ItemFigures]:
-    """Per foreach step: its figures, from its samples and when its first item started."""
+def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float],
+                 chaos_dead: Mapping[str, int] | None = None) -> Mapping[str, ItemFigures]:
+    """Per foreach step: its figures, from its samples and when its first item started.
+    ``chaos_dead``: per step, its items dead-lettered only through injected faults (issue 17):
+    in the dead-letter count, never in the error rate."""
     out: dict[str, ItemFigures] = {}
     for step, items in samples.items():
         counts: dict[str, int] = {}
@@ -44,7 +47,7 @@ def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[s
         span = max((s[2] for s in ran), default=0.0) - started.get(step, 0.0) if ran else 0.0
         out[step] = ItemFigures(
             MappingProxyType(counts), dead, len(ran) / span if span > 0 else None,
-            dead / len(ran) if ran else None, Distribution.of([s[1] for s in ran]),
+            (dead - (chaos_dead or {}).get(step, 0)) / len(ran) if ran else None, Distribution.of([s[1] for s in ran]),
         )
     return MappingProxyType(out)
 

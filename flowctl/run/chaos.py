@@ -152,6 +152,13 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str, attem
     return None
 
 
+def injected_only(attempts: int, injected: Iterable[tuple[int, str]]) -> bool:
+    """Whether every one of attempts 1..``attempts`` failed through an injected fault
+    (``injected``: (attempt, fault) pairs): an item dead-lettered by chaos, not for real."""
+    failing = {n for n, fault in injected if fault in FAILING}
+    return attempts > 0 and all(n in failing for n in range(1, attempts + 1))
+
+
 def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str, source: str = "--chaos") -> None:
     """Refuse settings that cannot work on these steps: ``hang`` on a step with no timeout
     (it would never end), ``kill-worker`` without Dask workers. ``source`` names where the
@@ -175,4 +182,5 @@ def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: st
                          hint="run with --executor dask, or use kill=P to kill the attempt's processes")
 
 
-__all__ = ["FAILING", "KILL_WINDOW", "LEDGER", "LEDGER_ENV", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw"]
+__all__ = ["FAILING", "KILL_WINDOW", "LEDGER", "LEDGER_ENV", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw",
+           "injected_only"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flowctl.run.chaos import FAILING
+from flowctl.run.chaos import FAILING, injected_only
 from flowctl.run.events import ItemStatus
 from flowctl.state.items import ItemRecord
 
@@ -50,8 +50,10 @@ def converged_items(run_id: str, failed_steps: Sequence[str], items: Sequence[It
             out.append(Violation("converged", f"step {step} failed for real: no item was dead-lettered", run_id, step))
             continue
         for r in dead:
+            if injected_only(r.attempts, r.injected):
+                continue
             injected = {attempt for attempt, fault in r.injected if fault in FAILING}
-            real = [n for n in range(1, r.attempts + 1) if n not in injected]
+            real = [n for n in range(1, r.attempts + 1) if n not in injected] or [r.attempts]
             if real:
                 why = f"exit {r.exit_code}" if r.exit_code is not None and real[-1] == r.attempts else "a failure"
                 out.append(Violation("converged", f"item {r.key!r} of step {step} was dead-lettered for real: "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flowctl.run.chaos import injected_only
 from flowctl.run.events import ItemStatus
 
 if TYPE_CHECKING:
@@ -165,7 +166,8 @@ def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps
 @dataclass(frozen=True, slots=True)
 class ItemsSummary:
     """What ``show`` says about one foreach step's items: counts per status, the slowest, the
-    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99)."""
+    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99).
+    The error rate leaves out items dead-lettered only through injected faults (issue 17)."""
 
     step: str
     counts: Mapping[str, int]
@@ -194,10 +196,11 @@ def summarize(records: list[ItemRecord], *, most: int = 5) -> list[ItemsSummary]
         ends = [r.finished_at for r in ran if r.finished_at is not None]
         span = (max(ends) - min(starts)) if starts and ends else 0.0
         failed = [r for r in items if r.status in (ItemStatus.DEAD.value, ItemStatus.POISONED.value)]
+        real = [r for r in failed if not injected_only(r.attempts, r.injected)]  # issue 17: chaos is no error
         ended = len(ran)
         out.append(ItemsSummary(
             step, counts, tuple(sorted(ran, key=lambda r: -(r.duration or 0.0))[:most]), tuple(failed[:most]),
-            ended / span if span > 0 else None, len(failed) / ended if ended else 0.0,
+            ended / span if span > 0 else None, len(real) / ended if ended else 0.0,
             _quantile(durations, 0.50), _quantile(durations, 0.95), _quantile(durations, 0.99),
         ))
     return out

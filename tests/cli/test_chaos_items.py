@@ -125,3 +125,17 @@ def test_soak_over_a_foreach_pipeline_passes(tmp_path: Path) -> None:
     assert doc["passed"] == 5
     assert sum(sum(r["check"]["injected"].values()) for r in doc["results"]) >= 10
     assert sum(r["check"]["runner_kills"] for r in doc["results"]) >= 1
+
+
+def test_items_dead_lettered_by_chaos_are_in_the_queue_but_not_in_the_error_rate(tmp_path: Path) -> None:
+    fan(tmp_path, items=4, retries=1, extra=", tolerated_failure: {count: 4}")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=each", "--metrics-file", "m.prom",
+                      cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    doc = json.loads(run_flowctl("show", "latest", "--json", cwd=tmp_path).stdout)
+    figures = doc["metrics"]["items"]["each"]
+    assert figures["dead_letter"] == 4 and figures["error_rate"] == 0.0  # in the queue, no real error
+    assert doc["items"]["each"]["error_rate"] == 0.0
+    prom = (tmp_path / "m.prom").read_text()  # live figures, as the stored ones
+    assert [line for line in prom.splitlines() if line.startswith("flowctl_last_run_item_error_rate{")] == \
+        ['flowctl_last_run_item_error_rate{chaos="1",pipeline="fanned",step="each"} 0.0']
