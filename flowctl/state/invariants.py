@@ -87,8 +87,8 @@ def check_run(
     out: list[Violation] = []
     _finished(last, out)
     _converged(last, out)
-    out.extend(item_checks.converged_items(last.run.run_id, [s.step for s in last.steps if s.status == "failed"
-                                                              and not s.attempt_records], items[-1][1]))
+    fans = {s.step: s.reason for s in last.steps if s.status == "failed" and not s.attempt_records}  # foreach steps
+    out.extend(item_checks.converged_items(last.run.run_id, fans, items[-1][1]))
     skipped: list[str] = []
     if needs is None:
         skipped.append("order: the pipeline file it ran is gone or invalid, so its needs are unknown")

@@ -39,25 +39,24 @@ class Violation:
         return {"check": self.check, "message": self.message, "run_id": self.run_id, "step": self.step}
 
 
-def converged_items(run_id: str, failed_steps: Sequence[str], items: Sequence[ItemRecord]) -> list[Violation]:
-    """Every dead-lettered item of the foreach steps ``failed_steps`` (of run ``run_id``, its
-    last run) failed only through injected faults; a failed foreach step with no dead item
-    failed for a reason of its own (its items could not be read)."""
+def converged_items(run_id: str, failed_steps: Mapping[str, str], items: Sequence[ItemRecord]) -> list[Violation]:
+    """Every dead-lettered item of the foreach steps ``failed_steps`` (step → its reason, in run
+    ``run_id``, the chain's last) failed only through injected faults; a failed foreach step
+    with no dead item failed for a reason of its own (its items could not be read)."""
     out: list[Violation] = []
-    for step in failed_steps:
+    for step, reason in failed_steps.items():
         dead = [r for r in items if r.step == step and r.status in _DEAD]
         if not dead:
-            out.append(Violation("converged", f"step {step} failed for real: no item was dead-lettered", run_id, step))
-            continue
+            out.append(Violation("converged", f"step {step} failed for real: {reason or 'no item was dead-lettered'}",
+                                 run_id, step))
         for r in dead:
             if injected_only(r.attempts, r.injected):
                 continue
             injected = {attempt for attempt, fault in r.injected if fault in FAILING}
-            real = [n for n in range(1, r.attempts + 1) if n not in injected] or [r.attempts]
-            if real:
-                why = f"exit {r.exit_code}" if r.exit_code is not None and real[-1] == r.attempts else "a failure"
-                out.append(Violation("converged", f"item {r.key!r} of step {step} was dead-lettered for real: "
-                                         f"attempt {real[-1]} ({why}) was not injected", run_id, step))
+            last = max((n for n in range(1, r.attempts + 1) if n not in injected), default=r.attempts)
+            why = f"exit {r.exit_code}" if r.exit_code is not None and last == r.attempts else "a failure"
+            out.append(Violation("converged", f"item {r.key!r} of step {step} was dead-lettered for real: "
+                                 f"attempt {last} ({why}) was not injected", run_id, step))
     return out
 
 

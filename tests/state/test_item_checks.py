@@ -24,11 +24,11 @@ def test_an_item_that_succeeded_and_ran_again_after_a_resume_is_a_rerun() -> Non
 
 
 def test_dead_items_converge_only_when_every_attempt_was_injected_with_a_failing_fault() -> None:
-    assert converged_items("r1", ["each"], [rec("a", "dead-lettered", 2, ((1, "fail"), (2, "kill")))]) == []
-    [v] = converged_items("r1", ["each"], [rec("a", "dead-lettered", 2, ((1, "fail"), (2, "delay")), exit_code=4)])
+    assert converged_items("r1", {"each": "exceeded-tolerated-failures"}, [rec("a", "dead-lettered", 2, ((1, "fail"), (2, "kill")))]) == []
+    [v] = converged_items("r1", {"each": "exceeded-tolerated-failures"}, [rec("a", "dead-lettered", 2, ((1, "fail"), (2, "delay")), exit_code=4)])
     assert v.message == "item 'a' of step each was dead-lettered for real: attempt 2 (exit 4) was not injected"
-    [v] = converged_items("r1", ["each"], [rec("a", "succeeded")])
-    assert v.message == "step each failed for real: no item was dead-lettered"
+    [v] = converged_items("r1", {"each": "items_from: no file matches"}, [rec("a", "succeeded")])
+    assert v.message == "step each failed for real: items_from: no file matches"
 
 
 def test_retries_in_flight_and_fault_counts_count_a_batch_once() -> None:
