@@ -32,7 +32,7 @@ class ItemFigures:
                 "error_rate": self.error_rate, "duration": self.duration.to_dict()}
 
 
-def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float],
+def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float], *,
                  chaos_dead: Mapping[str, int] | None = None) -> Mapping[str, ItemFigures]:
     """Per foreach step: its figures, from its samples and when its first item started.
     ``chaos_dead``: per step, its items dead-lettered only through injected faults (issue 17):

@@ -425,7 +425,7 @@ def _items(record: RunRecord) -> Mapping[str, ItemFigures]:
         return MappingProxyType({})
     from flowctl.observe.items import item_figures
 
-    return item_figures(record.items, record.items_started, record.items_chaos_dead)
+    return item_figures(record.items, record.items_started, chaos_dead=record.items_chaos_dead)
 
 
 __all__ = [
