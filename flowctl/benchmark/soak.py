@@ -78,10 +78,10 @@ def soak_command(request: SoakRequest, seed: int) -> str:
 def run_soak(
     request: SoakRequest,
     needs: Mapping[str, Sequence[str]],
-    allowed: Mapping[str, int],
     on_seed: Callable[[SeedResult], None],
     *,
     scratch: str | None = None,
+    allowed: Mapping[str, int] | None = None,
 ) -> list[SeedResult]:
     """Soak ``request.runs`` seeds from ``seed_from`` (``needs`` and ``allowed`` attempts per step:
     the pipeline's, for the check), calling ``on_seed`` after each; stops at
@@ -123,7 +123,7 @@ def _interrupted(request: SoakRequest, results: Sequence[SeedResult]) -> tuple[s
 def _soak(
     request: SoakRequest,
     needs: Mapping[str, Sequence[str]],
-    allowed: Mapping[str, int],
+    allowed: Mapping[str, int] | None,
     on_seed: Callable[[SeedResult], None],
     workspace: Workspace,
     env: Mapping[str, str],

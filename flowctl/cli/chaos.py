@@ -196,8 +196,8 @@ def soak(
             sys.stdout.write(_seed_line(result) + "\n")
             sys.stdout.flush()
 
-    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()},
-                       {sid: step.max_attempts for sid, step in pipe.steps.items()}, said)
+    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said,
+                       allowed={sid: step.max_attempts for sid, step in pipe.steps.items()})
     failed = next((r for r in results if not r.report.ok), None)
     if chosen == "json":
         print(json.dumps({
