@@ -126,7 +126,7 @@ def run_executions(
     events: queue.SimpleQueue[BenchEvent] = queue.SimpleQueue()
     procs = _Processes()
     samples: dict[int, RunSample] = {}
-    with _signals_interrupt(), ThreadPoolExecutor(max_workers=min(parallel, count), thread_name_prefix="flowctl-bench") as pool:
+    with signals_interrupt(), ThreadPoolExecutor(max_workers=min(parallel, count), thread_name_prefix="flowctl-bench") as pool:
         futures = [pool.submit(_execute, launch, index, warmup, count, procs, events.put) for index in range(1, count + 1)]
         try:
             _collect(futures, events, emit, samples)
@@ -179,7 +179,7 @@ def _drain(events: queue.SimpleQueue[BenchEvent], emit: Callable[[BenchEvent], N
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def signals_interrupt() -> Iterator[None]:
     """SIGTERM stops the benchmark as Ctrl-C does (only the main thread can install it)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -315,4 +315,5 @@ __all__ = [
     "Launch",
     "child_environment",
     "run_executions",
+    "signals_interrupt",
 ]

@@ -3,7 +3,7 @@
 The text report reads like hyperfine's (mean ± sd, median, min, max) followed by k6's pooled
 percentiles, a table of the executions, the thresholds and the comparison. Markdown carries the
 same figures as tables, for a pull request or a CI summary. Injected faults appear only when the
-runs recorded some (``--chaos`` does not exist yet, so today they never do).
+runs recorded some (``bench --chaos``).
 """
 
 from __future__ import annotations

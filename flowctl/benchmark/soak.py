@@ -8,12 +8,15 @@ not an interpreter start; each in its own session, its output in the seed's ``ou
 killed for real by ``kill-runner``): the first with ``--chaos SPEC,seed=K``, then ``--resume`` (which carries the settings
 and the faults spent) each time the runner killed itself (``kill-runner``: SIGKILL), until a run
 ends. ``state.invariants.check_run`` then checks the chain. The soak stops at the first failing
-seed and keeps its folder; passing seeds' folders are removed. Alerts, notifications and metrics
+seed and keeps its folder; passing seeds' folders are removed. Ctrl-C or SIGTERM stops the run
+under way (SIGTERM, then SIGKILL on a second one), removes the scratch folders and raises
+``SoakInterrupted`` (exit 130) naming the seeds that passed. Alerts, notifications and metrics
 pushes are muted (``FLOWCTL_MUTE``), as under ``bench``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -24,9 +27,9 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from flowctl.benchmark.executions import child_environment
-from flowctl.benchmark.workspace import copy_workspace, plan_workspace
-from flowctl.errors import FlowctlError, StorageError
+from flowctl.benchmark.executions import child_environment, signals_interrupt
+from flowctl.benchmark.workspace import Workspace, copy_workspace, plan_workspace
+from flowctl.errors import FlowctlError, InterruptedRun, StorageError
 from flowctl.spec.chaos import ENV_VAR, ChaosSettings
 from flowctl.state.invariants import CheckReport, check_run
 
@@ -36,6 +39,10 @@ MAX_RESUMES = 10_000
 
 class SoakError(FlowctlError):
     """A run of the soak ended in a way no chaos explains (usage error, storage failure, lock)."""
+
+
+class SoakInterrupted(InterruptedRun):
+    """Ctrl-C or SIGTERM stopped the soak (exit 130): which seeds passed, how to go on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +82,56 @@ def run_soak(
     *,
     scratch: str | None = None,
     streams: Mapping[str, str] | None = None,
+    allowed: Mapping[str, int] | None = None,
 ) -> list[SeedResult]:
-    """Soak ``request.runs`` seeds from ``seed_from``, calling ``on_seed`` after each; stops at
-    the first seed whose check fails (``streams``: see ``check_run``). Raises ``SoakError`` when a run fails in a way chaos does
+    """Soak ``request.runs`` seeds from ``seed_from`` (``needs``, ``streams`` and ``allowed``
+    attempts per step: the pipeline's, for the check; see ``check_run``), calling ``on_seed``
+    after each; stops at the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
     not explain, ``StorageError`` when the working copy cannot be made."""
     workspace = plan_workspace(request.pipeline)
     env = child_environment(os.environ if request.environ is None else request.environ)
     env.pop(ENV_VAR, None)
     base = scratch or tempfile.mkdtemp(prefix="flowctl-soak-")
     results: list[SeedResult] = []
+    try:
+        with signals_interrupt():  # SIGTERM stops the soak as Ctrl-C does
+            _soak(request, needs, streams, allowed, on_seed, workspace, env, base, results)
+    except KeyboardInterrupt:
+        # Trial of main: an interrupted soak was silent and left its folders behind.
+        shutil.rmtree(base if scratch is None else os.path.join(base, f"seed-{_next_seed(request, results)}"),
+                      ignore_errors=True)
+        message, hint = _interrupted(request, results)
+        raise SoakInterrupted(message, hint=hint) from None
+    if scratch is None and all(r.report.ok for r in results):
+        shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def _next_seed(request: SoakRequest, results: Sequence[SeedResult]) -> int:
+    return results[-1].seed + 1 if results else request.seed_from
+
+
+def _interrupted(request: SoakRequest, results: Sequence[SeedResult]) -> tuple[str, str]:
+    seed = _next_seed(request, results)
+    passed = ", ".join(str(r.seed) for r in results) or "none"
+    left = request.seed_from + request.runs - seed
+    again = shlex.join(["flowctl", "chaos", "soak", request.pipeline, "--runs", str(left), "--seed-from", str(seed),
+                        "--chaos", request.settings.text, *request.run_args])
+    return (f"chaos soak interrupted at seed {seed}: {len(results)}/{request.runs} seed(s) passed before it "
+            f"(seeds: {passed}); its scratch folders are removed", f"to go on: {again}")
+
+
+def _soak(
+    request: SoakRequest,
+    needs: Mapping[str, Sequence[str]],
+    streams: Mapping[str, str] | None,
+    allowed: Mapping[str, int] | None,
+    on_seed: Callable[[SeedResult], None],
+    workspace: Workspace,
+    env: Mapping[str, str],
+    base: str,
+    results: list[SeedResult],
+) -> None:
     for seed in range(request.seed_from, request.seed_from + request.runs):
         folder = os.path.join(base, f"seed-{seed}")
         try:
@@ -93,16 +141,13 @@ def run_soak(
                                hint="free space there, or point TMPDIR at a folder with room") from None
         state = os.path.join(folder, "state")
         runs = _run_chain(request, seed, pipeline, state, env, folder)
-        report = check_run(state, "latest", needs, streams=streams)
+        report = check_run(state, "latest", needs, streams=streams, allowed=allowed)
         result = SeedResult(seed, runs, report, folder, soak_command(request, seed))
         results.append(result)
         on_seed(result)
         if not report.ok:
             break
         shutil.rmtree(folder, ignore_errors=True)
-    if scratch is None and all(r.report.ok for r in results):
-        shutil.rmtree(base, ignore_errors=True)
-    return results
 
 
 def _run_chain(request: SoakRequest, seed: int, pipeline: str, state: str, env: Mapping[str, str], folder: str) -> int:
@@ -169,8 +214,18 @@ def _fork_run(argv: Sequence[str], log: str, cwd: str, env: Mapping[str, str]) -
         finally:
             os._exit(code)
     os.close(out)
-    _, status = os.waitpid(pid, 0)
+    interrupted = False
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except KeyboardInterrupt:  # stop the run as Ctrl-C stops it (SIGKILL on a second one), wait for it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL if interrupted else signal.SIGTERM)
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
     return os.waitstatus_to_exitcode(status)
 
 
-__all__ = ["MAX_RESUMES", "SeedResult", "SoakError", "SoakRequest", "run_soak", "soak_command"]
+__all__ = ["MAX_RESUMES", "SeedResult", "SoakError", "SoakInterrupted", "SoakRequest", "run_soak", "soak_command"]

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from flowctl.state.run_records import RunRecord
 
 
-def chaos_text(option: str | None, block: str | None, environ: Mapping[str, str], resumed: str = "") -> str:
-    """The chaos spec this run uses ("" for none). Raises ``UsageError`` when the pipeline's
-    block is asked for and there is none."""
+def chaos_text(option: str | None, block: str | None, environ: Mapping[str, str], resumed: str = "") -> tuple[str, str]:
+    """The chaos spec this run uses ("" for none) and where it came from, as errors name it
+    (``--chaos``, ``FLOWCTL_CHAOS``, the pipeline's block, the resumed run). Raises
+    ``UsageError`` when the pipeline's block is asked for and there is none."""
     from flowctl.cli._wait import FROM_PIPELINE
     from flowctl.errors import UsageError
     from flowctl.spec.chaos import ENV_VAR
@@ -35,17 +36,18 @@ def chaos_text(option: str | None, block: str | None, environ: Mapping[str, str]
         text = environ[ENV_VAR].strip()
         asked, source = text == ENV_BLOCK, f"{ENV_VAR}={ENV_BLOCK}"
     else:
-        return resumed
+        return resumed, "the chaos of the run it resumes"
     if not asked:
-        return text
+        return text, ("--chaos" if option is not None else ENV_VAR)
     if not block:
         raise UsageError(f"{source} injects the pipeline's `chaos:` block, and the pipeline has none",
                          hint="add `chaos: \"fail=0.1,seed=1\"` to the pipeline, or give the spec: --chaos fail=0.1,seed=1")
-    return block
+    return block, "the pipeline's chaos: block"
 
 
 def parse_option(text: str, option: str = "--chaos") -> ChaosSettings:
-    """Settings from a chaos spec given on the command line. Raises ``UsageError`` (exit 2)."""
+    """Settings from a chaos spec given as ``option`` (``--chaos``, ``FLOWCTL_CHAOS``, ...).
+    Raises ``UsageError`` (exit 2) naming it."""
     from flowctl.errors import UsageError
     from flowctl.spec.chaos import ChaosError, parse_chaos
 
@@ -60,17 +62,17 @@ def chaos_for(
     environ: Mapping[str, str] | None = None,
 ) -> ChaosRun | None:
     """The chaos of this run, checked against its steps; None without chaos. Raises ``UsageError``."""
-    text = chaos_text(option, prepared.pipeline.chaos, os.environ if environ is None else environ,
-                      resumed.chaos if resumed is not None else "")
+    text, source = chaos_text(option, prepared.pipeline.chaos, os.environ if environ is None else environ,
+                              resumed.chaos if resumed is not None else "")
     if not text:
         return None
     from flowctl.run.chaos import ChaosRun, check_chaos
     from flowctl.state.failpoint import kill_self
     from flowctl.state.views import chaos_spent
 
-    settings = parse_option(text)
+    settings = parse_option(text, source)  # a bad FLOWCTL_CHAOS is named as such (trial of main)
     steps = prepared.pipeline.steps
-    check_chaos(settings, {sid: steps[sid] for sid in prepared.plan.selected}, executor)
+    check_chaos(settings, {sid: steps[sid] for sid in prepared.plan.selected}, executor, source)
     spent = chaos_spent(state_dir, resumed.run_id) if resumed is not None else ()
     return ChaosRun(settings, spent=spent, kill_runner=kill_self)
 

@@ -37,12 +37,16 @@ chaos_app = typer.Typer(
 app.add_typer(chaos_app, name="chaos")
 
 
-def _graph(pipeline_path: str) -> tuple[dict[str, tuple[str, ...]] | None, dict[str, str]]:
-    """The needs of the pipeline file a run recorded (None: gone or invalid) and its streams."""
+def _shape(pipeline_path: str) -> tuple[dict[str, tuple[str, ...]] | None, dict[str, int] | None, dict[str, str]]:
+    """What each step needs, how many attempts it allows and the streams (see ``_streams``),
+    from the pipeline file the run recorded (None, None, {} when it is gone or invalid)."""
     from flowctl.observe.stored_metrics import recorded_pipeline
 
     pipe = recorded_pipeline(pipeline_path)
-    return (None, {}) if pipe is None else ({sid: step.needs for sid, step in pipe.steps.items()}, _streams(pipe))
+    if pipe is None:
+        return None, None, {}
+    return ({sid: step.needs for sid, step in pipe.steps.items()},
+            {sid: step.max_attempts for sid, step in pipe.steps.items()}, _streams(pipe))
 
 
 def _streams(pipe: Pipeline) -> dict[str, str]:
@@ -59,10 +63,11 @@ def check(
     as_json: bool = json_option(),
 ) -> int:
     """Check a run and the runs it resumed against the invariants: it finished and converged
-    (every step succeeded, or failed only through injected faults), no step started before what
-    it needs succeeded, nothing that succeeded ran again after a resume, a runner's death left at
-    most its concurrency in flight, retries within limits, no process left alive, and no effect
-    in the ledger (FLOWCTL_LEDGER) recorded twice. Exit 1 on a violation.
+    (every step succeeded, or failed only through injected faults; a foreach step's dead-lettered
+    items only through injected faults), no step started before what it needs succeeded, no step
+    or item that succeeded ran again after a resume, a runner's death left at most its
+    concurrency in flight, retries within limits (per item too), no process left alive, and no
+    effect in the ledger (FLOWCTL_LEDGER) recorded twice. Exit 1 on a violation.
 
     Example: flowctl chaos check latest
 
@@ -74,13 +79,20 @@ def check(
     chosen = pick_format(fmt, as_json, ("text", "json"))
     root = state_dir_for(state_dir, pipeline)
     run = run_details(root, run_id, pipeline, command=("chaos", "check")).run
-    needs, streams = _graph(run.pipeline_path)
-    report = check_run(root, run.run_id, needs, streams=streams)
+    needs, allowed, streams = _shape(run.pipeline_path)
+    report = check_run(root, run.run_id, needs, streams=streams, allowed=allowed)
     if chosen == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         sys.stdout.write("\n".join(report_lines(report)) + "\n")
     return 0 if report.ok else 1
+
+
+def runner_kills(report: CheckReport) -> str:
+    """"runner killed N time(s)" for a run that asked for kill-runner (or whose runner died);
+    "" otherwise (trial of main: "killed 0 time(s)" for a run that never asked misled)."""
+    asked = report.runner_kills or "kill-runner" in report.chaos
+    return f"runner killed {report.runner_kills} time(s)" if asked else ""
 
 
 def report_lines(report: CheckReport) -> list[str]:
@@ -92,12 +104,18 @@ def report_lines(report: CheckReport) -> list[str]:
     if report.chaos:
         lines.append(f"  chaos: {report.chaos}")
     faults = ", ".join(f"{fault} {n}" for fault, n in report.injected.items()) or "none"
-    lines.append(f"  injected: {faults}; runner killed {report.runner_kills} time(s); {report.effects} effect(s) in the ledger")
+    kills = runner_kills(report)
+    lines.append(f"  injected: {faults}{'; ' + kills if kills else ''}; {report.effects} effect(s) in the ledger")
     broken = {v.check for v in report.violations}
-    for name in CHECKS:
-        lines.append(f"  {'FAIL' if name in broken else 'ok  '} {name}")
-        lines.extend(f"       {v.message}" for v in report.violations if v.check == name)
-    lines.extend(f"  skipped {why}" for why in report.skipped)
+    skipped = {why.partition(":")[0]: why.partition(":")[2].strip() for why in report.skipped}
+    for name in CHECKS:  # one line per check, in one order: ok, FAIL (with why) or skip (with why)
+        if name in broken:
+            lines.append(f"  FAIL {name}")
+            lines.extend(f"       {v.message}" for v in report.violations if v.check == name)
+        elif name in skipped:
+            lines.append(f"  skip {name}: {skipped[name]}")
+        else:
+            lines.append(f"  ok   {name}")
     if report.ok:
         lines.append("PASS")
     else:
@@ -114,7 +132,8 @@ def replay(
     state_dir: str = state_dir_option(),
 ) -> int:
     """Run the pipeline of a chaos run again with the same faults: its settings (seed included),
-    parameters and selection. The exit code is that run's.
+    parameters and selection. The exit code is that run's (137 when it killed itself, as the
+    original did under kill-runner: continue it with `flowctl run PIPELINE --resume`).
 
     Example: flowctl chaos replay latest
     """
@@ -134,10 +153,10 @@ def replay(
         argv += [f"--{option}={s}" for s in run.selection.get(option) or ()]
     print(f"flowctl: replaying {run.run_id}: flowctl {shlex.join(argv)}", file=sys.stderr, flush=True)
     code = subprocess.run([sys.executable, "-m", "flowctl", *argv], check=False).returncode
-    if code < 0:  # kill-runner: it killed itself, as the original did
+    if code < 0:  # kill-runner: it killed itself, as the original did; its exit, as a shell reports it
         print(f"flowctl: the runner killed itself (kill-runner); continue with: flowctl run {shlex.quote(run.pipeline_path)} "
               "--resume", file=sys.stderr)
-        return 1
+        return 128 - code
     return code
 
 
@@ -184,7 +203,7 @@ def soak(
             sys.stdout.flush()
 
     results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said,
-                       streams=_streams(pipe))
+                       streams=_streams(pipe), allowed={sid: step.max_attempts for sid, step in pipe.steps.items()})
     failed = next((r for r in results if not r.report.ok), None)
     if chosen == "json":
         print(json.dumps({
@@ -209,8 +228,8 @@ def _seed_line(result: object) -> str:
     rep = result.report
     faults = sum(rep.injected.values())
     verdict = "ok" if rep.ok else f"FAIL ({len(rep.violations)} violation(s))"
-    return (f"seed {result.seed}: {verdict} — {result.runs} run(s), runner killed {rep.runner_kills} time(s), "
-            f"{faults} fault(s) injected")
+    kills = runner_kills(rep)
+    return f"seed {result.seed}: {verdict} — {result.runs} run(s), {kills + ', ' if kills else ''}{faults} fault(s) injected"
 
 
 __all__: Sequence[str] = ["chaos_app", "report_lines"]

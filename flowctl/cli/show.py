@@ -68,8 +68,16 @@ def show(
         print(f"  provenance: file sha256 {sha or '-'}, commit {str(commit)[:12] if commit else '-'}{dirty}")
     if run.root_failure:
         print(f"  root failure: {run.root_failure}")
-    if run.chaos:  # issue 17: which attempts' failures were injected
+    item_faults: dict[str, str] = {}
+    if run.chaos:  # issue 17: which attempts' failures were injected (a foreach step's: its items')
         print(f"  chaos: {run.chaos} (replay: flowctl chaos replay {run.run_id})")
+        from flowctl.state.item_checks import item_fault_counts
+
+        records = detail.items
+        for sid in {r.step for r in records}:
+            counts = item_fault_counts([r for r in records if r.step == sid])
+            if counts:
+                item_faults[sid] = "items: " + ", ".join(f"{f} {n}" for f, n in sorted(counts.items()))
     rows = []
     # Attempts that ran on Dask workers name their worker (each attempt's, comma-separated).
     workers = any(is_worker(a.host) for step in detail.steps for a in step.attempt_records)
@@ -80,7 +88,8 @@ def show(
         if logs and not os.path.isfile(attempt_log_path(root, attempts[-1])):
             logs = "(no output)" if attempts[-1].outcome else ""  # finished: it printed nothing
         where = [",".join(a.host or "-" for a in attempts) or "-"] if workers else []
-        injected = [",".join(f"{a.attempt}:{a.injected}" for a in attempts if a.injected) or "-"] if run.chaos else []
+        injected = [",".join(f"{a.attempt}:{a.injected}" for a in attempts if a.injected)
+                    or item_faults.get(step.step, "-")] if run.chaos else []
         rows.append([step.step, step.status, str(step.attempts), seconds(step.duration), codes, *where,
                      *injected, step.reason or "", logs or "-"])
     print()

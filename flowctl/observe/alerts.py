@@ -2,7 +2,8 @@
 
 ``evaluate_alerts`` is pure: a rule (``spec.alerts.AlertRule``), the run's ``RunMetrics`` and the
 metrics of earlier runs give an ``AlertResult``. A baseline is the median of the subject over
-the last 10 successful runs before this one; with none, a baseline rule cannot fire.
+the last 10 successful runs before this one (chaos runs left out); with none, a baseline rule
+cannot fire.
 
 ``deliver`` sends every firing alert to every notifier: a ``CommandNotifier`` runs a command with
 the alert as JSON on stdin and in ``FLOWCTL_ALERT`` (plus a few ``FLOWCTL_ALERT_*`` variables);
@@ -57,10 +58,11 @@ def subject_value(rule: AlertRule, metrics: RunMetrics) -> float | None:
 
 
 def baseline(rule: AlertRule, history: Sequence[RunMetrics], *, exclude: str = "") -> float | None:
-    """Median of the subject over the last ``BASELINE_RUNS`` successful runs (newest first)."""
+    """Median of the subject over the last ``BASELINE_RUNS`` successful runs (newest first);
+    chaos runs never count (issue 17: injected faults must not shift a baseline)."""
     values: list[float] = []
     for past in history:
-        if past.run_id == exclude or past.status is not RunStatus.SUCCEEDED:
+        if past.run_id == exclude or past.status is not RunStatus.SUCCEEDED or past.chaos:
             continue
         value = subject_value(rule, past)
         if value is not None:

@@ -35,9 +35,12 @@ class ItemFigures:
 
 
 def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[str, float],
-                 waiting: Mapping[str, int] | None = None) -> Mapping[str, ItemFigures]:
+                 waiting: Mapping[str, int] | None = None, *,
+                 chaos_dead: Mapping[str, int] | None = None) -> Mapping[str, ItemFigures]:
     """Per foreach step: its figures, from its samples, when its first item started and (a live
-    run's) the most units that waited for a slot at once."""
+    run's) the most units that waited for a slot at once. ``chaos_dead``: per step, its items
+    dead-lettered only through injected faults (issue 17): in the dead-letter count, never in
+    the error rate."""
     out: dict[str, ItemFigures] = {}
     for step, items in samples.items():
         counts: dict[str, int] = {}
@@ -48,7 +51,7 @@ def item_figures(samples: Mapping[str, Sequence[ItemSample]], started: Mapping[s
         span = max((s[2] for s in ran), default=0.0) - started.get(step, 0.0) if ran else 0.0
         out[step] = ItemFigures(
             MappingProxyType(counts), dead, len(ran) / span if span > 0 else None,
-            dead / len(ran) if ran else None, Distribution.of([s[1] for s in ran]),
+            (dead - (chaos_dead or {}).get(step, 0)) / len(ran) if ran else None, Distribution.of([s[1] for s in ran]),
             (waiting or {}).get(step),
         )
     return MappingProxyType(out)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from flowctl.run.chaos import injected_only
 from flowctl.run.events import (
     AttemptFinished,
     AttemptKind,
@@ -33,6 +34,8 @@ _NO_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 _NO_ITEMS: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = MappingProxyType({})
 _NO_STARTS: Mapping[str, float] = MappingProxyType({})
 _NO_WAITING: Mapping[str, int] = MappingProxyType({})
+_NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+_DEAD = (ItemStatus.DEAD, ItemStatus.POISONED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,9 @@ class RunRecord:
     items: Mapping[str, tuple[tuple[ItemStatus, float, float], ...]] = field(default_factory=lambda: _NO_ITEMS)
     items_started: Mapping[str, float] = field(default_factory=lambda: _NO_STARTS)
     items_waiting: Mapping[str, int] = field(default_factory=lambda: _NO_WAITING)  # the most ready at once
+    item_faults: int = 0  # faults chaos injected into item attempts (issue 17; a batch's once)
+    #: per foreach step, its items dead-lettered only through injected faults: no real errors
+    items_chaos_dead: Mapping[str, int] = field(default_factory=lambda: _NO_COUNTS)
 
     def step(self, step_id: str) -> StepRecord | None:
         for record in self.steps:
@@ -118,6 +124,9 @@ class RunRecorder:
         self._items: dict[str, dict[str, tuple[ItemStatus, float, float]]] = {}
         self._items_started: dict[str, float] = {}
         self._items_waiting: dict[str, int] = {}
+        self._item_faults = 0
+        self._item_injected: dict[tuple[str, str], list[tuple[int, str]]] = {}  # only items chaos touched
+        self._chaos_dead: dict[str, int] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -152,9 +161,17 @@ class RunRecorder:
                 done = self._items.setdefault(event.step, {})
                 for key in event.keys:
                     done[key] = (event.status, event.duration, event.at)
+                if event.status in _DEAD and self._item_injected:
+                    for key in event.keys:
+                        if injected_only(event.attempt, self._item_injected.get((event.step, key), ())):
+                            self._chaos_dead[event.step] = self._chaos_dead.get(event.step, 0) + 1
         elif isinstance(event, ItemStarted):
             self._items_started.setdefault(event.step, event.at)
             self._items_waiting[event.step] = max(self._items_waiting.get(event.step, 0), event.waiting)
+            if event.injected:
+                self._item_faults += 1
+                for key in event.keys:
+                    self._item_injected.setdefault((event.step, key), []).append((event.attempt, event.injected))
         elif isinstance(event, RunFinished):
             self._end = event
 
@@ -190,6 +207,8 @@ class RunRecorder:
             items=MappingProxyType({s: tuple(v.values()) for s, v in self._items.items()}),
             items_started=MappingProxyType(dict(self._items_started)),
             items_waiting=MappingProxyType(dict(self._items_waiting)),
+            item_faults=self._item_faults,
+            items_chaos_dead=MappingProxyType(dict(self._chaos_dead)),
         )
 
 

@@ -414,7 +414,7 @@ def compute_run_metrics(record: RunRecord, *, now: float | None = None) -> RunMe
         step_status=MappingProxyType({s.step: s.status for s in record.steps}),
         lateness=(record.started_at - record.scheduled_for) if record.scheduled_for is not None else None,
         worker_attempts=MappingProxyType(dict(sorted(workers.items()))),
-        injected_faults=injected,
+        injected_faults=injected + record.item_faults,
         chaos=bool(record.chaos),
         items=_items(record),
     )
@@ -425,7 +425,7 @@ def _items(record: RunRecord) -> Mapping[str, ItemFigures]:
         return MappingProxyType({})
     from flowctl.observe.items import item_figures
 
-    return item_figures(record.items, record.items_started, record.items_waiting)
+    return item_figures(record.items, record.items_started, record.items_waiting, chaos_dead=record.items_chaos_dead)
 
 
 __all__ = [

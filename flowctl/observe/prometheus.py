@@ -110,41 +110,41 @@ def build_registry(metrics: RunMetrics) -> CollectorRegistry:
         if wait is not None:
             waits.labels(**base, percentile=q).set(wait)
     if metrics.items:
-        _item_gauges(registry, metrics)
+        _item_gauges(registry, metrics, base)
     return registry
 
 
-def _item_gauges(registry: CollectorRegistry, metrics: RunMetrics) -> None:
-    """issue 15: each foreach step's items, and its dead-letter queue's depth."""
+def _item_gauges(registry: CollectorRegistry, metrics: RunMetrics, base: dict[str, str]) -> None:
+    """issue 15: each foreach step's items, and its dead-letter queue's depth (``base``: the
+    run's labels, with chaos="1" for a chaos run, issue 17)."""
     from prometheus_client import Gauge
 
-    pipeline = metrics.pipeline
     dead = Gauge("flowctl_dead_letter_items", "Items of the step dead-lettered in the last run.",
-                 ["pipeline", "step"], registry=registry)
+                 [*base, "step"], registry=registry)
     counts = Gauge("flowctl_last_run_items", "Items of each foreach step of the last run by status.",
-                   ["pipeline", "step", "status"], registry=registry)
+                   [*base, "step", "status"], registry=registry)
     rate = Gauge("flowctl_last_run_items_per_second", "Items each foreach step ended per second.",
-                 ["pipeline", "step"], registry=registry)
-    errors = Gauge("flowctl_last_run_item_error_rate", "Dead-lettered items over items that ran.",
-                   ["pipeline", "step"], registry=registry)
+                 [*base, "step"], registry=registry)
+    errors = Gauge("flowctl_last_run_item_error_rate", "Items dead-lettered for real (not by chaos) over items that ran.",
+                   [*base, "step"], registry=registry)
     durations = Gauge("flowctl_last_run_item_duration_seconds", "Item duration percentiles of the last run.",
-                      ["pipeline", "step", "percentile"], registry=registry)
+                      [*base, "step", "percentile"], registry=registry)
     ready = Gauge("flowctl_last_run_item_queue_depth_max", "Most items (batches) of the step ready, waiting for a slot.",
-                  ["pipeline", "step"], registry=registry)
+                  [*base, "step"], registry=registry)
     for step, figures in metrics.items.items():
-        dead.labels(pipeline=pipeline, step=step).set(figures.dead_letter)
+        dead.labels(**base, step=step).set(figures.dead_letter)
         for status, n in figures.counts.items():
-            counts.labels(pipeline=pipeline, step=step, status=status).set(n)
+            counts.labels(**base, step=step, status=status).set(n)
         if figures.per_second is not None:
-            rate.labels(pipeline=pipeline, step=step).set(figures.per_second)
+            rate.labels(**base, step=step).set(figures.per_second)
         if figures.error_rate is not None:
-            errors.labels(pipeline=pipeline, step=step).set(figures.error_rate)
+            errors.labels(**base, step=step).set(figures.error_rate)
         if figures.queue_depth_max is not None:
-            ready.labels(pipeline=pipeline, step=step).set(figures.queue_depth_max)
+            ready.labels(**base, step=step).set(figures.queue_depth_max)
         for q, attr in (("50", "p50"), ("95", "p95"), ("99", "p99")):
             value = getattr(figures.duration, attr)
             if value is not None:
-                durations.labels(pipeline=pipeline, step=step, percentile=q).set(value)
+                durations.labels(**base, step=step, percentile=q).set(value)
 
 
 def write_textfile(metrics: RunMetrics, path: str | os.PathLike[str]) -> None:

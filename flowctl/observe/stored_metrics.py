@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowctl.observe.metric_records import AttemptRecord, RunRecord, StepRecord
 from flowctl.observe.metrics import RunMetrics, compute_run_metrics
+from flowctl.run.chaos import injected_only
 from flowctl.run.events import AttemptKind, AttemptOutcome, ItemStatus, RunStatus, StepStatus
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ def from_detail(detail: RunDetail, needs: Needs | None = None) -> RunRecord:
     )
 
 
+_DEAD = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
+
+
 def _item_rows(items: Sequence[ItemRecord]) -> dict[str, Any]:
     if not items:
         return {}
@@ -104,7 +108,14 @@ def _item_rows(items: Sequence[ItemRecord]) -> dict[str, Any]:
         rows.setdefault(r.step, []).append((status, r.duration or 0.0, r.finished_at or 0.0))
         if r.started_at is not None:
             started[r.step] = min(started.get(r.step, r.started_at), r.started_at)
-    return {"items": {s: tuple(v) for s, v in rows.items()}, "items_started": started}
+    from flowctl.state.item_checks import item_fault_counts
+
+    chaos_dead: dict[str, int] = {}
+    for r in items:
+        if r.status in _DEAD and r.injected and injected_only(r.attempts, r.injected):
+            chaos_dead[r.step] = chaos_dead.get(r.step, 0) + 1
+    return {"items": {s: tuple(v) for s, v in rows.items()}, "items_started": started,
+            "item_faults": sum(item_fault_counts(items).values()), "items_chaos_dead": chaos_dead}
 
 
 def recorded_pipeline(pipeline_path: str) -> Pipeline | None:

@@ -6,7 +6,8 @@ going has no duration yet). Lateness is the start minus the cron fire time, for 
 scheduler started. Per step, over its executions that succeeded (its first attempt's start to
 its last attempt's end; a cancelled or interrupted execution is no measure of how long the step
 takes): its median and p99 time, its latest time and whether that was slower than
-``SLOWER_FACTOR`` times its baseline (the median over its previous 10 successful executions);
+``SLOWER_FACTOR`` times its baseline (the median over its previous 10 successful executions,
+chaos runs left out);
 and over every run that executed it, how often it failed (for good or under
 ``continue_on_error``).
 
@@ -123,11 +124,10 @@ _FAILED = frozenset({StepStatus.FAILED, StepStatus.FAILED_ALLOWED})
 
 def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
     executed = [r for r in runs if r.step_attempts.get(step)]
-    succeeded = [
-        r.step_duration[step]
-        for r in runs
-        if r.step_status.get(step) is StepStatus.SUCCEEDED and step in r.step_duration
-    ]
+    ok = [r for r in runs if r.step_status.get(step) is StepStatus.SUCCEEDED and step in r.step_duration]
+    succeeded = [r.step_duration[step] for r in ok]
+    # the baseline: earlier successes, chaos runs left out (issue 17: injected faults never shift it)
+    earlier = [r.step_duration[step] for r in ok[1:] if not r.chaos]
     return StepStats(
         step=step,
         runs=len(executed),
@@ -136,7 +136,7 @@ def _step_stats(step: str, runs: Sequence[RunMetrics]) -> StepStats:
         failed_runs=sum(1 for r in executed if r.step_status.get(step) in _FAILED),
         attempts=sum(r.step_attempts.get(step, 0) for r in runs),
         latest=succeeded[0] if succeeded else None,
-        baseline=median(succeeded[1 : 1 + BASELINE_RUNS]),
+        baseline=median(earlier[:BASELINE_RUNS]),
     )
 
 

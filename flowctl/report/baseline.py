@@ -58,8 +58,10 @@ def parse_baseline(text: str | None) -> BaselineSpec:
 
 def median_baseline(step: str, runs: Sequence[RunMetrics], limit: int = BASELINE_RUNS) -> float | None:
     """A step's ``median:N`` baseline: the median of its execution time over the ``limit`` most
-    recent successful runs among ``runs`` (newest first) that executed it; None when none did."""
-    times = [r.step_duration[step] for r in runs if r.status is RunStatus.SUCCEEDED and step in r.step_duration]
+    recent successful runs among ``runs`` (newest first, chaos runs left out) that executed it;
+    None when none did."""
+    times = [r.step_duration[step] for r in runs
+             if r.status is RunStatus.SUCCEEDED and not r.chaos and step in r.step_duration]
     return median(times[:limit])
 
 
@@ -81,7 +83,8 @@ def _earlier_successes(state_dir: str | os.PathLike[str], run: RunRecord, most: 
             if other.run_id in seen:
                 continue
             seen.add(other.run_id)
-            if other.status == RunStatus.SUCCEEDED.value and (other.started_at, other.run_id) < (run.started_at, run.run_id):
+            if (other.status == RunStatus.SUCCEEDED.value and not other.chaos  # issue 17: chaos shifts no baseline
+                    and (other.started_at, other.run_id) < (run.started_at, run.run_id)):
                 yield other
                 found += 1
                 if found >= most:

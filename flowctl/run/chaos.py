@@ -113,9 +113,11 @@ class ChaosRun:
             return fault
         return ""
 
-    def wrap(self, spec: AttemptSpec, fault: str, item: str = "") -> AttemptSpec:
-        """``spec`` with its command wrapped to inject ``fault`` (unchanged for ``kill-runner``)."""
-        argv = _wrapped(self.settings, spec, fault, item)
+    def wrap(self, spec: AttemptSpec, fault: str, item: str = "", attempt: int | None = None) -> AttemptSpec:
+        """``spec`` with its command wrapped to inject ``fault`` (unchanged for ``kill-runner``).
+        ``item`` and ``attempt``: a foreach item's key and its own attempt number (the executor
+        knows the attempt by a sequence number that depends on start order)."""
+        argv = _wrapped(self.settings, spec, fault, item, spec.key.attempt if attempt is None else attempt)
         return spec if argv is None else replace(spec, argv=argv)
 
     def kill_runner(self) -> None:
@@ -124,8 +126,7 @@ class ChaosRun:
             self._kill_runner()
 
 
-def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tuple[str, ...] | None:
-    key = spec.key
+def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str, attempt: int) -> tuple[str, ...] | None:
     if fault == "fail":
         return ("/bin/sh", "-c", f"exit {cfg.fail_rc}")
     if fault == "hang":
@@ -134,7 +135,7 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tu
         return ("/bin/sh", "-c", 'sleep "$0" && exec "$@"', f"{cfg.delay_seconds:.3f}", *spec.argv)
     if fault == "kill":
         window = spec.timeout if spec.timeout is not None else KILL_WINDOW
-        at = draw(cfg.seed, key.step, item, key.attempt, "kill.at") * min(window, KILL_WINDOW)
+        at = draw(cfg.seed, spec.key.step, item, attempt, "kill.at") * min(window, KILL_WINDOW)
         # The command runs in the background of this shell, in the same process group; the
         # group is killed at ``at`` seconds, or as the command ends when that comes first.
         script = '"$@" & c=$!; { sleep "$0"; kill -KILL 0; } & wait "$c"; kill -KILL 0'
@@ -151,20 +152,35 @@ def _wrapped(cfg: ChaosSettings, spec: AttemptSpec, fault: str, item: str) -> tu
     return None
 
 
-def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str) -> None:
+def injected_only(attempts: int, injected: Iterable[tuple[int, str]]) -> bool:
+    """Whether every one of attempts 1..``attempts`` failed through an injected fault
+    (``injected``: (attempt, fault) pairs): an item dead-lettered by chaos, not for real."""
+    failing = {n for n, fault in injected if fault in FAILING}
+    return attempts > 0 and all(n in failing for n in range(1, attempts + 1))
+
+
+def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str, source: str = "--chaos") -> None:
     """Refuse settings that cannot work on these steps: ``hang`` on a step with no timeout
-    (it would never end), ``kill-worker`` without Dask workers. Raises ``UsageError`` (exit 2)."""
+    (it would never end), ``kill-worker`` without Dask workers. ``source`` names where the
+    settings came from (``--chaos``, ``FLOWCTL_CHAOS``, ...). Raises ``UsageError`` (exit 2)."""
     if settings.hang:
         endless = [sid for sid, step in steps.items() if settings.applies_to(sid) and step.timeout is None]
         if endless:
             shown = ", ".join(endless[:5]) + (f" and {len(endless) - 5} more" if len(endless) > 5 else "")
+            with_timeout = [sid for sid, step in steps.items() if step.timeout is not None]
+            scope = (f"or keep hang to steps that have one with steps=GLOB (e.g. steps={with_timeout[0]})"
+                     if with_timeout else "or drop hang=P")
             raise UsageError(
-                f"--chaos hang: step {shown} has no timeout, so a hung attempt would never end",
-                hint="give those steps a `timeout:`, or scope chaos with steps=GLOB to steps that have one",
+                f"{source}: hang={settings.hang:g} needs a timeout on every step it may hang, and "
+                f"{'step' if len(endless) == 1 else 'steps'} {shown} {'has' if len(endless) == 1 else 'have'} "
+                "no timeout (a hung attempt would never end)",
+                hint=f"add `timeout: 5m` to {'it' if len(endless) == 1 else 'each of them'} "
+                f"(e.g. `{endless[0]}: {{run: ..., timeout: 5m}}`), {scope}",
             )
     if settings.kill_worker and executor != "dask":
-        raise UsageError("--chaos kill-worker needs Dask workers to kill",
+        raise UsageError(f"{source}: kill-worker needs Dask workers to kill",
                          hint="run with --executor dask, or use kill=P to kill the attempt's processes")
 
 
-__all__ = ["FAILING", "KILL_WINDOW", "LEDGER", "LEDGER_ENV", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw"]
+__all__ = ["FAILING", "KILL_WINDOW", "LEDGER", "LEDGER_ENV", "ORDER", "ChaosRun", "Injected", "check_chaos", "draw",
+           "injected_only"]

@@ -210,6 +210,7 @@ class ItemStarted:
     log_path: str = ""
     replays: int = 0  # how often `flowctl dlq replay` sent these items again
     waiting: int = 0  # units (items, or batches) of the step ready and waiting for a slot as it started
+    injected: str = ""  # the fault chaos injected into this attempt (issue 17: items are attempts too)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ import heapq
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowctl.masking import mask_text
-from flowctl.run.chaos import LEDGER, LEDGER_ENV
+from flowctl.run.chaos import LEDGER, LEDGER_ENV, ChaosRun
 from flowctl.run.events import AttemptKind, AttemptOutcome, Event, ItemStatus, RunId, StepStatus
 from flowctl.run.foreach import RESULTS, FanOut, Unit
 from flowctl.run.ports import AttemptKey, AttemptResult, AttemptSpec, Executor
@@ -56,6 +57,7 @@ class FanOutSteps(StreamSteps):
     _rng: random.Random
     _steps: Mapping[str, Step]
     _remediations: Mapping[str, InvocationLike | None]
+    _chaos: ChaosRun | None
 
     if TYPE_CHECKING:
         def _push(self, event: Event) -> None: ...
@@ -86,11 +88,15 @@ class FanOutSteps(StreamSteps):
         unit = fan.pending.popleft()
         remedy = self._remediations.get(st.id) if unit.remedy == "next" else None
         kind, timeout, inv = AttemptKind.ATTEMPT, step.timeout, fan.inv
+        chaos, item, fault = self._chaos, unit_key(unit), ""
         if remedy is not None and step.remediate is not None:  # the item's remediation, then a final attempt
             kind, timeout, inv = AttemptKind.REMEDIATE, step.remediate.timeout, remedy
             argv, extra = fan.remediate(unit, remedy)
         else:
             event, argv, extra = fan.start(unit, time.time())
+            fault = chaos.decide(st.id, unit.attempts, item, timeout=step.timeout) if chaos is not None else ""
+            if fault:  # items are attempts too (issue 17): decided by their key and their own attempt
+                event = replace(event, injected=fault)
             self._push(event)
         st.attempts += 1
         st.status = StepStatus.RUNNING
@@ -102,11 +108,12 @@ class FanOutSteps(StreamSteps):
         env["FLOWCTL_ATTEMPT"] = str(unit.base + unit.attempts)
         env[LEDGER_ENV] = f"{self._opt.logs_dir}/{LEDGER}"  # side effects, for `chaos check` (issue 17)
         env.update(self._results_env(step))
-        self._to_submit.append(AttemptSpec(
+        spec = AttemptSpec(
             key=AttemptKey(fan.run_id, st.id, unit.seq), argv=argv, env=env, cwd=inv.cwd, log_path=unit.log_path,
             timeout=timeout, kind=kind, secrets=tuple(inv.secrets), stream=self._opt.stream,
             resources=step.resources,
-        ))
+        )
+        self._to_submit.append(chaos.wrap(spec, fault, item, unit.attempts) if chaos is not None and fault else spec)
         self._fan_requeue(st)
 
     def _give(self, st: _State) -> None:
@@ -241,6 +248,12 @@ class FanOutSteps(StreamSteps):
             self._fan_check(st, fan)
 
 
+def unit_key(unit: Unit) -> str:
+    """The key chaos decides a unit's faults by: its item's key, or a batch's keys sorted and
+    joined (as ``state.items.item_faults`` reads them back)."""
+    return ",".join(sorted(unit.keys))
+
+
 def backoff(step: Step, failures: int, rng: random.Random) -> float:
     """Exponential from ``retry_delay``, capped, with equal jitter (half fixed, half random)."""
     cap = max(0.0, step.retry_max_delay)
@@ -257,4 +270,4 @@ def retryable(step: Step, r: AttemptResult) -> bool:
     return True
 
 
-__all__ = ["EXCEEDED", "FanOutSteps", "backoff", "retryable"]
+__all__ = ["EXCEEDED", "FanOutSteps", "backoff", "retryable", "unit_key"]

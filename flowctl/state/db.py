@@ -138,6 +138,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX items_by_status ON items (status, run_id)",
     ),
+    # 4 (issue 17: items are attempts too): the faults chaos injected into an item's attempts in
+    # this run, "ATTEMPT:FAULT" comma-separated ("1:fail,2:kill"), so `chaos check` tells an item
+    # dead-lettered by injected faults from a real failure and a resume keeps each item's `max`.
+    (
+        "ALTER TABLE items ADD COLUMN injected TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

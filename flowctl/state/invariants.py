@@ -32,26 +32,15 @@ from dataclasses import dataclass, field
 from flowctl.run import procs
 from flowctl.run.chaos import FAILING, LEDGER
 from flowctl.run.events import StepStatus
-from flowctl.state import queries
+from flowctl.state import item_checks, queries
+from flowctl.state.item_checks import Violation
+from flowctl.state.items import ItemRecord, items_of
 from flowctl.state.run_records import RunDetail
 from flowctl.state.views import opened, run_details, run_log_dir
 
 CHECKS = ("finished", "converged", "order", "no-rerun", "duplicates", "retries", "no-leftovers", "effects")
 _FAILED = frozenset({"failed", "timeout", "error", "worker-lost"})
 _DONE = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value, StepStatus.UP_TO_DATE.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken invariant: which check, where, and what happened."""
-
-    check: str
-    message: str
-    run_id: str = ""
-    step: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {"check": self.check, "message": self.message, "run_id": self.run_id, "step": self.step}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +77,24 @@ def check_run(
     needs: Mapping[str, Sequence[str]] | None,
     *,
     streams: Mapping[str, str] | None = None,
+    allowed: Mapping[str, int] | None = None,
     alive: Callable[[], Sequence[procs.Tagged]] = procs.tagged_processes,
 ) -> CheckReport:
     """Check the invariants over ``run_id``'s resume chain (``streams``: foreach step -> the
-    step whose output it streams). Raises ``UsageError`` for an unknown run, ``StateError`` for
+    step whose output it streams; ``allowed``: attempts each step allows, from the pipeline
+    file, for its items' retries). Raises ``UsageError`` for an unknown run, ``StateError`` for
     a bad database."""
     last = run_details(state_dir, run_id, command=("chaos", "check"))
     with opened(state_dir) as conn:
         chain = tuple(reversed(queries.resume_chain(conn, last.run.run_id)))
         details = [queries.run_detail(conn, rid) for rid in chain[:-1]] + [last]
         first_items = {rid: _first_items(conn, rid) for rid in chain}
+        items = [(rid, items_of(conn, rid)) for rid in chain]  # foreach items: attempts too
     out: list[Violation] = []
     _finished(last, out)
     _converged(last, out)
+    fans = {s.step: s.reason for s in last.steps if s.status == "failed" and not s.attempt_records}  # foreach steps
+    out.extend(item_checks.converged_items(last.run.run_id, fans, items[-1][1]))
     skipped: list[str] = []
     if needs is None:
         skipped.append("order: the pipeline file it ran is gone or invalid, so its needs are unknown")
@@ -108,15 +102,20 @@ def check_run(
         for d in details:
             _order(d, needs, out, first_items[d.run.run_id], streams or {})
     _reruns(details, out)
-    kills = _duplicates(details, out)
+    out.extend(item_checks.rerun_items(items))
+    kills = _duplicates(details, dict(items), out)
     for d in details:
         _retries(d, out)
+    for rid, records in items:
+        out.extend(item_checks.retried_items(rid, records, allowed or {}))
     ids = set(chain)
     for p in alive():
         if p.run_id in ids:
             out.append(Violation("no-leftovers", f"process {p.pid} of step {p.step or '?'} is still alive", p.run_id, p.step))
     effects = _effects(state_dir, chain, out)
     injected = Counter(a.injected for d in details for s in d.steps for a in s.attempt_records if a.injected)
+    for _, records in items:
+        injected.update(item_checks.item_fault_counts(records))
     run = last.run
     return CheckReport(
         run_id=run.run_id, pipeline=run.pipeline, pipeline_path=run.pipeline_path, chaos=run.chaos,
@@ -200,13 +199,14 @@ def _reruns(details: Sequence[RunDetail], out: list[Violation]) -> None:
                 succeeded.setdefault(s.step, d.run.run_id)
 
 
-def _duplicates(details: Sequence[RunDetail], out: list[Violation]) -> int:
+def _duplicates(details: Sequence[RunDetail], items: Mapping[str, Sequence[ItemRecord]], out: list[Violation]) -> int:
     kills = 0
     for d in details[:-1]:
         if d.run.status != "interrupted":
             continue
         kills += 1
         in_flight = [s.step for s in d.steps for a in s.attempt_records if a.outcome in (None, "interrupted")]
+        in_flight += item_checks.in_flight_items(items.get(d.run.run_id, ()))
         limit = d.run.concurrency or 1
         if len(in_flight) > limit:
             out.append(Violation("duplicates", f"{len(in_flight)} attempts were in flight when its runner died "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flowctl.run.chaos import injected_only
 from flowctl.run.events import ItemStatus
 
 if TYPE_CHECKING:
@@ -70,20 +71,21 @@ class ItemRecord:
     replays: int
     reason: str
     batch: int = 0
+    injected: tuple[tuple[int, str], ...] = ()  # (attempt, fault) chaos injected in this run (issue 17)
 
 
 _COLUMNS = ("run_id, step, key, item, status, attempts, exit_code, started_at, finished_at, duration, error, tail, "
-            "log_path, first_failure, last_failure, replays, reason, batch")
+            "log_path, first_failure, last_failure, replays, reason, batch, injected")
 
 
 def _record(row: tuple[object, ...]) -> ItemRecord:
     (run_id, step, key, item, status, attempts, exit_code, started, finished, duration, error, tail, log_path,
-     first, last, replays, reason, batch) = row
+     first, last, replays, reason, batch, injected) = row
     return ItemRecord(
         str(run_id), str(step), str(key), json.loads(str(item)), str(status), int(str(attempts)),
         None if exit_code is None else int(str(exit_code)), _float(started), _float(finished), _float(duration),
         None if error is None else str(error), tuple(json.loads(str(tail))), str(log_path), _float(first),
-        _float(last), int(str(replays)), str(reason), int(str(batch)),
+        _float(last), int(str(replays)), str(reason), int(str(batch)), parse_injected(str(injected)),
     )
 
 
@@ -126,6 +128,29 @@ def items_of(conn: sqlite3.Connection, run_id: str, step: str | None = None, *,
 #: Items a replay sends again besides the chosen ones: they never finished in the run.
 _UNFINISHED = (ItemStatus.RUNNING.value, ItemStatus.RETRYING.value, ItemStatus.CANCELLED.value,
                ItemStatus.INTERRUPTED.value)
+def parse_injected(text: str) -> tuple[tuple[int, str], ...]:
+    """An item row's ``injected`` column ("1:fail,2:kill") as (attempt, fault) pairs."""
+    out: list[tuple[int, str]] = []
+    for part in text.split(","):
+        attempt, sep, fault = part.partition(":")
+        if sep and attempt.isdigit():
+            out.append((int(attempt), fault))
+    return tuple(out)
+
+
+def item_faults(conn: sqlite3.Connection, run_ids: tuple[str, ...]) -> list[tuple[str, str, str, int, str]]:
+    """The faults chaos injected into items of ``run_ids`` (issue 17): (run id, step, item key,
+    attempt, fault); a batch's fault once, under its keys sorted and joined (``fanrun.unit_key``)."""
+    marks = ",".join("?" * len(run_ids))
+    units: dict[tuple[str, str, int, int, str], list[str]] = {}
+    for run_id, step, key, batch, injected in conn.execute(
+            f"SELECT run_id, step, key, batch, injected FROM items WHERE run_id IN ({marks}) AND injected != '' "
+            "ORDER BY run_id, step, key", run_ids):
+        for attempt, fault in parse_injected(str(injected)):
+            # a single item is its own unit; the items of one batch attempt share one fault
+            unit = (str(run_id), str(step), int(batch) or -len(units) - 1, attempt, fault)
+            units.setdefault(unit, []).append(str(key))
+    return [(run, step, ",".join(sorted(keys)), attempt, fault) for (run, step, _, attempt, fault), keys in units.items()]
 
 
 def replay_plan(conn: sqlite3.Connection, run_id: str, step: str,
@@ -171,7 +196,8 @@ def latest_results(conn: sqlite3.Connection, runs_dir: str, pipeline: str, steps
 @dataclass(frozen=True, slots=True)
 class ItemsSummary:
     """What ``show`` says about one foreach step's items: counts per status, the slowest, the
-    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99)."""
+    failed, and the rates (items per second over the step's span, error rate, p50/p95/p99).
+    The error rate leaves out items dead-lettered only through injected faults (issue 17)."""
 
     step: str
     counts: Mapping[str, int]
@@ -200,10 +226,11 @@ def summarize(records: list[ItemRecord], *, most: int = 5) -> list[ItemsSummary]
         ends = [r.finished_at for r in ran if r.finished_at is not None]
         span = (max(ends) - min(starts)) if starts and ends else 0.0
         failed = [r for r in items if r.status in (ItemStatus.DEAD.value, ItemStatus.POISONED.value)]
+        real = [r for r in failed if not injected_only(r.attempts, r.injected)]  # issue 17: chaos is no error
         ended = len(ran)
         out.append(ItemsSummary(
             step, counts, tuple(sorted(ran, key=lambda r: -(r.duration or 0.0))[:most]), tuple(failed[:most]),
-            ended / span if span > 0 else None, len(failed) / ended if ended else 0.0,
+            ended / span if span > 0 else None, len(real) / ended if ended else 0.0,
             _quantile(durations, 0.50), _quantile(durations, 0.95), _quantile(durations, 0.99),
         ))
     return out
@@ -225,7 +252,8 @@ def status_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, Mapping[st
     return dict(out)
 
 
-__all__ = ["DONE", "ItemRecord", "ItemsSummary", "attempts_made", "done_items", "item_log", "items_of", "latest_results", "replay_plan", "status_counts", "summarize"]
+__all__ = ["DONE", "ItemRecord", "ItemsSummary", "attempts_made", "done_items", "item_faults", "item_log", "items_of",
+           "latest_results", "parse_injected", "replay_plan", "status_counts", "summarize"]
 
 
 def item_log(state_dir: str | os.PathLike[str], run_id: str, step: str, key: str, attempt: int | None = None) -> StepLog:

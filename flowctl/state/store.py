@@ -71,10 +71,12 @@ _Row = tuple[str, tuple[Any, ...]]
 
 # issue 15: one row per item; a batch's attempt writes one per item of it.
 _ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition,
-    replays) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+    replays, injected) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts,
     started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
-    batch = excluded.batch, definition = excluded.definition, finished_at = NULL, replays = excluded.replays"""
+    batch = excluded.batch, definition = excluded.definition, finished_at = NULL, replays = excluded.replays,
+    injected = CASE WHEN excluded.injected = '' THEN items.injected WHEN items.injected = '' THEN excluded.injected
+                    ELSE items.injected || ',' || excluded.injected END"""
 _ITEM_FINISHED = """INSERT INTO items (run_id, step, key, item, status, attempts, exit_code, finished_at, duration,
     error, tail, log_path, first_failure, last_failure, definition, replays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, step, key) DO UPDATE SET status = excluded.status,
@@ -458,8 +460,10 @@ class SqliteRunStore:
                 )
             ]
         if isinstance(event, ItemStarted):
+            fault = f"{event.attempt}:{event.injected}" if event.injected else ""  # issue 17
             rows: list[_Row] = [(_ITEM_STARTED, (event.run_id, event.step, key, item, event.batch, event.attempt,
-                                                 event.at, event.log_path, self._fingerprint(event.step, ""), event.replays))
+                                                 event.at, event.log_path, self._fingerprint(event.step, ""), event.replays,
+                                                 fault))
                                 for key, item in zip(event.keys, event.items, strict=True)]
             return [*rows, (_STEP_ITEMS_RUNNING, (event.run_id, event.step, event.at))]
         if isinstance(event, ItemFinished):

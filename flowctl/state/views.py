@@ -289,10 +289,14 @@ def chaos_spent(state_dir: str | os.PathLike[str], run_id: str) -> tuple[Injecte
     """The faults chaos injected in run ``run_id`` and the runs it resumes (issue 17): what a
     resume of it has already spent."""
     from flowctl.run.chaos import Injected
+    from flowctl.state.items import item_faults
 
     with opened(state_dir) as conn:
-        rows = queries.injected_faults(conn, queries.resume_chain(conn, run_id))
-    return tuple(Injected(step, "", attempt, fault) for _, step, attempt, fault in rows)
+        chain = queries.resume_chain(conn, run_id)
+        rows = queries.injected_faults(conn, chain)
+        items = item_faults(conn, tuple(chain))
+    return (*(Injected(step, "", attempt, fault) for _, step, attempt, fault in rows),
+            *(Injected(step, key, attempt, fault) for _, step, key, attempt, fault in items))
 
 
 __all__ = [

@@ -4,12 +4,17 @@ real resumes, the invariants over real state, a non-idempotent step caught by it
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_flowctl
+from tests.conftest import flowctl_env, run_flowctl
 
 
 def write(folder: Path, steps: dict[str, str], retries: int = 3, chain: bool = True) -> Path:
@@ -86,9 +91,18 @@ def test_check_reads_a_run_and_its_resumes_and_replay_injects_the_same_faults(tm
     runs = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)
     original = runs[-1]["run_id"]
     replayed = run_flowctl("chaos", "replay", original, cwd=tmp_path)
-    assert replayed.returncode == 1 and "continue with" in replayed.stderr  # it killed itself again, as the original
+    assert replayed.returncode == 137 and "continue with" in replayed.stderr  # it killed itself again, as the original
     newest = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
     assert faults(newest) == faults(original)
+    assert run_flowctl("run", "pipeline.yaml", "--resume", "--no-progress", cwd=tmp_path).returncode == 0
+    # a replay ends as the run it starts ends: 0 for a run that succeeds, 1 for one that fails
+    write(tmp_path, {f"s{i}": "true" for i in range(3)}, retries=0)
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=s2", cwd=tmp_path).returncode == 1
+    failed = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    assert run_flowctl("chaos", "replay", failed, cwd=tmp_path).returncode == 1
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "delay=1ms@1", cwd=tmp_path).returncode == 0
+    passed = json.loads(run_flowctl("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    assert run_flowctl("chaos", "replay", passed, cwd=tmp_path).returncode == 0
 
 
 def test_check_catches_a_real_failure(tmp_path: Path) -> None:
@@ -113,3 +127,48 @@ def test_check_counts_a_foreach_step_as_done_when_its_items_succeeded(tmp_path: 
     checked = run_flowctl("chaos", "check", "latest", "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "order" not in json.dumps([v for v in json.loads(checked.stdout).get("violations", [])])
+
+
+def test_the_check_report_lists_every_check_once_in_order_and_names_runner_kills_only_when_asked(tmp_path: Path) -> None:
+    """Trial of main: "runner killed 0 time(s)" for a run that never asked for it, and a skipped
+    check printed as ok with its reason at the end."""
+    write(tmp_path, {"a": "true", "b": "true"})
+    assert run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=0.5,seed=1", cwd=tmp_path).returncode == 0
+    (tmp_path / "pipeline.yaml").unlink()  # its needs are unknown now: order cannot be checked
+    got = run_flowctl("chaos", "check", "--state-dir", ".flowctl", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    lines = got.stdout.splitlines()
+    assert "runner killed" not in got.stdout
+    checks = [line.split()[1].rstrip(":") for line in lines if line.startswith(("  ok ", "  FAIL ", "  skip "))]
+    assert checks == ["finished", "converged", "order", "no-rerun", "duplicates", "retries", "no-leftovers", "effects"]
+    assert "  skip order: the pipeline file it ran is gone or invalid, so its needs are unknown" in lines
+    assert lines[-1] == "PASS"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_soak_says_which_seeds_passed_cleans_up_and_exits_130(tmp_path: Path, signum: int) -> None:
+    """Trial of main: Ctrl-C during a soak was silent and left /tmp/flowctl-soak-* behind."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # seed 0 passes; seed 1's step waits (it sees the seed in its ledger's path) until signalled
+    write(tmp_path, {"a": f'case "$FLOWCTL_LEDGER" in *seed-1/*) echo $$ > {marks}/pid; exec sleep 60;; esac'})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctl", "chaos", "soak", "pipeline.yaml", "--runs", "5", "--chaos", "delay=1ms@1"],
+        cwd=tmp_path, env=flowctl_env({"TMPDIR": str(scratch)}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (marks / "pid").exists() or not (marks / "pid").read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    step = int((marks / "pid").read_text())
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "seed 0: ok — 1 run(s), 1 fault(s) injected" in out  # no "runner killed 0 time(s)": it never asked
+    assert "chaos soak interrupted at seed 1: 1/5 seed(s) passed before it (seeds: 0)" in err
+    assert "--runs 4 --seed-from 1" in err and "Traceback" not in err
+    assert list(scratch.iterdir()) == []  # its scratch folders are removed
+    with pytest.raises(ProcessLookupError):
+        os.kill(step, 0)  # the step of the run under way was stopped

@@ -103,7 +103,7 @@ def test_the_pipeline_block_is_active_only_when_asked_and_the_variable_never_rea
     ("args", "extra", "words"),
     [
         (["--chaos", "fial=0.1"], "", "did you mean 'fail'?"),
-        (["--chaos", "hang=0.1"], "", "has no timeout"),
+        (["--chaos", "hang=0.1"], "", "have no timeout"),
         (["--chaos", "kill-worker=0.5"], "", "--executor dask"),
         (["--chaos"], "", "has none"),
         ([], 'chaos: "kil=0.1"', "did you mean 'kill'?"),
@@ -117,3 +117,21 @@ def test_bad_chaos_is_a_usage_error_before_anything_runs(tmp_path: Path, args: l
     assert not (tmp_path / "seen.txt").exists()
     if extra:
         assert "pipeline.yaml:3:8" in err  # the chaos: value's position
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "words"),
+    [
+        ({"FLOWCTL_CHAOS": "fial=0.1"}, [], "flowctl: error: FLOWCTL_CHAOS: unknown key 'fial'"),
+        ({"FLOWCTL_CHAOS": "hang=0.1"}, [], "FLOWCTL_CHAOS: hang=0.1 needs a timeout on every step it may hang, "
+                                            "and steps s0, s1 have no timeout"),
+        ({"FLOWCTL_CHAOS": "fail=0.1"}, ["--chaos", "fial=1"], "flowctl: error: --chaos: unknown key 'fial'"),
+    ],
+)
+def test_errors_name_where_the_chaos_came_from(tmp_path: Path, env: dict[str, str], args: list[str], words: str) -> None:
+    """Trial of main: a bad FLOWCTL_CHAOS was reported as "--chaos"."""
+    pipeline(tmp_path, steps=2)
+    code, out, err = run(tmp_path, *args, env=env)
+    assert code == 2, out + err
+    assert words in err
+    assert "add `timeout: 5m`" in err if "hang" in words else True

@@ -169,3 +169,13 @@ def test_webhook_descriptions_hide_tokens() -> None:
 def test_nothing_fired_sends_nothing(metrics: RunMetrics, hook: http.server.ThreadingHTTPServer) -> None:
     assert deliver([], [WebhookNotifier(_url(hook))], metrics) == ()
     assert hook.received == []  # type: ignore[attr-defined]
+
+
+def test_chaos_runs_never_shift_a_baseline(metrics: RunMetrics) -> None:
+    """Issue 17: runs with injected faults (slow, failing by design) are left out of baselines."""
+    rule = parse_alert("duration > 2x baseline")
+    real = [_past(metrics, f"ok{i}", 60.0) for i in range(10)]
+    chaotic = [dataclasses.replace(_past(metrics, f"chaos{i}", 1000.0), chaos=True) for i in range(10)]
+    assert baseline(rule, [*chaotic, *real]) == 60.0  # the newest ten are chaos runs: skipped
+    assert evaluate_alert(rule, metrics, [*chaotic, *real]).fired  # 130 > 2 x 60, not < 2 x 1000
+    assert baseline(rule, chaotic) is None  # chaos runs alone give no baseline

@@ -130,3 +130,14 @@ def test_every_symbol_of_the_outcome_strip_is_in_its_legend(statuses: list[RunSt
     if statuses and any(r.status in {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED,
                                      RunStatus.INTERRUPTED} for r in runs):
         assert f"               {strip}  ({legend})" in lines
+
+
+def test_chaos_runs_never_shift_a_step_baseline() -> None:
+    """Issue 17: a step slowed down by injected delays is no baseline for the next real run."""
+    real = [compute_run_metrics(simple_run(f"ok{i}", 10.0 * i, {"load": 30.0})) for i in range(5)]
+    chaotic = [dataclasses.replace(compute_run_metrics(simple_run(f"c{i}", 100.0 + i, {"load": 300.0})), chaos=True)
+               for i in range(5)]
+    latest = compute_run_metrics(simple_run("new", 200.0, {"load": 90.0}))
+    stats = pipeline_stats("etl", [latest, *chaotic, *real])  # newest first
+    load = next(s for s in stats.steps if s.step == "load")
+    assert (load.latest, load.baseline, load.slower) == (90.0, 30.0, True)

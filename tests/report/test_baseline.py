@@ -143,3 +143,17 @@ def test_an_old_run_finds_its_baseline_behind_many_newer_runs(tmp_path: Path) ->
     record(state, pipeline, *older, reported, *newer)
     load = build_run_report(state, reported.run_id, baseline=parse_baseline("median:5")).step("load")
     assert load is not None and load.baseline == pytest.approx(1.0) and load.delta == pytest.approx(2.0)
+
+
+def test_median_baseline_leaves_chaos_runs_out() -> None:
+    """Issue 17: a report's ``median:N`` never compares with runs slowed by injected faults."""
+    import dataclasses
+
+    from flowctl.observe.metrics import compute_run_metrics
+    from flowctl.report.baseline import median_baseline
+    from tests.observe.helpers import simple_run
+
+    real = [compute_run_metrics(simple_run(f"ok{i}", 10.0 * i, {"load": 30.0})) for i in range(3)]
+    chaotic = [dataclasses.replace(compute_run_metrics(simple_run("c", 100.0, {"load": 900.0})), chaos=True)] * 3
+    assert median_baseline("load", [*chaotic, *real], 3) == 30.0
+    assert median_baseline("load", chaotic, 3) is None

@@ -99,8 +99,11 @@ def test_scope_and_hang_without_timeout() -> None:
     hang = ChaosRun(parse_chaos("hang=1"))
     assert hang.decide("a", 1) == "" and hang.decide("a", 1, timeout=5.0) == "hang"
     steps = {"a": Step(id="a", run="true"), "b": Step(id="b", run="true", timeout=3.0)}
-    with pytest.raises(UsageError, match="step a has no timeout"):
-        check_chaos(parse_chaos("hang=0.1"), steps, "local")
+    with pytest.raises(UsageError, match="step a has no timeout") as refused:
+        check_chaos(parse_chaos("hang=0.1"), steps, "local", "FLOWCTL_CHAOS")
+    assert refused.value.message.startswith("FLOWCTL_CHAOS: hang=0.1 needs a timeout on every step it may hang")
+    assert refused.value.hint == "add `timeout: 5m` to it (e.g. `a: {run: ..., timeout: 5m}`), or keep hang to steps " \
+        "that have one with steps=GLOB (e.g. steps=b)"
     check_chaos(parse_chaos("hang=0.1,steps=b"), steps, "local")
     with pytest.raises(UsageError, match="kill-worker"):
         check_chaos(parse_chaos("kill-worker=0.1"), steps, "local")
@@ -131,3 +134,26 @@ def test_the_wrapped_commands_do_what_they_say(tmp_path: object) -> None:
     assert code == -9 and out == "" and took < 5
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run(ChaosRun(parse_chaos("hang=1")).wrap(_spec(cmd, 1.0), "hang").argv, timeout=0.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(0, 2**31))
+def test_item_decisions_do_not_depend_on_the_order_items_start_in(rnd: object, seed: int) -> None:
+    """Items are attempts too (issue 17): whatever order a scheduler at any -j starts items and
+    their retries in (each item's attempts in order), each (item, attempt) gets the same fault,
+    and ``max`` holds per item."""
+    import random
+
+    assert isinstance(rnd, random.Random)
+    cfg = parse_chaos(f"fail=0.4,kill=0.2,delay=1ms@0.2,max=2,seed={seed}")
+    tries = [(f"k{i}", n) for i in range(12) for n in range(1, 5)]
+
+    def decide(order: list[tuple[str, int]]) -> set[tuple[str, int, str]]:
+        run = ChaosRun(cfg)
+        return {(key, n, f) for key, n in order if (f := run.decide("each", n, key))}
+
+    shuffled = sorted(tries, key=lambda t: (rnd.random() + t[1], t[1]))  # interleaved, each item's in order
+    got = decide(tries)
+    assert decide(shuffled) == got
+    assert all(sum(1 for k, _, f in got if k == key and f == fault) <= 2 for key in {k for k, _ in tries}
+               for fault in ("fail", "kill", "delay"))

@@ -297,3 +297,25 @@ def test_ready_and_started_in_one_turn_give_the_same_step_row_as_in_two(tmp_path
         ).fetchall())
         conn.close()
     assert rows[0] == rows[1] == [("running", 1000.25, 3, 1000.5, 1, "fp")]
+
+
+def test_a_schema_3_database_gains_the_item_faults_column_and_keeps_its_items(tmp_path, monkeypatch):
+    """Issue 17 (items are attempts too): schema 4 adds ``items.injected``; items recorded by a
+    schema-3 flowctl read back with no fault, and a resume's spent faults can be read at once."""
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS[:3])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", 3)
+    record_all(tmp_path, run_events("r1", ["a"]))
+    conn = db.connect(tmp_path)
+    conn.execute("INSERT INTO items (run_id, step, key, status, attempts) VALUES ('r1', 'a', '\"k\"', 'dead-lettered', 2)")
+    conn.commit()
+    conn.close()
+    monkeypatch.undo()
+    conn = db.connect(tmp_path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION == 4
+    from flowctl.state.items import item_faults, items_of
+
+    [item] = items_of(conn, "r1")
+    assert (item.key, item.status, item.attempts, item.injected) == ('"k"', "dead-lettered", 2, ())
+    assert item_faults(conn, ("r1",)) == []
+    conn.execute("UPDATE items SET injected = '1:fail,2:kill'")
+    assert item_faults(conn, ("r1",)) == [("r1", "a", '"k"', 1, "fail"), ("r1", "a", '"k"', 2, "kill")]
