@@ -97,7 +97,10 @@ steps:
     assert str(reasons["list"]).startswith("failed: the output of step list, line 3: not JSON")
     assert "whose output gives the items, failed: the output of step list, line 3" in str(reasons["each"])
     assert "Root failure: list" in done.stdout
-    assert (tmp_path / "seen.txt").read_text().split() == ["1"]  # nothing after the bad line ran
+    seen = (tmp_path / "seen.txt").read_text().split()
+    # Item 2 may have started if its line was read before the bad one arrived; nothing after
+    # the bad line ever runs.
+    assert seen[0] == "1" and "3" not in seen and set(seen) <= {"1", "2"}
 
 
 def test_a_producer_failing_mid_stream_stops_new_items_and_fails_the_step(tmp_path: Path) -> None:
