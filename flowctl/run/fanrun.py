@@ -63,7 +63,7 @@ class FanOutSteps(StreamSteps):
         def _push(self, event: Event) -> None: ...
         def _finish(self, st: _State, status: StepStatus, *, exit_code: int | None = None, reason: str = "",
                     fingerprint: str = "") -> None: ...
-        def _not_started(self) -> str: ...
+        def _cancelled_running(self) -> str: ...
 
     def _results_env(self, step: Step) -> dict[str, str]:
         """The path of each needed foreach step's ``results.jsonl``: this run's, or the run's it
@@ -224,6 +224,7 @@ class FanOutSteps(StreamSteps):
             self._fan_requeue(st)
 
     def _fan_finish(self, st: _State, fan: FanOut) -> None:
+        st.last_end = time.monotonic()  # it ends now: with no item run (an empty stream) it had no end yet
         fan.export()
         reason = fan.summary()
         if fan.fault:  # its producer failed, or an item mid-stream could not run
@@ -233,7 +234,8 @@ class FanOutSteps(StreamSteps):
             self._finish(st, StepStatus.FAILED_ALLOWED if st.step.continue_on_error else StepStatus.FAILED,
                          reason=f"{EXCEEDED}: {reason}")
         elif fan.cut or any(u.status is ItemStatus.CANCELLED for u in fan.units):
-            self._finish(st, StepStatus.CANCELLED, reason=f"{self._not_started() if self._stopping else 'cancelled'}: {reason}")
+            # it had begun (its items were read, some may have run): never "before it started"
+            self._finish(st, StepStatus.CANCELLED, reason=f"{self._cancelled_running() if self._stopping else 'cancelled'}: {reason}")
         else:
             self._finish(st, StepStatus.SUCCEEDED, reason=reason)
 

@@ -284,8 +284,7 @@ class FanOut:
         where = f"batches/{unit.batch}" if unit.batch else f"items/{escape_key(unit.keys[0])}"
         unit.log_path = f"{self.folder}/{where}/{number}.log"
         argv, env = self._command(unit, self.inv, shell=isinstance(self.step.run, str))
-        items = tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
-        event = ItemStarted(self.run_id, self.step.id, unit.keys, items, number, unit.seq, at,
+        event = ItemStarted(self.run_id, self.step.id, unit.keys, self._recorded(unit), number, unit.seq, at,
                             batch=unit.batch, log_path=unit.log_path,
                             replays=max(self._replays(k) for k in unit.keys), waiting=len(self.pending))
         return event, argv, env
@@ -329,7 +328,12 @@ class FanOut:
                 self.stopped = "exceeded-tolerated-failures"  # the scheduler drops what waits
         return ItemFinished(self.run_id, self.step.id, unit.keys, status, at, attempt=unit.base + unit.attempts
                             if logged or status is not ItemStatus.CANCELLED else 0, seq=unit.seq, exit_code=exit_code,
-                            duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "")
+                            duration=duration, error=error, tail=tail, log_path=unit.log_path if logged else "",
+                            items=self._recorded(unit))  # a unit cancelled before it started has no row yet
+
+    def _recorded(self, unit: Unit) -> tuple[str, ...]:
+        """``unit``'s items as their rows keep them: canonical JSON, secrets masked."""
+        return tuple(mask_text(canonical(v), self._secrets) for v in unit.values)
 
     def _replays(self, key: str) -> int:
         earlier = self.replayed.get(key)

@@ -72,7 +72,7 @@ _Row = tuple[str, tuple[Any, ...]]
 # issue 15: one row per item; a batch's attempt writes one per item of it.
 _ITEM_STARTED = """INSERT INTO items (run_id, step, key, item, batch, status, attempts, started_at, log_path, definition,
     replays, injected) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts,
+    ON CONFLICT (run_id, step, key) DO UPDATE SET status = 'running', attempts = excluded.attempts, item = excluded.item,
     started_at = COALESCE(items.started_at, excluded.started_at), log_path = excluded.log_path,
     batch = excluded.batch, definition = excluded.definition, finished_at = NULL, replays = excluded.replays,
     injected = CASE WHEN excluded.injected = '' THEN items.injected WHEN items.injected = '' THEN excluded.injected
