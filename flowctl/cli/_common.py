@@ -28,6 +28,18 @@ def json_option() -> Any:
     return typer.Option(False, "--json", help=JSON_HELP)
 
 
+def metrics_file_option() -> Any:
+    """``--metrics-file PATH`` of a command that runs a pipeline (``run``, ``dlq replay``)."""
+    return typer.Option(None, "--metrics-file", metavar="PATH",
+                        help="Write the run's Prometheus metrics to PATH (for node_exporter).")
+
+
+def pushgateway_option() -> Any:
+    """``--pushgateway URL`` of a command that runs a pipeline (``run``, ``dlq replay``)."""
+    return typer.Option(None, "--pushgateway", metavar="URL",
+                        help="Push the run's Prometheus metrics to this Pushgateway.")
+
+
 def pick_format(fmt: str, as_json: bool, allowed: tuple[str, ...]) -> str:
     """The effective format: ``--json`` wins; anything not in ``allowed`` is a usage error."""
     chosen = "json" if as_json else fmt
@@ -148,7 +160,7 @@ def param_option() -> Any:
 
 
 __all__ = [
-    "console", "json_option", "load", "no_color", "param_option", "pick_format", "reader_safe_output", "silence_stdout",
+    "console", "json_option", "load", "metrics_file_option", "no_color", "param_option", "pushgateway_option", "pick_format", "reader_safe_output", "silence_stdout",
     "stdout_is_tty",
     "warn",
 ]

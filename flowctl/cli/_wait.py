@@ -58,6 +58,18 @@ def expand_chaos(args: Sequence[str]) -> list[str]:
     return out
 
 
+def wait_option() -> Any:
+    """``--wait [DURATION]`` of a command that takes a pipeline's lock (``run``, ``dlq replay``);
+    the command needs ``cls=OptionalWaitCommand``."""
+    import typer
+
+    return typer.Option(
+        None, "--wait", metavar="[DURATION]",
+        help="When another run of this pipeline holds the lock, wait for it (for ever, or at most "
+        "DURATION, e.g. 10m) instead of exiting with 75.",
+    )
+
+
 class OptionalWaitCommand(TyperCommand):
     """A typer command whose ``--wait`` takes an optional duration."""
 
@@ -65,4 +77,4 @@ class OptionalWaitCommand(TyperCommand):
         return super().parse_args(ctx, expand_chaos(expand_wait(args)))
 
 
-__all__ = ["FOREVER", "FROM_PIPELINE", "OptionalWaitCommand", "expand_chaos", "expand_wait"]
+__all__ = ["FOREVER", "FROM_PIPELINE", "OptionalWaitCommand", "expand_chaos", "expand_wait", "wait_option"]

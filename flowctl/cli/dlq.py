@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli._common import json_option, pick_format
+from flowctl.cli._common import json_option, metrics_file_option, pick_format, pushgateway_option
 from flowctl.cli._history import format_option, pipeline_option, state_dir_option
+from flowctl.cli._wait import OptionalWaitCommand, wait_option
 from flowctl.limits import MAX_REPLAYS
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def drop(
     return 0
 
 
-@dlq_app.command("replay")
+@dlq_app.command("replay", cls=OptionalWaitCommand)
 @_queue_options
 def replay(
     where: _Where,
@@ -207,6 +208,9 @@ def replay(
     all_: bool = typer.Option(False, "--all", help="Replay every item in the queue of the step."),
     max_replays: int = typer.Option(3, "--max-replays", min=1, max=MAX_REPLAYS, help="Refuse (and mark poisoned) an item replayed this often."),
     force: bool = typer.Option(False, "--force", help="Replay poisoned items too."),
+    wait: str | None = wait_option(),
+    metrics_file: str | None = metrics_file_option(),
+    pushgateway: str | None = pushgateway_option(),
 ) -> int:
     """Run dead-lettered items again with the step's current definition, in the same run;
     items that succeeded are untouched, what needs the step continues as --resume would.
@@ -214,17 +218,19 @@ def replay(
     The replay goes on in the run itself (same run id; it holds the pipeline's lock as a run
     does): every other item keeps its record, and the run's status becomes the new outcome
     (failed -> succeeded when all is well). An item replayed --max-replays times becomes
-    poisoned and is refused (exit 1) without --force. A replay stopped or killed leaves the
-    items it had not finished in the queue: replay again.
+    poisoned and is refused without --force (the others are replayed). Exit 1 when an item
+    was refused or failed again (it is back in the queue). A replay stopped or killed leaves
+    the items it had not finished in the queue: replay again. --metrics-file/--pushgateway
+    write the run's metrics as `run` does (flowctl_dead_letter_items goes back to 0).
 
-    Example: flowctl dlq replay --all
+    Example: flowctl dlq replay --all --wait 10m
 
     Example: flowctl dlq replay --run latest --step resize --key in/b.png --max-replays 5
     """
     from flowctl.cli._run_build import RunRequest
     from flowctl.cli.run import run_pipeline
     from flowctl.errors import UsageError
-    from flowctl.state.deadletter import dead_letters, poison
+    from flowctl.state.deadletter import QUEUED, dead_letters, poison
 
     if bool(key) == all_:
         raise UsageError("say which items: --key KEY (repeatable) or --all", hint="e.g. flowctl dlq replay --all")
@@ -245,14 +251,28 @@ def replay(
     if missing:
         raise UsageError(f"not in the dead-letter queue of run {run_id}: {', '.join(missing)}",
                          hint="`flowctl dlq list` shows its keys")
-    spent = [r for r in chosen if r.replays >= max_replays or r.status == "poisoned"]
-    if spent and not force:
+    # a poisoned item is refused while its replays reach the limit (a higher --max-replays
+    # lets it through); the others still go (trial 15: one poison item held back the queue)
+    spent = [] if force else [r for r in chosen if r.replays >= max_replays]
+    if spent:
         poison(root, spent, max_replays)
         for r in spent:
-            print(f"poisoned: {r.key} was replayed {r.replays} time(s) (--max-replays {max_replays}); "
+            print(f"poisoned: {r.key} was replayed {r.replays} time(s), --max-replays is {max_replays}: refused; "
                   "--force replays it anyway, `flowctl dlq drop` takes it out", file=sys.stderr)
+    sent = [r for r in chosen if r not in spent]
+    if not sent:
         return 1
-    return run_pipeline(RunRequest(
+    code = run_pipeline(RunRequest(
         pipeline=detail.run.pipeline_path, state_dir=where.state_dir, resume=True, run_id=run_id,
-        force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in chosen)),
+        force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in sent)),
+        wait=wait, metrics_file=metrics_file, pushgateway=pushgateway,
     ))
+    if code not in (0, 1):  # it did not run (the lock, a bad pipeline) or was stopped
+        return code
+    # the run may succeed within its tolerance while the items replayed failed again: say so
+    back = sorted(r.key for r in dead_letters(root, run_id, steps[0]) if r.key in {s.key for s in sent}
+                  and r.status in QUEUED)
+    if back:
+        print(f"{len(back)} of {len(sent)} replayed item(s) failed again and are back in the dead-letter queue: "
+              f"{', '.join(back)} (flowctl dlq show KEY --run {run_id})", file=sys.stderr)
+    return 1 if code or back or spent else 0

@@ -18,19 +18,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from flowctl.cli._app import app
-from flowctl.cli._common import param_option, stdout_is_tty
-from flowctl.cli._wait import OptionalWaitCommand
+from flowctl.cli._common import metrics_file_option, param_option, pushgateway_option, stdout_is_tty
+from flowctl.cli._wait import OptionalWaitCommand, wait_option
 from flowctl.limits import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from flowctl.cli._run_build import RunRequest
 
 
-_WAIT_OPTION: str | None = typer.Option(
-    None, "--wait", metavar="[DURATION]",
-    help="When another run of this pipeline holds the lock, wait for it (for ever, or at most "
-    "DURATION, e.g. 10m) instead of exiting with 75.",
-)
+_WAIT_OPTION: str | None = wait_option()
 
 
 @app.command("run", cls=OptionalWaitCommand)
@@ -70,12 +66,8 @@ def run(
         help="json: one JSON object per event on stderr (or --log-file). Default: $FLOWCTL_LOG_FORMAT, else text.",
     ),
     log_file: str | None = typer.Option(None, "--log-file", metavar="PATH", help="Append the JSON log to PATH."),
-    metrics_file: str | None = typer.Option(
-        None, "--metrics-file", metavar="PATH", help="Write the run's Prometheus metrics to PATH (for node_exporter)."
-    ),
-    pushgateway: str | None = typer.Option(
-        None, "--pushgateway", metavar="URL", help="Push the run's Prometheus metrics to this Pushgateway."
-    ),
+    metrics_file: str | None = metrics_file_option(),
+    pushgateway: str | None = pushgateway_option(),
     scheduled: bool = typer.Option(
         False, "--scheduled",
         help="Started by cron (schedule install): run only when now is a fire time of the pipeline's "

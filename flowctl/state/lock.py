@@ -155,7 +155,7 @@ def _flock(fd: int, path: Path, pipeline: str, wait: float | None, deadline: flo
             # write the same outputs at once (issue 13).
             raise LockedError(
                 f"pipeline {pipeline} is already running{waited}: {holder.describe()} holds {path}",
-                hint="wait for it with `flowctl run --wait [DURATION]`",
+                hint="wait for it with --wait [DURATION] (`flowctl run`, `flowctl dlq replay`)",
             )
         if on_wait is not None:
             on_wait(read_holder(path), path)

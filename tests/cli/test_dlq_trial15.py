@@ -110,3 +110,107 @@ steps:
     ((reason,),) = rows(tmp_path, "SELECT reason FROM steps WHERE step = 'work'")
     assert str(reason).startswith("interrupted while it ran: 1 of 6 items succeeded"), reason
     assert "before it started" not in out, out
+
+
+# Every item may fail (percent: 100): the run succeeds whatever its items do. An item fails
+# until the file ok/<item> exists; "hold" makes item 4 wait for the file "go" (a lock holder).
+TOLERANT = """version: 1
+name: tolerant
+steps:
+  work:
+    foreach: {items: [1, 2, 3, 4], tolerated_failure: {percent: 100}}
+    run: >-
+      touch "markers/${{ item }}.$$";
+      if test -e hold && test "${{ item }}" = 4; then touch holding; until test -e go; do sleep 0.01; done; fi;
+      test -e "ok/${{ item }}"
+"""
+
+
+def _tolerant(tmp_path: Path) -> Path:
+    (tmp_path / "markers").mkdir()
+    (tmp_path / "ok").mkdir()
+    pipeline = write(tmp_path, TOLERANT)
+    first = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return pipeline
+
+
+def _queue(tmp_path: Path) -> dict[str, str]:
+    listed = json.loads(run_flowctl("dlq", "list", "--json", cwd=tmp_path).stdout)
+    return {i["key"]: i["status"] for i in listed["items"]}
+
+
+def test_a_replay_whose_items_fail_again_exits_one_though_the_run_succeeds(tmp_path: Path) -> None:
+    _tolerant(tmp_path)
+    (tmp_path / "ok" / "1").touch()
+    again = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "3 of 4 replayed item(s) failed again and are back in the dead-letter queue: 2, 3, 4" in again.stderr
+    assert rows(tmp_path, "SELECT status FROM runs") == [("succeeded",)]
+    for n in "234":
+        (tmp_path / "ok" / n).touch()
+    done = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "back in the dead-letter queue" not in done.stderr
+    assert _markers(tmp_path) == Counter({"1": 2, "2": 3, "3": 3, "4": 3})
+
+
+def test_a_poisoned_item_does_not_hold_back_the_rest_of_the_queue(tmp_path: Path) -> None:
+    _tolerant(tmp_path)
+    for _ in range(2):  # item 1 replayed twice: at --max-replays 2 it is poisoned
+        assert run_flowctl("dlq", "replay", "--key", "1", cwd=tmp_path).returncode == 1
+    for n in "234":
+        (tmp_path / "ok" / n).touch()
+    replayed = run_flowctl("dlq", "replay", "--all", "--max-replays", "2", cwd=tmp_path)
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr  # one was refused
+    assert "poisoned: 1 was replayed 2 time(s), --max-replays is 2: refused" in replayed.stderr
+    assert _queue(tmp_path) == {"1": "poisoned"}
+    assert _markers(tmp_path) == Counter({"1": 3, "2": 2, "3": 2, "4": 2})
+    # the same limit refuses it again; a higher one lets it through
+    assert run_flowctl("dlq", "replay", "--key", "1", "--max-replays", "2", cwd=tmp_path).returncode == 1
+    assert _markers(tmp_path)["1"] == 3
+    (tmp_path / "ok" / "1").touch()
+    done = run_flowctl("dlq", "replay", "--key", "1", "--max-replays", "5", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _queue(tmp_path) == {} and _markers(tmp_path)["1"] == 4
+
+
+def test_a_replay_waits_for_the_run_holding_the_lock_and_writes_the_metrics(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import flowctl_env
+
+    pipeline = _tolerant(tmp_path)
+    for n in "123":
+        (tmp_path / "ok" / n).touch()
+    (tmp_path / "hold").touch()
+    holder = subprocess.Popen([sys.executable, "-m", "flowctl", "run", str(pipeline), "--force"], cwd=tmp_path,
+                              env=flowctl_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "holding").exists():
+        assert time.monotonic() < deadline and holder.poll() is None
+        time.sleep(0.01)
+    refused = run_flowctl("dlq", "replay", "--all", "--run", "latest~1", cwd=tmp_path)
+    assert refused.returncode == 75, refused.stdout + refused.stderr
+    assert "--wait" in refused.stderr
+    prom = tmp_path / "dlq.prom"
+    waiting = subprocess.Popen([sys.executable, "-m", "flowctl", "dlq", "replay", "--all", "--run", "latest~1",
+                                "--wait", "--metrics-file", str(prom)], cwd=tmp_path,
+                               env=flowctl_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert waiting.stdout is not None
+    seen = []
+    for line in waiting.stdout:  # it says it waits, then the holder may end
+        seen.append(line)
+        if "waiting for" in line:
+            break
+    else:
+        raise AssertionError("".join(seen))
+    (tmp_path / "ok" / "4").touch()
+    (tmp_path / "hold").unlink()
+    (tmp_path / "go").touch()
+    assert holder.wait(timeout=60) == 0
+    rest, _ = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, "".join(seen) + rest
+    assert 'flowctl_dead_letter_items{pipeline="tolerant",step="work"} 0' in prom.read_text()

@@ -48,7 +48,7 @@ def test_a_second_taker_gets_exit_75_naming_the_holder(tmp_path):
         assert "run-holder" in info.value.message and f"pid {proc.pid}" in info.value.message
         # The one way out offered is to wait: another --state-dir would let two runs of one
         # pipeline write the same outputs at once (issue 13 dropped that hint).
-        assert info.value.hint == "wait for it with `flowctl run --wait [DURATION]`"
+        assert info.value.hint == "wait for it with --wait [DURATION] (`flowctl run`, `flowctl dlq replay`)"
         assert "state-dir" not in info.value.message + str(info.value.hint)
         assert lock.is_locked(tmp_path, "etl")
     finally:
