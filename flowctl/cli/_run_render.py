@@ -79,6 +79,7 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
 
     state_dir = os.path.dirname(os.path.dirname(logs_dir))  # <state>/runs/<run id>
     lines = [f"Logs: {logs_dir}", *next_commands(result.run_id, state_dir, result.root_failure)]
+    lines += _dead_letter_hint(prepared, result.run_id, state_dir)
     status = result.steps
     unfinished = [s for s in prepared.plan.selected if not status[s].done_ok]
     if not unfinished:
@@ -93,6 +94,25 @@ def resume_hint(pipeline_arg: str, prepared: PreparedRun, result: RunResult, log
     args = " ".join(f"--from {s}" for s in front)
     lines.append(f"To run what did not finish: flowctl run {pipeline_arg} {args}")
     return lines
+
+
+def _dead_letter_hint(prepared: PreparedRun, run_id: str, state_dir: str) -> list[str]:
+    """Where the items a foreach step dead-lettered wait (a step within its tolerance succeeds:
+    nothing else in the summary points at them; trial 15)."""
+    if not any(step.foreach is not None for step in prepared.pipeline.steps.values()):
+        return []
+    from flowctl.errors import FlowctlError
+    from flowctl.state.deadletter import dead_letters
+
+    try:
+        queue = dead_letters(state_dir, run_id)
+    except FlowctlError:  # the summary never fails a run; `dlq list` will say what is wrong
+        return []
+    if not queue:
+        return []
+    steps = ", ".join(sorted({r.step for r in queue}))
+    return [f"Dead letters: {len(queue)} item(s) of {steps}: flowctl dlq list --run {run_id} "
+            f"(after a fix: flowctl dlq replay --run {run_id} --all)"]
 
 
 def print_dry_run(prepared: PreparedRun, concurrency: int | None) -> None:

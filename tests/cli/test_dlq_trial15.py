@@ -214,3 +214,16 @@ def test_a_replay_waits_for_the_run_holding_the_lock_and_writes_the_metrics(tmp_
     rest, _ = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, "".join(seen) + rest
     assert 'flowctl_dead_letter_items{pipeline="tolerant",step="work"} 0' in prom.read_text()
+
+
+def test_a_run_that_dead_letters_items_within_its_tolerance_points_at_the_queue(tmp_path: Path) -> None:
+    pipeline = _tolerant(tmp_path)
+    again = run_flowctl("run", str(pipeline), "--force", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (run_id,) = rows(tmp_path, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert (f"Dead letters: 4 item(s) of work: flowctl dlq list --run {run_id} "
+            f"(after a fix: flowctl dlq replay --run {run_id} --all)") in again.stdout
+    for n in "1234":
+        (tmp_path / "ok" / n).touch()
+    done = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert done.returncode == 0 and "Dead letters" not in done.stdout, done.stdout + done.stderr
