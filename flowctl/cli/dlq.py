@@ -161,7 +161,7 @@ def _lines(r: ItemRecord) -> list[str]:
 
     lines = [
         f"Item {r.key} of step {r.step}, run {r.run_id}: {r.status}",
-        f"  item: {json.dumps(r.item, ensure_ascii=False)}",
+        f"  item: {_clip(json.dumps(r.item, ensure_ascii=False))}",
         f"  attempts: {r.attempts}, last exit code: {'-' if r.exit_code is None else r.exit_code}, replays: {r.replays}",
         f"  first failure: {stamp(r.first_failure) if r.first_failure else '-'}, "
         f"last failure: {stamp(r.last_failure) if r.last_failure else '-'}",
@@ -173,6 +173,15 @@ def _lines(r: ItemRecord) -> list[str]:
         lines += [f"    {line}" for line in r.tail]
     lines.append(f"  log: flowctl logs {r.run_id} {r.step} --item {shlex.quote(r.key)}")
     return lines
+
+
+_ITEM_SHOWN = 2000  # characters of an item's value in text output; --json has it whole
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _ITEM_SHOWN:
+        return text
+    return f"{text[:_ITEM_SHOWN]}… ({len(text.encode()) / 1024:.0f} KiB in all; --json shows it whole)"
 
 
 @dlq_app.command("drop")

@@ -227,3 +227,24 @@ def test_a_run_that_dead_letters_items_within_its_tolerance_points_at_the_queue(
         (tmp_path / "ok" / n).touch()
     done = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
     assert done.returncode == 0 and "Dead letters" not in done.stdout, done.stdout + done.stderr
+
+
+def test_an_item_too_large_for_the_environment_is_dead_lettered_with_a_hint(tmp_path: Path) -> None:
+    big = {"id": 1, "blob": "x" * 200_000}  # over Linux's 128 KiB for one variable
+    (tmp_path / "items.jsonl").write_text(json.dumps(big) + "\n" + json.dumps({"id": 2}) + "\n")
+    pipeline = write(tmp_path, """version: 1
+name: big
+steps:
+  work:
+    foreach: {items_from: {file: items.jsonl}, key: "${{ item.id }}", tolerated_failure: {count: 1}}
+    run: echo "$FLOWCTL_ITEM_KEY"
+""")
+    done = run_flowctl("run", str(pipeline), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = run_flowctl("dlq", "show", "1", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "too large to start (Argument list too long): variable FLOWCTL_ITEM holds 195 KiB" in shown.stdout
+    assert "Traceback" not in shown.stdout + shown.stderr
+    assert len(shown.stdout) < 5000 and "(195 KiB in all; --json shows it whole)" in shown.stdout  # not 200 KB of x
+    whole = json.loads(run_flowctl("dlq", "show", "1", "--json", cwd=tmp_path).stdout)
+    assert whole["item"] == big

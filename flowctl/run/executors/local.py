@@ -24,6 +24,7 @@ Leaves to the scheduler: retries, ordering, what a failure means.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import signal
@@ -418,6 +419,11 @@ def _min(a: float | None, b: float) -> float:
 def _describe(exc: OSError, spec: AttemptSpec) -> str:
     if not os.path.isdir(spec.cwd):
         return f"working directory does not exist: {spec.cwd}"
+    if exc.errno == errno.E2BIG:  # a foreach item is passed in the environment (trial 15)
+        size, name = max([(len(v.encode()), f"variable {k}") for k, v in spec.env.items()]
+                         + [(len(a.encode()), "an argument") for a in spec.argv])
+        return (f"too large to start ({exc.strerror}): {name} holds {size / 1024:.0f} KiB, and Linux takes at "
+                "most 128 KiB in one; pass large values as files (with foreach `batch:` the items come in one)")
     if exc.strerror and not exc.filename:
         return f"{exc.strerror}: {spec.argv[0]}"
     return str(exc)
