@@ -207,8 +207,20 @@ def _say_plan(session: RunSession, plain: bool, note: str = "") -> None:
     if rekeyed and session.resumed is None and not kept:
         lines.append(f"running {len(running)} step(s): recorded fingerprints cannot be compared with this run's")
     if session.resumed is not None or kept or rekeyed:
-        lines += [f"  run {d.step}: {d.reason}" for d in running]
+        lines += [f"  run {d.step}: {_replay_words(d.reason, session.replay)}" for d in running]
     _Say(plain, session.run_id)(lines)
+
+
+def _replay_words(reason: str, replay: tuple[str, tuple[str, ...]] | None) -> str:
+    """A decision's words as ``dlq replay`` says them: it forces the replayed step internally,
+    and the user typed no ``--force-step`` (trial 15)."""
+    if replay is None:
+        return reason
+    if reason == "forced (--force-step)":
+        return "its dead-lettered items are replayed"
+    if reason.startswith(f"--force-step {replay[0]} "):
+        return f"it needs {replay[0]}, whose items are replayed"
+    return reason
 
 
 def make_logs_dir(logs_dir: str) -> None:

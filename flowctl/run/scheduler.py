@@ -293,7 +293,8 @@ class Scheduler(FanOutSteps):
         self._push(
             AttemptStarted(
                 run_id=self.run_id, step=st.id, attempt=n, at=time.time(),
-                max_attempts=step.max_attempts, kind=kind, command=command,
+                max_attempts=step.max_attempts + self._opt.attempts_before.get(st.id, 0),  # `dlq replay`: 2/2, not 2/1
+                kind=kind, command=command,
                 fingerprint=self._fingerprints.get(st.id, ""), log_path=log_path, injected=fault,
             )
         )

@@ -248,3 +248,25 @@ steps:
     assert len(shown.stdout) < 5000 and "(195 KiB in all; --json shows it whole)" in shown.stdout  # not 200 KB of x
     whole = json.loads(run_flowctl("dlq", "show", "1", "--json", cwd=tmp_path).stdout)
     assert whole["item"] == big
+
+
+def test_a_replay_says_what_it_runs_in_its_own_words(tmp_path: Path) -> None:
+    (tmp_path / "ok").mkdir()
+    pipeline = write(tmp_path, """version: 1
+name: words
+steps:
+  work:
+    foreach: {items: [1, 2], tolerated_failure: {count: 1}}
+    run: test -e "ok/${{ item }}" || test "${{ item }}" = 1
+  after:
+    needs: [work]
+    run: "true"
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 0  # item 2 dead-lettered, after ran
+    (tmp_path / "ok" / "2").touch()
+    done = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run work: its dead-lettered items are replayed" in done.stdout
+    assert "run after: it needs work, whose items are replayed" in done.stdout
+    assert "--force-step" not in done.stdout
+    assert "START after (attempt 2/2)" in done.stdout, done.stdout
