@@ -166,6 +166,13 @@ def _lines(r: ItemRecord) -> list[str]:
         f"  first failure: {stamp(r.first_failure) if r.first_failure else '-'}, "
         f"last failure: {stamp(r.last_failure) if r.last_failure else '-'}",
     ]
+    if r.injected:  # issue 17: a failure chaos made is no bug of the item's
+        from flowctl.run.chaos import injected_only
+
+        faults = ", ".join(f"attempt {n}: {fault}" for n, fault in r.injected)
+        cause = ("every failed attempt was injected; replayed without --chaos it should succeed"
+                 if injected_only(r.attempts, r.injected) else "other failures were real")
+        lines.append(f"  injected by --chaos: {faults} ({cause})")
     if r.error:
         lines.append(f"  error: {r.error}")
     if r.tail:

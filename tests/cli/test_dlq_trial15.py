@@ -270,3 +270,25 @@ steps:
     assert "run after: it needs work, whose items are replayed" in done.stdout
     assert "--force-step" not in done.stdout
     assert "START after (attempt 2/2)" in done.stdout, done.stdout
+
+
+def test_dlq_show_says_when_chaos_made_the_failures(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: chaotic
+steps:
+  each:
+    foreach: {items: [1, 2, 3], tolerated_failure: {percent: 100}}
+    retries: 1
+    run: test "${{ item }}" != 3
+""")
+    got = run_flowctl("run", str(pipeline), "--no-progress", "--chaos", "fail=1,max=2,steps=each", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    shown = run_flowctl("dlq", "show", "1", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert ("  injected by --chaos: attempt 1: fail, attempt 2: fail (every failed attempt was injected; "
+            "replayed without --chaos it should succeed)") in shown.stdout, shown.stdout
+    assert json.loads(run_flowctl("dlq", "show", "1", "--json", cwd=tmp_path).stdout)["injected"] == [[1, "fail"], [2, "fail"]]
+    # item 3's attempts 1-2 were injected too; replayed without chaos it fails for real
+    run_flowctl("dlq", "replay", "--key", "3", cwd=tmp_path)
+    real = run_flowctl("dlq", "show", "3", cwd=tmp_path)
+    assert "injected by --chaos: attempt 1: fail, attempt 2: fail (other failures were real)" in real.stdout, real.stdout
