@@ -168,7 +168,14 @@ def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[
             report([*here, "items_from", "stream"], "`stream` applies to `items_from: {step: …}` only", None,
                    "foreach-source", doc.span([*here, "items_from", "stream"], key=True))
         producer = source.get("step")
-        if isinstance(producer, str) and producer not in needs:
+        if isinstance(producer, str) and producer not in steps:  # a typo: never "add it to needs"
+            from flowctl.spec.schema import suggest
+
+            close = suggest(producer, [str(s) for s in steps if s != sid])
+            report([*here, "items_from", "step"], f"items come from step {producer!r}, which is not a step in this "
+                   "pipeline", f"did you mean {close!r}?" if close else "name a step this step `needs`",
+                   "foreach-source", doc.span([*here, "items_from", "step"]))
+        elif isinstance(producer, str) and producer not in needs:
             report([*here, "items_from", "step"], f"items come from step {producer!r}, which this step does not need",
                    f"add {producer!r} to `needs`", "foreach-source", doc.span([*here, "items_from", "step"]))
         elif isinstance(producer, str) and isinstance(steps.get(producer), dict) and "foreach" in steps[producer]:

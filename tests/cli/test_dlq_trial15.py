@@ -292,3 +292,20 @@ steps:
     run_flowctl("dlq", "replay", "--key", "3", cwd=tmp_path)
     real = run_flowctl("dlq", "show", "3", cwd=tmp_path)
     assert "injected by --chaos: attempt 1: fail, attempt 2: fail (other failures were real)" in real.stdout, real.stdout
+
+
+def test_items_from_a_misspelt_step_suggests_the_step_not_adding_it_to_needs(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: typo
+steps:
+  list: {run: "true"}
+  work:
+    needs: [list]
+    foreach: {items_from: {step: lsit}}
+    run: echo "${{ item }}"
+""")
+    got = run_flowctl("validate", str(pipeline), cwd=tmp_path)
+    assert got.returncode == 1, got.stdout + got.stderr
+    out = got.stdout + got.stderr
+    assert ":7:34: error: items come from step 'lsit', which is not a step in this pipeline" in out, out
+    assert "hint: did you mean 'list'?" in out and "add 'lsit' to `needs`" not in out
