@@ -25,7 +25,7 @@ from flowctl.run.itemstream import LineTail, output_name, parse_line
 from flowctl.run.options import Carried, InvocationLike
 from flowctl.spec import expr
 from flowctl.spec.foreach import ItemFault, canonical, check_items, checked_key, item_refs, item_text, item_values
-from flowctl.spec.model import Foreach, ItemsKind, Step
+from flowctl.spec.model import Batch, Foreach, ItemsKind, Step
 
 RESULTS = "results.jsonl"
 _FAILED = (ItemStatus.DEAD.value, ItemStatus.POISONED.value)
@@ -35,24 +35,8 @@ DEAD_LETTER = "dead-letter.jsonl"
 class Unit:
     """One item, or one batch of items, as the scheduler runs it."""
 
-    __slots__ = (
-        "attempts",
-        "base",
-        "batch",
-        "due",
-        "duration",
-        "error",
-        "exit_code",
-        "first_failure",
-        "keys",
-        "last_failure",
-        "log_path",
-        "remedy",
-        "seq",
-        "status",
-        "tail",
-        "values",
-    )
+    __slots__ = ("attempts", "base", "batch", "due", "duration", "error", "exit_code", "first_failure", "keys",
+                 "last_failure", "log_path", "remedy", "seq", "status", "tail", "values")
 
     def __init__(self, keys: tuple[str, ...], values: tuple[object, ...], batch: int) -> None:
         self.keys = keys
@@ -242,10 +226,7 @@ class FanOut:
                 u.base = earlier.attempts if earlier is not None else 0
         else:  # numbered after the run's earlier batches: their files and logs stay
             self._held += todo
-            earlier_batches = [c.batch for c in (*self.carried_before.values(), *self.replayed.values())]
-            first = max(earlier_batches + [u.batch for u in self.units], default=0)
-            units = list(_batches(self._held, batch.size, batch.max_bytes, first))
-            self._held = []
+            units = self._batch_held(batch)
             if units and not self.closed and len(units[-1].keys) < batch.size:  # more items may fill it
                 last = units.pop()
                 self._held = list(zip(last.keys, last.values, strict=True))
@@ -352,13 +333,23 @@ class FanOut:
         self.units = [u for u in self.units if u is not unit] + singles
         self.pending.extendleft(reversed(singles))
 
+    def _batch_held(self, batch: Batch) -> list[Unit]:
+        """The items held so far in batches numbered after every earlier one of the run."""
+        earlier_batches = [c.batch for c in (*self.carried_before.values(), *self.replayed.values())]
+        first = max(earlier_batches + [u.batch for u in self.units], default=0)
+        units = list(_batches(self._held, batch.size, batch.max_bytes, first))
+        self._held = []
+        return units
+
     def stop(self, why: str) -> list[Unit]:
         """Start no new unit; returns those that will now never start (to be settled CANCELLED)."""
         self.stopped = self.stopped or why
-        dropped = list(self.pending) + self.retrying
+        # a stream's items held for a batch that never filled are cancelled too, not lost (trial 15)
+        held = self._batch_held(self.foreach.batch) if self._held and self.foreach.batch is not None else []
+        self.units += held
+        dropped = list(self.pending) + self.retrying + held
         self.pending.clear()
         self.retrying = []
-        self._held = []
         self.cut = self.cut or not self.closed
         self.closed = True  # a stream: read no more of it
         return dropped

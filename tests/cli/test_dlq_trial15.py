@@ -309,3 +309,29 @@ steps:
     out = got.stdout + got.stderr
     assert ":7:34: error: items come from step 'lsit', which is not a step in this pipeline" in out, out
     assert "hint: did you mean 'list'?" in out and "add 'lsit' to `needs`" not in out
+
+
+def test_streamed_items_held_for_an_unfilled_batch_are_cancelled_not_lost(tmp_path: Path) -> None:
+    (tmp_path / "produce.py").write_text(
+        "import json, os, time\n"
+        "for i in range(7):\n    print(json.dumps({'id': i}), flush=True)\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not os.path.exists('started') and time.monotonic() < deadline:\n    time.sleep(0.01)\n"
+        "print('not json', flush=True)\n")
+    pipeline = write(tmp_path, """version: 1
+name: held
+steps:
+  list:
+    run: python3 produce.py
+  work:
+    needs: [list]
+    foreach: {items_from: {step: list, stream: true}, key: "${{ item.id }}", batch: {size: 3}}
+    run: touch started; cat "${{ batch.file }}"
+""")
+    got = run_flowctl("run", str(pipeline), "--no-progress", cwd=tmp_path)
+    assert got.returncode == 1, got.stdout + got.stderr
+    # items 0-5 filled two batches; item 6 waited for a third that never filled: cancelled
+    assert rows(tmp_path, "SELECT status FROM items WHERE key = '6'") == [("cancelled",)]
+    assert rows(tmp_path, "SELECT count(*) FROM items") == [(7,)]
+    ((reason,),) = rows(tmp_path, "SELECT reason FROM steps WHERE step = 'work'")
+    assert "of 7 items succeeded" in str(reason) and "cancelled" in str(reason), reason

@@ -375,12 +375,13 @@ steps:
     assert sorted(r["key"] for r in results) == ["a", "b", "c"]
     assert {r["key"]: r["attempts"] for r in results} == {"a": 1, "b": 2, "c": 1}  # b's attempts go on
     assert run_flowctl("logs", first["run_id"], "each", "--item", "b", "--attempt", "1", cwd=tmp_path).returncode == 0
-    for n in (1, 2, 3):
-        assert run_flowctl("dlq", "replay", "--all", cwd=tmp_path).returncode == 0
+    for n in (1, 2, 3):  # it fails again each time: the replay says so, exit 1 (trial 15)
+        again = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+        assert again.returncode == 1 and "1 of 1 replayed item(s) failed again" in again.stderr, again.stderr
         (row,) = rows(tmp_path, "SELECT replays FROM items WHERE key = 'poison'")
         assert row == (n,)
     refused = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
-    assert refused.returncode == 1 and "poisoned: poison was replayed 3 time(s)" in refused.stderr
+    assert refused.returncode == 1 and "poisoned: poison was replayed 3 time(s)" in refused.stderr, refused.stderr
     assert "poisoned" in run_flowctl("dlq", "list", cwd=tmp_path).stdout
     assert (tmp_path / "ran.txt").read_text().split().count("poison") == 4
 
