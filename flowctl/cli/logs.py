@@ -6,6 +6,8 @@ the command that prints each one's log. ``RUN_ID`` may be ``latest`` or ``latest
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import typer
@@ -17,6 +19,7 @@ from flowctl.limits import MAX_ATTEMPT
 
 if TYPE_CHECKING:
     from flowctl.state.run_records import RunDetail
+    from flowctl.state.views import StepLog
 
 
 @app.command()
@@ -59,11 +62,12 @@ def logs(
 
         log = item_log(folder, detail.run.run_id, step, item, attempt)
     elif step is not None:
-        log = attempt_step_log(folder, detail, step, attempt)
+        log = _item_of(folder, detail, step, attempt) or attempt_step_log(folder, detail, step, attempt)
     else:
         if attempt is not None:
             raise UsageError("--attempt needs a STEP", hint=f"e.g. flowctl logs {run_id} STEP --attempt {attempt}")
-        log = failure_log(folder, detail)
+        root = detail.run.root_failure
+        log = failure_log(folder, detail) or (_item_of(folder, detail, root, None) if root else None)
     if log is None:
         return _list_steps(detail, chosen)
     data = log.path.read_bytes() if log.exists else b""
@@ -73,7 +77,7 @@ def logs(
         emit_json({"run_id": log.run_id, "step": log.step, "attempt": log.attempt,
                    "path": str(log.path) if log.exists else None, "text": data.decode("utf-8", "replace")})
         return 0
-    if step is None:
+    if step is None and item is None and not log.item:
         print(f"run {log.run_id} failed at step {log.step}; its attempt {log.attempt} printed:", file=sys.stderr)
     if not log.exists:
         print(f"{log.step} attempt {log.attempt} of run {log.run_id} printed nothing (no log file)", file=sys.stderr)
@@ -86,6 +90,36 @@ def logs(
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _item_of(folder: str | os.PathLike[str], detail: RunDetail, step: str, attempt: int | None) -> StepLog | None:
+    """A foreach step has no log of its own, its items do (trial 15: the run's "Failure log"
+    hint for one said "never started"): its last dead-lettered item's. None for any other step."""
+    import sys
+
+    from flowctl.errors import UsageError
+    from flowctl.state.deadletter import dead_letters
+    from flowctl.state.items import item_log
+
+    record = detail.step(step)
+    run_id = detail.run.run_id
+    if record is None or record.attempt_records:
+        return None
+    queue = dead_letters(folder, run_id, step)
+    if not queue:
+        from flowctl.state.views import opened
+        from flowctl.state.items import items_of
+
+        with opened(folder) as conn:
+            if not items_of(conn, run_id, step):
+                return None  # a step that never started: the usual words
+        raise UsageError(f"step {step} is a foreach step: each of its items has a log of its own",
+                         hint=f"flowctl logs {run_id} {step} --item KEY (`flowctl show {run_id}` lists keys)")
+    last = max(queue, key=lambda r: r.last_failure or 0.0)
+    log = item_log(folder, run_id, step, last.key, attempt)
+    print(f"step {step} of run {run_id} is a foreach step; its dead-lettered item {last.key} "
+          f"({len(queue)} in the queue: flowctl dlq list --run {run_id}), attempt {log.attempt}, printed:", file=sys.stderr)
+    return replace(log, item=last.key)
 
 
 def _list_steps(detail: RunDetail, chosen: str) -> int:

@@ -184,6 +184,7 @@ class StepLog:
     attempt: int
     path: Path  # where the attempt's output goes
     exists: bool  # False: the attempt printed nothing (an attempt's log is made with its first byte)
+    item: str = ""  # a foreach item's key when the log is one item's
 
 
 def step_log(

@@ -335,3 +335,28 @@ steps:
     assert rows(tmp_path, "SELECT count(*) FROM items") == [(7,)]
     ((reason,),) = rows(tmp_path, "SELECT reason FROM steps WHERE step = 'work'")
     assert "of 7 items succeeded" in str(reason) and "cancelled" in str(reason), reason
+
+
+def test_the_failure_log_of_a_foreach_step_is_its_dead_lettered_items(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: faillog
+steps:
+  work:
+    foreach: {items: [a/b, c]}
+    run: echo "hello ${{ item }}"; test "${{ item }}" = c
+""")
+    got = run_flowctl("run", str(pipeline), "--no-progress", cwd=tmp_path)
+    assert got.returncode == 1
+    (run_id,) = rows(tmp_path, "SELECT run_id FROM runs")[0]
+    assert f"Failure log: flowctl logs {run_id} work" in got.stdout
+    for args in (("logs", str(run_id), "work"), ("logs", "latest")):  # as the summary says, and bare
+        shown = run_flowctl(*args, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == "hello a/b\n"
+        assert 'is a foreach step; its dead-lettered item "a/b"' in shown.stderr
+    # a foreach step with no dead letter: each item has its own log, and the command says how
+    (tmp_path / "ok.yaml").write_text(pipeline.read_text().replace("faillog", "fine").replace('; test "${{ item }}" = c', ""))
+    assert run_flowctl("run", "ok.yaml", cwd=tmp_path).returncode == 0
+    fine = run_flowctl("logs", "latest", "work", cwd=tmp_path)
+    assert fine.returncode == 2 and "each of its items has a log of its own" in fine.stderr, fine.stderr
+    assert "--item KEY" in fine.stderr
