@@ -38,7 +38,8 @@ def logs(
 
     Without STEP: the log of the step that made the run fail, or for a run without a failure a
     list of its steps with the command that prints each log. An attempt that printed nothing has
-    no log file: this says so on stderr and exits 0.
+    no log file: this says so on stderr and exits 0. A foreach STEP's log is its last
+    dead-lettered item's (--item KEY picks another item).
 
     Example: flowctl logs latest
 
