@@ -160,7 +160,16 @@ def param_option() -> Any:
 
 
 __all__ = [
-    "console", "json_option", "load", "metrics_file_option", "no_color", "param_option", "pushgateway_option", "pick_format", "reader_safe_output", "silence_stdout",
+    "console",
+    "json_option",
+    "load",
+    "metrics_file_option",
+    "no_color",
+    "param_option",
+    "pick_format",
+    "pushgateway_option",
+    "reader_safe_output",
+    "silence_stdout",
     "stdout_is_tty",
     "warn",
 ]

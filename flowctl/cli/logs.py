@@ -50,7 +50,7 @@ def logs(
     import sys
 
     from flowctl.errors import UsageError
-    from flowctl.state.views import StepLog, attempt_step_log, failure_log, run_details, state_dir_for
+    from flowctl.state.views import attempt_step_log, failure_log, run_details, state_dir_for
 
     chosen = pick_format(fmt, as_json, ("text", "json"))
     folder = state_dir_for(state_dir, pipeline)
@@ -108,8 +108,8 @@ def _item_of(folder: str | os.PathLike[str], detail: RunDetail, step: str, attem
         return None
     queue = dead_letters(folder, run_id, step)
     if not queue:
-        from flowctl.state.views import opened
         from flowctl.state.items import items_of
+        from flowctl.state.views import opened
 
         with opened(folder) as conn:
             if not items_of(conn, run_id, step):

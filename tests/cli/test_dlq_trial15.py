@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from tests.cli.test_dlq_replay import _markers
 from tests.cli.test_foreach_run import rows, step_folder, write
 from tests.conftest import run_flowctl
 
@@ -30,10 +31,6 @@ steps:
 def _three(tmp_path: Path) -> Path:
     (tmp_path / "markers").mkdir()
     return write(tmp_path, THREE)
-
-
-def _markers(tmp_path: Path) -> Counter[str]:
-    return Counter(m.name.split(".")[0] for m in (tmp_path / "markers").iterdir())
 
 
 def test_an_item_cancelled_then_replayed_is_never_run_again_by_the_next_replay(tmp_path: Path) -> None:
