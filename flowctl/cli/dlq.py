@@ -258,6 +258,11 @@ def replay(
     steps = sorted({r.step for r in queue})
     if not queue:
         print(f"the dead-letter queue of run {run_id} is empty: nothing to replay")
+        if detail.run.status != "succeeded":  # it failed elsewhere (a producer, a step): resume it
+            import shlex
+
+            print(f"run {run_id} {detail.run.status}; to run what did not finish: "
+                  f"flowctl run {shlex.quote(detail.run.pipeline_path)} --run-id {run_id}")
         return 0
     if len(steps) > 1:
         raise UsageError(f"run {run_id} has dead-lettered items in steps {', '.join(steps)}", hint="say which with --step")

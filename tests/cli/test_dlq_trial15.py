@@ -357,3 +357,22 @@ steps:
     fine = run_flowctl("logs", "latest", "work", cwd=tmp_path)
     assert fine.returncode == 2 and "each of its items has a log of its own" in fine.stderr, fine.stderr
     assert "--item KEY" in fine.stderr
+
+
+def test_replaying_an_empty_queue_of_a_failed_run_says_how_to_resume_it(tmp_path: Path) -> None:
+    pipeline = write(tmp_path, """version: 1
+name: broken
+steps:
+  list:
+    run: echo 1; exit 3
+  work:
+    needs: [list]
+    foreach: {items_from: {step: list, stream: true}}
+    run: echo "${{ item }}"
+""")
+    assert run_flowctl("run", str(pipeline), cwd=tmp_path).returncode == 1
+    (run_id,) = rows(tmp_path, "SELECT run_id FROM runs")[0]
+    got = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert "is empty: nothing to replay" in got.stdout
+    assert f"run {run_id} failed; to run what did not finish: flowctl run {pipeline} --run-id {run_id}" in got.stdout
