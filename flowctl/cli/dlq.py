@@ -283,11 +283,17 @@ def replay(
     sent = [r for r in chosen if r not in spent]
     if not sent:
         return 1
-    code = run_pipeline(RunRequest(
-        pipeline=detail.run.pipeline_path, state_dir=where.state_dir, resume=True, run_id=run_id,
-        force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in sent)),
-        wait=wait, metrics_file=metrics_file, pushgateway=pushgateway,
-    ))
+    try:
+        code = run_pipeline(RunRequest(
+            pipeline=detail.run.pipeline_path, state_dir=where.state_dir, resume=True, run_id=run_id,
+            force_steps=(steps[0],), replay=(steps[0], tuple(r.key for r in sent)),
+            wait=wait, metrics_file=metrics_file, pushgateway=pushgateway,
+        ))
+    except UsageError as exc:  # the replay forces the step: never name an option the user did not type
+        if not exc.message.startswith(f"--force-step {steps[0]}:"):
+            raise
+        raise UsageError(f"step {steps[0]!r}, whose items are in the queue of run {run_id}, is no longer a step of "
+                         f"{detail.run.pipeline_path}", hint=exc.hint) from exc
     if code not in (0, 1):  # it did not run (the lock, a bad pipeline) or was stopped
         return code
     # the run may succeed within its tolerance while the items replayed failed again: say so

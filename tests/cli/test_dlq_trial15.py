@@ -376,3 +376,12 @@ steps:
     assert got.returncode == 0, got.stderr
     assert "is empty: nothing to replay" in got.stdout
     assert f"run {run_id} failed; to run what did not finish: flowctl run {pipeline} --run-id {run_id}" in got.stdout
+
+
+def test_replaying_a_step_renamed_since_names_the_step_not_an_option(tmp_path: Path) -> None:
+    pipeline = _tolerant(tmp_path)
+    pipeline.write_text(pipeline.read_text().replace("  work:", "  works:"))
+    got = run_flowctl("dlq", "replay", "--all", cwd=tmp_path)
+    assert got.returncode == 2, got.stdout + got.stderr
+    assert "step 'work', whose items are in the queue of run" in got.stderr and "is no longer a step of" in got.stderr
+    assert "did you mean 'works'?" in got.stderr and "--force-step" not in got.stderr
