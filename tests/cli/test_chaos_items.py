@@ -101,6 +101,33 @@ def test_items_dead_lettered_by_injected_faults_converge_and_real_ones_do_not(tm
     assert "item '\"i02\"' of step each was dead-lettered for real: attempt 2 (exit 1) was not injected" in checked.stdout
 
 
+STREAMED = (
+    "version: 1\nname: streamed\nsteps:\n"
+    "  list: {{run: {list_run}}}\n"
+    "  each:\n    needs: [list]\n    run: 'echo \"$FLOWCTL_ITEM\" >> seen.txt'\n"
+    "    foreach: {{items_from: {{step: list, stream: true}}}}\n"
+)
+
+
+def test_a_streamed_step_whose_producer_failed_through_chaos_converged(tmp_path: Path) -> None:
+    # trial 17: the consumer of a stream fails (it is not skipped) when its producer fails; the
+    # check judged that failure "for real" although only an injected fault explained it
+    list_run = json.dumps("for i in 1 2 3; do echo $i; done")
+    (tmp_path / "pipeline.yaml").write_text(STREAMED.format(list_run=list_run), encoding="utf-8")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=list", cwd=tmp_path)
+    assert got.returncode == 1 and "whose output gives the items, failed" in got.stdout, got.stdout + got.stderr
+    checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout
+    assert json.loads(checked.stdout)["violations"] == []
+    # a producer failing by itself is one violation, at the producer, not a second at its consumer
+    (tmp_path / "pipeline.yaml").write_text(STREAMED.format(list_run=json.dumps("echo 1; exit 3")), encoding="utf-8")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "delay=1ms@1", cwd=tmp_path)
+    assert got.returncode == 1, got.stdout + got.stderr
+    checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert [(v["check"], v["step"]) for v in json.loads(checked.stdout)["violations"]] == [("converged", "list")]
+
+
 def test_an_item_that_killed_the_runner_is_not_killed_for_again_and_the_resume_converges(tmp_path: Path) -> None:
     fan(tmp_path, items=5, retries=0)
     first = run_flowctl("run", "pipeline.yaml", "--no-progress", "-j", "1", "--chaos", "kill-runner=1,max=1,steps=each",
