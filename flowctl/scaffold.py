@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -22,11 +23,29 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PLACEHOLDER = "__PIPELINE__"
 
 
+def is_special(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is there and not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO):
+    a file to write through, never to rename over (trial 17: ``bench --export-json /dev/full``
+    run as root replaced the device with a regular file)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def write_atomic(path: Path, text: str, *, exclusive: bool = True) -> bool:
     """Write ``text`` to ``path`` via a temp file and a rename; with ``exclusive`` never replace.
+    Without it, a device or a pipe is written through, and a symbolic link's target is replaced.
 
-    Returns False (writing nothing) when ``exclusive`` and the file exists.
+    Returns False (writing nothing) when ``exclusive`` and the file exists. Raises ``OSError``.
     """
+    if not exclusive:
+        if is_special(path):
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return True
+        if path.is_symlink():
+            path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -82,4 +101,4 @@ def make_state_folder(root: Path) -> tuple[Path, bool]:
     return folder, True
 
 
-__all__ = ["PLACEHOLDER", "make_state_folder", "write_atomic", "write_starter"]
+__all__ = ["PLACEHOLDER", "is_special", "make_state_folder", "write_atomic", "write_starter"]
