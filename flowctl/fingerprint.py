@@ -26,7 +26,7 @@ that the digest moves for these keys and for no other.
 Scheme 2 (``SCHEME``): every part is HMAC-SHA256 under the state folder's ``FingerprintKey``
 (``state/keys.py``), so a stored part is no test for guessing a secret offline (issue 12); typed
 values are hashed as the text the step sees (``expr.value_text`` of the canonical value that
-``spec.build.coerce_param`` makes), so ``10`` and ``10.0`` of a ``number`` never differ. Scheme 1
+``spec.paramvalues.coerce_param`` makes), so ``10`` and ``10.0`` of a ``number`` never differ. Scheme 1
 (before) was unkeyed SHA-256 over JSON values: its records are never compared with scheme 2 ones
 (``state/decide.py`` says the scheme changed instead).
 

@@ -150,3 +150,22 @@ def test_every_pipeline_shown_validates(path: Path, index: int, block: str, tmp_
         (pipeline.parent / folder).mkdir(parents=True, exist_ok=True)
     proc = run_flowctl("validate", str(pipeline), cwd=tmp_path)
     assert proc.returncode == 0, f"{path.name} example {index}:\n{proc.stdout}{proc.stderr}"
+
+
+_CHANGE_KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def test_changelog_releases_list_each_kind_of_change_once_in_keep_a_changelog_order() -> None:
+    """Keep a Changelog: under each release, one ``### Added``, one ``### Fixed``... in that order.
+
+    Merged branches each bring their own subsections; a reader scanning for what was fixed must
+    find it in one place."""
+    text = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    assert releases, "CHANGELOG.md has no release section"
+    for release in releases:
+        name = release.splitlines()[0]
+        kinds = re.findall(r"^### (.+?)\s*$", release, flags=re.MULTILINE)
+        assert all(k in _CHANGE_KINDS for k in kinds), (name, kinds)
+        assert len(kinds) == len(set(kinds)), f"{name}: a kind of change appears twice: {kinds}"
+        assert kinds == sorted(kinds, key=_CHANGE_KINDS.index), f"{name}: out of order: {kinds}"

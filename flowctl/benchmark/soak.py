@@ -58,6 +58,17 @@ class SoakRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Launcher:
+    """How a soak runs ``flowctl ARGV`` in a forked child. The CLI supplies it, so this core
+    module never imports the CLI: ``preload(pipeline)`` imports, once before the first fork,
+    what a run of the pipeline imports; ``main(argv)`` runs the command in the child and
+    returns its exit code."""
+
+    preload: Callable[[str], None]
+    main: Callable[[Sequence[str]], int]
+
+
+@dataclass(frozen=True, slots=True)
 class SeedResult:
     """One seed: how many runs its chain took and what the check found."""
 
@@ -79,14 +90,15 @@ def run_soak(
     request: SoakRequest,
     needs: Mapping[str, Sequence[str]],
     on_seed: Callable[[SeedResult], None],
+    launcher: Launcher,
     *,
     scratch: str | None = None,
     streams: Mapping[str, str] | None = None,
     allowed: Mapping[str, int] | None = None,
 ) -> list[SeedResult]:
     """Soak ``request.runs`` seeds from ``seed_from`` (``needs``, ``streams`` and ``allowed``
-    attempts per step: the pipeline's, for the check; see ``check_run``), calling ``on_seed``
-    after each; stops at the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
+    attempts per step: the pipeline's, for the check; see ``check_run``), each run started by
+    ``launcher``, calling ``on_seed`` after each; stops at the first seed whose check fails. Raises ``SoakError`` when a run fails in a way chaos does
     not explain, ``StorageError`` when the working copy cannot be made."""
     workspace = plan_workspace(request.pipeline)
     env = child_environment(os.environ if request.environ is None else request.environ)
@@ -95,7 +107,7 @@ def run_soak(
     results: list[SeedResult] = []
     try:
         with signals_interrupt():  # SIGTERM stops the soak as Ctrl-C does
-            _soak(request, needs, streams, allowed, on_seed, workspace, env, base, results)
+            _soak(request, needs, streams, allowed, on_seed, launcher, workspace, env, base, results)
     except KeyboardInterrupt:
         # Trial of main: an interrupted soak was silent and left its folders behind.
         shutil.rmtree(base if scratch is None else os.path.join(base, f"seed-{_next_seed(request, results)}"),
@@ -127,6 +139,7 @@ def _soak(
     streams: Mapping[str, str] | None,
     allowed: Mapping[str, int] | None,
     on_seed: Callable[[SeedResult], None],
+    launcher: Launcher,
     workspace: Workspace,
     env: Mapping[str, str],
     base: str,
@@ -140,7 +153,7 @@ def _soak(
             raise StorageError(f"chaos soak: cannot make the working copy of seed {seed}: {exc}",
                                hint="free space there, or point TMPDIR at a folder with room") from None
         state = os.path.join(folder, "state")
-        runs = _run_chain(request, seed, pipeline, state, env, folder)
+        runs = _run_chain(request, launcher, seed, pipeline, state, env, folder)
         report = check_run(state, "latest", needs, streams=streams, allowed=allowed)
         result = SeedResult(seed, runs, report, folder, soak_command(request, seed))
         results.append(result)
@@ -150,15 +163,16 @@ def _soak(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run_chain(request: SoakRequest, seed: int, pipeline: str, state: str, env: Mapping[str, str], folder: str) -> int:
+def _run_chain(request: SoakRequest, launcher: Launcher, seed: int, pipeline: str, state: str, env: Mapping[str, str],
+               folder: str) -> int:
     spec = dataclasses.replace(request.settings, seed=seed).text
     first = ["--chaos", spec]
     log = os.path.join(folder, "output.log")
-    _preload(pipeline)
+    launcher.preload(pipeline)
     for n in range(MAX_RESUMES + 1):
         argv = ["run", pipeline, "--state-dir", state, "--no-progress", *(first if n == 0 else ["--resume"]),
                 *request.run_args]
-        code = _fork_run(argv, log, os.path.dirname(pipeline), env)
+        code = _fork_run(launcher.main, argv, log, os.path.dirname(pipeline), env)
         if code == -signal.SIGKILL:  # kill-runner: resuming is our job
             continue
         if code in (0, 1):  # the run ended: the check says whether it converged
@@ -168,25 +182,9 @@ def _run_chain(request: SoakRequest, seed: int, pipeline: str, state: str, env: 
     raise SoakError(f"chaos soak: seed {seed}: still not done after {MAX_RESUMES} resumes (see {log})")
 
 
-def _preload(pipeline: str) -> None:
-    """Import what ``flowctl run`` imports, before the first fork: its modules, and what
-    preparing ``pipeline`` loads (the schema validator, the graph); nothing is run or written."""
-    import importlib
-
-    from flowctl.cli.app import register
-    from flowctl.run.prepare import prepare_run
-
-    register(["run"])
-    for name in ("flowctl.cli._executor", "flowctl.cli._run_state", "flowctl.cli._chaos", "flowctl.cli._history",
-                 "flowctl.cli._ref", "flowctl.run.scheduler", "flowctl.run.executors.local", "flowctl.state.session",
-                 "flowctl.state.store", "flowctl.state.leftovers", "flowctl.observe.observer", "flowctl.observe.plain",
-                 "flowctl.observe.summary", "flowctl.observe.fanout", "flowctl.observe.report"):
-        importlib.import_module(name)
-    prepare_run(pipeline)
-
-
-def _fork_run(argv: Sequence[str], log: str, cwd: str, env: Mapping[str, str]) -> int:
-    """Run ``flowctl ARGV`` in a forked child (its own session, output appended to ``log``);
+def _fork_run(main: Callable[[Sequence[str]], int], argv: Sequence[str], log: str, cwd: str,
+              env: Mapping[str, str]) -> int:
+    """Run ``main(ARGV)`` (``flowctl ARGV``) in a forked child (its own session, output appended to ``log``);
     its exit code, or minus the signal that killed it."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -205,10 +203,7 @@ def _fork_run(argv: Sequence[str], log: str, cwd: str, env: Mapping[str, str]) -
             os.environ.update(env)
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
-            from flowctl.cli._app import app
-            from flowctl.cli._boundary import run_app
-
-            code = run_app(app, list(argv))
+            code = main(list(argv))
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
@@ -228,4 +223,4 @@ def _fork_run(argv: Sequence[str], log: str, cwd: str, env: Mapping[str, str]) -
     return os.waitstatus_to_exitcode(status)
 
 
-__all__ = ["MAX_RESUMES", "SeedResult", "SoakError", "SoakInterrupted", "SoakRequest", "run_soak", "soak_command"]
+__all__ = ["MAX_RESUMES", "Launcher", "SeedResult", "SoakError", "SoakInterrupted", "SoakRequest", "run_soak", "soak_command"]

@@ -11,10 +11,11 @@ runner's self-kill is the test-only failpoint's ``kill`` (``state/failpoint.py``
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from flowctl.benchmark.soak import Launcher
     from flowctl.run.chaos import ChaosRun
     from flowctl.run.prepare import PreparedRun
     from flowctl.spec.chaos import ChaosSettings
@@ -95,3 +96,34 @@ def _kill_runner(shown: str) -> None:
 
 
 __all__ = ["chaos_for", "chaos_text", "parse_option"]
+
+
+def soak_launcher() -> Launcher:
+    """How ``chaos soak`` runs ``flowctl run`` in its forked children: this CLI, imported once."""
+    from flowctl.benchmark.soak import Launcher
+
+    return Launcher(preload=_preload_run, main=_main)
+
+
+def _preload_run(pipeline: str) -> None:
+    """Import what ``flowctl run`` imports, before the first fork: its modules, and what
+    preparing ``pipeline`` loads (the schema validator, the graph); nothing is run or written."""
+    import importlib
+
+    from flowctl.cli.app import register
+    from flowctl.run.prepare import prepare_run
+
+    register(["run"])
+    for name in ("flowctl.cli._executor", "flowctl.cli._run_state", "flowctl.cli._chaos", "flowctl.cli._history",
+                 "flowctl.cli._ref", "flowctl.run.scheduler", "flowctl.run.executors.local", "flowctl.state.session",
+                 "flowctl.state.store", "flowctl.state.leftovers", "flowctl.observe.observer", "flowctl.observe.plain",
+                 "flowctl.observe.summary", "flowctl.observe.fanout", "flowctl.observe.report"):
+        importlib.import_module(name)
+    prepare_run(pipeline)
+
+
+def _main(argv: Sequence[str]) -> int:
+    from flowctl.cli._app import app
+    from flowctl.cli._boundary import run_app
+
+    return run_app(app, list(argv))

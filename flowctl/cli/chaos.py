@@ -181,7 +181,7 @@ def soak(
     Example: flowctl chaos soak pipelines/etl.yaml --runs 50 --chaos fail=0.2,kill=0.1,kill-runner=0.05
     """
     from flowctl.benchmark.soak import SoakRequest, run_soak
-    from flowctl.cli._chaos import parse_option
+    from flowctl.cli._chaos import parse_option, soak_launcher
     from flowctl.errors import UsageError
     from flowctl.run.chaos import check_chaos
     from flowctl.spec import load_pipeline
@@ -202,7 +202,7 @@ def soak(
             sys.stdout.write(_seed_line(result) + "\n")
             sys.stdout.flush()
 
-    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said,
+    results = run_soak(request, {sid: step.needs for sid, step in pipe.steps.items()}, said, soak_launcher(),
                        streams=_streams(pipe), allowed={sid: step.max_attempts for sid, step in pipe.steps.items()})
     failed = next((r for r in results if not r.report.ok), None)
     if chosen == "json":

@@ -142,7 +142,7 @@ def needs_of(pipeline_path: str) -> Needs:
     """
     from flowctl.errors import FlowctlError
     from flowctl.spec import read_document
-    from flowctl.spec.build import needs_of as step_needs
+    from flowctl.spec.places import needs_of as step_needs
 
     if not pipeline_path or not os.path.isfile(pipeline_path):
         return {}

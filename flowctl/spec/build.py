@@ -35,6 +35,8 @@ from flowctl.spec.model import (
     Remediation,
     Step,
 )
+from flowctl.spec.paramvalues import coerce_param
+from flowctl.spec.places import expression_places, needs_of, span_within
 from flowctl.spec.schema import dotted, suggest
 from flowctl.spec.sizes import SCHEMA_PATTERN, parse_size
 
@@ -243,80 +245,8 @@ class _Checker:
                     self.error(["alerts", i, "when"], str(exc), getattr(exc, "hint", None), code="alert", span=span)
 
 
-def expression_places(data: Mapping[str, Any]) -> list[tuple[list[Any], str, bool]]:
-    """Every string of a (possibly malformed) document where ``${{ … }}`` is filled in:
-    (path, text, whether a shell parses it). Shared by the expression checks here and the
-    environment checks of ``spec/preflight.py``."""
-    raw_steps = data.get("steps")
-    steps: Mapping[str, Any] = raw_steps if isinstance(raw_steps, dict) else {}
-    places: list[tuple[list[Any], Any, bool]] = []
-    places += _env_places(data.get("env"), ["env"])
-    for sid, step in steps.items():
-        if not isinstance(step, dict):
-            continue
-        base = ["steps", sid]
-        places += _command_places(step.get("run"), [*base, "run"])
-        places += _env_places(step.get("env"), [*base, "env"])
-        if isinstance(step.get("cwd"), str):
-            places.append(([*base, "cwd"], step["cwd"], False))
-        for field in ("inputs", "outputs"):
-            if isinstance(step.get(field), list):
-                places += [([*base, field, i], v, False) for i, v in enumerate(step[field]) if isinstance(v, str)]
-        rem = step.get("remediate")
-        if isinstance(rem, dict):
-            places += _command_places(rem.get("run"), [*base, "remediate", "run"])
-            places += _env_places(rem.get("env"), [*base, "remediate", "env"])
-    return places
-
-
-def span_within(doc: Document, path: list[Any], text: str, offset: int, length: int = 0) -> Span:
-    """The span of ``text[offset:offset + length]`` (to the end with 0), ``text`` being the string
-    value at ``path``: exact for one-line scalars (quoted or not) and literal blocks (``|``);
-    the whole value's span for other multi-line forms."""
-    span = doc.span(path)
-    lines = doc.text.splitlines()
-    if not 0 < span.line <= len(lines):
-        return span
-    start = lines[span.line - 1][span.col - 1 : span.col]
-    if "\n" not in text and span.end_line in (0, span.line):
-        quoted = int(start in ("'", '"'))
-        col = span.col + quoted + offset
-        end = col + length if length else span.end_col - quoted
-        return Span(span.file, span.line, col, span.line, max(col + 1, end))
-    if start == "|" and span.line < len(lines):
-        body = lines[span.line]  # the first content line sets the block's indentation
-        indent = len(body) - len(body.lstrip(" "))
-        line = span.line + 1 + text.count("\n", 0, offset)
-        col = indent + offset - (text.rfind("\n", 0, offset) + 1) + 1
-        return Span(span.file, line, col, line, col + max(1, length))
-    return span
-
-
 def _article(word: str) -> str:
     return ("an " if word[:1] in "aeiou" else "a ") + word
-
-
-def _command_places(run: Any, path: list[Any]) -> list[tuple[list[Any], Any, bool]]:
-    if isinstance(run, str):
-        return [(path, run, True)]
-    if isinstance(run, list):
-        return [([*path, i], item, False) for i, item in enumerate(run) if isinstance(item, str)]
-    return []
-
-
-def _env_places(env: Any, path: list[Any]) -> list[tuple[list[Any], Any, bool]]:
-    if not isinstance(env, dict):
-        return []
-    return [([*path, k], v, False) for k, v in env.items() if isinstance(v, str)]
-
-
-def needs_of(step: Any) -> list[Any]:
-    if not isinstance(step, dict):
-        return []
-    needs = step.get("needs")
-    if isinstance(needs, str):
-        return [needs]
-    return needs if isinstance(needs, list) else []
 
 
 def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
@@ -335,76 +265,6 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
     except nx.NetworkXNoCycle:
         return None
     return [a for a, _ in edges] + [edges[0][0]]
-
-
-def coerce_param(ptype: str, value: Any) -> tuple[bool, Any]:
-    """(ok, value) for ``value`` read as a parameter of ``ptype`` (strings from -p are parsed).
-
-    The one place a parameter value gets its canonical form, whatever it came from (a YAML
-    default or choice, ``-p``, the params a resumed run recorded): the same number is always the
-    same value, so its text (``expr.value_text``: what a step sees and what the fingerprint
-    hashes) is too. ``10``, ``10.0``, ``1e1`` and ``-p x=10`` are all the int 10 for a
-    ``number`` or an ``integer``; other numbers stay floats (issue 12: "param changed" on every
-    resume).
-    """
-    if ptype == "string":
-        if isinstance(value, str):
-            return True, value
-        if isinstance(value, bool):
-            return True, "true" if value else "false"
-        if isinstance(value, (int, float)):
-            return True, str(value)
-        return False, value
-    if ptype == "boolean":
-        if isinstance(value, bool):
-            return True, value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-            return True, value.lower() in ("true", "yes", "1", "on")
-        return False, value
-    if ptype == "integer":
-        if isinstance(value, bool):
-            return False, value
-        if isinstance(value, int):
-            return True, value
-        if isinstance(value, float) and value.is_integer():
-            return True, int(value)
-        if isinstance(value, str):
-            try:
-                return True, int(value.strip().replace("_", ""), 10)
-            except ValueError:
-                pass
-            # "10.0" and "1e1" are whole numbers too, as the YAML float 10.0 is (issue 12)
-            ok, number = coerce_param("number", value)
-            return (True, number) if ok and isinstance(number, int) else (False, value)
-        return False, value
-    if ptype == "number":
-        if isinstance(value, bool):
-            return False, value
-        if isinstance(value, int):
-            return True, value
-        if isinstance(value, str):
-            try:  # digits stay an exact int, however large (a float would round them)
-                return True, int(value.strip().replace("_", ""), 10)
-            except ValueError:
-                pass
-            try:
-                value = float(value)
-            except ValueError:
-                return False, value
-        if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
-                return False, value
-            return True, _canonical_number(value)
-        return False, value
-    return False, value
-
-
-def _canonical_number(value: float) -> int | float:
-    # A whole float that a float holds exactly becomes an int: its text never depends on
-    # whether it was written 10, 10.0 or 1e1. Beyond 2**53 floats are not exact integers.
-    if value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
 
 
 def cron_problem(expression: str) -> str | None:
@@ -567,7 +427,4 @@ def semantic_check(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return checker.diags
 
 
-__all__ = [
-    "build_pipeline", "coerce_param", "cron_problem", "expression_places", "find_cycle", "needs_of", "semantic_check",
-    "span_within", "timezone_problem",
-]
+__all__ = ["build_pipeline", "cron_problem", "find_cycle", "semantic_check", "timezone_problem"]

@@ -20,6 +20,7 @@ from flowctl.errors import Span
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
 from flowctl.spec.model import Batch, Foreach, ItemsKind, ItemsSource
+from flowctl.spec.places import expression_places, needs_of, span_within
 from flowctl.spec.sizes import SCHEMA_PATTERN, parse_size
 
 DEFAULT_MAX_ITEMS = 100_000
@@ -132,8 +133,6 @@ def check_items(foreach: Foreach, values: Sequence[object], refs: Sequence[expr.
 
 def check_step(doc: Document, sid: str, step: Mapping[str, Any], steps: Mapping[str, Any], report: Report) -> None:
     """Every problem of one step's ``foreach`` (and of item expressions in a step without one)."""
-    from flowctl.spec.build import needs_of
-
     base: list[Any] = ["steps", sid]
     raw = step.get("foreach")
     texts = _texts(sid, step)
@@ -275,14 +274,10 @@ def _check_literal(doc: Document, here: list[Any], items: list[Any], key: str | 
 
 
 def _texts(sid: str, step: Mapping[str, Any]) -> list[tuple[list[Any], str, bool]]:
-    from flowctl.spec.build import expression_places
-
     return [(["steps", sid, *path[2:]], text, shell) for path, text, shell in expression_places({"steps": {sid: step}})]
 
 
 def _span(doc: Document, path: list[Any], text: str, r: expr.Ref) -> Span:
-    from flowctl.spec.build import span_within
-
     return span_within(doc, path, text, r.start, r.end - r.start)
 
 

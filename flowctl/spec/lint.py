@@ -32,8 +32,8 @@ from typing import Any
 from flowctl.errors import Diagnostic, Severity
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
-from flowctl.spec.build import span_within
 from flowctl.spec.model import Command, Pipeline, Step
+from flowctl.spec.places import span_within
 from flowctl.spec.rules import NESTED_SHELL
 from flowctl.spec.shellwords import SimpleCommand, Word, simple_commands, single_quoted
 

@@ -28,8 +28,8 @@ from typing import Any
 from flowctl.errors import Diagnostic
 from flowctl.load.yamlsource import Document
 from flowctl.spec import expr
-from flowctl.spec.build import expression_places, span_within
 from flowctl.spec.model import ParamValue, Pipeline, Step
+from flowctl.spec.places import expression_places, span_within
 from flowctl.spec.resolve import StepPaths, step_paths
 from flowctl.spec.rules import MISSING_CWD, MISSING_INPUT, UNSET_ENV, UNSET_SECRET, Stage, checked, severity
 from flowctl.spec.schema import dotted

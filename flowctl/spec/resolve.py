@@ -19,8 +19,8 @@ from types import MappingProxyType
 from flowctl.errors import UsageError
 from flowctl.masking import MASK, mask_text, short_secret_names
 from flowctl.spec import expr
-from flowctl.spec.build import coerce_param
 from flowctl.spec.model import Command, ParamValue, Pipeline, Step
+from flowctl.spec.paramvalues import coerce_param
 from flowctl.spec.schema import suggest
 
 SHELL = "/bin/sh"

@@ -129,8 +129,8 @@ def check_resume_params(target: ResumeTarget, pipeline: Pipeline, params: Mappin
     record = target.record
     if record is None:
         return
-    from flowctl.spec.build import coerce_param
     from flowctl.spec.expr import value_text
+    from flowctl.spec.paramvalues import coerce_param
 
     for name in target.given:
         value = params.get(name)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flowctl.errors import UsageError
 from flowctl.spec import load_pipeline
-from flowctl.spec.build import coerce_param
+from flowctl.spec.paramvalues import coerce_param
 from flowctl.spec.resolve import parse_param_args, resolve_params, resolve_step
 
 TEXT = textwrap.dedent(
