@@ -7,62 +7,18 @@ Files are written atomically (temp file + rename).
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from flowctl.errors import UsageError
+from flowctl.outfiles import write_atomic
 from flowctl.spec import PIPELINE_DIR
 from flowctl.spec.schema import SCHEMA_FILE, schema_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: Where the starter template takes the pipeline's name.
 PLACEHOLDER = "__PIPELINE__"
-
-
-def is_special(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is there and not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO):
-    a file to write through, never to rename over (trial 17: ``bench --export-json /dev/full``
-    run as root replaced the device with a regular file)."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def write_atomic(path: Path, text: str, *, exclusive: bool = True) -> bool:
-    """Write ``text`` to ``path`` via a temp file and a rename; with ``exclusive`` never replace.
-    Without it, a device or a pipe is written through, and a symbolic link's target is replaced.
-
-    Returns False (writing nothing) when ``exclusive`` and the file exists. Raises ``OSError``.
-    """
-    if not exclusive:
-        if is_special(path):
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            return True
-        if path.is_symlink():
-            path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if exclusive:
-            try:
-                os.link(tmp, path)  # fails if it exists: no window where a file could be replaced
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-            tmp = ""
-        return True
-    finally:
-        if tmp:
-            os.unlink(tmp)
 
 
 def write_starter(root: Path, name: str) -> list[tuple[Path, bool]]:
@@ -101,4 +57,4 @@ def make_state_folder(root: Path) -> tuple[Path, bool]:
     return folder, True
 
 
-__all__ = ["PLACEHOLDER", "is_special", "make_state_folder", "write_atomic", "write_starter"]
+__all__ = ["PLACEHOLDER", "make_state_folder", "write_atomic", "write_starter"]

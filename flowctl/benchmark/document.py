@@ -75,7 +75,7 @@ def dumps(document: dict[str, object]) -> str:
 
 def write_export(path: str, document: dict[str, object]) -> None:
     """Write ``document`` to ``path`` atomically. Raises ``StorageError``."""
-    from flowctl.scaffold import write_atomic
+    from flowctl.outfiles import write_atomic
 
     try:
         write_atomic(Path(path), dumps(document), exclusive=False)

@@ -151,7 +151,7 @@ def write_textfile(metrics: RunMetrics, path: str | os.PathLike[str]) -> None:
     """Write the run's metrics to ``path`` atomically; raises UsageError when it cannot."""
     from prometheus_client import generate_latest, write_to_textfile
 
-    from flowctl.scaffold import is_special
+    from flowctl.outfiles import is_special
 
     target = os.fspath(path)
     try:
