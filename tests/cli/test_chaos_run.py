@@ -122,6 +122,8 @@ def test_the_pipeline_block_is_active_only_when_asked_and_the_variable_never_rea
         (["--chaos", "kill-worker=0.5"], "", "--executor dask"),
         (["--chaos"], "", "has none"),
         ([], 'chaos: "kil=0.1"', "did you mean 'kill'?"),
+        (["--chaos", "fail=0.5,steps=s9*"], "", "steps=s9* matches no step of this run"),  # trial 17
+        (["--chaos", "fail=0.5,steps=s00"], "", "did you mean steps=s0?"),
     ],
 )
 def test_bad_chaos_is_a_usage_error_before_anything_runs(tmp_path: Path, args: list[str], extra: str, words: str) -> None:
