@@ -137,6 +137,8 @@ def test_a_streamed_step_whose_producer_failed_through_chaos_converged(tmp_path:
     (tmp_path / "pipeline.yaml").write_text(STREAMED.format(list_run=list_run), encoding="utf-8")
     got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=list", cwd=tmp_path)
     assert got.returncode == 1 and "whose output gives the items, failed" in got.stdout, got.stdout + got.stderr
+    assert "Also failed: each (step list, whose output gives the items, failed: exit 1" in got.stdout
+    assert "after 0 attempts" not in got.stdout  # it made none of its own: its items would have
     checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout
     assert json.loads(checked.stdout)["violations"] == []
