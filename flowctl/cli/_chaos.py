@@ -87,6 +87,8 @@ def _kill_runner(shown: str) -> None:
 
     try:
         sys.stdout.flush()
+        if os.isatty(1):  # the live view hid the cursor and cannot show it again once killed
+            os.write(1, b"\x1b[?25h\n")
         sys.stderr.write("flowctl: chaos kill-runner: the runner kills itself now, as `kill -9` would (exit 137); "
                          f"continue with: flowctl run {shown} --resume\n")
         sys.stderr.flush()
