@@ -7,43 +7,18 @@ Files are written atomically (temp file + rename).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from flowctl.errors import UsageError
+from flowctl.outfiles import write_atomic
 from flowctl.spec import PIPELINE_DIR
 from flowctl.spec.schema import SCHEMA_FILE, schema_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: Where the starter template takes the pipeline's name.
 PLACEHOLDER = "__PIPELINE__"
-
-
-def write_atomic(path: Path, text: str, *, exclusive: bool = True) -> bool:
-    """Write ``text`` to ``path`` via a temp file and a rename; with ``exclusive`` never replace.
-
-    Returns False (writing nothing) when ``exclusive`` and the file exists.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if exclusive:
-            try:
-                os.link(tmp, path)  # fails if it exists: no window where a file could be replaced
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-            tmp = ""
-        return True
-    finally:
-        if tmp:
-            os.unlink(tmp)
 
 
 def write_starter(root: Path, name: str) -> list[tuple[Path, bool]]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowctl.benchmark.figures import run_figures
@@ -75,16 +75,10 @@ def dumps(document: dict[str, object]) -> str:
 
 def write_export(path: str, document: dict[str, object]) -> None:
     """Write ``document`` to ``path`` atomically. Raises ``StorageError``."""
-    folder = os.path.dirname(os.path.abspath(path))
+    from flowctl.outfiles import write_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(dumps(document))
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(Path(path), dumps(document), exclusive=False)
     except OSError as exc:
         raise StorageError(f"--export-json {path}: cannot write it: {exc}", hint="check the folder exists and has room") from None
 

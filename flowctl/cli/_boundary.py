@@ -40,7 +40,13 @@ def run_app(app: Any, argv: Sequence[str] | None) -> int:
     from flowctl.cli._common import reader_safe_output
 
     with reader_safe_output():
-        return _run(app, argv)
+        code = _run(app, argv)
+        try:  # output still buffered, pushed out now so a full disk is reported (trial 17)
+            sys.stdout.flush()
+        except FlowctlError as exc:
+            report_error(exc)
+            return int(exc.exit_code)
+        return code
 
 
 def _run(app: Any, argv: Sequence[str] | None) -> int:

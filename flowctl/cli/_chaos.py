@@ -60,22 +60,41 @@ def parse_option(text: str, option: str = "--chaos") -> ChaosSettings:
 
 def chaos_for(
     option: str | None, prepared: PreparedRun, resumed: RunRecord | None, executor: str, state_dir: str,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, shown: str = "PIPELINE",
 ) -> ChaosRun | None:
-    """The chaos of this run, checked against its steps; None without chaos. Raises ``UsageError``."""
+    """The chaos of this run, checked against its steps; None without chaos (``shown``: the
+    pipeline as the hints name it). Raises ``UsageError``."""
     text, source = chaos_text(option, prepared.pipeline.chaos, os.environ if environ is None else environ,
                               resumed.chaos if resumed is not None else "")
     if not text:
         return None
     from flowctl.run.chaos import ChaosRun, check_chaos
-    from flowctl.state.failpoint import kill_self
     from flowctl.state.views import chaos_spent
 
     settings = parse_option(text, source)  # a bad FLOWCTL_CHAOS is named as such (trial of main)
     steps = prepared.pipeline.steps
     check_chaos(settings, {sid: steps[sid] for sid in prepared.plan.selected}, executor, source)
     spent = chaos_spent(state_dir, resumed.run_id) if resumed is not None else ()
-    return ChaosRun(settings, spent=spent, kill_runner=kill_self)
+    return ChaosRun(settings, spent=spent, kill_runner=lambda: _kill_runner(shown))
+
+
+def _kill_runner(shown: str) -> None:
+    """Say why the run stops and how to go on (the run's lines are out: the scheduler showed
+    them), then die as ``kill -9`` would: a cron log otherwise ended with nothing (trial 17)."""
+    import sys
+
+    from flowctl.state.failpoint import kill_self
+
+    try:
+        sys.stdout.flush()
+        if os.isatty(1):  # the live view hid the cursor and cannot show it again once killed
+            os.write(1, b"\x1b[?25h\n")
+        sys.stderr.write("flowctl: chaos kill-runner: the runner kills itself now, as `kill -9` would (exit 137); "
+                         f"continue with: flowctl run {shown} --resume\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or full stream must not save the runner
+        pass
+    kill_self()
 
 
 __all__ = ["chaos_for", "chaos_text", "parse_option"]

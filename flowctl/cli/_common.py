@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
 
-from flowctl.errors import UsageError
+from flowctl.errors import StorageError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -82,9 +82,10 @@ class _ReaderSafe:
     output (``flowctl validate | head -1`` under ``pipefail`` is a CI gate: a 1 there means "a
     file is invalid"). Everything else is the wrapped stream's."""
 
-    def __init__(self, stream: Any, owner: Any = None) -> None:
+    def __init__(self, stream: Any, owner: Any = None, name: str = "stdout") -> None:
         self._stream = stream
         self._owner = stream if owner is None else owner  # the text stream whose fd is silenced
+        self._name = name
 
     def write(self, data: Any) -> int:
         try:
@@ -92,6 +93,8 @@ class _ReaderSafe:
         except BrokenPipeError:
             _silence(self._owner)
             return len(data)
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -104,10 +107,23 @@ class _ReaderSafe:
             _silence(self._owner)
             with contextlib.suppress(OSError, ValueError):
                 self._stream.flush()  # what was still buffered goes to /dev/null now
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> StorageError:
+        """A write that failed for another reason (a full disk, ``> /dev/full``, an I/O error): a
+        storage error, exit 74, said once (trial 17: an internal error with a crash report). The
+        stream goes to /dev/null, so what follows, the final flush included, does not fail again."""
+        _silence(self._owner)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+        name = self._name
+        return StorageError(f"cannot write the output ({name}): {exc.strerror or exc}",
+                            hint=f"free space on the device {name} goes to, or send {name} elsewhere")
 
     @property
     def buffer(self) -> _ReaderSafe:
-        return _ReaderSafe(self._stream.buffer, self._owner)
+        return _ReaderSafe(self._stream.buffer, self._owner, self._name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -120,7 +136,7 @@ def reader_safe_output() -> Iterator[None]:
     command); flushed before the exit code is returned, since a flush at interpreter exit that
     fails turns any exit code into 1."""
     real_out, real_err = sys.stdout, sys.stderr
-    safe_out, safe_err = cast("TextIO", _ReaderSafe(real_out)), cast("TextIO", _ReaderSafe(real_err))
+    safe_out, safe_err = cast("TextIO", _ReaderSafe(real_out)), cast("TextIO", _ReaderSafe(real_err, name="stderr"))
     sys.stdout, sys.stderr = safe_out, safe_err
     try:
         yield

@@ -108,7 +108,7 @@ def settle(
     from flowctl.run.options import Selection
 
     choice = choose_executor(request.executor, prepared, orphans=request.orphans)
-    chaos = chaos_for(request.chaos, prepared, target.record, choice.kind, state_dir)
+    chaos = chaos_for(request.chaos, prepared, target.record, choice.kind, state_dir, shown=shown)
     fire_time: float | None = None
     if request.scheduled:
         from flowctl.schedule.service import due_firing

@@ -70,8 +70,10 @@ def bench(
     """
     from flowctl.benchmark import BenchRequest, prepare_bench, run_bench
     from flowctl.benchmark.document import dumps, result_document, write_export
+    from flowctl.benchmark.executions import BenchEvent, ExecutionFinished
     from flowctl.benchmark.render import heading, markdown_report, text_report
     from flowctl.cli._bench_view import progress_view
+    from flowctl.errors import InterruptedRun
 
     chosen = pick_format(fmt, as_json, FORMATS)
     request = BenchRequest(
@@ -83,8 +85,20 @@ def bench(
         print(f"flowctl: warning: {warning}", file=sys.stderr)
     if chosen == "text":
         _write(heading(plan))
-    with progress_view(plain=no_progress) as emit:
-        result = run_bench(plan, emit)
+    finished: list[int] = []  # measured executions that ended, for the message on Ctrl-C
+    with progress_view(plain=no_progress) as show:
+        def emit(event: BenchEvent) -> None:
+            if isinstance(event, ExecutionFinished) and not event.warmup:
+                finished.append(event.index)
+            show(event)
+
+        try:
+            result = run_bench(plan, emit)
+        except KeyboardInterrupt:  # typer would turn it into a silent exit 130 (trial 17)
+            raise InterruptedRun(
+                f"bench interrupted after {len(finished)} of {runs} run(s): the executions under way were stopped "
+                "and their working copies removed", hint="nothing was reported or exported; run it again to measure",
+            ) from None
     document = result_document(result)
     if export_json is not None:
         write_export(export_json, document)

@@ -153,9 +153,7 @@ def replay(
         argv += [f"--{option}={s}" for s in run.selection.get(option) or ()]
     print(f"flowctl: replaying {run.run_id}: flowctl {shlex.join(argv)}", file=sys.stderr, flush=True)
     code = subprocess.run([sys.executable, "-m", "flowctl", *argv], check=False).returncode
-    if code < 0:  # kill-runner: it killed itself, as the original did; its exit, as a shell reports it
-        print(f"flowctl: the runner killed itself (kill-runner); continue with: flowctl run {shlex.quote(run.pipeline_path)} "
-              "--resume", file=sys.stderr)
+    if code < 0:  # kill-runner: it killed itself, as the original did (and said how to go on); its exit, as a shell reports it
         return 128 - code
     return code
 

@@ -24,6 +24,9 @@ from flowctl.run.events import (
     AttemptPlaced,
     AttemptStarted,
     Event,
+    ItemFinished,
+    ItemStarted,
+    ItemStatus,
     OutputLine,
     RetryScheduled,
     RunFinished,
@@ -62,6 +65,14 @@ def log_note(ev: AttemptFinished) -> str:
     return f"(log: {ev.log_path})" if ev.log_path else "(no output)"
 
 
+def _unit(step: str, keys: tuple[str, ...], batch: int) -> str:
+    """``each item "a.csv"``, or ``each batch 3`` (its items' keys, up to three)."""
+    if len(keys) == 1 and not batch:
+        return f"{step} item {keys[0]}"
+    shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    return f"{step} batch {batch} ({shown})" if batch else f"{step} items {shown}"
+
+
 _STATUS_WORD = {
     StepStatus.FAILED: "FAILED",
     StepStatus.FAILED_ALLOWED: "ALLOWED",
@@ -86,6 +97,7 @@ class PlainSink:
         self._logs_dir = logs_dir
         self._run_id = ""
         self._max: dict[str, int] = {}
+        self._batches: dict[tuple[str, int], int] = {}  # (step, seq) of a running batch -> its number
         self._stamp_second = -1
         self._stamp = ""
 
@@ -131,6 +143,18 @@ class PlainSink:
                 self._line(ev.at, f"RETRY {ev.step} attempt {ev.next_attempt}/{total} in {ev.delay:.2f}s")
             case OutputLine():
                 self._line(ev.at or time.time(), f"{ev.step} | {terminal_safe(ev.line) if self._tty else ev.line}")
+            case ItemStarted():
+                if ev.batch:
+                    self._batches[(ev.step, ev.seq)] = ev.batch
+                if ev.injected:  # a line per item would drown a cron log; an injected fault is worth one (trial 17)
+                    self._line(ev.at, f"START {_unit(ev.step, ev.keys, ev.batch)} (attempt {ev.attempt}, chaos: {ev.injected})")
+            case ItemFinished():
+                batch = self._batches.pop((ev.step, ev.seq), 0)
+                if ev.status in (ItemStatus.RETRYING, ItemStatus.DEAD):
+                    why = f"exit {ev.exit_code}" if ev.exit_code is not None else (ev.error or "failed")
+                    dead = ", dead-lettered" if ev.status is ItemStatus.DEAD else ""
+                    where = f"log: {ev.log_path}" if ev.log_path else "no output"
+                    self._line(ev.at, f"FAIL {_unit(ev.step, ev.keys, batch)} {why} (attempt {ev.attempt}{dead}, {where})")
             case RunStarted():
                 self._run_id = ev.run_id
                 where = f", logs: {self._logs_dir}" if self._logs_dir else ""

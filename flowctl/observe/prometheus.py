@@ -149,10 +149,16 @@ def _item_gauges(registry: CollectorRegistry, metrics: RunMetrics, base: dict[st
 
 def write_textfile(metrics: RunMetrics, path: str | os.PathLike[str]) -> None:
     """Write the run's metrics to ``path`` atomically; raises UsageError when it cannot."""
-    from prometheus_client import write_to_textfile
+    from prometheus_client import generate_latest, write_to_textfile
+
+    from flowctl.outfiles import is_special
 
     target = os.fspath(path)
     try:
+        if is_special(target):  # /dev/stdout, a pipe: written through, never renamed over (trial 17)
+            with open(target, "wb") as fh:
+                fh.write(generate_latest(build_registry(metrics)))
+            return
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         write_to_textfile(target, build_registry(metrics))
     except OSError as exc:

@@ -188,8 +188,10 @@ def context_lines(summary: RunSummary) -> list[str]:
 def _failure_block(line: StepLine, title: str, tail: int | None) -> list[tuple[str, str]]:
     failure = line.last_failure
     what = describe_failure(failure) if failure else line.reason
-    attempts = f"after {line.attempts} attempt{'s' * (line.attempts != 1)}"
-    out = [(f"{title}: {line.step} ({what}, {attempts})", "bold red" if title == "Root failure" else "red")]
+    # a step that failed before any attempt of its own (a foreach step whose items could not be
+    # read, or whose producer failed) says no "after 0 attempts" (trial 17)
+    attempts = f", after {line.attempts} attempt{'s' * (line.attempts != 1)}" if line.attempts else ""
+    out = [(f"{title}: {line.step} ({what}{attempts})", "bold red" if title == "Root failure" else "red")]
     if failure is not None:
         if failure.log_path:
             out.append((f"  log: {failure.log_path}", ""))

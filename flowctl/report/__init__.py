@@ -61,7 +61,7 @@ def history_html(
 def write_html(path: str | os.PathLike[str], text: str, *, option: str = "-o") -> int:
     """Write ``text`` to ``path`` atomically (a reader never sees half a page); the bytes
     written. Raises ``UsageError`` naming ``option`` when it cannot."""
-    from flowctl.scaffold import write_atomic
+    from flowctl.outfiles import write_atomic
 
     data = text.encode("utf-8")
     try:

@@ -160,8 +160,8 @@ def injected_only(attempts: int, injected: Iterable[tuple[int, str]]) -> bool:
 
 
 def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: str, source: str = "--chaos") -> None:
-    """Refuse settings that cannot work on these steps: ``hang`` on a step with no timeout
-    (it would never end), ``kill-worker`` without Dask workers. ``source`` names where the
+    """Refuse settings that cannot work on these steps: ``steps=GLOB`` matching none of them,
+    ``hang`` on a step with no timeout (it would never end), ``kill-worker`` without Dask workers. ``source`` names where the
     settings came from (``--chaos``, ``FLOWCTL_CHAOS``, ...). Raises ``UsageError`` (exit 2)."""
     if settings.hang:
         endless = [sid for sid, step in steps.items() if settings.applies_to(sid) and step.timeout is None]
@@ -177,6 +177,13 @@ def check_chaos(settings: ChaosSettings, steps: Mapping[str, Step], executor: st
                 hint=f"add `timeout: 5m` to {'it' if len(endless) == 1 else 'each of them'} "
                 f"(e.g. `{endless[0]}: {{run: ..., timeout: 5m}}`), {scope}",
             )
+    if not any(settings.applies_to(sid) for sid in steps):  # trial 17: it proved nothing, silently
+        from flowctl.spec.schema import suggest
+
+        near = suggest(settings.steps, steps)
+        listed = ", ".join(list(steps)[:8]) + (", ..." if len(steps) > 8 else "")
+        raise UsageError(f"{source}: steps={settings.steps} matches no step of this run, so no fault would be injected",
+                         hint=(f"did you mean steps={near}? " if near else "") + f"steps: {listed}")
     if settings.kill_worker and executor != "dask":
         raise UsageError(f"{source}: kill-worker needs Dask workers to kill",
                          hint="run with --executor dask, or use kill=P to kill the attempt's processes")

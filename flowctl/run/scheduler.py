@@ -212,17 +212,25 @@ class Scheduler(FanOutSteps):
             for event in events:
                 record(event)
             self._store.flush()
-            if self._chaos is not None and self._chaos.kill_due:  # its chosen start is committed
-                self._chaos.kill_runner()
+            chaos = self._chaos
+            if chaos is not None and chaos.kill_due:  # its chosen start is committed
+                self._show(events)  # what led here reaches a cron log before the runner dies (trial 17)
+                events = []
+                chaos.kill_runner()
             if self._to_submit:
                 specs, self._to_submit = self._to_submit, []
                 submit = self._executor.submit
                 for spec in specs:
                     submit(spec)
-            emit = self._emit
-            for event in events:
-                emit(event)
-        if self._emit_flush is not None:  # also pushes out output lines streamed during the wait
+            self._show(events)
+        elif self._emit_flush is not None:  # also pushes out output lines streamed during the wait
+            self._emit_flush()
+
+    def _show(self, events: list[Event]) -> None:
+        emit = self._emit
+        for event in events:
+            emit(event)
+        if self._emit_flush is not None:
             self._emit_flush()
 
     # -- starting ----------------------------------------------------------------------------

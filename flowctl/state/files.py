@@ -57,9 +57,10 @@ class FileIdentity:
         change = self.changed()
         if change is None:
             return
+        why = ("it no longer keeps a second run of the pipeline out" if self.what == "lock file"  # trial 17
+               else "nothing more can be recorded where anyone will find it")
         raise StorageError(
-            f"the {self.what} {self.path} was {change} while {doing} was using it: stopping "
-            "(nothing more can be recorded where anyone will find it)",
+            f"the {self.what} {self.path} was {change} while {doing} was using it: stopping ({why})",
             hint="find what removed or replaced it (a clean-up job, `rm -rf` of the state folder, a "
             "restore), keep it away from the state folder while a run is going on, then run the "
             "pipeline again",

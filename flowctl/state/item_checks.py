@@ -39,14 +39,16 @@ class Violation:
         return {"check": self.check, "message": self.message, "run_id": self.run_id, "step": self.step}
 
 
-def converged_items(run_id: str, failed_steps: Mapping[str, str], items: Sequence[ItemRecord]) -> list[Violation]:
+def converged_items(run_id: str, failed_steps: Mapping[str, str], items: Sequence[ItemRecord],
+                    behind: frozenset[str] = frozenset()) -> list[Violation]:
     """Every dead-lettered item of the foreach steps ``failed_steps`` (step → its reason, in run
     ``run_id``, the chain's last) failed only through injected faults; a failed foreach step
-    with no dead item failed for a reason of its own (its items could not be read)."""
+    with no dead item failed for a reason of its own (its items could not be read), unless it
+    is ``behind`` a failed step (streaming that step's output: judged there, as a skip is)."""
     out: list[Violation] = []
     for step, reason in failed_steps.items():
         dead = [r for r in items if r.step == step and r.status in _DEAD]
-        if not dead:
+        if not dead and step not in behind:
             out.append(Violation("converged", f"step {step} failed for real: {reason or 'no item was dead-lettered'}",
                                  run_id, step))
         for r in dead:

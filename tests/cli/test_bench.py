@@ -274,4 +274,5 @@ def test_interrupting_the_benchmark_stops_every_execution(tmp_path: Path) -> Non
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert "Traceback" not in err
+    assert "flowctl: error: bench interrupted after 0 of 4 run(s)" in err  # trial 17: it said nothing
     assert list(scratch.iterdir()) == []  # working copies and scratch state removed

@@ -84,6 +84,27 @@ def test_max_caps_each_item_and_injected_failures_count_toward_its_retries(tmp_p
     assert 'flowctl_last_run_injected_faults{chaos="1",pipeline="fanned"} 6.0' in (tmp_path / "m.prom").read_text()
 
 
+def test_plain_lines_mark_the_faults_injected_into_items_as_they_mark_steps(tmp_path: Path) -> None:
+    """Trial 17: a cron log showed a step's injected fault on its START line and nothing at all
+    for an item's; items now get a START line when a fault is injected into them, and a FAIL
+    line for every failed attempt (a line for every item would drown the log)."""
+    fan(tmp_path, items=3, retries=1)
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1:rc=4,max=1,steps=each", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    lines = [line.split(" ", 2)[2] for line in got.stdout.splitlines() if " each " in line]
+    for key in ('"i00"', '"i01"', '"i02"'):
+        assert f"START each item {key} (attempt 1, chaos: fail)" in lines, got.stdout
+        assert f"FAIL each item {key} exit 4 (attempt 1, no output)" in lines, got.stdout
+        assert not any(line.startswith(f"START each item {key} (attempt 2") for line in lines)  # not injected
+    batched = tmp_path / "batched"
+    batched.mkdir()
+    fan(batched, items=4, retries=0, extra=", batch: {size: 2}, tolerated_failure: {percent: 100}")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=each", cwd=batched)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert 'START each batch 1 ("i00", "i01") (attempt 1, chaos: fail)' in got.stdout
+    assert 'FAIL each batch 2 ("i02", "i03") exit 1 (attempt 1, dead-lettered, no output)' in got.stdout
+
+
 def test_items_dead_lettered_by_injected_faults_converge_and_real_ones_do_not(tmp_path: Path) -> None:
     # fail=1 without a cap: every attempt of every item fails, past the tolerance: injected, so converged
     fan(tmp_path, items=4, retries=1)
@@ -99,6 +120,35 @@ def test_items_dead_lettered_by_injected_faults_converge_and_real_ones_do_not(tm
     checked = run_flowctl("chaos", "check", cwd=tmp_path)
     assert checked.returncode == 1
     assert "item '\"i02\"' of step each was dead-lettered for real: attempt 2 (exit 1) was not injected" in checked.stdout
+
+
+STREAMED = (
+    "version: 1\nname: streamed\nsteps:\n"
+    "  list: {{run: {list_run}}}\n"
+    "  each:\n    needs: [list]\n    run: 'echo \"$FLOWCTL_ITEM\" >> seen.txt'\n"
+    "    foreach: {{items_from: {{step: list, stream: true}}}}\n"
+)
+
+
+def test_a_streamed_step_whose_producer_failed_through_chaos_converged(tmp_path: Path) -> None:
+    # trial 17: the consumer of a stream fails (it is not skipped) when its producer fails; the
+    # check judged that failure "for real" although only an injected fault explained it
+    list_run = json.dumps("for i in 1 2 3; do echo $i; done")
+    (tmp_path / "pipeline.yaml").write_text(STREAMED.format(list_run=list_run), encoding="utf-8")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "fail=1,steps=list", cwd=tmp_path)
+    assert got.returncode == 1 and "whose output gives the items, failed" in got.stdout, got.stdout + got.stderr
+    assert "Also failed: each (step list, whose output gives the items, failed: exit 1" in got.stdout
+    assert "after 0 attempts" not in got.stdout  # it made none of its own: its items would have
+    checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout
+    assert json.loads(checked.stdout)["violations"] == []
+    # a producer failing by itself is one violation, at the producer, not a second at its consumer
+    (tmp_path / "pipeline.yaml").write_text(STREAMED.format(list_run=json.dumps("echo 1; exit 3")), encoding="utf-8")
+    got = run_flowctl("run", "pipeline.yaml", "--no-progress", "--chaos", "delay=1ms@1", cwd=tmp_path)
+    assert got.returncode == 1, got.stdout + got.stderr
+    checked = run_flowctl("chaos", "check", "--json", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert [(v["check"], v["step"]) for v in json.loads(checked.stdout)["violations"]] == [("converged", "list")]
 
 
 def test_an_item_that_killed_the_runner_is_not_killed_for_again_and_the_resume_converges(tmp_path: Path) -> None:

@@ -66,6 +66,21 @@ def test_kill_runner_once_kills_the_runner_exactly_once_and_the_resume_finishes(
     assert detail["run"]["resumed_from"]
 
 
+def test_a_runner_killing_itself_shows_what_led_there_and_how_to_go_on(tmp_path: Path) -> None:
+    """Trial 17: with stdout a pipe or a file (cron, CI), a kill-runner run printed nothing at
+    all: its lines were still in the turn's buffer when it died."""
+    pipeline(tmp_path, steps=6)
+    code, out, err = run(tmp_path, "--chaos", "kill-runner=1,max=1,steps=s2", "-j", "1")
+    assert code == -9
+    lines = out.splitlines()
+    assert " RUN chaotic: 6 steps" in lines[0], out
+    assert any(" OK s1 " in line for line in lines), out  # the turn before the kill is out too
+    assert lines[-1].endswith(" START s2 (attempt 1/4, chaos: kill-runner)"), out
+    assert "chaos kill-runner: the runner kills itself now" in err
+    assert "continue with: flowctl run pipeline.yaml --resume" in err
+    assert injected(tmp_path) == [("s2", 1, "kill-runner")]
+
+
 def test_injected_failures_are_recorded_and_not_real_errors(tmp_path: Path) -> None:
     pipeline(tmp_path, steps=4, retries=5)
     code, out, err = run(tmp_path, "--chaos", "fail=1:rc=9,max=2,seed=3", "--metrics-file", "m.prom")
@@ -107,6 +122,8 @@ def test_the_pipeline_block_is_active_only_when_asked_and_the_variable_never_rea
         (["--chaos", "kill-worker=0.5"], "", "--executor dask"),
         (["--chaos"], "", "has none"),
         ([], 'chaos: "kil=0.1"', "did you mean 'kill'?"),
+        (["--chaos", "fail=0.5,steps=s9*"], "", "steps=s9* matches no step of this run"),  # trial 17
+        (["--chaos", "fail=0.5,steps=s00"], "", "did you mean steps=s0?"),
     ],
 )
 def test_bad_chaos_is_a_usage_error_before_anything_runs(tmp_path: Path, args: list[str], extra: str, words: str) -> None:

@@ -141,3 +141,23 @@ def test_the_eta_comes_from_the_previous_run_and_is_marked_when_guessed(tmux, wr
     # start, counting down), not a guess
     second.wait_for(r"/2 done · 1 running · 0 failed · \S+ · ETA ([0-3](\.\d)?s|\d+ms)$")
     assert second.exit_code() == 0
+
+
+def test_a_runner_killing_itself_gives_the_cursor_back_and_says_how_to_go_on(tmux, write_pipeline) -> None:
+    """Trial 17: ``--chaos kill-runner`` now shows the live view's last turn before the runner
+    dies; it must not leave the terminal with the cursor the live view hid."""
+    path = write_pipeline(
+        """
+        version: 1
+        name: chaotic
+        steps:
+          a: {run: 'true'}
+          b: {run: 'true', needs: [a]}
+        """
+    )
+    term = tmux()
+    term.start([*_run(path), "--chaos", "kill-runner=1,max=1,steps=b"])
+    assert term.exit_code() == 137
+    assert "continue with: flowctl run" in term.screen()
+    shown = term._tmux("display", "-p", "-t", "t", "#{cursor_flag}").stdout.strip()
+    assert shown == "1", term.screen()

@@ -205,6 +205,7 @@ def test_the_lock_file_deleted_or_replaced_mid_run_keeps_excluding_and_stops_the
     out, err = first.communicate(timeout=60)
     assert first.returncode == 74, out + err
     assert f"the lock file {lock_file} was" in err and "Traceback" not in err
+    assert "(it no longer keeps a second run of the pipeline out)" in err  # trial 17: not "nothing can be recorded"
     assert not (tmp_path / "b-ran").exists()
     assert [status for _, status in raw_runs(tmp_path)] == ["interrupted"]  # never left running
 
