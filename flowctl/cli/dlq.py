@@ -297,8 +297,8 @@ def replay(
     if code not in (0, 1):  # it did not run (the lock, a bad pipeline) or was stopped
         return code
     # the run may succeed within its tolerance while the items replayed failed again: say so
-    back = sorted(r.key for r in dead_letters(root, run_id, steps[0]) if r.key in {s.key for s in sent}
-                  and r.status in QUEUED)
+    sent_keys = {r.key for r in sent}
+    back = sorted(r.key for r in dead_letters(root, run_id, steps[0]) if r.key in sent_keys and r.status in QUEUED)
     if back:
         print(f"{len(back)} of {len(sent)} replayed item(s) failed again and are back in the dead-letter queue: "
               f"{', '.join(back)} (flowctl dlq show KEY --run {run_id})", file=sys.stderr)
